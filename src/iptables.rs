@@ -1,0 +1,204 @@
+//! Applying firewall plans with the iptables tools of the image.
+//!
+//! Rules are applied with one `iptables-restore --noflush` per plan (atomic per
+//! table); state is read with `iptables-save`; rule presence is checked with the
+//! `iptables` crate (`iptables -C`). The backend (nft or legacy) is chosen the way
+//! kube-proxy's wrapper does: stick to whatever already holds rules in this
+//! namespace, otherwise prefer nf_tables.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::config::BackendChoice;
+use crate::error::{Error, Result};
+use crate::firewall::Rule;
+
+/// Seconds iptables-legacy waits for the xtables lock before failing.
+const LOCK_WAIT_SECONDS: &str = "5";
+
+/// One iptables implementation and the names of its tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    /// Short name for logs: `nft`, `legacy` or `unknown`.
+    pub name: &'static str,
+    iptables: &'static str,
+    save: &'static str,
+    restore: &'static str,
+}
+
+const NFT: Backend = Backend {
+    name: "nft",
+    iptables: "iptables-nft",
+    save: "iptables-nft-save",
+    restore: "iptables-nft-restore",
+};
+const LEGACY: Backend = Backend {
+    name: "legacy",
+    iptables: "iptables-legacy",
+    save: "iptables-legacy-save",
+    restore: "iptables-legacy-restore",
+};
+const PLAIN: Backend = Backend {
+    name: "unknown",
+    iptables: "iptables",
+    save: "iptables-save",
+    restore: "iptables-restore",
+};
+
+impl Backend {
+    /// Chooses the backend; returns it with the reason, for the log.
+    pub fn detect(choice: BackendChoice) -> Result<(Backend, String)> {
+        let installed = |b: &Backend| on_path(b.restore) && on_path(b.save) && on_path(b.iptables);
+        let require = |b: Backend| {
+            if installed(&b) {
+                Ok((b, "chosen by EGRESS_ROUTER_IPTABLES_BACKEND".to_string()))
+            } else {
+                Err(Error::config(
+                    "EGRESS_ROUTER_IPTABLES_BACKEND",
+                    format!(
+                        "{:?} needs {} in PATH, which is not there",
+                        b.name, b.restore
+                    ),
+                ))
+            }
+        };
+        match choice {
+            BackendChoice::Nft => return require(NFT),
+            BackendChoice::Legacy => return require(LEGACY),
+            BackendChoice::Auto => {}
+        }
+        let legacy_tables =
+            std::fs::read_to_string("/proc/net/ip_tables_names").unwrap_or_default();
+        if !legacy_tables.trim().is_empty() && installed(&LEGACY) {
+            let saved = LEGACY.save_all()?;
+            if saved.lines().any(|l| l.starts_with("-A ")) {
+                return Ok((
+                    LEGACY,
+                    "legacy tables with rules already in use in this namespace".into(),
+                ));
+            }
+        }
+        if installed(&NFT) {
+            return Ok((
+                NFT,
+                "no legacy rules in this namespace; nf_tables preferred".into(),
+            ));
+        }
+        if installed(&LEGACY) {
+            return Ok((LEGACY, "iptables-nft is not installed".into()));
+        }
+        if installed(&PLAIN) {
+            return Ok((PLAIN, "only the plain iptables tools are installed".into()));
+        }
+        Err(Error::State(
+            "no iptables tools in PATH: need iptables-nft-restore or iptables-legacy-restore"
+                .into(),
+        ))
+    }
+
+    /// The `iptables-save` dump of every table of this namespace.
+    pub fn save_all(&self) -> Result<String> {
+        let output = Command::new(self.save)
+            .output()
+            .map_err(|e| Error::io(format!("running {}", self.save), e))?;
+        if !output.status.success() {
+            return Err(Error::Iptables {
+                command: self.save.into(),
+                message: diagnostic(&output.stderr, output.status),
+            });
+        }
+        String::from_utf8(output.stdout).map_err(|_| Error::Iptables {
+            command: self.save.into(),
+            message: "output is not UTF-8".into(),
+        })
+    }
+
+    /// Applies `script`; with `noflush`, tables named in it keep rules it does not touch.
+    pub fn restore(&self, script: &str, noflush: bool) -> Result<()> {
+        let mut command = Command::new(self.restore);
+        command.args(["--wait", LOCK_WAIT_SECONDS]);
+        if noflush {
+            command.arg("--noflush");
+        }
+        let shown = format!(
+            "{} {}",
+            self.restore,
+            if noflush { "--noflush" } else { "" }
+        );
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io(format!("running {}", self.restore), e))?;
+        let written = child
+            .stdin
+            .take()
+            .map(|mut stdin| stdin.write_all(script.as_bytes()))
+            .unwrap_or(Ok(()));
+        let output = child
+            .wait_with_output()
+            .map_err(|e| Error::io(format!("waiting for {}", self.restore), e))?;
+        if !output.status.success() {
+            return Err(Error::Iptables {
+                command: shown.trim_end().into(),
+                message: diagnostic(&output.stderr, output.status),
+            });
+        }
+        written.map_err(|e| Error::io(format!("writing rules to {}", self.restore), e))
+    }
+
+    /// The rules of `rules` that are not in place (checked with `iptables -C`).
+    pub fn missing(&self, rules: &[Rule]) -> Result<Vec<Rule>> {
+        let ipt = iptables::IPTables {
+            cmd: self.iptables,
+            has_check: true,
+            has_wait: true,
+            is_numeric: true,
+        };
+        let mut missing = Vec::new();
+        for rule in rules {
+            let present = ipt
+                .exists(rule.table, rule.chain, &rule.spec)
+                .map_err(|e| Error::Iptables {
+                    command: format!(
+                        "{} -t {} -C {} {}",
+                        self.iptables, rule.table, rule.chain, rule.spec
+                    ),
+                    message: e.to_string(),
+                })?;
+            if !present {
+                missing.push(rule.clone());
+            }
+        }
+        Ok(missing)
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(program))))
+        .unwrap_or(false)
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+fn diagnostic(stderr: &[u8], status: std::process::ExitStatus) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        format!("failed with {status}")
+    } else {
+        format!("failed with {status}: {}", lines.join(" / "))
+    }
+}

@@ -1,0 +1,26 @@
+//! egress-router: gives Kubernetes pods a fixed, whitelisted source IP for
+//! reaching outside servers. One binary plays every role (see [`role`]).
+//!
+//! Layout, from input to effect:
+//! - [`vars`], [`config`], [`destination`]: configuration from an injectable
+//!   key/value source into validated types (pure).
+//! - [`role`]: which role the environment selects (pure).
+//! - [`firewall`], [`network::plan`]: what to change, as plain data (pure).
+//! - [`netlink`], [`iptables`], [`arp`], [`sysctl`]: thin layers that read and
+//!   change the network namespace.
+//! - [`network`], [`router`]: orchestration with validation first and rollback
+//!   of every applied step on failure.
+//! - [`error`]: the one error type.
+
+pub mod arp;
+pub mod config;
+pub mod destination;
+pub mod error;
+pub mod firewall;
+pub mod iptables;
+pub mod netlink;
+pub mod network;
+pub mod role;
+pub mod router;
+pub mod sysctl;
+pub mod vars;

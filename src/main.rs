@@ -1,0 +1,163 @@
+//! Command line of egress-router: picks the role and reports errors as one line.
+
+use std::io::IsTerminal;
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use egress_router::config::{RouterConfig, RouterMode};
+use egress_router::error::{Error, Result};
+use egress_router::role::{Role, select_role};
+use egress_router::router;
+use egress_router::vars::Vars;
+
+const ABOUT: &str =
+    "Gives Kubernetes pods a fixed, whitelisted source IP for reaching outside servers.";
+
+const AFTER_HELP: &str = "\
+Without a subcommand the role comes from the environment, in this order:
+  CNI_COMMAND set                            CNI plugin
+  EGRESS_ROUTER_MODE or EGRESS_SOURCE set    router (mode from EGRESS_ROUTER_MODE, default legacy)
+  EGRESS_HTTP_PROXY_DESTINATION set          HTTP proxy
+  EGRESS_DNS_PROXY_DESTINATION set           DNS proxy
+
+Router variables:
+  EGRESS_SOURCE            IPv4 address for macvlan0, optional /prefix (default /32)
+  EGRESS_GATEWAY           IPv4 next hop on macvlan0
+  EGRESS_DESTINATION       redirect list, one entry a line: IP | PORT PROTO IP [DESTPORT]
+  EGRESS_ROUTER_MODE       init | legacy | http-proxy | dns-proxy | unit-test
+  EGRESS_ROUTER_DEBUG      non-empty: log every step at debug level
+  EGRESS_ROUTER_IPTABLES_BACKEND  auto (default) | nft | legacy
+
+Exit status: 0 on success, 2 for bad input, 1 for any other failure.";
+
+#[derive(Parser)]
+#[command(name = "egress-router", version, about = ABOUT, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Configure macvlan0 and NAT (mode from EGRESS_ROUTER_MODE unless --mode is given).
+    Router {
+        /// init | legacy | http-proxy | dns-proxy | unit-test
+        #[arg(long, value_parser = parse_mode)]
+        mode: Option<RouterMode>,
+    },
+    /// Main container of redirect mode: verify the init container's setup, stay up until SIGTERM.
+    Redirect,
+    /// HTTP proxy (EGRESS_HTTP_PROXY_DESTINATION).
+    HttpProxy,
+    /// DNS (TCP forwarding) proxy (EGRESS_DNS_PROXY_DESTINATION).
+    DnsProxy,
+    /// CNI plugin (CNI_COMMAND, CNI_NETNS, CNI_IFNAME, config on stdin).
+    Cni,
+    /// Internal: send the delayed unsolicited ARP request.
+    #[command(hide = true)]
+    Announce {
+        #[arg(long)]
+        ifindex: u32,
+        #[arg(long, value_parser = parse_mac)]
+        mac: MacArg,
+        #[arg(long)]
+        address: Ipv4Addr,
+        #[arg(long)]
+        delay_ms: u64,
+    },
+}
+
+#[derive(Clone, Copy)]
+struct MacArg([u8; 6]);
+
+fn parse_mode(text: &str) -> std::result::Result<RouterMode, String> {
+    let vars = Vars::from_pairs([
+        ("EGRESS_ROUTER_MODE", text),
+        ("EGRESS_SOURCE", "192.0.2.1"),
+        ("EGRESS_GATEWAY", "192.0.2.2"),
+        ("EGRESS_DESTINATION", "192.0.2.3"),
+    ]);
+    RouterConfig::from_vars(&vars, None)
+        .map(|c| c.mode)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_mac(text: &str) -> std::result::Result<MacArg, String> {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    <[u8; 6]>::try_from(bytes)
+        .map(MacArg)
+        .map_err(|_| format!("{text:?} is not a MAC address"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let vars = Vars::from_process();
+    init_tracing(&vars);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return report(&Error::io("starting the async runtime", e)),
+    };
+    match runtime.block_on(dispatch(cli.command, &vars)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e),
+    }
+}
+
+fn report(error: &Error) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(error.exit_code())
+}
+
+async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
+    let command = match command {
+        Some(command) => command,
+        None => match select_role(vars)? {
+            Role::Router => Command::Router { mode: None },
+            Role::HttpProxy => Command::HttpProxy,
+            Role::DnsProxy => Command::DnsProxy,
+            Role::Cni => Command::Cni,
+        },
+    };
+    match command {
+        Command::Router { mode } => router::run(&RouterConfig::from_vars(vars, mode)?).await,
+        Command::Redirect => {
+            router::redirect(&RouterConfig::from_vars(vars, Some(RouterMode::Init))?).await
+        }
+        Command::HttpProxy => Err(Error::NotImplemented("http-proxy")),
+        Command::DnsProxy => Err(Error::NotImplemented("dns-proxy")),
+        Command::Cni => Err(Error::NotImplemented("CNI plugin")),
+        Command::Announce {
+            ifindex,
+            mac,
+            address,
+            delay_ms,
+        } => router::announce_later(ifindex, mac.0, address, Duration::from_millis(delay_ms)),
+    }
+}
+
+/// Logs go to stderr; `EGRESS_ROUTER_DEBUG` raises the level, `RUST_LOG` overrides it.
+fn init_tracing(vars: &Vars) {
+    let default = if vars.is_set("EGRESS_ROUTER_DEBUG") {
+        "debug"
+    } else {
+        "info"
+    };
+    let filter = vars
+        .get("RUST_LOG")
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

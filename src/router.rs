@@ -1,0 +1,211 @@
+//! The router role: init, legacy and unit-test modes, and the `redirect` main container.
+
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{debug, error, info};
+
+use crate::arp::{Announcement, ArpSocket};
+use crate::config::{RouterConfig, RouterMode};
+use crate::error::{Error, Result};
+use crate::firewall::{self, Rule};
+use crate::iptables::Backend;
+use crate::netlink::Netlink;
+use crate::network::{self, Journal, MACVLAN};
+
+/// Delay before the unsolicited ARP request that follows the first announcement.
+pub const SECOND_ANNOUNCEMENT_DELAY: Duration = Duration::from_secs(2);
+/// How often a running `legacy`/`redirect` container re-checks the setup.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Runs the router role in the mode the configuration names.
+pub async fn run(config: &RouterConfig) -> Result<()> {
+    match config.mode {
+        RouterMode::UnitTest => {
+            for rule in nat_plan(config).unwrap_or_default() {
+                println!("{rule}");
+            }
+            Ok(())
+        }
+        RouterMode::Init | RouterMode::HttpProxy | RouterMode::DnsProxy => {
+            setup(config).await.map(drop)
+        }
+        RouterMode::Legacy => {
+            let backend = setup(config).await?;
+            watch(config, backend).await
+        }
+    }
+}
+
+/// The `redirect` main container: verify the setup made by init, then keep checking it.
+pub async fn redirect(config: &RouterConfig) -> Result<()> {
+    let (backend, reason) = Backend::detect(config.backend)?;
+    debug!(backend = backend.name, reason, "iptables backend");
+    verify(config, backend).await?;
+    info!(source = %config.source, backend = backend.name, "setup verified; waiting for SIGTERM");
+    watch(config, backend).await
+}
+
+fn nat_plan(config: &RouterConfig) -> Option<Vec<Rule>> {
+    config
+        .mode
+        .uses_nat()
+        .then(|| firewall::nat_rules(config.source.address, &config.destinations))
+}
+
+/// Validates the namespace, then applies network, firewall and announcement, rolling
+/// everything back if a step fails. Returns the iptables backend used.
+async fn setup(config: &RouterConfig) -> Result<Backend> {
+    let nl = Netlink::connect()?;
+    let observed = network::observe(&nl, config.gateway).await?;
+    let (backend, reason) = Backend::detect(config.backend)?;
+    info!(backend = backend.name, reason, "iptables backend");
+    let before = backend.save_all()?;
+    let arp = ArpSocket::open(observed.macvlan.index)?;
+    let plan = network::plan(&observed, config.mode.uses_nat());
+    let nat = nat_plan(config);
+    let script = firewall::restore_script(&before, nat.as_deref());
+    debug!(?plan, script, "setup plan");
+
+    let mut journal = Journal::default();
+    let applied = async {
+        network::apply(&nl, config, &observed, &plan, &mut journal).await?;
+        let tables: &[&str] = if nat.is_some() {
+            &["mangle", "nat"]
+        } else {
+            &["mangle"]
+        };
+        let undo = firewall::rollback_script(&before, tables);
+        if let Err(e) = backend.restore(&script, true) {
+            if !firewall::same_rules(&before, &backend.save_all()?, tables) {
+                journal.firewall_applied(backend, undo);
+            }
+            return Err(e);
+        }
+        journal.firewall_applied(backend, undo);
+        arp.announce(
+            Announcement::Reply,
+            observed.macvlan.mac,
+            config.source.address,
+        )?;
+        spawn_second_announcement(observed.macvlan.index, observed.macvlan.mac, config)
+    }
+    .await;
+    if let Err(cause) = applied {
+        let rollback = journal.rollback(&nl).await;
+        return Err(Error::Setup {
+            cause: Box::new(cause),
+            rollback,
+        });
+    }
+    info!(
+        source = %config.source,
+        gateway = %config.gateway,
+        mode = ?config.mode,
+        nat_rules = nat.as_ref().map_or(0, Vec::len),
+        interface_configured = plan.configure_interface,
+        "egress router set up on {MACVLAN}"
+    );
+    Ok(backend)
+}
+
+/// Starts a detached copy of this binary that sends the unsolicited ARP request later,
+/// so that the caller's exit is not delayed.
+fn spawn_second_announcement(ifindex: u32, mac: [u8; 6], config: &RouterConfig) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(|e| Error::io("finding this executable", e))?;
+    let mac_text = mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    std::process::Command::new(exe)
+        .args([
+            "announce",
+            "--ifindex",
+            &ifindex.to_string(),
+            "--mac",
+            &mac_text,
+        ])
+        .args(["--address", &config.source.address.to_string()])
+        .args([
+            "--delay-ms",
+            &SECOND_ANNOUNCEMENT_DELAY.as_millis().to_string(),
+        ])
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map(drop)
+        .map_err(|e| Error::io("starting the delayed ARP announcement", e))
+}
+
+/// The hidden `announce` command: wait, then send one unsolicited ARP request.
+pub fn announce_later(
+    ifindex: u32,
+    mac: [u8; 6],
+    address: std::net::Ipv4Addr,
+    delay: Duration,
+) -> Result<()> {
+    let socket = ArpSocket::open(ifindex)?;
+    std::thread::sleep(delay);
+    socket.announce(Announcement::Request, mac, address)
+}
+
+/// Checks that address, routes and rules of the setup are in place.
+async fn verify(config: &RouterConfig, backend: Backend) -> Result<()> {
+    let nl = Netlink::connect()?;
+    let macvlan = nl.link(MACVLAN).await?;
+    let mut problems = Vec::new();
+    if !nl.has_address(macvlan.index, config.source.address).await? {
+        problems.push(format!(
+            "{MACVLAN} does not have address {}",
+            config.source.address
+        ));
+    }
+    if nl.route_interface(config.gateway).await? != Some(macvlan.index) {
+        problems.push(format!(
+            "the route to gateway {} does not use {MACVLAN}",
+            config.gateway
+        ));
+    }
+    let nat = firewall::nat_rules(config.source.address, &config.destinations);
+    for rule in backend.missing(&firewall::all_rules(Some(&nat)))? {
+        problems.push(format!("{} rule missing: {rule}", rule.table));
+    }
+    if problems.is_empty() {
+        debug!("setup verified");
+        Ok(())
+    } else {
+        Err(Error::State(format!(
+            "egress router setup is not in place (did the init container run with EGRESS_ROUTER_MODE=init?): {}",
+            problems.join("; ")
+        )))
+    }
+}
+
+/// Waits for SIGTERM or SIGINT, re-verifying the setup every [`CHECK_INTERVAL`].
+async fn watch(config: &RouterConfig, backend: Backend) -> Result<()> {
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Error::io("installing the SIGTERM handler", e))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| Error::io("installing the SIGINT handler", e))?;
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + CHECK_INTERVAL, CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = ticks.tick() => {
+                if let Err(e) = verify(config, backend).await {
+                    error!("{e}");
+                    return Err(e);
+                }
+            }
+        }
+    }
+    info!("signal received, exiting");
+    Ok(())
+}
