@@ -186,37 +186,43 @@ pub async fn apply(
         warn!("{warning}");
     }
     let index = observed.macvlan.index;
+    let (address, prefix_len) = (config.source.address, config.source.prefix_len);
     if plan.configure_interface {
-        nl.add_address(index, config.source.address, config.source.prefix_len)
-            .await?;
+        debug!(address = %config.source, "adding address to {MACVLAN}");
+        nl.add_address(index, address, prefix_len).await?;
         journal.0.push(Undo::Address {
             index,
             source: config.source,
         });
         if !observed.macvlan.up {
+            debug!("bringing {MACVLAN} up");
             nl.set_up(index, true).await?;
             journal.0.push(Undo::LinkDown(index));
         }
-        let host = netlink::host_route(index, config.gateway);
-        nl.add_route(host.clone()).await?;
-        journal.0.push(Undo::DeleteRoute(host));
+        add_route(nl, journal, netlink::host_route(index, config.gateway)).await?;
     } else {
         debug!("route to the gateway already uses {MACVLAN}: address and routes left as they are");
     }
     for route in &plan.reply_routes {
-        nl.add_route(route.clone()).await?;
-        journal.0.push(Undo::DeleteRoute(route.clone()));
+        add_route(nl, journal, route.clone()).await?;
     }
     if plan.configure_interface {
         for old in &observed.main_defaults {
+            debug!(
+                route = netlink::describe_route(old),
+                "removing old default route"
+            );
             nl.del_route(old.clone()).await?;
             journal.0.push(Undo::AddRoute(old.clone()));
         }
-        let default = netlink::default_route(index, config.gateway);
-        nl.add_route(default.clone()).await?;
-        journal.0.push(Undo::DeleteRoute(default));
+        add_route(nl, journal, netlink::default_route(index, config.gateway)).await?;
     }
     if plan.add_reply_rule {
+        debug!(
+            mark = REPLY_MARK,
+            table = REPLY_TABLE,
+            "adding reply routing rule"
+        );
         nl.add_mark_rule(REPLY_MARK, REPLY_TABLE, REPLY_RULE_PRIORITY)
             .await?;
         if let Some(rule) = nl.mark_rule(REPLY_MARK, REPLY_TABLE).await? {
@@ -225,12 +231,20 @@ pub async fn apply(
     }
     for Sysctl { key, value } in &plan.sysctls {
         let old = sysctl::read(key)?;
+        debug!(key, old, value, "setting sysctl");
         sysctl::write(key, value)?;
         journal.0.push(Undo::Sysctl {
             key: key.clone(),
             old,
         });
     }
+    Ok(())
+}
+
+async fn add_route(nl: &Netlink, journal: &mut Journal, route: RouteMessage) -> Result<()> {
+    debug!(route = netlink::describe_route(&route), "adding route");
+    nl.add_route(route.clone()).await?;
+    journal.0.push(Undo::DeleteRoute(route));
     Ok(())
 }
 

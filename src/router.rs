@@ -40,7 +40,7 @@ pub async fn run(config: &RouterConfig) -> Result<()> {
 /// The `redirect` main container: verify the setup made by init, then keep checking it.
 pub async fn redirect(config: &RouterConfig) -> Result<()> {
     let (backend, reason) = Backend::detect(config.backend)?;
-    debug!(backend = backend.name, reason, "iptables backend");
+    debug!(backend = backend.name, reason, "iptables backend chosen");
     verify(config, backend).await?;
     info!(source = %config.source, backend = backend.name, "setup verified; waiting for SIGTERM");
     watch(config, backend).await
@@ -59,7 +59,7 @@ async fn setup(config: &RouterConfig) -> Result<Backend> {
     let nl = Netlink::connect()?;
     let observed = network::observe(&nl, config.gateway).await?;
     let (backend, reason) = Backend::detect(config.backend)?;
-    info!(backend = backend.name, reason, "iptables backend");
+    info!(backend = backend.name, reason, "iptables backend chosen");
     let before = backend.save_all()?;
     let arp = ArpSocket::open(observed.macvlan.index)?;
     let plan = network::plan(&observed, config.mode.uses_nat());
@@ -83,12 +83,15 @@ async fn setup(config: &RouterConfig) -> Result<Backend> {
             return Err(e);
         }
         journal.firewall_applied(backend, undo);
-        arp.announce(
-            Announcement::Reply,
-            observed.macvlan.mac,
-            config.source.address,
-        )?;
-        spawn_second_announcement(observed.macvlan.index, observed.macvlan.mac, config)
+        let (mac, address) = (observed.macvlan.mac, config.source.address);
+        arp.announce(Announcement::Reply, mac, address)?;
+        debug!(%address, "sent gratuitous ARP reply");
+        if std::process::id() == 1 && config.mode != RouterMode::Legacy {
+            // Every process of a PID namespace is killed when its PID 1 exits.
+            info!("running as PID 1 of a container: the follow-up ARP request cannot outlive it");
+            return Ok(());
+        }
+        spawn_second_announcement(observed.macvlan.index, mac, config)
     }
     .await;
     if let Err(cause) = applied {
@@ -138,7 +141,10 @@ fn spawn_second_announcement(ifindex: u32, mac: [u8; 6], config: &RouterConfig) 
         .stderr(std::process::Stdio::null())
         .process_group(0)
         .spawn()
-        .map(drop)
+        .map(|mut child| {
+            // Reaps the helper in long-running modes; a short-lived caller exits without waiting.
+            std::thread::spawn(move || child.wait());
+        })
         .map_err(|e| Error::io("starting the delayed ARP announcement", e))
 }
 

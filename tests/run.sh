@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need, then format, lint, unit and
+# root integration tests. Run as root on Debian/Ubuntu: `sudo bash tests/run.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "tests/run.sh: the integration tests create network namespaces and must run as root" >&2
+    exit 1
+fi
+
+packages=(iproute2 iptables socat tcpdump iputils-arping procps)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "tests/run.sh: cargo not found; install Rust (rustup.rs)" >&2; exit 1; }
+
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo test --quiet
