@@ -1,7 +1,7 @@
 //! Gratuitous ARP, written natively on a raw packet socket (no `arping`).
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::libc;
 
@@ -66,6 +66,38 @@ impl ArpSocket {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             ifindex,
         })
+    }
+
+    /// Takes over a socket inherited from the process that opened it.
+    pub fn inherited(fd: RawFd, ifindex: u32) -> Result<Self> {
+        // SAFETY: F_GETFD only queries the descriptor; it fails if fd is not open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::io(
+                format!("inherited ARP socket {fd}"),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: the parent handed this open descriptor to this process alone.
+        Ok(ArpSocket {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            ifindex,
+        })
+    }
+
+    /// Lets a child process inherit the socket; returns the descriptor number to give it.
+    ///
+    /// Closing a packet socket waits for an RCU grace period (`synchronize_net`, about
+    /// 20 ms), so handing the socket to the detached helper keeps that off our exit path.
+    pub fn share_with_child(&self) -> Result<RawFd> {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: clears FD_CLOEXEC on a descriptor this struct owns.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
+            return Err(Error::io(
+                "sharing the ARP socket",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(fd)
     }
 
     /// Broadcasts `kind` for `ip` at `mac` on the socket's interface.

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use egress_router::config::{RouterConfig, RouterMode};
 use egress_router::error::{Error, Result};
 use egress_router::role::{Role, select_role};
@@ -58,6 +58,8 @@ enum Command {
     /// Internal: send the delayed unsolicited ARP request.
     #[command(hide = true)]
     Announce {
+        #[arg(long)]
+        socket_fd: i32,
         #[arg(long)]
         ifindex: u32,
         #[arg(long, value_parser = parse_mac)]
@@ -113,6 +115,9 @@ fn main() -> ExitCode {
 }
 
 fn report(error: &Error) -> ExitCode {
+    if let Error::Usage(_) = error {
+        eprintln!("{}\n", Cli::command().render_usage());
+    }
     eprintln!("error: {error}");
     ExitCode::from(error.exit_code())
 }
@@ -136,11 +141,15 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
         Command::DnsProxy => Err(Error::NotImplemented("dns-proxy")),
         Command::Cni => Err(Error::NotImplemented("CNI plugin")),
         Command::Announce {
+            socket_fd,
             ifindex,
             mac,
             address,
             delay_ms,
-        } => router::announce_later(ifindex, mac.0, address, Duration::from_millis(delay_ms)),
+        } => {
+            let delay = Duration::from_millis(delay_ms);
+            router::announce_later(socket_fd, ifindex, mac.0, address, delay)
+        }
     }
 }
 

@@ -91,7 +91,7 @@ async fn setup(config: &RouterConfig) -> Result<Backend> {
             info!("running as PID 1 of a container: the follow-up ARP request cannot outlive it");
             return Ok(());
         }
-        spawn_second_announcement(observed.macvlan.index, mac, config)
+        spawn_second_announcement(&arp, observed.macvlan.index, mac, config)
     }
     .await;
     if let Err(cause) = applied {
@@ -113,27 +113,34 @@ async fn setup(config: &RouterConfig) -> Result<Backend> {
 }
 
 /// Starts a detached copy of this binary that sends the unsolicited ARP request later,
-/// so that the caller's exit is not delayed.
-fn spawn_second_announcement(ifindex: u32, mac: [u8; 6], config: &RouterConfig) -> Result<()> {
+/// on the socket `arp`, so that the caller's exit is not delayed.
+fn spawn_second_announcement(
+    arp: &ArpSocket,
+    ifindex: u32,
+    mac: [u8; 6],
+    config: &RouterConfig,
+) -> Result<()> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(|e| Error::io("finding this executable", e))?;
-    let mac_text = mac
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let mac_text: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    let delay = SECOND_ANNOUNCEMENT_DELAY.as_millis().to_string();
     std::process::Command::new(exe)
         .args([
             "announce",
+            "--socket-fd",
+            &arp.share_with_child()?.to_string(),
+        ])
+        .args([
             "--ifindex",
             &ifindex.to_string(),
             "--mac",
-            &mac_text,
+            &mac_text.join(":"),
         ])
-        .args(["--address", &config.source.address.to_string()])
         .args([
+            "--address",
+            &config.source.address.to_string(),
             "--delay-ms",
-            &SECOND_ANNOUNCEMENT_DELAY.as_millis().to_string(),
+            &delay,
         ])
         .env_clear()
         .stdin(std::process::Stdio::null())
@@ -148,14 +155,16 @@ fn spawn_second_announcement(ifindex: u32, mac: [u8; 6], config: &RouterConfig) 
         .map_err(|e| Error::io("starting the delayed ARP announcement", e))
 }
 
-/// The hidden `announce` command: wait, then send one unsolicited ARP request.
+/// The hidden `announce` command: wait, then send one unsolicited ARP request on the
+/// packet socket inherited as descriptor `socket_fd`.
 pub fn announce_later(
+    socket_fd: i32,
     ifindex: u32,
     mac: [u8; 6],
     address: std::net::Ipv4Addr,
     delay: Duration,
 ) -> Result<()> {
-    let socket = ArpSocket::open(ifindex)?;
+    let socket = ArpSocket::inherited(socket_fd, ifindex)?;
     std::thread::sleep(delay);
     socket.announce(Announcement::Request, mac, address)
 }

@@ -1,0 +1,140 @@
+//! Command line behaviour that needs no root and no namespaces: `unit-test` mode only
+//! prints rules, bad input, usage and `--help`.
+
+mod common;
+
+use common::{PATH, PLANNED_RULES, bin};
+use std::process::{Command, Output, Stdio};
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", PATH)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run egress-router")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn unit_test_env(dest: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("EGRESS_SOURCE", "198.51.100.99"),
+        ("EGRESS_GATEWAY", "198.51.100.1"),
+        ("EGRESS_DESTINATION", dest),
+        ("EGRESS_ROUTER_MODE", "unit-test"),
+    ]
+}
+
+/// stdout must be exactly these lines (a final newline is allowed, nothing else).
+fn assert_stdout_lines(out: &Output, want: &[&str]) {
+    let (stdout, stderr) = text(out);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr:\n{stderr}",
+        out.status
+    );
+    let body = stdout.strip_suffix('\n').unwrap_or(&stdout);
+    assert_eq!(
+        body,
+        want.join("\n"),
+        "unit-test stdout must be exactly the NAT rules\nstderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn unit_test_prints_exactly_the_nat_rules() {
+    let out = run(
+        &[],
+        &unit_test_env("80 tcp 203.0.113.5\n8080 tcp 203.0.113.6 80\n203.0.113.7"),
+    );
+    assert_stdout_lines(
+        &out,
+        &[
+            "-A PREROUTING -i eth0 -p tcp --dport 80 -j DNAT --to-destination 203.0.113.5",
+            "-A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 203.0.113.6:80",
+            "-A PREROUTING -i eth0 -j DNAT --to-destination 203.0.113.7",
+            "-A POSTROUTING -j SNAT --to-source 198.51.100.99",
+        ],
+    );
+}
+
+#[test]
+fn unit_test_skips_comments_blank_lines_and_handles_udp() {
+    let out = run(&[], &unit_test_env(common::DESTINATION));
+    assert_stdout_lines(&out, &PLANNED_RULES);
+}
+
+#[test]
+fn unit_test_source_prefix_is_not_in_snat() {
+    let mut env = unit_test_env("203.0.113.7");
+    env[0] = ("EGRESS_SOURCE", "198.51.100.99/24");
+    let out = run(&[], &env);
+    assert_stdout_lines(
+        &out,
+        &[
+            "-A PREROUTING -i eth0 -j DNAT --to-destination 203.0.113.7",
+            "-A POSTROUTING -j SNAT --to-source 198.51.100.99",
+        ],
+    );
+}
+
+#[test]
+fn unit_test_bad_destination_names_the_variable() {
+    let out = run(&[], &unit_test_env("80 sctp 203.0.113.5\n203.0.113.7"));
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "bad destination accepted:\n{stdout}");
+    assert!(
+        stderr.lines().any(|l| l.trim_start().starts_with("error:")
+            && l.contains("EGRESS_DESTINATION")
+            && l.contains("80 sctp 203.0.113.5")),
+        "no `error:` line naming EGRESS_DESTINATION and quoting the line:\n{stderr}"
+    );
+    assert!(
+        !stdout.contains("-A "),
+        "no rules may be printed for bad input:\n{stdout}"
+    );
+}
+
+#[test]
+fn no_environment_prints_usage_and_fails() {
+    let out = run(&[], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        !out.status.success(),
+        "no env must fail\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        format!("{stdout}{stderr}").to_lowercase().contains("usage"),
+        "no usage shown\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn help_mentions_every_role() {
+    let out = run(&["--help"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "--help failed: {stderr}");
+    let help = stdout.to_lowercase();
+    for role in [
+        "init",
+        "legacy",
+        "redirect",
+        "http-proxy",
+        "dns-proxy",
+        "cni",
+    ] {
+        assert!(
+            help.contains(role),
+            "--help does not mention {role}:\n{stdout}"
+        );
+    }
+}
