@@ -10,6 +10,10 @@
 //!   change the network namespace.
 //! - [`network`], [`router`]: orchestration with validation first and rollback
 //!   of every applied step on failure.
+//! - [`http_proxy`]: the HTTP proxy role; [`http_proxy::policy`] is its pure
+//!   allow/deny decision.
+//! - [`tunnel`], [`resolver`], [`shutdown`]: what the proxies share: splice relay,
+//!   resolv.conf resolver, signal-driven shutdown notice.
 //! - [`error`]: the one error type.
 
 pub mod arp;
@@ -17,10 +21,14 @@ pub mod config;
 pub mod destination;
 pub mod error;
 pub mod firewall;
+pub mod http_proxy;
 pub mod iptables;
 pub mod netlink;
 pub mod network;
+pub mod resolver;
 pub mod role;
 pub mod router;
+pub mod shutdown;
 pub mod sysctl;
+pub mod tunnel;
 pub mod vars;

@@ -9,8 +9,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use egress_router::config::{RouterConfig, RouterMode};
 use egress_router::error::{Error, Result};
 use egress_router::role::{Role, select_role};
-use egress_router::router;
 use egress_router::vars::Vars;
+use egress_router::{http_proxy, router};
 
 const ABOUT: &str =
     "Gives Kubernetes pods a fixed, whitelisted source IP for reaching outside servers.";
@@ -137,7 +137,7 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
         Command::Redirect => {
             router::redirect(&RouterConfig::from_vars(vars, Some(RouterMode::Init))?).await
         }
-        Command::HttpProxy => Err(Error::NotImplemented("http-proxy")),
+        Command::HttpProxy => http_proxy::run(http_proxy::ProxyConfig::from_vars(vars)?).await,
         Command::DnsProxy => Err(Error::NotImplemented("dns-proxy")),
         Command::Cni => Err(Error::NotImplemented("CNI plugin")),
         Command::Announce {

@@ -1,0 +1,388 @@
+//! One proxied request: parse the target, decide, resolve once, dial a checked
+//! address, then tunnel (CONNECT) or forward (absolute-form). Every request ends in
+//! exactly one `decision` log line.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::info;
+
+use super::Proxy;
+use super::body::Counted;
+use super::policy::{self, Decision, Host};
+use crate::tunnel::{self, Counters, RelayEnd, Transfer};
+
+/// The body type of every response the proxy sends.
+pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// Handles one request from `client`; `slot` is the connection's share of the cap and
+/// is kept by a tunnel for as long as it lives.
+pub async fn handle(
+    proxy: Arc<Proxy>,
+    client: SocketAddr,
+    slot: Arc<OwnedSemaphorePermit>,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let mut log = RequestLog {
+        client,
+        method: request.method().clone(),
+        target: request.uri().to_string(),
+        rule: "-".into(),
+        started: Instant::now(),
+    };
+    let result = if request.method() == Method::CONNECT {
+        connect(&proxy, request, &mut log, slot).await
+    } else {
+        forward(&proxy, request, &mut log).await
+    };
+    Ok(result.unwrap_or_else(|refusal| refusal.respond(&log)))
+}
+
+/// Fields of the decision log line.
+#[derive(Clone)]
+struct RequestLog {
+    client: SocketAddr,
+    method: Method,
+    target: String,
+    rule: String,
+    started: Instant,
+}
+
+impl RequestLog {
+    fn emit(&self, outcome: &str, status: StatusCode, transfer: Transfer, detail: &str) {
+        info!(
+            client = %self.client,
+            method = %self.method,
+            target = %self.target,
+            rule = %self.rule,
+            outcome = %outcome,
+            status = status.as_u16(),
+            bytes_up = transfer.up,
+            bytes_down = transfer.down,
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            detail = %detail,
+            "decision"
+        );
+    }
+}
+
+/// Why a request got an error response instead of being proxied.
+struct Refusal {
+    status: StatusCode,
+    reason: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    fn respond(self, log: &RequestLog) -> Response<ProxyBody> {
+        let outcome = match self.status {
+            StatusCode::FORBIDDEN => "denied",
+            StatusCode::BAD_REQUEST => "rejected",
+            _ => "failed",
+        };
+        log.emit(outcome, self.status, Transfer::default(), &self.reason);
+        let word = if outcome == "denied" {
+            "denied"
+        } else {
+            "error"
+        };
+        let body = format!("egress-router: {word}: {}\n", self.reason);
+        let mut response = Response::new(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if self.status == StatusCode::BAD_REQUEST {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+async fn connect(
+    proxy: &Proxy,
+    request: Request<Incoming>,
+    log: &mut RequestLog,
+    slot: Arc<OwnedSemaphorePermit>,
+) -> Result<Response<ProxyBody>, Refusal> {
+    let authority = request
+        .uri()
+        .authority()
+        .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, "CONNECT needs host:port"))?;
+    let host = Host::parse(authority.host()).ok_or_else(|| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("{:?} is not a valid host", authority.host()),
+        )
+    })?;
+    let port = authority
+        .port_u16()
+        .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, "CONNECT needs host:port"))?;
+    log.target = format!("{host}:{port}");
+    let mut upstream = open(proxy, &host, port, log).await?;
+    let idle = proxy.config.idle_timeout;
+    let log = log.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        let counters = Counters::default();
+        let end = match hyper::upgrade::on(request).await {
+            Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    let client = parts.io.into_inner();
+                    match upstream.write_all(&parts.read_buf).await {
+                        Ok(()) => {
+                            counters.add_up(parts.read_buf.len() as u64);
+                            tunnel::relay(&client, &upstream, idle, &counters).await
+                        }
+                        Err(e) => RelayEnd::Failed(e),
+                    }
+                }
+                Err(_) => RelayEnd::Failed(std::io::Error::other("upgraded connection is not TCP")),
+            },
+            Err(e) => RelayEnd::Failed(std::io::Error::other(e)),
+        };
+        let detail = match &end {
+            RelayEnd::Closed => "tunnel closed".to_string(),
+            RelayEnd::Idle => format!("tunnel idle for {idle:?}, closed"),
+            RelayEnd::Failed(e) => format!("tunnel ended: {e}"),
+        };
+        log.emit("allowed", StatusCode::OK, counters.transfer(), &detail);
+    });
+    Ok(Response::new(
+        Empty::new().map_err(|never| match never {}).boxed(),
+    ))
+}
+
+async fn forward(
+    proxy: &Proxy,
+    mut request: Request<Incoming>,
+    log: &mut RequestLog,
+) -> Result<Response<ProxyBody>, Refusal> {
+    let uri = request.uri().clone();
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "not a proxy request: expected an absolute URL (http://host/path) or CONNECT",
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("cannot forward {scheme}:// URLs; use CONNECT for TLS"),
+        ));
+    }
+    let host = Host::parse(authority.host()).ok_or_else(|| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("{:?} is not a valid host", authority.host()),
+        )
+    })?;
+    let port = authority.port_u16().unwrap_or(80);
+    log.target = format!("{host}:{port}");
+    let upstream = open(proxy, &host, port, log).await?;
+
+    let origin_form = uri.path_and_query().map_or("/", |p| p.as_str());
+    *request.uri_mut() = Uri::try_from(origin_form).unwrap_or_else(|_| Uri::from_static("/"));
+    let host_value = HeaderValue::from_str(authority.as_str())
+        .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "invalid authority"))?;
+    remove_hop_by_hop(request.headers_mut());
+    request
+        .headers_mut()
+        .entry(header::HOST)
+        .or_insert(host_value);
+
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(upstream))
+        .await
+        .map_err(|e| {
+            Refusal::new(
+                StatusCode::BAD_GATEWAY,
+                format!("{} handshake: {e}", log.target),
+            )
+        })?;
+    tokio::spawn(connection);
+    let up = Arc::new(AtomicU64::new(0));
+    let request = request.map(|body| Counted::new(body, up.clone()));
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, format!("{}: {e}", log.target)))?;
+
+    let (mut parts, body) = response.into_parts();
+    remove_hop_by_hop(&mut parts.headers);
+    let status = parts.status;
+    let down = Arc::new(AtomicU64::new(0));
+    let log = log.clone();
+    let counted = Counted::new(body, down.clone()).on_done(move || {
+        let load = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        log.emit(
+            "allowed",
+            status,
+            Transfer {
+                up: load(&up),
+                down: load(&down),
+            },
+            "forwarded",
+        );
+    });
+    Ok(Response::from_parts(parts, counted.boxed()))
+}
+
+/// Decides on `host`, resolving it only when the decision needs its addresses, and
+/// connects to one of the addresses that were checked.
+async fn open(
+    proxy: &Proxy,
+    host: &Host,
+    port: u16,
+    log: &mut RequestLog,
+) -> Result<TcpStream, Refusal> {
+    let rules = &proxy.config.rules;
+    let mut decision = policy::decide(rules, host, None);
+    if decision == Decision::NeedAddresses {
+        let Host::Name(name) = host else {
+            unreachable!("IP literals carry their address")
+        };
+        let addresses = proxy
+            .resolver
+            .lookup(name)
+            .await
+            .map_err(|reason| Refusal::new(StatusCode::BAD_GATEWAY, reason))?;
+        decision = policy::decide(rules, host, Some(&addresses));
+    }
+    match decision {
+        Decision::Allow { rule, addresses } => {
+            log.rule = rules[rule].text.clone();
+            dial(&addresses, port, proxy.config.connect_timeout, host).await
+        }
+        Decision::Deny { rule: Some(rule) } => {
+            log.rule = rules[rule].text.clone();
+            Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!("{host} is denied by rule {:?}", rules[rule].text),
+            ))
+        }
+        Decision::Deny { rule: None } | Decision::NeedAddresses => {
+            log.rule = "default".into();
+            Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!("no rule allows {host}"),
+            ))
+        }
+    }
+}
+
+/// Tries `addresses` in order within one overall `timeout`.
+async fn dial(
+    addresses: &[IpAddr],
+    port: u16,
+    timeout: Duration,
+    host: &Host,
+) -> Result<TcpStream, Refusal> {
+    let attempts = async {
+        let mut last = None;
+        for address in addresses {
+            match TcpStream::connect((*address, port)).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(format!("{address}:{port}: {e}")),
+            }
+        }
+        Err(last.unwrap_or_else(|| format!("{host} has no address")))
+    };
+    match tokio::time::timeout(timeout, attempts).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(reason)) => Err(Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            format!("cannot connect to {reason}"),
+        )),
+        Err(_) => Err(Refusal::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("connecting to {host}:{port} timed out after {timeout:?}"),
+        )),
+    }
+}
+
+/// Removes the headers that belong to one hop (RFC 9110 section 7.6.1), including
+/// those the Connection header names.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        HeaderName::from_static("proxy-connection"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_lists_are_removed() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, X-Secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("host", "web.example.com"),
+            ("accept", "*/*"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        remove_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, vec!["accept", "host"]);
+    }
+}

@@ -1,0 +1,247 @@
+//! The HTTP proxy role (SPEC section 4): CONNECT tunnels and plain forward requests,
+//! decided by the allow/deny list of `EGRESS_HTTP_PROXY_DESTINATION`.
+//!
+//! - [`policy`]: the list and the pure decision function.
+//! - [`handler`]: one request: parse the target, decide, resolve, dial exactly a
+//!   checked address, then tunnel or forward; one decision log line per request.
+//! - [`body`]: a body wrapper that counts bytes and logs when the response is done.
+//! - this module: configuration and the accept loop (connection cap, drain on shutdown).
+
+pub mod body;
+pub mod handler;
+pub mod policy;
+
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::{debug, info, warn};
+
+use crate::error::{Error, Result};
+use crate::resolver::Resolver;
+use crate::shutdown::{self, Shutdown};
+use crate::vars::Vars;
+use policy::Rule;
+
+/// Validated HTTP proxy configuration.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// `EGRESS_HTTP_PROXY_DESTINATION`.
+    pub rules: Vec<Rule>,
+    /// `EGRESS_HTTP_PROXY_PORT` (8080).
+    pub port: u16,
+    /// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT` (10 s).
+    pub connect_timeout: Duration,
+    /// `EGRESS_HTTP_PROXY_HEADER_TIMEOUT` (10 s); also closes idle keep-alive connections.
+    pub header_timeout: Duration,
+    /// `EGRESS_HTTP_PROXY_IDLE_TIMEOUT` (300 s): tunnels with no traffic either way.
+    pub idle_timeout: Duration,
+    /// `EGRESS_HTTP_PROXY_MAX_CONNECTIONS` (4000).
+    pub max_connections: u32,
+    /// `EGRESS_HTTP_PROXY_MAX_HEADER_BYTES` (16384).
+    pub max_header_bytes: usize,
+    /// `EGRESS_HTTP_PROXY_GRACE_PERIOD` (25 s): how long open connections may finish after SIGTERM.
+    pub grace_period: Duration,
+}
+
+impl ProxyConfig {
+    /// Reads and validates the proxy variables.
+    pub fn from_vars(vars: &Vars) -> Result<Self> {
+        const RULES: &str = "EGRESS_HTTP_PROXY_DESTINATION";
+        let rules = vars
+            .get(RULES)
+            .ok_or_else(|| Error::config(RULES, "is required but not set"))?;
+        Ok(ProxyConfig {
+            rules: policy::parse_rules(rules)?,
+            port: vars.number("EGRESS_HTTP_PROXY_PORT", 8080, 1, 65535)?,
+            connect_timeout: vars
+                .duration("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", Duration::from_secs(10))?,
+            header_timeout: vars
+                .duration("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", Duration::from_secs(10))?,
+            idle_timeout: vars
+                .duration("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", Duration::from_secs(300))?,
+            max_connections: vars.number(
+                "EGRESS_HTTP_PROXY_MAX_CONNECTIONS",
+                4000,
+                1,
+                1_000_000,
+            )?,
+            max_header_bytes: vars.number(
+                "EGRESS_HTTP_PROXY_MAX_HEADER_BYTES",
+                16384,
+                8192,
+                1 << 20,
+            )?,
+            grace_period: vars
+                .duration("EGRESS_HTTP_PROXY_GRACE_PERIOD", Duration::from_secs(25))?,
+        })
+    }
+}
+
+/// What every request handler shares.
+pub struct Proxy {
+    /// The configuration.
+    pub config: ProxyConfig,
+    /// The resolver of `/etc/resolv.conf`.
+    pub resolver: Resolver,
+}
+
+/// Runs the proxy on its configured port until SIGTERM/SIGINT.
+pub async fn run(config: ProxyConfig) -> Result<()> {
+    let listener = bind_all(config.port).await?;
+    let proxy = Arc::new(Proxy {
+        resolver: Resolver::from_system()?,
+        config,
+    });
+    serve(listener, proxy, shutdown::on_signals()?).await
+}
+
+/// Binds `port` on every address: dual-stack when IPv6 is available, else IPv4.
+pub async fn bind_all(port: u16) -> Result<TcpListener> {
+    match TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).await {
+        Ok(listener) => Ok(listener),
+        Err(_) => TcpListener::bind(("0.0.0.0", port))
+            .await
+            .map_err(|e| Error::io(format!("listening on port {port}"), e)),
+    }
+}
+
+/// Serves connections from `listener` until `shutdown`, then stops accepting and lets
+/// open connections finish for the grace period.
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: Shutdown) -> Result<()> {
+    let max = proxy.config.max_connections;
+    let slots = Arc::new(Semaphore::new(max as usize));
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the listening address", e))?;
+    info!(%address, rules = proxy.config.rules.len(), max_connections = max, "http proxy listening");
+    loop {
+        tokio::select! {
+            _ = shutdown::requested(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                    match slots.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            tokio::spawn(serve_connection(proxy.clone(), stream, peer, slot, shutdown.clone()));
+                        }
+                        Err(_) => {
+                            tokio::spawn(refuse_busy(stream, peer));
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Out of descriptors or memory: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    drop(listener);
+    let open = max as usize - slots.available_permits();
+    info!(open, grace_period = ?proxy.config.grace_period, "stopped accepting; draining");
+    match tokio::time::timeout(proxy.config.grace_period, slots.acquire_many(max)).await {
+        Ok(_) => info!("all connections finished"),
+        Err(_) => warn!(
+            open = max as usize - slots.available_permits(),
+            "grace period over; closing the rest"
+        ),
+    }
+    Ok(())
+}
+
+async fn serve_connection(
+    proxy: Arc<Proxy>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+    mut shutdown: Shutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let slot = Arc::new(slot);
+    let config = &proxy.config;
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .half_close(true)
+        .header_read_timeout(config.header_timeout)
+        .max_buf_size(config.max_header_bytes);
+    let service = {
+        let proxy = proxy.clone();
+        service_fn(move |request| handler::handle(proxy.clone(), peer, slot.clone(), request))
+    };
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = shutdown::requested(&mut shutdown) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(client = %peer, error = %e, "client connection ended with an error");
+    }
+}
+
+/// Answers a connection over the cap with 503 and closes it.
+async fn refuse_busy(mut stream: TcpStream, peer: SocketAddr) {
+    warn!(client = %peer, "connection limit reached: 503");
+    let response = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 52\r\nConnection: close\r\n\r\negress-router: too many connections, try again later\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(response)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config =
+            ProxyConfig::from_vars(&Vars::from_pairs([("EGRESS_HTTP_PROXY_DESTINATION", "*")]))
+                .unwrap();
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.idle_timeout, Duration::from_secs(300));
+        assert_eq!(config.max_connections, 4000);
+        assert_eq!(config.max_header_bytes, 16384);
+        assert_eq!(config.grace_period, Duration::from_secs(25));
+    }
+
+    #[test]
+    fn every_knob_is_validated_with_its_name() {
+        for (var, value) in [
+            ("EGRESS_HTTP_PROXY_PORT", "0"),
+            ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "soon"),
+            ("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", "0"),
+            ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "1h"),
+            ("EGRESS_HTTP_PROXY_MAX_CONNECTIONS", "0"),
+            ("EGRESS_HTTP_PROXY_MAX_HEADER_BYTES", "100"),
+            ("EGRESS_HTTP_PROXY_GRACE_PERIOD", "-1"),
+        ] {
+            let vars = Vars::from_pairs([("EGRESS_HTTP_PROXY_DESTINATION", "*"), (var, value)]);
+            let err = ProxyConfig::from_vars(&vars).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{var}: ")) && err.contains(&format!("{value:?}")),
+                "{err}"
+            );
+        }
+        let missing = ProxyConfig::from_vars(&Vars::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("EGRESS_HTTP_PROXY_DESTINATION: "),
+            "{missing}"
+        );
+    }
+}

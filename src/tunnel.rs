@@ -1,0 +1,272 @@
+//! Relaying bytes both ways between two TCP connections, used by CONNECT tunnels
+//! and the DNS proxy's forwarder.
+//!
+//! Data moves with splice(2) through a pipe, socket to pipe to socket, so it never
+//! enters user space. Each direction ends on EOF by shutting down the write side of
+//! the other connection (half-close), so the opposite direction keeps working. The
+//! relay ends when both directions have ended, on an error in either, or when no
+//! byte has moved either way for the idle timeout.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::libc;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Bytes moved by a relay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transfer {
+    /// From the client to the server.
+    pub up: u64,
+    /// From the server to the client.
+    pub down: u64,
+}
+
+/// How a relay ended.
+#[derive(Debug)]
+pub enum RelayEnd {
+    /// Both sides closed their sending direction.
+    Closed,
+    /// Nothing moved for the idle timeout.
+    Idle,
+    /// A socket error ended it.
+    Failed(io::Error),
+}
+
+const CHUNK: usize = 1 << 16;
+
+/// Relays until both directions end, an error, or `idle` without traffic.
+/// `transfer` is updated as bytes move, so a caller can read it even after a timeout.
+pub async fn relay(
+    client: &TcpStream,
+    server: &TcpStream,
+    idle: Duration,
+    transfer: &Counters,
+) -> RelayEnd {
+    let start = Instant::now();
+    let up = pump(
+        client,
+        server,
+        &transfer.up,
+        &transfer.last_activity_ms,
+        start,
+    );
+    let down = pump(
+        server,
+        client,
+        &transfer.down,
+        &transfer.last_activity_ms,
+        start,
+    );
+    let both = async {
+        let (a, b) = tokio::join!(up, down);
+        a.and(b)
+    };
+    tokio::pin!(both);
+    loop {
+        let last = Duration::from_millis(transfer.last_activity_ms.load(Ordering::Relaxed));
+        let deadline = start + last + idle;
+        tokio::select! {
+            result = &mut both => return match result {
+                Ok(()) => RelayEnd::Closed,
+                Err(e) => RelayEnd::Failed(e),
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                let now = Duration::from_millis(transfer.last_activity_ms.load(Ordering::Relaxed));
+                if now == last {
+                    return RelayEnd::Idle;
+                }
+            }
+        }
+    }
+}
+
+/// Byte counters of a relay, shared with the code that logs it.
+#[derive(Debug, Default)]
+pub struct Counters {
+    up: AtomicU64,
+    down: AtomicU64,
+    last_activity_ms: AtomicU64,
+}
+
+impl Counters {
+    /// Counts bytes sent upstream outside the relay (e.g. bytes read ahead with the request).
+    pub fn add_up(&self, bytes: u64) {
+        self.up.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The bytes moved so far.
+    pub fn transfer(&self) -> Transfer {
+        Transfer {
+            up: self.up.load(Ordering::Relaxed),
+            down: self.down.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Moves bytes from `src` to `dst` until EOF, then half-closes `dst`.
+async fn pump(
+    src: &TcpStream,
+    dst: &TcpStream,
+    count: &AtomicU64,
+    activity: &AtomicU64,
+    start: Instant,
+) -> io::Result<()> {
+    let pipe = Pipe::new()?;
+    loop {
+        let read = loop {
+            src.readable().await?;
+            match src.try_io(Interest::READABLE, || {
+                splice(src.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => break other?,
+            }
+        };
+        if read == 0 {
+            return shutdown_write(dst);
+        }
+        let mut left = read;
+        while left > 0 {
+            dst.writable().await?;
+            match dst.try_io(Interest::WRITABLE, || {
+                splice(pipe.read.as_raw_fd(), dst.as_raw_fd(), left)
+            }) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => left -= other?,
+            }
+        }
+        count.fetch_add(read as u64, Ordering::Relaxed);
+        activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+fn shutdown_write(stream: &TcpStream) -> io::Result<()> {
+    // SAFETY: shutdown(2) on a descriptor owned by `stream`, which outlives the call.
+    match unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR) } {
+        0 => Ok(()),
+        _ => match io::Error::last_os_error() {
+            e if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
+            e => Err(e),
+        },
+    }
+}
+
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    // SAFETY: both descriptors are open for the duration of the call; null offsets
+    // are valid for sockets and pipes.
+    let moved = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            flags,
+        )
+    };
+    if moved < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(moved as usize)
+    }
+}
+
+/// A pipe used as the in-kernel buffer between two sockets.
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Self> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2(2) writes two descriptors into the array on success.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the descriptors were just created and are owned by nothing else.
+        Ok(unsafe {
+            Pipe {
+                read: OwnedFd::from_raw_fd(fds[0]),
+                write: OwnedFd::from_raw_fd(fds[1]),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A connected pair of loopback sockets.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let connect = TcpStream::connect(listener.local_addr().unwrap());
+        let (connected, accepted) = tokio::join!(connect, listener.accept());
+        (connected.unwrap(), accepted.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn relays_both_ways_with_half_close_and_counts_bytes() {
+        let (mut client, client_side) = pair().await;
+        let (server_side, mut server) = pair().await;
+        let counters = Counters::default();
+        let relay = relay(
+            &client_side,
+            &server_side,
+            Duration::from_secs(5),
+            &counters,
+        );
+        let peers = async {
+            client.write_all(&vec![7u8; 300_000]).await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            assert_eq!(
+                got.len(),
+                300_000,
+                "server saw the whole upload and then EOF"
+            );
+            server.write_all(b"answer after half-close").await.unwrap();
+            server.shutdown().await.unwrap();
+            let mut back = String::new();
+            client.read_to_string(&mut back).await.unwrap();
+            assert_eq!(back, "answer after half-close");
+        };
+        let (end, ()) = tokio::join!(relay, peers);
+        assert!(matches!(end, RelayEnd::Closed), "{end:?}");
+        assert_eq!(
+            counters.transfer(),
+            Transfer {
+                up: 300_000,
+                down: 23
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_relay_ends_after_the_timeout() {
+        let (_client, client_side) = pair().await;
+        let (server_side, _server) = pair().await;
+        let counters = Counters::default();
+        let started = Instant::now();
+        let end = relay(
+            &client_side,
+            &server_side,
+            Duration::from_millis(200),
+            &counters,
+        )
+        .await;
+        assert!(matches!(end, RelayEnd::Idle), "{end:?}");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
