@@ -153,12 +153,13 @@ async fn connect(
         let end = match hyper::upgrade::on(request).await {
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
-                    let client = parts.io.into_inner();
-                    match upstream.write_all(&parts.read_buf).await {
-                        Ok(()) => {
-                            counters.add_up(parts.read_buf.len() as u64);
-                            tunnel::relay(&client, &upstream, idle, &counters).await
-                        }
+                    let (client, read_ahead) = (parts.io.into_inner(), parts.read_buf);
+                    let sent = upstream.write_all(&read_ahead).await;
+                    counters.add_up(read_ahead.len() as u64);
+                    // The read-ahead bytes pin hyper's whole read buffer: free it before relaying.
+                    drop(read_ahead);
+                    match sent {
+                        Ok(()) => tunnel::relay(&client, &upstream, idle, &counters).await,
                         Err(e) => RelayEnd::Failed(e),
                     }
                 }
