@@ -12,8 +12,8 @@
 //!   of every applied step on failure.
 //! - [`http_proxy`]: the HTTP proxy role; [`http_proxy::policy`] is its pure
 //!   allow/deny decision.
-//! - [`tunnel`], [`resolver`], [`shutdown`]: what the proxies share: splice relay,
-//!   resolv.conf resolver, signal-driven shutdown notice.
+//! - [`tunnel`], [`resolver`], [`process`]: what the proxies share: splice relay,
+//!   resolv.conf resolver, signal-driven shutdown notice and descriptor limit.
 //! - [`error`]: the one error type.
 
 pub mod arp;
@@ -25,10 +25,10 @@ pub mod http_proxy;
 pub mod iptables;
 pub mod netlink;
 pub mod network;
+pub mod process;
 pub mod resolver;
 pub mod role;
 pub mod router;
-pub mod shutdown;
 pub mod sysctl;
 pub mod tunnel;
 pub mod vars;

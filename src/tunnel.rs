@@ -116,32 +116,41 @@ async fn pump(
     activity: &AtomicU64,
     start: Instant,
 ) -> io::Result<()> {
+    src.readable().await?;
+    // Created once data is due, so a tunnel idle from the start holds no pipe.
     let pipe = Pipe::new()?;
     loop {
-        let read = loop {
-            src.readable().await?;
-            match src.try_io(Interest::READABLE, || {
-                splice(src.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK)
-            }) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => break other?,
-            }
-        };
+        let read = transfer(src, Interest::READABLE, || {
+            splice(src.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK)
+        })
+        .await?;
         if read == 0 {
             return shutdown_write(dst);
         }
         let mut left = read;
         while left > 0 {
-            dst.writable().await?;
-            match dst.try_io(Interest::WRITABLE, || {
+            left -= transfer(dst, Interest::WRITABLE, || {
                 splice(pipe.read.as_raw_fd(), dst.as_raw_fd(), left)
-            }) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                other => left -= other?,
-            }
+            })
+            .await?;
         }
         count.fetch_add(read as u64, Ordering::Relaxed);
         activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Runs `op` on `stream` once it is ready for `interest`, retrying on spurious readiness.
+async fn transfer(
+    stream: &TcpStream,
+    interest: Interest,
+    op: impl Fn() -> io::Result<usize>,
+) -> io::Result<usize> {
+    loop {
+        stream.ready(interest).await?;
+        match stream.try_io(interest, &op) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
     }
 }
 

@@ -24,8 +24,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
+use crate::process::{self, Shutdown};
 use crate::resolver::Resolver;
-use crate::shutdown::{self, Shutdown};
 use crate::vars::Vars;
 use policy::Rule;
 
@@ -94,12 +94,14 @@ pub struct Proxy {
 
 /// Runs the proxy on its configured port until SIGTERM/SIGINT.
 pub async fn run(config: ProxyConfig) -> Result<()> {
+    let open_files = process::raise_open_file_limit()?;
+    debug!(open_files, "open-file limit");
     let listener = bind_all(config.port).await?;
     let proxy = Arc::new(Proxy {
         resolver: Resolver::from_system()?,
         config,
     });
-    serve(listener, proxy, shutdown::on_signals()?).await
+    serve(listener, proxy, process::on_signals()?).await
 }
 
 /// Binds `port` on every address: dual-stack when IPv6 is available, else IPv4.
@@ -123,7 +125,7 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: Shutd
     info!(%address, rules = proxy.config.rules.len(), max_connections = max, "http proxy listening");
     loop {
         tokio::select! {
-            _ = shutdown::requested(&mut shutdown) => break,
+            _ = process::requested(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
@@ -183,7 +185,7 @@ async fn serve_connection(
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
-        _ = shutdown::requested(&mut shutdown) => {
+        _ = process::requested(&mut shutdown) => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }

@@ -1,4 +1,5 @@
-//! Turning SIGTERM/SIGINT into a shutdown notice that any task can wait for.
+//! Process-wide concerns of the long-running roles: SIGTERM/SIGINT as a shutdown
+//! notice any task can wait for, and the open-file limit.
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -31,4 +32,17 @@ pub fn on_signals() -> Result<Shutdown> {
 /// Waits until `shutdown` turns `true` (or its sender is gone).
 pub async fn requested(shutdown: &mut Shutdown) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Raises the open-file soft limit to the hard limit and returns it: every tunnel
+/// holds two sockets and, while data flows, two pipes.
+pub fn raise_open_file_limit() -> Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_err(|e| Error::io("reading the open-file limit", e.into()))?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+            .map_err(|e| Error::io("raising the open-file limit", e.into()))?;
+    }
+    Ok(hard)
 }
