@@ -22,6 +22,7 @@ use tracing::info;
 
 use super::Proxy;
 use super::body::Counted;
+use super::idle::Watched;
 use super::policy::{self, Decision, Host};
 use crate::tunnel::{self, Counters, RelayEnd, Transfer};
 
@@ -151,9 +152,9 @@ async fn connect(
         let _slot = slot;
         let counters = Counters::default();
         let end = match hyper::upgrade::on(request).await {
-            Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(upgraded) => match upgraded.downcast::<TokioIo<Watched<TcpStream>>>() {
                 Ok(parts) => {
-                    let (client, read_ahead) = (parts.io.into_inner(), parts.read_buf);
+                    let (client, read_ahead) = (parts.io.into_inner().into_inner(), parts.read_buf);
                     let sent = upstream.write_all(&read_ahead).await;
                     counters.add_up(read_ahead.len() as u64);
                     // The read-ahead bytes pin hyper's whole read buffer: free it before relaying.

@@ -5,10 +5,12 @@
 //! - [`handler`]: one request: parse the target, decide, resolve, dial exactly a
 //!   checked address, then tunnel or forward; one decision log line per request.
 //! - [`body`]: a body wrapper that counts bytes and logs when the response is done.
+//! - [`idle`]: closing client connections on which nothing moved for the idle timeout.
 //! - this module: configuration and the accept loop (connection cap, drain on shutdown).
 
 pub mod body;
 pub mod handler;
+pub mod idle;
 pub mod policy;
 
 use std::net::{Ipv6Addr, SocketAddr};
@@ -40,7 +42,7 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// `EGRESS_HTTP_PROXY_HEADER_TIMEOUT` (10 s); also closes idle keep-alive connections.
     pub header_timeout: Duration,
-    /// `EGRESS_HTTP_PROXY_IDLE_TIMEOUT` (300 s): tunnels with no traffic either way.
+    /// `EGRESS_HTTP_PROXY_IDLE_TIMEOUT` (300 s): connections and tunnels with no traffic either way.
     pub idle_timeout: Duration,
     /// `EGRESS_HTTP_PROXY_MAX_CONNECTIONS` (4000).
     pub max_connections: u32,
@@ -179,12 +181,18 @@ async fn serve_connection(
         let proxy = proxy.clone();
         service_fn(move |request| handler::handle(proxy.clone(), peer, slot.clone(), request))
     };
+    let stream = idle::Watched::new(stream);
+    let activity = stream.activity();
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
+        _ = activity.idle_for(config.idle_timeout) => {
+            debug!(client = %peer, "client connection idle, closed");
+            return;
+        }
         _ = process::requested(&mut shutdown) => {
             connection.as_mut().graceful_shutdown();
             connection.await
