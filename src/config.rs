@@ -9,8 +9,9 @@ use std::net::Ipv4Addr;
 
 use serde::Deserialize;
 
-use crate::destination::{Destination, is_unicast, parse_destinations};
+use crate::destination::{Destination, parse_destinations};
 use crate::error::{Error, Result};
+use crate::names::is_unicast;
 use crate::vars::Vars;
 
 /// What the router does after validating its configuration (`EGRESS_ROUTER_MODE`).

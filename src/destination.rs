@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::error::{Error, Result};
+use crate::names::is_unicast;
 
 const VAR: &str = "EGRESS_DESTINATION";
 
@@ -127,14 +128,6 @@ fn parse_address(line: &str, text: &str) -> Result<Ipv4Addr> {
         ));
     }
     Ok(address)
-}
-
-/// Whether `address` can be a host's address (not unspecified, broadcast, multicast or loopback).
-pub fn is_unicast(address: Ipv4Addr) -> bool {
-    !(address.is_unspecified()
-        || address.is_broadcast()
-        || address.is_multicast()
-        || address.is_loopback())
 }
 
 fn line_error(line: &str, reason: &str) -> Error {

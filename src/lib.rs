@@ -23,6 +23,7 @@ pub mod error;
 pub mod firewall;
 pub mod http_proxy;
 pub mod iptables;
+pub mod names;
 pub mod netlink;
 pub mod network;
 pub mod process;

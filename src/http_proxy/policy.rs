@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::error::{Error, Result};
+use crate::names::{looks_like_ipv4, normalize_host_name};
 
 const VAR: &str = "EGRESS_HTTP_PROXY_DESTINATION";
 
@@ -70,22 +71,8 @@ impl Host {
         if let Ok(ip) = text.parse::<std::net::Ipv4Addr>() {
             return Some(Host::Ip(IpAddr::V4(ip)));
         }
-        normalize_name(text).map(Host::Name)
+        normalize_host_name(text).map(Host::Name)
     }
-}
-
-/// Lower-cases `text`, drops one trailing dot, and checks it is a valid DNS name.
-fn normalize_name(text: &str) -> Option<String> {
-    let name = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
-    let valid_label = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    (!name.is_empty() && name.len() <= 253 && name.split('.').all(valid_label)).then_some(name)
 }
 
 /// Parses the whole list; every error quotes the offending line.
@@ -124,17 +111,17 @@ fn parse_rule(line: &str) -> Result<Rule> {
         Matcher::Any
     } else if let Some(domain) = body.strip_prefix("*.") {
         Matcher::Domain(
-            normalize_name(domain)
+            normalize_host_name(domain)
                 .ok_or_else(|| line_error(line, "is not `*.` followed by a domain name"))?,
         )
     } else if let Ok(net) = body.parse::<IpNet>() {
         Matcher::Network(net.trunc())
     } else if let Ok(ip) = body.parse::<IpAddr>() {
         Matcher::Network(IpNet::from(ip))
-    } else if body.contains(['/', ':']) || body.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    } else if body.contains(['/', ':']) || looks_like_ipv4(body) {
         return Err(line_error(line, "is not a valid IP address or CIDR"));
     } else {
-        Matcher::Name(normalize_name(body).ok_or_else(|| {
+        Matcher::Name(normalize_host_name(body).ok_or_else(|| {
             line_error(
                 line,
                 "is not `*`, an IP address, a CIDR, `*.domain` or a host name",
