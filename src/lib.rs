@@ -12,6 +12,7 @@
 //!   of every applied step on failure.
 //! - [`http_proxy`]: the HTTP proxy role; [`http_proxy::policy`] is its pure
 //!   allow/deny decision.
+//! - [`dns_proxy`]: the DNS (TCP forwarding) proxy role, with optional DNS answers.
 //! - [`tunnel`], [`resolver`], [`process`]: what the proxies share: splice relay,
 //!   resolv.conf resolver, signal-driven shutdown notice and descriptor limit.
 //! - [`error`]: the one error type.
@@ -19,6 +20,7 @@
 pub mod arp;
 pub mod config;
 pub mod destination;
+pub mod dns_proxy;
 pub mod error;
 pub mod firewall;
 pub mod http_proxy;

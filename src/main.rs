@@ -10,7 +10,7 @@ use egress_router::config::{RouterConfig, RouterMode};
 use egress_router::error::{Error, Result};
 use egress_router::role::{Role, select_role};
 use egress_router::vars::Vars;
-use egress_router::{http_proxy, router};
+use egress_router::{dns_proxy, http_proxy, router};
 
 const ABOUT: &str =
     "Gives Kubernetes pods a fixed, whitelisted source IP for reaching outside servers.";
@@ -138,7 +138,7 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
             router::redirect(&RouterConfig::from_vars(vars, Some(RouterMode::Init))?).await
         }
         Command::HttpProxy => http_proxy::run(http_proxy::ProxyConfig::from_vars(vars)?).await,
-        Command::DnsProxy => Err(Error::NotImplemented("dns-proxy")),
+        Command::DnsProxy => dns_proxy::run(dns_proxy::DnsProxyConfig::from_vars(vars)?).await,
         Command::Cni => Err(Error::NotImplemented("CNI plugin")),
         Command::Announce {
             socket_fd,

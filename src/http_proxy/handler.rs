@@ -272,7 +272,8 @@ async fn open(
             .resolver
             .lookup(name)
             .await
-            .map_err(|reason| Refusal::new(StatusCode::BAD_GATEWAY, reason))?;
+            .map_err(|reason| Refusal::new(StatusCode::BAD_GATEWAY, reason))?
+            .addresses;
         decision = policy::decide(rules, host, Some(&addresses));
     }
     match decision {

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
 use crate::process::{self, Shutdown};
-use crate::resolver::Resolver;
+use crate::resolver::{Families, Resolver};
 use crate::vars::Vars;
 use policy::Rule;
 
@@ -100,7 +100,7 @@ pub async fn run(config: ProxyConfig) -> Result<()> {
     debug!(open_files, "open-file limit");
     let listener = bind_all(config.port).await?;
     let proxy = Arc::new(Proxy {
-        resolver: Resolver::from_system()?,
+        resolver: Resolver::from_system(Families::Both)?,
         config,
     });
     serve(listener, proxy, process::on_signals()?).await

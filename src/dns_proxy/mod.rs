@@ -1,0 +1,423 @@
+//! The DNS proxy role (SPEC section 5): TCP forwarders to fixed addresses or to host
+//! names that are re-resolved while running, replacing the haproxy sidecar.
+//!
+//! - [`destination`]: the forwarder list (pure).
+//! - [`backends`]: round-robin over a target's addresses, skipping failed ones (pure).
+//! - [`answer`]: optional DNS answers that point the listed names at the router.
+//! - this module: configuration, listeners, re-resolution and the per-connection
+//!   forwarding (pick, connect with retries, relay, one log line).
+
+pub mod answer;
+pub mod backends;
+pub mod destination;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::{debug, info, warn};
+
+use crate::error::{Error, Result};
+use crate::process::{self, Shutdown};
+use crate::resolver::{Families, Resolver};
+use crate::tunnel::{self, Counters, RelayEnd};
+use crate::vars::Vars;
+use backends::Backends;
+use destination::{Forwarder, Target};
+
+/// Re-resolution happens at most this often, whatever the TTL.
+pub const MIN_REFRESH: Duration = Duration::from_secs(2);
+/// Re-resolution happens at least this often, whatever the TTL.
+pub const MAX_REFRESH: Duration = Duration::from_secs(30);
+/// Connect attempts per client connection, each to a different backend when there are several.
+pub const MAX_TRIES: usize = 3;
+
+/// Validated DNS proxy configuration.
+#[derive(Debug, Clone)]
+pub struct DnsProxyConfig {
+    /// `EGRESS_DNS_PROXY_DESTINATION`.
+    pub forwarders: Vec<Forwarder>,
+    /// `EGRESS_DNS_PROXY_CONNECT_TIMEOUT` (10 s), per attempt.
+    pub connect_timeout: Duration,
+    /// `EGRESS_DNS_PROXY_IDLE_TIMEOUT` (1 min): a connection with no byte either way is closed.
+    pub idle_timeout: Duration,
+    /// `EGRESS_DNS_PROXY_MAX_CONNECTIONS` (4000), over all forwarders.
+    pub max_connections: u32,
+    /// `EGRESS_DNS_PROXY_GRACE_PERIOD` (25 s).
+    pub grace_period: Duration,
+    /// `EGRESS_DNS_PROXY_ALLOW_UNRESOLVED`: start even when a name does not resolve yet.
+    pub allow_unresolved: bool,
+    /// `EGRESS_DNS_PROXY_ANSWER_ADDRESS`: answer A queries for the listed names with it.
+    pub answer_address: Option<Ipv4Addr>,
+    /// `EGRESS_DNS_PROXY_ANSWER_PORT` (53).
+    pub answer_port: u16,
+}
+
+impl DnsProxyConfig {
+    /// Reads and validates the DNS proxy variables.
+    pub fn from_vars(vars: &Vars) -> Result<Self> {
+        const LIST: &str = "EGRESS_DNS_PROXY_DESTINATION";
+        const ALLOW: &str = "EGRESS_DNS_PROXY_ALLOW_UNRESOLVED";
+        const ANSWER: &str = "EGRESS_DNS_PROXY_ANSWER_ADDRESS";
+        let list = vars
+            .get(LIST)
+            .ok_or_else(|| Error::config(LIST, "is required but not set"))?;
+        let allow_unresolved = match vars.get(ALLOW).map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if ["1", "true", "yes"].contains(&v.as_str()) => true,
+            Some(v) if ["0", "false", "no"].contains(&v.as_str()) => false,
+            Some(v) => return Err(Error::config(ALLOW, format!("{v:?} is not true or false"))),
+        };
+        let answer_address = match vars.get(ANSWER).map(str::trim) {
+            None => None,
+            Some(text) => match text.parse::<Ipv4Addr>() {
+                Ok(ip) if crate::names::is_unicast(ip) => Some(ip),
+                _ => {
+                    return Err(Error::config(
+                        ANSWER,
+                        format!("{text:?} is not a unicast IPv4 address"),
+                    ));
+                }
+            },
+        };
+        Ok(DnsProxyConfig {
+            forwarders: destination::parse_forwarders(list)?,
+            connect_timeout: vars
+                .duration("EGRESS_DNS_PROXY_CONNECT_TIMEOUT", Duration::from_secs(10))?,
+            idle_timeout: vars
+                .duration("EGRESS_DNS_PROXY_IDLE_TIMEOUT", Duration::from_secs(60))?,
+            max_connections: vars.number("EGRESS_DNS_PROXY_MAX_CONNECTIONS", 4000, 1, 1_000_000)?,
+            grace_period: vars
+                .duration("EGRESS_DNS_PROXY_GRACE_PERIOD", Duration::from_secs(25))?,
+            allow_unresolved,
+            answer_address,
+            answer_port: vars.number("EGRESS_DNS_PROXY_ANSWER_PORT", 53, 1, 65535)?,
+        })
+    }
+}
+
+/// A forwarder at run time: its line and its current backends.
+struct Forward {
+    forwarder: Forwarder,
+    backends: Mutex<Backends>,
+}
+
+impl Forward {
+    fn backends(&self) -> std::sync::MutexGuard<'_, Backends> {
+        self.backends
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// How long to wait before resolving again, given the records' remaining TTL.
+pub fn refresh_delay(ttl: Duration) -> Duration {
+    ttl.clamp(MIN_REFRESH, MAX_REFRESH)
+}
+
+/// Runs the forwarders (and the answering server, when configured) until SIGTERM/SIGINT.
+pub async fn run(config: DnsProxyConfig) -> Result<()> {
+    let open_files = process::raise_open_file_limit()?;
+    debug!(open_files, "open-file limit");
+    let needs_resolver = config
+        .forwarders
+        .iter()
+        .any(|f| matches!(f.target, Target::Name(_)));
+    let resolver = needs_resolver
+        .then(|| Resolver::from_system(Families::Ipv4Preferred))
+        .transpose()?;
+    let mut forwards = Vec::new();
+    let mut refreshes = Vec::new();
+    for forwarder in &config.forwarders {
+        let (backends, first_refresh) = match (&forwarder.target, &resolver) {
+            (Target::Address(ip), _) => (Backends::new(&[IpAddr::V4(*ip)]), None),
+            (Target::Name(name), Some(resolver)) => match resolver.lookup(name).await {
+                Ok(found) => {
+                    info!(port = forwarder.port, target = %name, addresses = ?found.addresses, "resolved");
+                    let ttl = found.valid_until.saturating_duration_since(Instant::now());
+                    (Backends::new(&found.addresses), Some(refresh_delay(ttl)))
+                }
+                Err(reason) if config.allow_unresolved => {
+                    warn!(port = forwarder.port, target = %name, %reason, "not resolved yet; retrying");
+                    (Backends::default(), Some(MIN_REFRESH))
+                }
+                Err(reason) => {
+                    return Err(Error::State(format!(
+                        "EGRESS_DNS_PROXY_DESTINATION: port {} target {name:?}: {reason} \
+                         (set EGRESS_DNS_PROXY_ALLOW_UNRESOLVED=true to start anyway)",
+                        forwarder.port
+                    )));
+                }
+            },
+            (Target::Name(_), None) => unreachable!("a resolver exists when a target is a name"),
+        };
+        let forward = Arc::new(Forward {
+            forwarder: forwarder.clone(),
+            backends: Mutex::new(backends),
+        });
+        if let Some(delay) = first_refresh {
+            refreshes.push((forward.clone(), delay));
+        }
+        forwards.push(forward);
+    }
+    let mut listeners = Vec::new();
+    for forward in &forwards {
+        listeners.push(crate::http_proxy::bind_all(forward.forwarder.port).await?);
+    }
+    let shutdown = process::on_signals()?;
+    if let Some(address) = config.answer_address {
+        let names = config.forwarders.iter().filter_map(|f| match &f.target {
+            Target::Name(name) => Some(name.clone()),
+            Target::Address(_) => None,
+        });
+        answer::serve(
+            names.collect(),
+            address,
+            config.answer_port,
+            shutdown.clone(),
+        )
+        .await?;
+    }
+    if let Some(resolver) = resolver {
+        for (forward, delay) in refreshes {
+            tokio::spawn(refresh(forward, resolver.clone(), delay, shutdown.clone()));
+        }
+    }
+    serve(listeners, forwards, Arc::new(config), shutdown).await
+}
+
+/// Re-resolves the forwarder's name, following TTLs within [MIN_REFRESH, MAX_REFRESH];
+/// a failed lookup keeps the last good addresses.
+async fn refresh(
+    forward: Arc<Forward>,
+    resolver: Resolver,
+    mut delay: Duration,
+    mut shutdown: Shutdown,
+) {
+    let Target::Name(name) = &forward.forwarder.target else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = process::requested(&mut shutdown) => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = match resolver.lookup(name).await {
+            Ok(found) => {
+                if forward.backends().replace(&found.addresses) {
+                    info!(port = forward.forwarder.port, target = %name, addresses = ?found.addresses, "backends changed");
+                }
+                refresh_delay(found.valid_until.saturating_duration_since(Instant::now()))
+            }
+            Err(reason) => {
+                let kept = forward.backends().addresses();
+                warn!(port = forward.forwarder.port, target = %name, %reason, ?kept, "re-resolution failed; keeping the last addresses");
+                MIN_REFRESH
+            }
+        };
+    }
+}
+
+/// Accepts on every listener until shutdown, then drains like the HTTP proxy.
+async fn serve(
+    listeners: Vec<TcpListener>,
+    forwards: Vec<Arc<Forward>>,
+    config: Arc<DnsProxyConfig>,
+    mut shutdown: Shutdown,
+) -> Result<()> {
+    let max = config.max_connections;
+    let slots = Arc::new(Semaphore::new(max as usize));
+    let mut acceptors = tokio::task::JoinSet::new();
+    for (listener, forward) in listeners.into_iter().zip(forwards) {
+        let address = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listening address", e))?;
+        info!(%address, target = %forward.forwarder.target, target_port = forward.forwarder.target_port, "dns proxy listening");
+        acceptors.spawn(accept(
+            listener,
+            forward,
+            config.clone(),
+            slots.clone(),
+            shutdown.clone(),
+        ));
+    }
+    process::requested(&mut shutdown).await;
+    acceptors.shutdown().await;
+    let open = max as usize - slots.available_permits();
+    info!(open, grace_period = ?config.grace_period, "stopped accepting; draining");
+    match tokio::time::timeout(config.grace_period, slots.acquire_many(max)).await {
+        Ok(_) => info!("all connections finished"),
+        Err(_) => warn!(
+            open = max as usize - slots.available_permits(),
+            "grace period over; closing the rest"
+        ),
+    }
+    Ok(())
+}
+
+async fn accept(
+    listener: TcpListener,
+    forward: Arc<Forward>,
+    config: Arc<DnsProxyConfig>,
+    slots: Arc<Semaphore>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        tokio::select! {
+            _ = process::requested(&mut shutdown) => return,
+            accepted = listener.accept() => match accepted {
+                Ok((client, peer)) => {
+                    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                    match slots.clone().try_acquire_owned() {
+                        Ok(slot) => {
+                            tokio::spawn(forward_connection(forward.clone(), config.clone(), client, peer, slot));
+                        }
+                        Err(_) => warn!(client = %peer, port = forward.forwarder.port, "connection limit reached: closed"),
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Connects to a backend (up to [`MAX_TRIES`] attempts), relays, and logs one line.
+async fn forward_connection(
+    forward: Arc<Forward>,
+    config: Arc<DnsProxyConfig>,
+    client: TcpStream,
+    peer: SocketAddr,
+    _slot: OwnedSemaphorePermit,
+) {
+    let started = Instant::now();
+    let port = forward.forwarder.target_port;
+    let mut tried = Vec::new();
+    let mut failures = Vec::new();
+    let mut connected = None;
+    while tried.len() < MAX_TRIES {
+        let Some(address) = forward.backends().pick(Instant::now(), &tried) else {
+            break;
+        };
+        tried.push(address);
+        match tokio::time::timeout(config.connect_timeout, TcpStream::connect((address, port)))
+            .await
+        {
+            Ok(Ok(stream)) => {
+                forward.backends().mark_up(address);
+                connected = Some((address, stream));
+                break;
+            }
+            Ok(Err(e)) => failures.push(format!("{address}:{port}: {e}")),
+            Err(_) => failures.push(format!(
+                "{address}:{port}: no connection within {:?}",
+                config.connect_timeout
+            )),
+        }
+        forward.backends().mark_down(address, Instant::now());
+    }
+    let log = |outcome: &str, backend: String, transfer: tunnel::Transfer, detail: &str| {
+        info!(
+            client = %peer,
+            listener = forward.forwarder.port,
+            target = %forward.forwarder.target,
+            backend = %backend,
+            outcome = %outcome,
+            bytes_up = transfer.up,
+            bytes_down = transfer.down,
+            duration_ms = started.elapsed().as_millis() as u64,
+            detail = %detail,
+            "connection"
+        );
+    };
+    let Some((address, upstream)) = connected else {
+        let detail = if failures.is_empty() {
+            "no backend address".to_string()
+        } else {
+            failures.join("; ")
+        };
+        log("failed", "-".into(), tunnel::Transfer::default(), &detail);
+        return;
+    };
+    let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
+    let counters = Counters::default();
+    let end = tunnel::relay(&client, &upstream, config.idle_timeout, &counters).await;
+    let detail = match &end {
+        RelayEnd::Closed => "closed".to_string(),
+        RelayEnd::Idle => format!("idle for {:?}, closed", config.idle_timeout),
+        RelayEnd::Failed(e) => format!("ended: {e}"),
+    };
+    let mut detail = detail;
+    if !failures.is_empty() {
+        detail = format!("{detail}; skipped {}", failures.join("; "));
+    }
+    log(
+        "forwarded",
+        format!("{address}:{port}"),
+        counters.transfer(),
+        &detail,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_follows_the_ttl_within_bounds() {
+        assert_eq!(refresh_delay(Duration::ZERO), MIN_REFRESH);
+        assert_eq!(
+            refresh_delay(Duration::from_secs(7)),
+            Duration::from_secs(7)
+        );
+        assert_eq!(refresh_delay(Duration::from_secs(3600)), MAX_REFRESH);
+    }
+
+    #[test]
+    fn defaults_match_the_image_it_replaces() {
+        let config = DnsProxyConfig::from_vars(&Vars::from_pairs([(
+            "EGRESS_DNS_PROXY_DESTINATION",
+            "80 203.0.113.5",
+        )]))
+        .unwrap();
+        assert_eq!(config.connect_timeout, Duration::from_secs(10));
+        assert_eq!(config.idle_timeout, Duration::from_secs(60));
+        assert_eq!(config.max_connections, 4000);
+        assert_eq!(config.grace_period, Duration::from_secs(25));
+        assert!(!config.allow_unresolved);
+        assert_eq!(config.answer_address, None);
+        assert_eq!(config.answer_port, 53);
+    }
+
+    #[test]
+    fn every_knob_is_validated_with_its_name() {
+        for (var, value) in [
+            ("EGRESS_DNS_PROXY_CONNECT_TIMEOUT", "fast"),
+            ("EGRESS_DNS_PROXY_IDLE_TIMEOUT", "0"),
+            ("EGRESS_DNS_PROXY_MAX_CONNECTIONS", "0"),
+            ("EGRESS_DNS_PROXY_GRACE_PERIOD", "1h"),
+            ("EGRESS_DNS_PROXY_ALLOW_UNRESOLVED", "maybe"),
+            ("EGRESS_DNS_PROXY_ANSWER_ADDRESS", "192.0.2.300"),
+            ("EGRESS_DNS_PROXY_ANSWER_PORT", "70000"),
+        ] {
+            let vars = Vars::from_pairs([
+                ("EGRESS_DNS_PROXY_DESTINATION", "80 203.0.113.5"),
+                (var, value),
+            ]);
+            let err = DnsProxyConfig::from_vars(&vars).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{var}: ")) && err.contains(&format!("{value:?}")),
+                "{err}"
+            );
+        }
+        let allow = Vars::from_pairs([
+            ("EGRESS_DNS_PROXY_DESTINATION", "80 203.0.113.5"),
+            ("EGRESS_DNS_PROXY_ALLOW_UNRESOLVED", "True"),
+        ]);
+        assert!(DnsProxyConfig::from_vars(&allow).unwrap().allow_unresolved);
+    }
+}
