@@ -1,10 +1,11 @@
 //! Command line behaviour that needs no root and no namespaces: `unit-test` mode only
-//! prints rules, bad input, usage and `--help`.
+//! prints rules, bad input (router and HTTP proxy), usage and `--help`.
 
 mod common;
 
-use common::{PATH, PLANNED_RULES, bin};
-use std::process::{Command, Output, Stdio};
+use common::{ChildGuard, PATH, PLANNED_RULES, bin};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(bin());
@@ -135,6 +136,74 @@ fn help_mentions_every_role() {
         assert!(
             help.contains(role),
             "--help does not mention {role}:\n{stdout}"
+        );
+    }
+}
+
+/// Run the binary for at most 5 s (a proxy that wrongly accepts its input would serve
+/// forever); returns the exit status (None if it was still running) and stderr.
+fn run_bounded(args: &[&str], env: &[(&str, &str)]) -> (Option<ExitStatus>, String) {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env_clear().env("PATH", PATH);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = ChildGuard::spawn(cmd);
+    let status = child.wait_timeout(Duration::from_secs(5));
+    child.stop();
+    (status, child.stderr())
+}
+
+/// Exit 2 and an `error:` line that names `var` and contains every one of `quoted`.
+fn assert_startup_error(args: &[&str], env: &[(&str, &str)], var: &str, quoted: &[&str]) {
+    let (status, stderr) = run_bounded(args, env);
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(2),
+        "{env:?} must fail at startup with exit 2 (got {status:?})\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.trim_start().starts_with("error:")
+            && l.contains(var)
+            && quoted.iter().all(|q| l.contains(q))),
+        "{env:?}: no `error:` line naming {var} and quoting {quoted:?}\nstderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn http_proxy_bad_rule_lists_are_startup_errors() {
+    let var = "EGRESS_HTTP_PROXY_DESTINATION";
+    // empty: the subcommand selects the role, a blank value would not
+    assert_startup_error(&["http-proxy"], &[(var, "")], var, &[]);
+    assert_startup_error(&["http-proxy"], &[(var, "# nothing\n\n")], var, &[]);
+    for (rules, bad) in [
+        ("*\n203.0.113.5", "*"),
+        ("203.0.113.5\n203.0.113.0/33", "203.0.113.0/33"),
+        ("web.example.com\n!", "!"),
+        ("*.", "*."),
+        ("203.0.113.5\nfoo bar\n*", "foo bar"),
+        ("2001:db8::/129", "2001:db8::/129"),
+    ] {
+        assert_startup_error(&[], &[(var, rules)], var, &[bad]);
+    }
+}
+
+#[test]
+fn http_proxy_bad_settings_are_startup_errors() {
+    for (var, value) in [
+        ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "soon"),
+        ("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", "-1s"),
+        ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "5 parsecs"),
+        ("EGRESS_HTTP_PROXY_GRACE_PERIOD", "forever"),
+        ("EGRESS_HTTP_PROXY_MAX_CONNECTIONS", "lots"),
+        ("EGRESS_HTTP_PROXY_MAX_HEADER_BYTES", "big"),
+        ("EGRESS_HTTP_PROXY_PORT", "70000"),
+    ] {
+        assert_startup_error(
+            &[],
+            &[("EGRESS_HTTP_PROXY_DESTINATION", "*"), (var, value)],
+            var,
+            &[],
         );
     }
 }

@@ -305,12 +305,7 @@ fn gratuitous_arp_reaches_gateway_before_traffic() {
 fn replies_to_local_listener_leave_via_eth0_http_proxy_mode() {
     let _x = xtables_shared();
     let t = Topology::new();
-    let env = envs(&[
-        ("EGRESS_SOURCE", SOURCE),
-        ("EGRESS_GATEWAY", GATEWAY),
-        ("EGRESS_ROUTER_MODE", "http-proxy"),
-    ]);
-    t.router_ok(&[], &env);
+    t.router_ok(&[], &proxy_mode_env("http-proxy"));
 
     for save in ["iptables-nft-save", "iptables-legacy-save"] {
         let nat = nat_rules(&t, save);
@@ -337,12 +332,7 @@ fn replies_to_local_listener_leave_via_eth0_http_proxy_mode() {
 fn dns_proxy_mode_sets_up_network_without_nat() {
     let _x = xtables_shared();
     let t = Topology::new();
-    let env = envs(&[
-        ("EGRESS_SOURCE", SOURCE),
-        ("EGRESS_GATEWAY", GATEWAY),
-        ("EGRESS_ROUTER_MODE", "dns-proxy"),
-    ]);
-    t.router_ok(&[], &env);
+    t.router_ok(&[], &proxy_mode_env("dns-proxy"));
     let nat = nat_rules(&t, "iptables-nft-save");
     assert!(
         !nat.iter().any(|r| r.contains("DNAT") || r.contains("SNAT")),

@@ -9,7 +9,9 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
-packages=(iproute2 iptables socat tcpdump iputils-arping procps)
+# dnsmasq-base: the DNS server of the HTTP proxy tests (squid, for the benchmark only,
+# is installed by benches/http-proxy-vs-squid.sh)
+packages=(iproute2 iptables socat tcpdump iputils-arping procps dnsmasq-base)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -16,11 +16,14 @@
 #  lan0 198.51.100.1/24 -----'                                   eth0 203.0.113.5/24
 #  wan0 203.0.113.1/24 ------------------------------------------     +203.0.113.6/24
 #  ip_forward=1, no route to 192.0.2.0/24                             +203.0.113.7/24
+#                                                                     +203.0.113.53/24 (DNS)
 #                                                                default via 203.0.113.1
 #
 # Clients (192.0.2.0/26) sit in another subnet than the router pod (192.0.2.64/26) and
 # the router has no cluster routes, only its default route. IPv6 is disabled everywhere
 # so the only traffic is what a test sends. Only documentation addresses are used.
+# 203.0.113.53 is where tests run a DNS server; a namespace's /etc/netns/NS/ (its
+# resolv.conf for `ip netns exec`) is removed by `down` too.
 set -euo pipefail
 
 ROLES=(client node router gw server)
@@ -29,6 +32,7 @@ down() {
     local p=$1 ns pid
     for role in "${ROLES[@]}"; do
         ns="$p-$role"
+        rm -rf "/etc/netns/$ns"
         [[ -e /run/netns/$ns ]] || continue
         # End processes left inside our own namespace (helpers, listeners), by pid.
         for pid in $(ip netns pids "$ns" 2>/dev/null); do
@@ -82,7 +86,7 @@ up() {
     ip netns exec "$G" sysctl -qw net.ipv4.ip_forward=1
 
     # server
-    for a in 203.0.113.5 203.0.113.6 203.0.113.7; do ip -n "$S" addr add "$a/24" dev eth0; done
+    for a in 203.0.113.5 203.0.113.6 203.0.113.7 203.0.113.53; do ip -n "$S" addr add "$a/24" dev eth0; done
     ip -n "$S" link set eth0 up
     ip -n "$S" route add default via 203.0.113.1 dev eth0
 }

@@ -1,10 +1,14 @@
 //! Test harness: network namespaces built by `tests/topology.sh`, helpers to run the
 //! binary and other commands inside them, tiny TCP/UDP servers and clients bound to a
-//! namespace, and snapshots of a namespace's network state.
+//! namespace, and snapshots of a namespace's network state. `dns`: a DNS server for
+//! test names; `http`: HTTP/1.1 client and origin server for the proxy tests.
 //!
 //! Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24),
 //! always inside namespaces created by the test itself.
 #![allow(dead_code)]
+
+pub mod dns;
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -80,6 +84,15 @@ pub fn good_env(mode: &str) -> Vec<(String, String)> {
         ("EGRESS_SOURCE", SOURCE),
         ("EGRESS_GATEWAY", GATEWAY),
         ("EGRESS_DESTINATION", DESTINATION),
+        ("EGRESS_ROUTER_MODE", mode),
+    ])
+}
+
+/// Env for an init run of a proxy mode (`http-proxy`, `dns-proxy`): network only.
+pub fn proxy_mode_env(mode: &str) -> Vec<(String, String)> {
+    envs(&[
+        ("EGRESS_SOURCE", SOURCE),
+        ("EGRESS_GATEWAY", GATEWAY),
         ("EGRESS_ROUTER_MODE", mode),
     ])
 }
@@ -590,15 +603,21 @@ fn collect_lines<R: Read + Send + 'static>(
     })
 }
 
-/// A server running on threads inside the server namespace. Each TCP connection or UDP
-/// datagram is answered with one line `<peer_ip> <local_ip>:<local_port>`.
+/// A server running on threads inside a namespace: a TCP listener whose connections are
+/// each served by a `Handler` on their own thread, or UDP sockets. The default handler
+/// (`answer_line`) and the UDP server answer with one line `<peer_ip> <local_ip>:<local_port>`.
 /// Stops (and closes its sockets) on drop; it also stops by itself after 120 s.
 pub struct Server {
     stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
 }
 
-const SERVER_MAX_LIFE: Duration = Duration::from_secs(120);
+/// Serves one accepted TCP connection. It must return soon after `stop` is set (use
+/// short read timeouts) and never outlive `SERVER_MAX_LIFE`.
+pub type Handler = fn(TcpStream, SocketAddr, &AtomicBool);
+
+pub const SERVER_MAX_LIFE: Duration = Duration::from_secs(120);
 
 impl Server {
     fn udp(topo: &Topology, port: u16) -> Server {
@@ -626,14 +645,24 @@ impl Server {
                 .expect("udp server thread")
                 .unwrap_or_else(|e| panic!("udp server bind {ip}:{port}: {e}"));
         }
-        Server { stop, threads }
+        Server {
+            stop,
+            accepted: Arc::new(AtomicUsize::new(0)),
+            threads,
+        }
     }
 
     /// A TCP server on 0.0.0.0:PORT in any namespace (e.g. a local proxy in the router).
     pub fn tcp_in(topo: &Topology, role: &str, port: u16) -> Server {
+        Server::tcp_with(topo, role, port, answer_line)
+    }
+
+    /// A TCP server on 0.0.0.0:PORT in the namespace of `role`, one thread a connection.
+    pub fn tcp_with(topo: &Topology, role: &str, port: u16, handler: Handler) -> Server {
         let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = std::sync::mpsc::channel();
-        let st = stop.clone();
+        let (st, count) = (stop.clone(), accepted.clone());
         let t = topo.in_ns(role, move || {
             let l = TcpListener::bind(("0.0.0.0", port));
             let l = match l {
@@ -645,35 +674,50 @@ impl Server {
             };
             l.set_nonblocking(true).unwrap();
             tx.send(Ok(())).unwrap();
-            serve_tcp(&l, &st);
+            serve_tcp(&l, &st, &count, handler);
         });
         rx.recv_timeout(Duration::from_secs(5))
             .expect("tcp server thread")
             .unwrap_or_else(|e| panic!("tcp server bind :{port} in {role}: {e}"));
         Server {
             stop,
+            accepted,
             threads: vec![t],
         }
     }
+
+    /// TCP connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
 }
 
-fn serve_tcp(l: &TcpListener, stop: &AtomicBool) {
+fn serve_tcp(l: &TcpListener, stop: &Arc<AtomicBool>, accepted: &AtomicUsize, handler: Handler) {
     let end = Instant::now() + SERVER_MAX_LIFE;
+    let mut conns = Vec::new();
     while !stop.load(Ordering::SeqCst) && Instant::now() < end {
         match l.accept() {
-            Ok((mut s, peer)) => {
+            Ok((s, peer)) => {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let _ = s.set_nonblocking(false);
                 let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-                let local = s.local_addr().unwrap();
-                let _ = writeln!(s, "{} {}:{}", peer.ip(), local.ip(), local.port());
-                let _ = s.flush();
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                thread::sleep(Duration::from_millis(10))
+                let st = stop.clone();
+                conns.push(thread::spawn(move || handler(s, peer, &st)));
             }
             Err(_) => thread::sleep(Duration::from_millis(10)),
         }
     }
+    stop.store(true, Ordering::SeqCst);
+    for c in conns {
+        let _ = c.join();
+    }
+}
+
+/// The default handler: one line `<peer_ip> <local_ip>:<local_port>`, then close.
+pub fn answer_line(mut s: TcpStream, peer: SocketAddr, _stop: &AtomicBool) {
+    let local = s.local_addr().unwrap();
+    let _ = writeln!(s, "{} {}:{}", peer.ip(), local.ip(), local.port());
+    let _ = s.flush();
 }
 
 fn serve_udp(s: &UdpSocket, stop: &AtomicBool) {

@@ -1,0 +1,159 @@
+//! A real DNS server for the tests: dnsmasq in the server namespace on 203.0.113.53,
+//! answering only for test names, and the router namespace's resolv.conf pointing at it.
+
+use super::{ChildGuard, Topology};
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const DNS_IP: &str = "203.0.113.53";
+pub const DNSMASQ: &str = "/usr/sbin/dnsmasq";
+
+/// Zones dnsmasq answers for itself: any other name in them is NXDOMAIN at once.
+const LOCAL_ZONES: &str = "/example.com/example.net/example.org/";
+
+/// The test names. A name given twice has two addresses.
+pub const RECORDS: [(&str, &str); 10] = [
+    ("web.example.com", "203.0.113.5"),
+    ("example.com", "203.0.113.5"),
+    ("api.web.example.com", "203.0.113.7"),
+    ("badexample.com", "203.0.113.5"),
+    ("other.example.net", "203.0.113.6"),
+    ("www.example.org", "203.0.113.6"),
+    ("multi.example.org", "203.0.113.5"),
+    ("multi.example.org", "203.0.113.7"),
+    ("mixed.example.org", "203.0.113.5"),
+    ("mixed.example.org", "203.0.113.6"),
+];
+
+/// dnsmasq and the router's `/etc/netns/<router ns>/resolv.conf`; dropping it stops
+/// dnsmasq and removes that directory (`topology.sh down` does both too).
+pub struct Dns {
+    server: ChildGuard,
+    netns_dir: PathBuf,
+}
+
+impl Dns {
+    pub fn start(topo: &Topology) -> Dns {
+        assert!(
+            std::path::Path::new(DNSMASQ).exists(),
+            "{DNSMASQ} missing: apt-get install dnsmasq-base (tests/run.sh does)"
+        );
+        let mut args = vec![
+            DNSMASQ.to_string(),
+            "--no-daemon".into(),
+            "--no-resolv".into(),
+            "--no-hosts".into(),
+            "--conf-file=/dev/null".into(),
+            "--pid-file=".into(),
+            "--user=root".into(),
+            "--port=53".into(),
+            format!("--listen-address={DNS_IP}"),
+            "--bind-interfaces".into(),
+            format!("--local={LOCAL_ZONES}"),
+        ];
+        args.extend(
+            RECORDS
+                .iter()
+                .map(|(name, ip)| format!("--host-record={name},{ip}")),
+        );
+        let server = topo.spawn("server", &args, &[]);
+
+        let netns_dir = PathBuf::from(format!("/etc/netns/{}", topo.ns("router")));
+        assert!(
+            !netns_dir.exists(),
+            "{} exists already: left over from another run?",
+            netns_dir.display()
+        );
+        let dns = Dns { server, netns_dir };
+        std::fs::create_dir_all(&dns.netns_dir).unwrap();
+        std::fs::write(
+            dns.netns_dir.join("resolv.conf"),
+            format!("nameserver {DNS_IP}\noptions timeout:2 attempts:2\n"),
+        )
+        .unwrap();
+
+        // ready when it answers, through the router's real path (macvlan0, gateway)
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = topo.with_ns("router", || query_a(DNS_IP, "web.example.com"));
+            match got {
+                Ok(addrs) if addrs == [Ipv4Addr::new(203, 0, 113, 5)] => break,
+                other if Instant::now() >= end => panic!(
+                    "dnsmasq on {DNS_IP} did not answer web.example.com -> 203.0.113.5 \
+                     from the router namespace: {other:?}\ndnsmasq stderr:\n{}",
+                    dns.server.stderr()
+                ),
+                _ => thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        dns
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        self.server.stop();
+        let _ = std::fs::remove_dir_all(&self.netns_dir);
+    }
+}
+
+/// One A query over UDP (1 s, 2 tries): the IPv4 addresses of the answer, or the error.
+pub fn query_a(server: &str, name: &str) -> Result<Vec<Ipv4Addr>, String> {
+    let id: u16 = 0x4567;
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend([0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD, one question
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend(label.as_bytes());
+    }
+    q.extend([0, 0, 1, 0, 1]); // root, type A, class IN
+
+    let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    s.connect((server, 53)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 1500];
+    let mut last = String::from("no answer");
+    for _ in 0..2 {
+        s.send(&q).map_err(|e| e.to_string())?;
+        match s.recv(&mut buf) {
+            Ok(n) if n >= 12 && buf[..2] == id.to_be_bytes() => return parse_a(&buf[..n], q.len()),
+            Ok(n) => last = format!("bad answer of {n} bytes"),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+fn parse_a(msg: &[u8], question_end: usize) -> Result<Vec<Ipv4Addr>, String> {
+    let rcode = msg[3] & 0x0f;
+    if rcode != 0 {
+        return Err(format!("rcode {rcode}"));
+    }
+    let count = u16::from_be_bytes([msg[6], msg[7]]);
+    let mut at = question_end; // the question comes back as sent; answers follow it
+    let mut addrs = Vec::new();
+    for _ in 0..count {
+        // name: a pointer (2 bytes) or labels ending in 0
+        while at < msg.len() && msg[at] != 0 && msg[at] & 0xc0 != 0xc0 {
+            at += 1 + msg[at] as usize;
+        }
+        at += if msg.get(at).is_some_and(|b| b & 0xc0 == 0xc0) {
+            2
+        } else {
+            1
+        };
+        let fixed = msg.get(at..at + 10).ok_or("short answer")?;
+        let (rtype, len) = (
+            u16::from_be_bytes([fixed[0], fixed[1]]),
+            u16::from_be_bytes([fixed[8], fixed[9]]) as usize,
+        );
+        let data = msg.get(at + 10..at + 10 + len).ok_or("short answer")?;
+        if rtype == 1 && len == 4 {
+            addrs.push(Ipv4Addr::new(data[0], data[1], data[2], data[3]));
+        }
+        at += 10 + len;
+    }
+    Ok(addrs)
+}
