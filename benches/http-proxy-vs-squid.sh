@@ -6,8 +6,9 @@
 #
 # Client namespace -> proxy in the router namespace (192.0.2.70:8080) -> macvlan0 ->
 # gateway -> loadgen server 203.0.113.5:9000 (tests/topology.sh). Measured per proxy:
-#   bulk      one CONNECT tunnel carrying 1 GiB server -> client, Gbit/s; the same from
-#             the router namespace straight to the server ("direct": the upstream path)
+#   bulk      one CONNECT tunnel carrying 1 GiB server -> client, Gbit/s. "direct" is
+#             the same client to the same server over the same hops without a proxy:
+#             the router forwards port 9000 in the kernel (init's redirect NAT)
 #   tunnels   32 workers for 10 s: CONNECT, 64 bytes back, close; tunnels/s, p50/p99
 #   cpu       utime+stime of the proxy's processes (/proc/PID/stat) per 1,000 tunnels
 #             and per GiB
@@ -77,21 +78,26 @@ hard=$(ulimit -Hn)
 ulimit -n $((hard < 65536 ? hard : 65536))
 echo "open files limit: $(ulimit -n)"
 
-bash tests/topology.sh up "$P"
-# resolvers of the router namespace: a documentation address, never the host's
-mkdir -p "/etc/netns/$R"
-echo "nameserver 203.0.113.53" >"/etc/netns/$R/resolv.conf"
-for ns in "$C" "$R" "$S"; do
-    # tens of thousands of short connections in a few seconds
-    ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
-done
-EGRESS_SOURCE=198.51.100.99 EGRESS_GATEWAY=198.51.100.1 EGRESS_ROUTER_MODE=http-proxy \
-    ip netns exec "$R" "$BIN" 2>"$WORK/init.log" || { cat "$WORK/init.log" >&2; exit 1; }
-
-ip netns exec "$S" "$LG" server --listen "0.0.0.0:$PORT" --max-seconds 900 >"$WORK/server.out" 2>&1 &
-disown # ended by `topology.sh down` (it kills what runs in our namespaces), quietly
-for _ in $(seq 50); do grep -q listening= "$WORK/server.out" && break; sleep 0.1; done
-grep -q listening= "$WORK/server.out" || { echo "loadgen server did not start" >&2; exit 1; }
+# A fresh topology with the router in MODE (and, for init, one redirect: port 9000 ->
+# the server) and the loadgen server running. The direct baseline gets its own
+# topology, so its NAT state cannot disturb the proxies' measurements.
+topology_up() {
+    bash tests/topology.sh up "$P"
+    # resolvers of the router namespace: a documentation address, never the host's
+    mkdir -p "/etc/netns/$R"
+    echo "nameserver 203.0.113.53" >"/etc/netns/$R/resolv.conf"
+    for ns in "$C" "$R" "$S"; do
+        # tens of thousands of short connections in a few seconds
+        ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
+    done
+    EGRESS_SOURCE=198.51.100.99 EGRESS_GATEWAY=198.51.100.1 EGRESS_ROUTER_MODE=$1 \
+        EGRESS_DESTINATION="$PORT tcp ${SERVER%:*}" \
+        ip netns exec "$R" "$BIN" 2>"$WORK/init.log" || { cat "$WORK/init.log" >&2; exit 1; }
+    ip netns exec "$S" "$LG" server --listen "0.0.0.0:$PORT" --max-seconds 900 >"$WORK/server.out" 2>&1 &
+    disown # ended by `topology.sh down` (it kills what runs in our namespaces), quietly
+    for _ in $(seq 50); do grep -q listening= "$WORK/server.out" && break; sleep 0.1; done
+    grep -q listening= "$WORK/server.out" || { echo "loadgen server did not start" >&2; exit 1; }
+}
 
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -213,15 +219,19 @@ measure() { # NAME: the proxy running now
     RES[$name.errors]=$(awk '{s += $1} END {print s}' "$out.errors")
 }
 
-echo "direct: loadgen from the router namespace to the server (no proxy)"
+topology_up init
+echo "direct: the client through the router's kernel forwarding (no proxy)"
 for i in $(seq "$REPS"); do
-    timeout 120 ip netns exec "$R" "$LG" bulk --direct --proxy "$SERVER" --bytes "$BULK_BYTES" >"$WORK/direct.bulk$i"
+    timeout 120 ip netns exec "$C" "$LG" bulk --direct --proxy "192.0.2.70:$PORT" --bytes "$BULK_BYTES" >"$WORK/direct.bulk$i"
     kv "$WORK/direct.bulk$i" gbit_per_s >>"$WORK/direct.gbit"
 done
-timeout 120 ip netns exec "$R" "$LG" tunnels --direct --proxy "$SERVER" \
+timeout 120 ip netns exec "$C" "$LG" tunnels --direct --proxy "192.0.2.70:$PORT" \
     --concurrency "$CONCURRENCY" --duration "$TUNNEL_SECONDS" >"$WORK/direct.tun"
 RES[direct.gbit]=$(median <"$WORK/direct.gbit")
 for m in rate_per_s:rate p50_ms:p50 p99_ms:p99; do RES[direct.${m#*:}]=$(kv "$WORK/direct.tun" "${m%:*}"); done
+
+bash tests/topology.sh down "$P"
+topology_up http-proxy
 
 echo "squid $("$SQUID" -v | head -1 | awk '{print $4}')"
 start_squid
@@ -251,4 +261,5 @@ row "RSS per idle tunnel ($IDLE open)" KiB rss
 row "RSS idle baseline" MiB rss_base
 row "failed tunnels (all runs)" count errors
 echo "  squid/er: squid's value / egress-router's (throughput: below 1 is slower; CPU, latency"
-echo "  and RSS: above 1 is more). direct: loadgen in the router namespace, no proxy."
+echo "  and RSS: above 1 is more). direct: client -> router kernel NAT -> server, no proxy."
+echo "  bulk, egress-router / direct: $(ratio "${RES[er.gbit]}" "${RES[direct.gbit]}")"

@@ -37,7 +37,11 @@ pub enum RelayEnd {
     Failed(io::Error),
 }
 
-const CHUNK: usize = 1 << 16;
+/// Bytes after which a direction counts as bulk and gets a larger pipe.
+const BULK_THRESHOLD: u64 = 4 << 20;
+/// Pipe size for bulk directions: fewer, larger splices. Pipe buffers count against a
+/// per-user quota (`fs.pipe-user-pages-soft`), so short tunnels keep the default.
+const BULK_PIPE: usize = 1 << 20;
 
 /// Relays until both directions end, an error, or `idle` without traffic.
 /// `transfer` is updated as bytes move, so a caller can read it even after a timeout.
@@ -118,10 +122,12 @@ async fn pump(
 ) -> io::Result<()> {
     src.readable().await?;
     // Created once data is due, so a tunnel idle from the start holds no pipe.
-    let pipe = Pipe::new()?;
+    let mut pipe = Pipe::new()?;
+    let mut moved = 0u64;
     loop {
+        let chunk = pipe.capacity;
         let read = transfer(src, Interest::READABLE, || {
-            splice(src.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK)
+            splice(src.as_raw_fd(), pipe.write.as_raw_fd(), chunk)
         })
         .await?;
         if read == 0 {
@@ -136,6 +142,10 @@ async fn pump(
         }
         count.fetch_add(read as u64, Ordering::Relaxed);
         activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        moved += read as u64;
+        if moved >= BULK_THRESHOLD && pipe.capacity < BULK_PIPE {
+            pipe.grow(BULK_PIPE);
+        }
     }
 }
 
@@ -190,6 +200,7 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
+    capacity: usize,
 }
 
 impl Pipe {
@@ -200,12 +211,29 @@ impl Pipe {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: the descriptors were just created and are owned by nothing else.
-        Ok(unsafe {
-            Pipe {
-                read: OwnedFd::from_raw_fd(fds[0]),
-                write: OwnedFd::from_raw_fd(fds[1]),
-            }
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: F_GETPIPE_SZ only queries a pipe this function owns.
+        let capacity = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        Ok(Pipe {
+            read,
+            write,
+            capacity: usize::try_from(capacity).unwrap_or(1 << 16),
         })
+    }
+
+    /// Asks for a larger (empty) pipe; when the quota refuses, the current size stays.
+    fn grow(&mut self, size: usize) {
+        // SAFETY: F_SETPIPE_SZ on a pipe this struct owns.
+        let granted = unsafe {
+            libc::fcntl(
+                self.write.as_raw_fd(),
+                libc::F_SETPIPE_SZ,
+                size as libc::c_int,
+            )
+        };
+        if let Ok(granted) = usize::try_from(granted) {
+            self.capacity = granted;
+        }
     }
 }
 
@@ -259,6 +287,38 @@ mod tests {
                 down: 23
             }
         );
+    }
+
+    #[tokio::test]
+    async fn bulk_data_arrives_intact_after_the_pipe_grows() {
+        let (mut client, client_side) = pair().await;
+        let (server_side, mut server) = pair().await;
+        let counters = Counters::default();
+        let relay = relay(
+            &client_side,
+            &server_side,
+            Duration::from_secs(5),
+            &counters,
+        );
+        let payload: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
+        let send = async {
+            server.write_all(&payload).await.unwrap();
+            server.shutdown().await.unwrap();
+        };
+        let receive = async {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            client.shutdown().await.unwrap();
+            got
+        };
+        let (end, (), got) = tokio::join!(relay, send, receive);
+        assert!(matches!(end, RelayEnd::Closed), "{end:?}");
+        assert!(
+            got == payload,
+            "8 MiB arrived altered or incomplete ({} bytes)",
+            got.len()
+        );
+        assert_eq!(counters.transfer().down, payload.len() as u64);
     }
 
     #[tokio::test]
