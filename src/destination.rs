@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::error::{Error, Result};
-use crate::names::is_unicast;
+use crate::names::{self, is_unicast};
 
 const VAR: &str = "EGRESS_DESTINATION";
 
@@ -97,13 +97,12 @@ fn parse_line(line: &str) -> Result<Destination> {
 }
 
 fn parse_port(line: &str, text: &str) -> Result<u16> {
-    match text.parse::<u32>() {
-        Ok(p @ 1..=65535) => Ok(p as u16),
-        _ => Err(line_error(
+    names::parse_port(text).ok_or_else(|| {
+        line_error(
             line,
             &format!("port {text:?} is not a number from 1 to 65535"),
-        )),
-    }
+        )
+    })
 }
 
 fn parse_protocol(line: &str, text: &str) -> Result<Protocol> {

@@ -1,4 +1,4 @@
-//! Checks on host names and addresses shared by the parsers of every role.
+//! Checks on host names, addresses and ports shared by the parsers of every role.
 
 use std::net::Ipv4Addr;
 
@@ -30,9 +30,23 @@ pub fn looks_like_ipv4(text: &str) -> bool {
     text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
+/// Parses a TCP/UDP port, 1 to 65535.
+pub fn parse_port(text: &str) -> Option<u16> {
+    text.parse::<u16>().ok().filter(|&p| p != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_are_one_to_65535() {
+        assert_eq!(parse_port("1"), Some(1));
+        assert_eq!(parse_port("65535"), Some(65535));
+        for bad in ["0", "65536", "-1", "http", "", "80 "] {
+            assert_eq!(parse_port(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn host_names_are_normalized_or_rejected() {

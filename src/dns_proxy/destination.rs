@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::error::{Error, Result};
-use crate::names::{is_unicast, looks_like_ipv4, normalize_host_name};
+use crate::names::{self, is_unicast, looks_like_ipv4, normalize_host_name};
 
 const VAR: &str = "EGRESS_DNS_PROXY_DESTINATION";
 
@@ -83,13 +83,12 @@ pub fn parse_forwarders(text: &str) -> Result<Vec<Forwarder>> {
 }
 
 fn parse_port(line: &str, text: &str) -> Result<u16> {
-    match text.parse::<u32>() {
-        Ok(p @ 1..=65535) => Ok(p as u16),
-        _ => Err(line_error(
+    names::parse_port(text).ok_or_else(|| {
+        line_error(
             line,
             &format!("port {text:?} is not a number from 1 to 65535"),
-        )),
-    }
+        )
+    })
 }
 
 fn parse_target(line: &str, text: &str) -> Result<Target> {

@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
-use crate::process::{self, Shutdown};
+use crate::process::{self, ConnectionSlots, Shutdown};
 use crate::resolver::{Families, Resolver};
 use crate::tunnel::{self, Counters, RelayEnd};
 use crate::vars::Vars;
@@ -225,65 +225,27 @@ async fn serve(
     listeners: Vec<TcpListener>,
     forwards: Vec<Arc<Forward>>,
     config: Arc<DnsProxyConfig>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) -> Result<()> {
-    let max = config.max_connections;
-    let slots = Arc::new(Semaphore::new(max as usize));
+    let slots = ConnectionSlots::new(config.max_connections);
     let mut acceptors = tokio::task::JoinSet::new();
     for (listener, forward) in listeners.into_iter().zip(forwards) {
         let address = listener
             .local_addr()
             .map_err(|e| Error::io("reading the listening address", e))?;
-        info!(%address, target = %forward.forwarder.target, target_port = forward.forwarder.target_port, "dns proxy listening");
-        acceptors.spawn(accept(
-            listener,
-            forward,
-            config.clone(),
-            slots.clone(),
-            shutdown.clone(),
-        ));
-    }
-    process::requested(&mut shutdown).await;
-    acceptors.shutdown().await;
-    let open = max as usize - slots.available_permits();
-    info!(open, grace_period = ?config.grace_period, "stopped accepting; draining");
-    match tokio::time::timeout(config.grace_period, slots.acquire_many(max)).await {
-        Ok(_) => info!("all connections finished"),
-        Err(_) => warn!(
-            open = max as usize - slots.available_permits(),
-            "grace period over; closing the rest"
-        ),
-    }
-    Ok(())
-}
-
-async fn accept(
-    listener: TcpListener,
-    forward: Arc<Forward>,
-    config: Arc<DnsProxyConfig>,
-    slots: Arc<Semaphore>,
-    mut shutdown: Shutdown,
-) {
-    loop {
-        tokio::select! {
-            _ = process::requested(&mut shutdown) => return,
-            accepted = listener.accept() => match accepted {
-                Ok((client, peer)) => {
-                    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                    match slots.clone().try_acquire_owned() {
-                        Ok(slot) => {
-                            tokio::spawn(forward_connection(forward.clone(), config.clone(), client, peer, slot));
-                        }
-                        Err(_) => warn!(client = %peer, port = forward.forwarder.port, "connection limit reached: closed"),
-                    }
-                }
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+        let (target, target_port) = (&forward.forwarder.target, forward.forwarder.target_port);
+        info!(%address, %target, target_port, "dns proxy listening");
+        let config = config.clone();
+        acceptors.spawn(process::accept_until_shutdown(listener, slots.clone(), shutdown.clone(), move |client, peer, slot| {
+            match slot {
+                Some(slot) => drop(tokio::spawn(forward_connection(forward.clone(), config.clone(), client, peer, slot))),
+                None => warn!(client = %peer, port = forward.forwarder.port, "connection limit reached: closed"),
             }
-        }
+        }));
     }
+    acceptors.join_all().await;
+    slots.drain(config.grace_period).await;
+    Ok(())
 }
 
 /// Connects to a backend (up to [`MAX_TRIES`] attempts), relays, and logs one line.

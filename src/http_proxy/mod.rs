@@ -22,11 +22,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
-use crate::process::{self, Shutdown};
+use crate::process::{self, ConnectionSlots, Shutdown};
 use crate::resolver::{Families, Resolver};
 use crate::vars::Vars;
 use policy::Rule;
@@ -118,46 +118,31 @@ pub async fn bind_all(port: u16) -> Result<TcpListener> {
 
 /// Serves connections from `listener` until `shutdown`, then stops accepting and lets
 /// open connections finish for the grace period.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, mut shutdown: Shutdown) -> Result<()> {
-    let max = proxy.config.max_connections;
-    let slots = Arc::new(Semaphore::new(max as usize));
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: Shutdown) -> Result<()> {
+    let slots = ConnectionSlots::new(proxy.config.max_connections);
     let address = listener
         .local_addr()
         .map_err(|e| Error::io("reading the listening address", e))?;
-    info!(%address, rules = proxy.config.rules.len(), max_connections = max, "http proxy listening");
-    loop {
-        tokio::select! {
-            _ = process::requested(&mut shutdown) => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                    match slots.clone().try_acquire_owned() {
-                        Ok(slot) => {
-                            tokio::spawn(serve_connection(proxy.clone(), stream, peer, slot, shutdown.clone()));
-                        }
-                        Err(_) => {
-                            tokio::spawn(refuse_busy(stream, peer));
-                        }
-                    }
-                }
-                Err(e) => {
-                    // Out of descriptors or memory: back off instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-    drop(listener);
-    let open = max as usize - slots.available_permits();
-    info!(open, grace_period = ?proxy.config.grace_period, "stopped accepting; draining");
-    match tokio::time::timeout(proxy.config.grace_period, slots.acquire_many(max)).await {
-        Ok(_) => info!("all connections finished"),
-        Err(_) => warn!(
-            open = max as usize - slots.available_permits(),
-            "grace period over; closing the rest"
-        ),
-    }
+    info!(%address, rules = proxy.config.rules.len(), max_connections = proxy.config.max_connections, "http proxy listening");
+    process::accept_until_shutdown(
+        listener,
+        slots.clone(),
+        shutdown.clone(),
+        |stream, peer, slot| {
+            match slot {
+                Some(slot) => tokio::spawn(serve_connection(
+                    proxy.clone(),
+                    stream,
+                    peer,
+                    slot,
+                    shutdown.clone(),
+                )),
+                None => tokio::spawn(refuse_busy(stream, peer)),
+            };
+        },
+    )
+    .await;
+    slots.drain(proxy.config.grace_period).await;
     Ok(())
 }
 
