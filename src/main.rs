@@ -49,6 +49,8 @@ enum Command {
     },
     /// Main container of redirect mode: verify the init container's setup, stay up until SIGTERM.
     Redirect,
+    /// Check once that the init container's setup is in place (exit 0) or not (exit 1): a probe.
+    Check,
     /// HTTP proxy (EGRESS_HTTP_PROXY_DESTINATION).
     HttpProxy,
     /// DNS (TCP forwarding) proxy (EGRESS_DNS_PROXY_DESTINATION).
@@ -136,6 +138,9 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
         Command::Router { mode } => router::run(&RouterConfig::from_vars(vars, mode)?).await,
         Command::Redirect => {
             router::redirect(&RouterConfig::from_vars(vars, Some(RouterMode::Init))?).await
+        }
+        Command::Check => {
+            router::check(&RouterConfig::from_vars(vars, Some(RouterMode::Init))?).await
         }
         Command::HttpProxy => http_proxy::run(http_proxy::ProxyConfig::from_vars(vars)?).await,
         Command::DnsProxy => dns_proxy::run(dns_proxy::DnsProxyConfig::from_vars(vars)?).await,

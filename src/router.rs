@@ -37,6 +37,12 @@ pub async fn run(config: &RouterConfig) -> Result<()> {
     }
 }
 
+/// One check of the setup made by init (a probe): address, route and every rule.
+pub async fn check(config: &RouterConfig) -> Result<()> {
+    let (backend, _) = Backend::detect(config.backend)?;
+    verify(config, backend).await
+}
+
 /// The `redirect` main container: verify the setup made by init, then keep checking it.
 pub async fn redirect(config: &RouterConfig) -> Result<()> {
     let (backend, reason) = Backend::detect(config.backend)?;

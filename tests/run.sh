@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need, then format, lint, unit and
-# root integration tests. Run as root on Debian/Ubuntu: `sudo bash tests/run.sh`.
+# root integration tests, and the container image test (tests/container.sh). Run as root on Debian/Ubuntu: `sudo bash tests/run.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +11,8 @@ fi
 
 # dnsmasq-base: the DNS server of the HTTP proxy tests (squid, for the benchmark only,
 # is installed by benches/http-proxy-vs-squid.sh)
-packages=(iproute2 iptables socat tcpdump iputils-arping procps dnsmasq-base)
+packages=(iproute2 iptables socat tcpdump iputils-arping procps dnsmasq-base
+    podman runc debootstrap python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,3 +27,4 @@ command -v cargo >/dev/null || { echo "tests/run.sh: cargo not found; install Ru
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --quiet
+bash tests/container.sh

@@ -186,6 +186,9 @@ async fn forward(
     log: &mut RequestLog,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let uri = request.uri().clone();
+    if uri.authority().is_none() && uri.path() == HEALTH_PATH && request.method() == Method::GET {
+        return Ok(health());
+    }
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -252,6 +255,17 @@ async fn forward(
         );
     });
     Ok(Response::from_parts(parts, counted.boxed()))
+}
+
+/// Origin-form path answered by the proxy itself, for liveness and readiness probes.
+pub const HEALTH_PATH: &str = "/healthz";
+
+fn health() -> Response<ProxyBody> {
+    Response::new(
+        Full::new(Bytes::from_static(b"ok\n"))
+            .map_err(|never| match never {})
+            .boxed(),
+    )
 }
 
 /// Decides on `host`, resolving it only when the decision needs its addresses, and
