@@ -158,9 +158,10 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
     }
 }
 
-/// Logs go to stderr; `EGRESS_ROUTER_DEBUG` raises the level, `RUST_LOG` overrides it.
+/// Logs go to stderr; `EGRESS_ROUTER_DEBUG` (or the DNS proxy image's
+/// `EGRESS_DNS_PROXY_DEBUG`) raises the level, `RUST_LOG` overrides it.
 fn init_tracing(vars: &Vars) {
-    let default = if vars.is_set("EGRESS_ROUTER_DEBUG") {
+    let default = if vars.is_set("EGRESS_ROUTER_DEBUG") || vars.is_set("EGRESS_DNS_PROXY_DEBUG") {
         "debug"
     } else {
         "info"
