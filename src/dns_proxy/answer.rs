@@ -127,28 +127,49 @@ async fn send<'a, R: ResponseHandler>(
     }
 }
 
+/// The IPv4 addresses of this network namespace's interfaces.
+fn local_ipv4_addresses() -> Result<Vec<Ipv4Addr>> {
+    let interfaces = nix::ifaddrs::getifaddrs()
+        .map_err(|e| Error::io("listing interface addresses", e.into()))?;
+    let mut addresses: Vec<Ipv4Addr> = interfaces
+        .filter_map(|interface| interface.address?.as_sockaddr_in().map(|a| a.ip()))
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    Ok(addresses)
+}
+
 /// Starts answering on UDP and TCP `port` (all addresses); stops on `shutdown`.
+///
+/// UDP gets one socket per local address: a reply then leaves from the address the
+/// query was sent to, so it belongs to the query's connection and the reply routing
+/// sends it back through eth0. From a wildcard socket the kernel would pick the source
+/// by the main table's default route (EGRESS_SOURCE on macvlan0), and clients in other
+/// subnets would never see the answer.
 pub async fn serve(
     names: HashSet<String>,
     address: Ipv4Addr,
     port: u16,
     mut shutdown: Shutdown,
 ) -> Result<()> {
-    let udp = UdpSocket::bind(("0.0.0.0", port)).await.map_err(|e| {
-        Error::io(
-            format!("EGRESS_DNS_PROXY_ANSWER_PORT: binding UDP port {port}"),
-            e,
-        )
-    })?;
-    let tcp = TcpListener::bind(("0.0.0.0", port)).await.map_err(|e| {
-        Error::io(
-            format!("EGRESS_DNS_PROXY_ANSWER_PORT: binding TCP port {port}"),
-            e,
-        )
-    })?;
+    let bind_error =
+        |what: String, e| Error::io(format!("EGRESS_DNS_PROXY_ANSWER_PORT: binding {what}"), e);
+    let mut udp = Vec::new();
+    for local in local_ipv4_addresses()? {
+        udp.push(
+            UdpSocket::bind((local, port))
+                .await
+                .map_err(|e| bind_error(format!("UDP {local}:{port}"), e))?,
+        );
+    }
+    let tcp = TcpListener::bind(("0.0.0.0", port))
+        .await
+        .map_err(|e| bind_error(format!("TCP port {port}"), e))?;
     info!(port, %address, names = ?names, "answering DNS queries for the listed names");
     let mut server = Server::new(NameAnswers { names, address });
-    server.register_socket(udp);
+    for socket in udp {
+        server.register_socket(socket);
+    }
     server.register_listener(tcp, Duration::from_secs(5), 4096);
     tokio::spawn(async move {
         process::requested(&mut shutdown).await;

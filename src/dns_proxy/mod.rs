@@ -128,30 +128,45 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
     let resolver = needs_resolver
         .then(|| Resolver::from_system(Families::Ipv4Preferred))
         .transpose()?;
+    // All names are looked up at once. When unresolved names are allowed, startup
+    // waits at most MIN_REFRESH for them (a DNS outage must not hold the listeners
+    // back); the refresher takes over from there.
+    let lookups = config.forwarders.iter().map(|forwarder| async {
+        let (Target::Name(name), Some(resolver)) = (&forwarder.target, &resolver) else {
+            return None;
+        };
+        let lookup = resolver.lookup(name);
+        Some(if config.allow_unresolved {
+            tokio::time::timeout(MIN_REFRESH, lookup)
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer for {name} within {MIN_REFRESH:?}")))
+        } else {
+            lookup.await
+        })
+    });
+    let resolved = futures::future::join_all(lookups).await;
     let mut forwards = Vec::new();
     let mut refreshes = Vec::new();
-    for forwarder in &config.forwarders {
-        let (backends, first_refresh) = match (&forwarder.target, &resolver) {
+    for (forwarder, lookup) in config.forwarders.iter().zip(resolved) {
+        let (backends, first_refresh) = match (&forwarder.target, lookup) {
             (Target::Address(ip), _) => (Backends::new(&[IpAddr::V4(*ip)]), None),
-            (Target::Name(name), Some(resolver)) => match resolver.lookup(name).await {
-                Ok(found) => {
-                    info!(port = forwarder.port, target = %name, addresses = ?found.addresses, "resolved");
-                    let ttl = found.valid_until.saturating_duration_since(Instant::now());
-                    (Backends::new(&found.addresses), Some(refresh_delay(ttl)))
-                }
-                Err(reason) if config.allow_unresolved => {
-                    warn!(port = forwarder.port, target = %name, %reason, "not resolved yet; retrying");
-                    (Backends::default(), Some(MIN_REFRESH))
-                }
-                Err(reason) => {
-                    return Err(Error::State(format!(
-                        "EGRESS_DNS_PROXY_DESTINATION: port {} target {name:?}: {reason} \
-                         (set EGRESS_DNS_PROXY_ALLOW_UNRESOLVED=true to start anyway)",
-                        forwarder.port
-                    )));
-                }
-            },
-            (Target::Name(_), None) => unreachable!("a resolver exists when a target is a name"),
+            (Target::Name(name), Some(Ok(found))) => {
+                info!(port = forwarder.port, target = %name, addresses = ?found.addresses, "resolved");
+                let ttl = found.valid_until.saturating_duration_since(Instant::now());
+                (Backends::new(&found.addresses), Some(refresh_delay(ttl)))
+            }
+            (Target::Name(name), Some(Err(reason))) if config.allow_unresolved => {
+                warn!(port = forwarder.port, target = %name, %reason, "not resolved yet; retrying");
+                (Backends::default(), Some(MIN_REFRESH))
+            }
+            (Target::Name(name), Some(Err(reason))) => {
+                return Err(Error::State(format!(
+                    "EGRESS_DNS_PROXY_DESTINATION: port {} target {name:?}: {reason} \
+                     (set EGRESS_DNS_PROXY_ALLOW_UNRESOLVED=true to start anyway)",
+                    forwarder.port
+                )));
+            }
+            (Target::Name(_), None) => unreachable!("every name was looked up"),
         };
         let forward = Arc::new(Forward {
             forwarder: forwarder.clone(),
