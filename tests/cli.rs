@@ -1,9 +1,9 @@
 //! Command line behaviour that needs no root and no namespaces: `unit-test` mode only
-//! prints rules, bad input (router and HTTP proxy), usage and `--help`.
+//! prints rules, bad input (router, HTTP and DNS proxies), usage and `--help`.
 
 mod common;
 
-use common::{ChildGuard, PATH, PLANNED_RULES, bin};
+use common::{ChildGuard, PATH, PLANNED_RULES, assert_error_exit, bin};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
@@ -157,53 +157,111 @@ fn run_bounded(args: &[&str], env: &[(&str, &str)]) -> (Option<ExitStatus>, Stri
 /// Exit 2 and an `error:` line that names `var` and contains every one of `quoted`.
 fn assert_startup_error(args: &[&str], env: &[(&str, &str)], var: &str, quoted: &[&str]) {
     let (status, stderr) = run_bounded(args, env);
-    assert_eq!(
-        status.and_then(|s| s.code()),
-        Some(2),
-        "{env:?} must fail at startup with exit 2 (got {status:?})\nstderr:\n{stderr}"
-    );
-    assert!(
-        stderr.lines().any(|l| l.trim_start().starts_with("error:")
-            && l.contains(var)
-            && quoted.iter().all(|q| l.contains(q))),
-        "{env:?}: no `error:` line naming {var} and quoting {quoted:?}\nstderr:\n{stderr}"
-    );
+    let mut needles = vec![var];
+    needles.extend(quoted);
+    assert_error_exit(status, &stderr, 2, &needles, &format!("{env:?}"));
+}
+
+/// Each (variable, bad value) next to a valid `list` in `list_var` is a startup error
+/// that names the variable and quotes the value.
+fn assert_bad_settings(list_var: &str, list: &str, cases: &[(&str, &str)]) {
+    for (var, value) in cases {
+        assert_startup_error(&[], &[(list_var, list), (var, value)], var, &[value]);
+    }
+}
+
+/// An empty list in `var` (role from `subcommand`) and each of `lists` are startup
+/// errors; `quote(bad)` must be in the error line.
+fn assert_bad_lists(
+    subcommand: &str,
+    var: &str,
+    lists: &[(&str, &str)],
+    quote: impl Fn(&str) -> String,
+) {
+    // empty: the subcommand selects the role, a blank value would not
+    assert_startup_error(&[subcommand], &[(var, "")], var, &[]);
+    assert_startup_error(&[subcommand], &[(var, "# nothing\n\n")], var, &[]);
+    for (list, bad) in lists {
+        assert_startup_error(&[], &[(var, list)], var, &[&quote(bad)]);
+    }
 }
 
 #[test]
 fn http_proxy_bad_rule_lists_are_startup_errors() {
-    let var = "EGRESS_HTTP_PROXY_DESTINATION";
-    // empty: the subcommand selects the role, a blank value would not
-    assert_startup_error(&["http-proxy"], &[(var, "")], var, &[]);
-    assert_startup_error(&["http-proxy"], &[(var, "# nothing\n\n")], var, &[]);
-    for (rules, bad) in [
-        ("*\n203.0.113.5", "*"),
-        ("203.0.113.5\n203.0.113.0/33", "203.0.113.0/33"),
-        ("web.example.com\n!", "!"),
-        ("*.", "*."),
-        ("203.0.113.5\nfoo bar\n*", "foo bar"),
-        ("2001:db8::/129", "2001:db8::/129"),
-    ] {
-        assert_startup_error(&[], &[(var, rules)], var, &[bad]);
-    }
+    assert_bad_lists(
+        "http-proxy",
+        "EGRESS_HTTP_PROXY_DESTINATION",
+        &[
+            ("*\n203.0.113.5", "*"),
+            ("203.0.113.5\n203.0.113.0/33", "203.0.113.0/33"),
+            ("web.example.com\n!", "!"),
+            ("*.", "*."),
+            ("203.0.113.5\nfoo bar\n*", "foo bar"),
+            ("2001:db8::/129", "2001:db8::/129"),
+        ],
+        str::to_string,
+    );
 }
 
 #[test]
 fn http_proxy_bad_settings_are_startup_errors() {
-    for (var, value) in [
-        ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "soon"),
-        ("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", "-1s"),
-        ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "5 parsecs"),
-        ("EGRESS_HTTP_PROXY_GRACE_PERIOD", "forever"),
-        ("EGRESS_HTTP_PROXY_MAX_CONNECTIONS", "lots"),
-        ("EGRESS_HTTP_PROXY_MAX_HEADER_BYTES", "big"),
-        ("EGRESS_HTTP_PROXY_PORT", "70000"),
-    ] {
-        assert_startup_error(
-            &[],
-            &[("EGRESS_HTTP_PROXY_DESTINATION", "*"), (var, value)],
-            var,
-            &[],
-        );
-    }
+    assert_bad_settings(
+        "EGRESS_HTTP_PROXY_DESTINATION",
+        "*",
+        &[
+            ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "soon"),
+            ("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", "-1s"),
+            ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "5 parsecs"),
+            ("EGRESS_HTTP_PROXY_GRACE_PERIOD", "forever"),
+            ("EGRESS_HTTP_PROXY_MAX_CONNECTIONS", "lots"),
+            ("EGRESS_HTTP_PROXY_MAX_HEADER_BYTES", "big"),
+            ("EGRESS_HTTP_PROXY_PORT", "70000"),
+        ],
+    );
+}
+
+#[test]
+fn dns_proxy_bad_lists_are_startup_errors() {
+    // every other line is valid, so the error must quote the bad one; a bad line that
+    // were accepted by mistake could not make the binary resolve a name (no DNS traffic)
+    assert_bad_lists(
+        "dns-proxy",
+        "EGRESS_DNS_PROXY_DESTINATION",
+        &[
+            ("80", "80"),
+            ("80 203.0.113.5 81 82", "80 203.0.113.5 81 82"),
+            ("80 203.0.113.5\n0 203.0.113.6", "0 203.0.113.6"),
+            ("65536 203.0.113.5", "65536 203.0.113.5"),
+            ("http 203.0.113.5", "http 203.0.113.5"),
+            ("80 203.0.113.5 0", "80 203.0.113.5 0"),
+            ("80 203.0.113.5 65536", "80 203.0.113.5 65536"),
+            ("80 0.0.0.0", "80 0.0.0.0"),
+            ("80 224.0.0.1", "80 224.0.0.1"),
+            ("# no dot\n80 localhost", "80 localhost"),
+            ("80 2001:db8::1", "80 2001:db8::1"),
+            ("80 203.0.113.5\n80 203.0.113.6", "80 203.0.113.6"),
+        ],
+        |bad| format!("line {bad:?}"),
+    );
+}
+
+#[test]
+fn dns_proxy_bad_settings_are_startup_errors() {
+    assert_bad_settings(
+        "EGRESS_DNS_PROXY_DESTINATION",
+        "18080 203.0.113.5",
+        &[
+            ("EGRESS_DNS_PROXY_CONNECT_TIMEOUT", "soon"),
+            ("EGRESS_DNS_PROXY_CONNECT_TIMEOUT", "-1s"),
+            ("EGRESS_DNS_PROXY_IDLE_TIMEOUT", "5 parsecs"),
+            ("EGRESS_DNS_PROXY_IDLE_TIMEOUT", "1h"),
+            ("EGRESS_DNS_PROXY_GRACE_PERIOD", "forever"),
+            ("EGRESS_DNS_PROXY_MAX_CONNECTIONS", "lots"),
+            ("EGRESS_DNS_PROXY_MAX_CONNECTIONS", "0"),
+            ("EGRESS_DNS_PROXY_ALLOW_UNRESOLVED", "maybe"),
+            ("EGRESS_DNS_PROXY_ANSWER_ADDRESS", "192.0.2.300"),
+            ("EGRESS_DNS_PROXY_ANSWER_ADDRESS", "2001:db8::1"),
+            ("EGRESS_DNS_PROXY_ANSWER_PORT", "70000"),
+        ],
+    );
 }

@@ -7,10 +7,15 @@
 mod common;
 
 use common::dns::Dns;
-use common::http::{Response, Wire, client, connect_tunnel, echo_then_report, http_origin};
+use common::http::{
+    Response, Wire, client, closed_within, connect_tunnel, echo, echo_then_report, http_origin,
+};
+use common::proxy::{
+    assert_client_half_close, assert_grace_period_bounds_exit, assert_idle_closed_busy_kept,
+    assert_sigterm_drains,
+};
 use common::*;
 use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -51,28 +56,9 @@ impl Lab {
         let mut env = envs(knobs);
         env.push(("EGRESS_HTTP_PROXY_DESTINATION".into(), rules.into()));
         let mut p = self.t.spawn_router(&[], &env);
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            if p.wait_line(
-                |l| l.contains("http proxy listening"),
-                Duration::from_millis(50),
-            )
-            .is_some()
-            {
-                return p;
-            }
-            if let Some(st) = p.try_wait() {
-                panic!(
-                    "proxy exited ({st}) before listening, rules {rules:?}:\n{}",
-                    p.stderr()
-                );
-            }
-            assert!(
-                Instant::now() < end,
-                "proxy not listening after 10 s:\n{}",
-                p.stderr()
-            );
-        }
+        let what = format!("proxy with rules {rules:?}");
+        p.wait_ready(&what, "http proxy listening", 1, Duration::from_secs(10));
+        p
     }
 
     /// Total connections the servers accepted: what the proxy forwarded.
@@ -162,36 +148,6 @@ fn send_request(w: &mut Wire, raw: &str) -> Response {
 
 fn first_line(raw: &str) -> &str {
     raw.lines().next().unwrap_or("")
-}
-
-/// Read from `w` until the peer closes (end of stream or reset), at most `limit`;
-/// returns when, or None if it stayed open.
-fn closed_within(w: &mut Wire, limit: Duration) -> Option<Duration> {
-    let start = Instant::now();
-    w.set_patience(limit);
-    match w.read_to_end() {
-        Ok(_) => Some(start.elapsed()),
-        Err(e) if e.kind() == ErrorKind::TimedOut => None,
-        Err(_) => Some(start.elapsed()),
-    }
-}
-
-/// Echo `msg` through a tunnel to the echo server.
-fn echo(w: &mut Wire, msg: &str) -> Result<(), String> {
-    w.write_all(msg.as_bytes())
-        .map_err(|e| format!("send: {e}"))?;
-    let got = w.read_exact(msg.len()).map_err(|e| format!("read: {e}"))?;
-    if got == msg.as_bytes() {
-        Ok(())
-    } else {
-        Err(format!("echo {:?}", String::from_utf8_lossy(&got)))
-    }
-}
-
-/// The value of `key=` in a log line.
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
 fn decision_line(p: &ChildGuard, target: &str) -> String {
@@ -549,13 +505,7 @@ fn tunnel_half_close_keeps_the_other_direction() {
     let mut w = lab.echo_tunnel("203.0.113.5");
     echo(&mut w, "hello\n").expect("echo through the tunnel");
     // the echo server answers only after it saw our end of stream
-    w.shutdown_write().unwrap();
-    let rest = w.read_to_end().expect("read after shutting down our side");
-    assert_eq!(
-        String::from_utf8_lossy(&rest),
-        "EOF after 6 bytes\n",
-        "after the client's half-close the server's answer must still arrive"
-    );
+    assert_client_half_close(&mut w, 6);
 }
 
 // ---------------------------------------------------------------- limits
@@ -591,18 +541,14 @@ fn connections_over_the_cap_get_503() {
     echo(&mut first, "a").expect("first tunnel after the refusal");
     echo(&mut second, "b").expect("second tunnel after the refusal");
     drop(first);
-    let end = Instant::now() + Duration::from_secs(3);
-    loop {
-        let status = lab.connect_status("203.0.113.7:80");
-        if status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "still {status} 3 s after a connection closed"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(3),
+        "CONNECT must work again once a tunnel closed",
+        || match lab.connect_status("203.0.113.7:80") {
+            200 => Ok(()),
+            status => Err(format!("status {status}")),
+        },
+    );
 }
 
 #[test]
@@ -692,26 +638,9 @@ fn oversized_headers_are_refused() {
 fn idle_tunnels_are_closed_busy_ones_kept() {
     let lab = Lab::new();
     let _p = lab.proxy("*", &[("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "1000ms")]);
-
     let mut idle = lab.echo_tunnel("203.0.113.5");
     let mut busy = lab.echo_tunnel("203.0.113.6");
-    // the busy tunnel carries a byte every 300 ms for 2.5 s: it must stay open
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(2500) {
-        echo(&mut busy, "x").unwrap_or_else(|e| {
-            panic!(
-                "a tunnel with traffic every 300 ms was closed after {:?}: {e}",
-                start.elapsed()
-            )
-        });
-        thread::sleep(Duration::from_millis(300));
-    }
-    // by now the idle one is closed (1 s without bytes)
-    let took = closed_within(&mut idle, Duration::from_millis(1500));
-    assert!(
-        took.is_some(),
-        "a tunnel without traffic for 2.5 s is still open (idle timeout 1 s)"
-    );
+    assert_idle_closed_busy_kept(&mut idle, &mut busy);
 }
 
 #[test]
@@ -787,50 +716,13 @@ fn decision_lines_log_outcome_and_rule() {
     assert_eq!(field(&line, "rule"), Some("default"), "{line}");
 }
 
-/// Connect from the client namespace until a connection is refused (at most `limit`).
-fn refused_within(t: &Topology, limit: Duration) -> bool {
-    let addr: SocketAddr = PROXY.parse().unwrap();
-    t.with_ns("client", move || {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => return true,
-                _ => thread::sleep(Duration::from_millis(50)),
-            }
-        }
-        false
-    })
-}
-
 #[test]
 fn sigterm_stops_accepting_and_lets_open_tunnels_finish() {
     let lab = Lab::new();
     let mut p = lab.proxy("*", &[]);
     let mut w = lab.echo_tunnel("203.0.113.5");
     echo(&mut w, "before\n").unwrap();
-
-    p.signal(libc::SIGTERM);
-    assert!(
-        refused_within(&lab.t, Duration::from_secs(2)),
-        "new connections must be refused after SIGTERM"
-    );
-    echo(&mut w, "after\n").expect("the open tunnel must keep working after SIGTERM");
-    assert!(
-        p.try_wait().is_none(),
-        "the proxy exited while a tunnel was open (grace period 25 s):\n{}",
-        p.stderr()
-    );
-
-    w.shutdown_write().unwrap();
-    let rest = w.read_to_end().unwrap();
-    assert_eq!(String::from_utf8_lossy(&rest), "EOF after 13 bytes\n");
-    drop(w);
-    let st = p.wait_timeout(Duration::from_secs(3));
-    assert!(
-        st.is_some_and(|s| s.code() == Some(0)),
-        "after its last tunnel closed the proxy must exit 0 at once, got {st:?}:\n{}",
-        p.stderr()
-    );
+    assert_sigterm_drains(&lab.t, &mut p, PROXY, w, 7);
 }
 
 #[test]
@@ -839,23 +731,5 @@ fn sigterm_grace_period_bounds_the_exit() {
     let mut p = lab.proxy("*", &[("EGRESS_HTTP_PROXY_GRACE_PERIOD", "1s")]);
     let mut w = lab.echo_tunnel("203.0.113.5");
     echo(&mut w, "hold\n").unwrap();
-
-    let start = Instant::now();
-    p.signal(libc::SIGTERM);
-    let st = p.wait_timeout(Duration::from_secs(5));
-    let took = start.elapsed();
-    assert!(
-        st.is_some_and(|s| s.code() == Some(0)),
-        "with a tunnel held open the proxy must exit 0 after the 1 s grace period, got \
-         {st:?} after {took:?}:\n{}",
-        p.stderr()
-    );
-    assert!(
-        took >= Duration::from_millis(800) && took <= Duration::from_millis(2500),
-        "exit {took:?} after SIGTERM, grace period 1 s"
-    );
-    assert!(
-        closed_within(&mut w, Duration::from_secs(2)).is_some(),
-        "the tunnel must be closed once the proxy exited"
-    );
+    assert_grace_period_bounds_exit(&mut p, &mut w);
 }

@@ -9,9 +9,10 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
-# dnsmasq-base: the DNS server of the HTTP proxy tests (squid, for the benchmark only,
-# is installed by benches/http-proxy-vs-squid.sh)
-packages=(iproute2 iptables socat tcpdump iputils-arping procps dnsmasq-base
+# dnsmasq-base: the DNS server of the proxy tests; bind9-dnsutils: dig, the client that
+# queries the DNS proxy's answers (squid and haproxy, for the benchmarks only, are
+# installed by benches/http-proxy-vs-squid.sh and benches/dns-proxy-vs-haproxy.sh)
+packages=(iproute2 iptables socat tcpdump iputils-arping procps dnsmasq-base bind9-dnsutils
     podman runc debootstrap python3-venv)
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,7 @@
 //! A real DNS server for the tests: dnsmasq in the server namespace on 203.0.113.53,
 //! answering only for test names, and the router namespace's resolv.conf pointing at it.
+//! Besides the fixed `RECORDS`, a test may keep names in a hosts file it rewrites while
+//! dnsmasq runs (`set_hosts`), and may stop the server to simulate an outage.
 
 use super::{ChildGuard, Topology};
 use std::net::{Ipv4Addr, UdpSocket};
@@ -28,14 +30,24 @@ pub const RECORDS: [(&str, &str); 10] = [
 ];
 
 /// dnsmasq and the router's `/etc/netns/<router ns>/resolv.conf`; dropping it stops
-/// dnsmasq and removes that directory (`topology.sh down` does both too).
+/// dnsmasq and removes that directory (`topology.sh down` does both too) and the
+/// hosts file.
 pub struct Dns {
     server: ChildGuard,
     netns_dir: PathBuf,
+    /// dnsmasq's `--addn-hosts` file (outside /etc/netns: it must not become the
+    /// router's /etc/hosts).
+    hosts: PathBuf,
 }
 
 impl Dns {
     pub fn start(topo: &Topology) -> Dns {
+        Dns::start_with_hosts(topo, &[])
+    }
+
+    /// Like `start`, plus the (name, IPv4) pairs of `hosts` from a file that
+    /// `set_hosts` can rewrite. Their TTL is 0, like the host records'.
+    pub fn start_with_hosts(topo: &Topology, hosts: &[(&str, &str)]) -> Dns {
         assert!(
             std::path::Path::new(DNSMASQ).exists(),
             "{DNSMASQ} missing: apt-get install dnsmasq-base (tests/run.sh does)"
@@ -58,6 +70,9 @@ impl Dns {
                 .iter()
                 .map(|(name, ip)| format!("--host-record={name},{ip}")),
         );
+        let hosts_file = std::env::temp_dir().join(format!("{}-dnsmasq.hosts", topo.prefix));
+        write_hosts(&hosts_file, hosts);
+        args.push(format!("--addn-hosts={}", hosts_file.display()));
         let server = topo.spawn("server", &args, &[]);
 
         let netns_dir = PathBuf::from(format!("/etc/netns/{}", topo.ns("router")));
@@ -66,7 +81,11 @@ impl Dns {
             "{} exists already: left over from another run?",
             netns_dir.display()
         );
-        let dns = Dns { server, netns_dir };
+        let dns = Dns {
+            server,
+            netns_dir,
+            hosts: hosts_file,
+        };
         std::fs::create_dir_all(&dns.netns_dir).unwrap();
         std::fs::write(
             dns.netns_dir.join("resolv.conf"),
@@ -90,12 +109,54 @@ impl Dns {
         }
         dns
     }
+
+    /// Replace the names of the hosts file and make dnsmasq reread it (SIGHUP); returns
+    /// once every name in `hosts` answers with exactly its addresses (at most 5 s).
+    pub fn set_hosts(&self, topo: &Topology, hosts: &[(&'static str, &'static str)]) {
+        write_hosts(&self.hosts, hosts);
+        self.server.signal(libc::SIGHUP);
+        let hosts = hosts.to_vec();
+        let end = Instant::now() + Duration::from_secs(5);
+        for (name, _) in &hosts {
+            let mut want: Vec<Ipv4Addr> = hosts
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, ip)| ip.parse().unwrap())
+                .collect();
+            want.sort();
+            loop {
+                let name = *name;
+                let got = topo.with_ns("router", move || query_a(DNS_IP, name));
+                match got.map(|mut addrs| {
+                    addrs.sort();
+                    addrs
+                }) {
+                    Ok(addrs) if addrs == want => break,
+                    other if Instant::now() >= end => {
+                        panic!("after SIGHUP dnsmasq answers {name} with {other:?}, not {want:?}")
+                    }
+                    _ => thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+    }
+
+    /// Stop the server: names no longer resolve (queries go unanswered).
+    pub fn stop(&mut self) {
+        self.server.stop();
+    }
+}
+
+fn write_hosts(path: &std::path::Path, hosts: &[(&str, &str)]) {
+    let text: String = hosts.iter().map(|(n, ip)| format!("{ip} {n}\n")).collect();
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 impl Drop for Dns {
     fn drop(&mut self) {
         self.server.stop();
         let _ = std::fs::remove_dir_all(&self.netns_dir);
+        let _ = std::fs::remove_file(&self.hosts);
     }
 }
 

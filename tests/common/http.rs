@@ -238,6 +238,30 @@ fn parse_head(text: &str) -> Head {
     Head { start, headers }
 }
 
+/// Send `msg` and expect it back (through a tunnel or forwarder to `echo_then_report`).
+pub fn echo(w: &mut Wire, msg: &str) -> Result<(), String> {
+    w.write_all(msg.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let got = w.read_exact(msg.len()).map_err(|e| format!("read: {e}"))?;
+    if got == msg.as_bytes() {
+        Ok(())
+    } else {
+        Err(format!("echo {:?}", String::from_utf8_lossy(&got)))
+    }
+}
+
+/// Read from `w` until the peer closes (end of stream or reset), at most `limit`;
+/// returns when, or None if it stayed open.
+pub fn closed_within(w: &mut Wire, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    w.set_patience(limit);
+    match w.read_to_end() {
+        Ok(_) => Some(start.elapsed()),
+        Err(e) if e.kind() == ErrorKind::TimedOut => None,
+        Err(_) => Some(start.elapsed()),
+    }
+}
+
 /// A client connection from the client namespace to `addr` (e.g. the proxy).
 pub fn client(topo: &Topology, addr: &str) -> io::Result<Wire<'static>> {
     let addr: SocketAddr = addr.parse().unwrap();

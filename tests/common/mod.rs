@@ -1,7 +1,8 @@
 //! Test harness: network namespaces built by `tests/topology.sh`, helpers to run the
 //! binary and other commands inside them, tiny TCP/UDP servers and clients bound to a
 //! namespace, and snapshots of a namespace's network state. `dns`: a DNS server for
-//! test names; `http`: HTTP/1.1 client and origin server for the proxy tests.
+//! test names; `http`: HTTP/1.1 client and origin server for the proxy tests; `proxy`:
+//! checks shared by the proxy roles (idle timeout, SIGTERM).
 //!
 //! Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24),
 //! always inside namespaces created by the test itself.
@@ -9,6 +10,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -277,6 +279,22 @@ impl Topology {
     pub fn tcp_from_client(&self, addr: &str) -> Result<String, String> {
         let addr: SocketAddr = addr.parse().unwrap();
         self.with_ns("client", move || tcp_exchange(addr))
+    }
+
+    /// Connect from the client namespace to `addr` until a connection is refused (at
+    /// most `limit`): whether one was.
+    pub fn refused_within(&self, addr: &str, limit: Duration) -> bool {
+        let addr: SocketAddr = addr.parse().unwrap();
+        self.with_ns("client", move || {
+            let end = Instant::now() + limit;
+            while Instant::now() < end {
+                match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return true,
+                    _ => thread::sleep(Duration::from_millis(50)),
+                }
+            }
+            false
+        })
     }
 
     /// One UDP exchange from the client namespace (up to 3 tries).
@@ -562,6 +580,30 @@ impl ChildGuard {
         }
     }
 
+    /// Wait until `count` lines contain `needle` (a server logging that it listens);
+    /// panics with the output when the process exits first or after `limit`.
+    pub fn wait_ready(&mut self, what: &str, needle: &str, count: usize, limit: Duration) {
+        let end = Instant::now() + limit;
+        loop {
+            let seen = self.lines().iter().filter(|l| l.2.contains(needle)).count();
+            if seen >= count {
+                return;
+            }
+            if let Some(st) = self.try_wait() {
+                panic!(
+                    "{what} exited ({st}) before logging {needle:?} {count} times:\n{}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < end,
+                "{what} logged {needle:?} {seen} of {count} times in {limit:?}:\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             if c.try_wait().ok().flatten().is_none() {
@@ -586,6 +628,51 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A process ended with exit `code` and an `error:` line on stderr containing every one
+/// of `needles`.
+pub fn assert_error_exit(
+    status: Option<ExitStatus>,
+    stderr: &str,
+    code: i32,
+    needles: &[&str],
+    what: &str,
+) {
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(code),
+        "{what} must exit {code} (got {status:?})\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.trim_start().starts_with("error:") && needles.iter().all(|n| l.contains(n))),
+        "{what}: no `error:` line with {needles:?}\nstderr:\n{stderr}"
+    );
+}
+
+/// Retry `attempt` every 100 ms until it succeeds, at most `limit`: its value, or a
+/// panic with `what` and the last error.
+pub fn eventually<T>(
+    limit: Duration,
+    what: &str,
+    mut attempt: impl FnMut() -> Result<T, String>,
+) -> T {
+    let end = Instant::now() + limit;
+    loop {
+        match attempt() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() >= end => panic!("{what} within {limit:?}: {e}"),
+            Err(_) => thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The value of `key=` in a log line (values without spaces).
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
 fn collect_lines<R: Read + Send + 'static>(
@@ -659,12 +746,23 @@ impl Server {
 
     /// A TCP server on 0.0.0.0:PORT in the namespace of `role`, one thread a connection.
     pub fn tcp_with(topo: &Topology, role: &str, port: u16, handler: Handler) -> Server {
+        Server::tcp_at(topo, role, "0.0.0.0", port, handler)
+    }
+
+    /// A TCP server on IP:PORT only (other addresses of the namespace refuse that port).
+    pub fn tcp_at(
+        topo: &Topology,
+        role: &str,
+        ip: &'static str,
+        port: u16,
+        handler: Handler,
+    ) -> Server {
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = std::sync::mpsc::channel();
         let (st, count) = (stop.clone(), accepted.clone());
         let t = topo.in_ns(role, move || {
-            let l = TcpListener::bind(("0.0.0.0", port));
+            let l = TcpListener::bind((ip, port));
             let l = match l {
                 Ok(l) => l,
                 Err(e) => {
@@ -678,7 +776,7 @@ impl Server {
         });
         rx.recv_timeout(Duration::from_secs(5))
             .expect("tcp server thread")
-            .unwrap_or_else(|e| panic!("tcp server bind :{port} in {role}: {e}"));
+            .unwrap_or_else(|e| panic!("tcp server bind {ip}:{port} in {role}: {e}"));
         Server {
             stop,
             accepted,
