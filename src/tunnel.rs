@@ -1,11 +1,12 @@
 //! Relaying bytes both ways between two TCP connections, used by CONNECT tunnels
 //! and the DNS proxy's forwarder.
 //!
-//! Data moves with splice(2) through a pipe, socket to pipe to socket, so it never
-//! enters user space. Each direction ends on EOF by shutting down the write side of
-//! the other connection (half-close), so the opposite direction keeps working. The
-//! relay ends when both directions have ended, on an error in either, or when no
-//! byte has moved either way for the idle timeout.
+//! Bulk data moves with splice(2) through a pipe, socket to pipe to socket, so it
+//! never enters user space; the first 64 KiB of each direction are copied instead,
+//! which is cheaper for short exchanges. Each direction ends on EOF by shutting down
+//! the write side of the other connection (half-close), so the opposite direction
+//! keeps working. The relay ends when both directions have ended, on an error in
+//! either, or when no byte has moved either way for the idle timeout.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -37,6 +38,10 @@ pub enum RelayEnd {
     Failed(io::Error),
 }
 
+/// Bytes each direction copies through a buffer before switching to splice.
+const COPY_LIMIT: u64 = 64 << 10;
+/// Buffer size of the copy phase.
+const COPY_CHUNK: usize = 16 << 10;
 /// Bytes after which a direction counts as bulk and gets a larger pipe.
 const BULK_THRESHOLD: u64 = 4 << 20;
 /// Pipe size for bulk directions: fewer, larger splices. Pipe buffers count against a
@@ -113,6 +118,10 @@ impl Counters {
 }
 
 /// Moves bytes from `src` to `dst` until EOF, then half-closes `dst`.
+///
+/// The first [`COPY_LIMIT`] bytes are copied through a buffer that lives only while it
+/// holds data (an idle connection keeps none); a pipe costs four system calls to set up
+/// and tear down, more than short exchanges move. Past that, splice takes over.
 async fn pump(
     src: &TcpStream,
     dst: &TcpStream,
@@ -120,10 +129,32 @@ async fn pump(
     activity: &AtomicU64,
     start: Instant,
 ) -> io::Result<()> {
-    src.readable().await?;
-    // Created once data is due, so a tunnel idle from the start holds no pipe.
-    let mut pipe = Pipe::new()?;
     let mut moved = 0u64;
+    let record = |n: usize| {
+        count.fetch_add(n as u64, Ordering::Relaxed);
+        activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    };
+    while moved < COPY_LIMIT {
+        src.readable().await?;
+        let mut buffer = Vec::with_capacity(COPY_CHUNK);
+        let read = match src.try_read_buf(&mut buffer) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            other => other?,
+        };
+        if read == 0 {
+            return shutdown_write(dst);
+        }
+        let mut sent = 0;
+        while sent < read {
+            sent += transfer(dst, Interest::WRITABLE, || {
+                dst.try_write(&buffer[sent..read])
+            })
+            .await?;
+        }
+        record(read);
+        moved += read as u64;
+    }
+    let mut pipe = Pipe::new()?;
     loop {
         let chunk = pipe.capacity;
         let read = transfer(src, Interest::READABLE, || {
@@ -140,8 +171,7 @@ async fn pump(
             })
             .await?;
         }
-        count.fetch_add(read as u64, Ordering::Relaxed);
-        activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        record(read);
         moved += read as u64;
         if moved >= BULK_THRESHOLD && pipe.capacity < BULK_PIPE {
             pipe.grow(BULK_PIPE);
