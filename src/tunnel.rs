@@ -281,10 +281,33 @@ mod tests {
         (connected.unwrap(), accepted.unwrap().0)
     }
 
+    /// A client and a server end, and the relay's two sockets between them.
+    struct Lab {
+        client: TcpStream,
+        client_side: TcpStream,
+        server_side: TcpStream,
+        server: TcpStream,
+    }
+
+    async fn lab() -> Lab {
+        let (client, client_side) = pair().await;
+        let (server_side, server) = pair().await;
+        Lab {
+            client,
+            client_side,
+            server_side,
+            server,
+        }
+    }
+
     #[tokio::test]
     async fn relays_both_ways_with_half_close_and_counts_bytes() {
-        let (mut client, client_side) = pair().await;
-        let (server_side, mut server) = pair().await;
+        let Lab {
+            mut client,
+            client_side,
+            server_side,
+            mut server,
+        } = lab().await;
         let counters = Counters::default();
         let relay = relay(
             &client_side,
@@ -321,8 +344,12 @@ mod tests {
 
     #[tokio::test]
     async fn bulk_data_arrives_intact_after_the_pipe_grows() {
-        let (mut client, client_side) = pair().await;
-        let (server_side, mut server) = pair().await;
+        let Lab {
+            mut client,
+            client_side,
+            server_side,
+            mut server,
+        } = lab().await;
         let counters = Counters::default();
         let relay = relay(
             &client_side,
@@ -353,8 +380,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_relay_ends_after_the_timeout() {
-        let (_client, client_side) = pair().await;
-        let (server_side, _server) = pair().await;
+        // The ends stay open (bound, not dropped): the relay must end for idleness, not EOF.
+        let Lab {
+            client: _client,
+            client_side,
+            server_side,
+            server: _server,
+        } = lab().await;
         let counters = Counters::default();
         let started = Instant::now();
         let end = relay(
