@@ -1,8 +1,8 @@
 //! Process-wide concerns of the long-running roles: SIGTERM/SIGINT as a shutdown
-//! notice any task can wait for, the connection cap with its drain, and the
-//! open-file limit.
+//! notice any task can wait for, listening on all addresses, the connection cap
+//! with its drain, and the open-file limit.
 
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,16 @@ pub fn raise_open_file_limit() -> Result<u64> {
             .map_err(|e| Error::io("raising the open-file limit", e.into()))?;
     }
     Ok(hard)
+}
+
+/// Binds `port` on every address: dual-stack when IPv6 is available, else IPv4.
+pub async fn bind_all(port: u16) -> Result<TcpListener> {
+    match TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).await {
+        Ok(listener) => Ok(listener),
+        Err(_) => TcpListener::bind(("0.0.0.0", port))
+            .await
+            .map_err(|e| Error::io(format!("listening on port {port}"), e)),
+    }
 }
 
 /// The connection cap of a proxy: a slot per open client connection, and at shutdown

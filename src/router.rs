@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, error, info};
 
 use crate::arp::{Announcement, ArpSocket};
@@ -12,6 +11,7 @@ use crate::firewall::{self, Rule};
 use crate::iptables::Backend;
 use crate::netlink::Netlink;
 use crate::network::{self, Journal, MACVLAN};
+use crate::process;
 
 /// Delay before the unsolicited ARP request that follows the first announcement.
 pub const SECOND_ANNOUNCEMENT_DELAY: Duration = Duration::from_secs(2);
@@ -209,16 +209,12 @@ async fn verify(config: &RouterConfig, backend: Backend) -> Result<()> {
 
 /// Waits for SIGTERM or SIGINT, re-verifying the setup every [`CHECK_INTERVAL`].
 async fn watch(config: &RouterConfig, backend: Backend) -> Result<()> {
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| Error::io("installing the SIGTERM handler", e))?;
-    let mut int = signal(SignalKind::interrupt())
-        .map_err(|e| Error::io("installing the SIGINT handler", e))?;
+    let mut shutdown = process::on_signals()?;
     let mut ticks =
         tokio::time::interval_at(tokio::time::Instant::now() + CHECK_INTERVAL, CHECK_INTERVAL);
     loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = process::requested(&mut shutdown) => break,
             _ = ticks.tick() => {
                 if let Err(e) = verify(config, backend).await {
                     error!("{e}");
@@ -227,6 +223,6 @@ async fn watch(config: &RouterConfig, backend: Backend) -> Result<()> {
             }
         }
     }
-    info!("signal received, exiting");
+    info!("exiting");
     Ok(())
 }

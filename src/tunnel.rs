@@ -135,12 +135,12 @@ async fn pump(
         activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
     };
     while moved < COPY_LIMIT {
-        src.readable().await?;
-        let mut buffer = Vec::with_capacity(COPY_CHUNK);
-        let read = match src.try_read_buf(&mut buffer) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            other => other?,
-        };
+        // The buffer is made only once data is there, so a waiting connection holds none.
+        let (read, buffer) = transfer(src, Interest::READABLE, || {
+            let mut buffer = Vec::with_capacity(COPY_CHUNK);
+            src.try_read_buf(&mut buffer).map(|read| (read, buffer))
+        })
+        .await?;
         if read == 0 {
             return shutdown_write(dst);
         }
@@ -180,14 +180,14 @@ async fn pump(
 }
 
 /// Runs `op` on `stream` once it is ready for `interest`, retrying on spurious readiness.
-async fn transfer(
+async fn transfer<T>(
     stream: &TcpStream,
     interest: Interest,
-    op: impl Fn() -> io::Result<usize>,
-) -> io::Result<usize> {
+    mut op: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
     loop {
         stream.ready(interest).await?;
-        match stream.try_io(interest, &op) {
+        match stream.try_io(interest, &mut op) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             other => return other,
         }

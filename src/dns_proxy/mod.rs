@@ -179,7 +179,7 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
     }
     let mut listeners = Vec::new();
     for forward in &forwards {
-        listeners.push(crate::http_proxy::bind_all(forward.forwarder.port).await?);
+        listeners.push(process::bind_all(forward.forwarder.port).await?);
     }
     let shutdown = process::on_signals()?;
     if let Some(address) = config.answer_address {

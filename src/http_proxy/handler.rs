@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
@@ -107,11 +107,7 @@ impl Refusal {
             "error"
         };
         let body = format!("egress-router: {word}: {}\n", self.reason);
-        let mut response = Response::new(
-            Full::new(Bytes::from(body))
-                .map_err(|never| match never {})
-                .boxed(),
-        );
+        let mut response = Response::new(full(Bytes::from(body)));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(
@@ -135,12 +131,7 @@ async fn connect(
         .uri()
         .authority()
         .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, "CONNECT needs host:port"))?;
-    let host = Host::parse(authority.host()).ok_or_else(|| {
-        Refusal::new(
-            StatusCode::BAD_REQUEST,
-            format!("{:?} is not a valid host", authority.host()),
-        )
-    })?;
+    let host = parse_host(authority)?;
     let port = authority
         .port_u16()
         .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, "CONNECT needs host:port"))?;
@@ -175,9 +166,7 @@ async fn connect(
         };
         log.emit("allowed", StatusCode::OK, counters.transfer(), &detail);
     });
-    Ok(Response::new(
-        Empty::new().map_err(|never| match never {}).boxed(),
-    ))
+    Ok(Response::new(full(Bytes::new())))
 }
 
 async fn forward(
@@ -201,12 +190,7 @@ async fn forward(
             format!("cannot forward {scheme}:// URLs; use CONNECT for TLS"),
         ));
     }
-    let host = Host::parse(authority.host()).ok_or_else(|| {
-        Refusal::new(
-            StatusCode::BAD_REQUEST,
-            format!("{:?} is not a valid host", authority.host()),
-        )
-    })?;
+    let host = parse_host(authority)?;
     let port = authority.port_u16().unwrap_or(80);
     log.target = format!("{host}:{port}");
     let upstream = open(proxy, &host, port, log).await?;
@@ -261,11 +245,23 @@ async fn forward(
 pub const HEALTH_PATH: &str = "/healthz";
 
 fn health() -> Response<ProxyBody> {
-    Response::new(
-        Full::new(Bytes::from_static(b"ok\n"))
-            .map_err(|never| match never {})
-            .boxed(),
-    )
+    Response::new(full(Bytes::from_static(b"ok\n")))
+}
+
+/// A complete body the proxy makes itself.
+fn full(bytes: Bytes) -> ProxyBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// The host of a request target; 400 when it is neither a valid name nor an IP literal.
+fn parse_host(authority: &http::uri::Authority) -> Result<Host, Refusal> {
+    let host = authority.host();
+    Host::parse(host).ok_or_else(|| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("{host:?} is not a valid host"),
+        )
+    })
 }
 
 /// Decides on `host`, resolving it only when the decision needs its addresses, and

@@ -13,7 +13,7 @@ pub mod handler;
 pub mod idle;
 pub mod policy;
 
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,22 +98,12 @@ pub struct Proxy {
 pub async fn run(config: ProxyConfig) -> Result<()> {
     let open_files = process::raise_open_file_limit()?;
     debug!(open_files, "open-file limit");
-    let listener = bind_all(config.port).await?;
+    let listener = process::bind_all(config.port).await?;
     let proxy = Arc::new(Proxy {
         resolver: Resolver::from_system(Families::Both)?,
         config,
     });
     serve(listener, proxy, process::on_signals()?).await
-}
-
-/// Binds `port` on every address: dual-stack when IPv6 is available, else IPv4.
-pub async fn bind_all(port: u16) -> Result<TcpListener> {
-    match TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).await {
-        Ok(listener) => Ok(listener),
-        Err(_) => TcpListener::bind(("0.0.0.0", port))
-            .await
-            .map_err(|e| Error::io(format!("listening on port {port}"), e)),
-    }
 }
 
 /// Serves connections from `listener` until `shutdown`, then stops accepting and lets
