@@ -9,9 +9,9 @@ use std::net::Ipv4Addr;
 
 use serde::Deserialize;
 
+use crate::address::is_unicast;
 use crate::destination::{Destination, parse_destinations};
 use crate::error::{Error, Result};
-use crate::names::is_unicast;
 use crate::vars::Vars;
 
 /// What the router does after validating its configuration (`EGRESS_ROUTER_MODE`).
@@ -176,6 +176,22 @@ fn parse_source(text: &str) -> Result<SourceAddress> {
             format!("{text:?} is not a unicast IPv4 address with optional /prefix"),
         )
     })?;
+    if prefix_len <= 30 {
+        let subnet = ipnet::Ipv4Net::new(address, prefix_len).expect("prefix checked above");
+        let edge = if address == subnet.network() {
+            Some("network")
+        } else if address == subnet.broadcast() {
+            Some("broadcast")
+        } else {
+            None
+        };
+        if let Some(edge) = edge {
+            return Err(Error::config(
+                VAR,
+                format!("{text:?} is the {edge} address of its subnet, not a host address"),
+            ));
+        }
+    }
     Ok(SourceAddress {
         address,
         prefix_len,
@@ -321,6 +337,31 @@ mod tests {
                 &[("EGRESS_SOURCE", "255.255.255.255")],
                 "EGRESS_SOURCE",
                 "\"255.255.255.255\"",
+            ),
+            (
+                &[("EGRESS_SOURCE", "198.51.100.0/24")],
+                "EGRESS_SOURCE",
+                "\"198.51.100.0/24\" is the network address",
+            ),
+            (
+                &[("EGRESS_SOURCE", "198.51.100.255/24")],
+                "EGRESS_SOURCE",
+                "\"198.51.100.255/24\" is the broadcast address",
+            ),
+            (
+                &[("EGRESS_SOURCE", "0.1.2.3")],
+                "EGRESS_SOURCE",
+                "\"0.1.2.3\"",
+            ),
+            (
+                &[("EGRESS_SOURCE", "240.0.0.5")],
+                "EGRESS_SOURCE",
+                "\"240.0.0.5\"",
+            ),
+            (
+                &[("EGRESS_GATEWAY", "0.0.0.0")],
+                "EGRESS_GATEWAY",
+                "\"0.0.0.0\"",
             ),
             (
                 &[("EGRESS_GATEWAY", "<unset>")],

@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::address::is_unicast;
 use crate::error::{Error, Result};
-use crate::names::{self, is_unicast};
+use crate::names;
 
 const VAR: &str = "EGRESS_DESTINATION";
 
@@ -235,6 +236,32 @@ mod tests {
                 "not an IPv4 address",
             ),
             ("0.0.0.0", "\"0.0.0.0\"", "not a unicast address"),
+            ("0.1.2.3", "\"0.1.2.3\"", "not a unicast address"),
+            (
+                "80 tcp 240.0.0.1",
+                "\"80 tcp 240.0.0.1\"",
+                "not a unicast address",
+            ),
+            (
+                "+80 tcp 203.0.113.5",
+                "\"+80 tcp 203.0.113.5\"",
+                "port \"+80\"",
+            ),
+            (
+                "080 tcp 203.0.113.5",
+                "\"080 tcp 203.0.113.5\"",
+                "port \"080\"",
+            ),
+            (
+                "80 tcp 203.0.113.5 +81",
+                "\"80 tcp 203.0.113.5 +81\"",
+                "port \"+81\"",
+            ),
+            (
+                "80 tcp 203.0.113.05",
+                "\"80 tcp 203.0.113.05\"",
+                "not an IPv4 address",
+            ),
             (
                 "80 tcp 224.0.0.1",
                 "\"80 tcp 224.0.0.1\"",

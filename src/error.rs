@@ -19,6 +19,12 @@ pub enum Error {
         /// What is wrong, quoting the offending value or line.
         message: String,
     },
+    /// A variable of this program holds bytes that are not UTF-8 text.
+    #[error("{var}: the value is not valid UTF-8 text")]
+    NotUtf8 {
+        /// The variable.
+        var: String,
+    },
     /// The command line or environment does not select any role.
     #[error("{0}")]
     Usage(String),
@@ -92,7 +98,7 @@ impl Error {
     /// Process exit code for this error: 2 for bad input, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config { .. } | Error::Usage(_) => 2,
+            Error::Config { .. } | Error::NotUtf8 { .. } | Error::Usage(_) => 2,
             _ => 1,
         }
     }

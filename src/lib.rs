@@ -3,7 +3,8 @@
 //!
 //! Layout, from input to effect:
 //! - [`vars`], [`config`], [`destination`]: configuration from an injectable
-//!   key/value source into validated types (pure).
+//!   key/value source into validated types (pure); [`names`] and [`address`]: one
+//!   reading of host names, ports and addresses for every parser (pure).
 //! - [`role`]: which role the environment selects (pure).
 //! - [`firewall`], [`network::plan`]: what to change, as plain data (pure).
 //! - [`netlink`], [`iptables`], [`arp`], [`sysctl`]: thin layers that read and
@@ -17,6 +18,7 @@
 //!   resolv.conf resolver, signal-driven shutdown notice and descriptor limit.
 //! - [`error`]: the one error type.
 
+pub mod address;
 pub mod arp;
 pub mod config;
 pub mod destination;

@@ -102,7 +102,11 @@ fn parse_mac(text: &str) -> std::result::Result<MacArg, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let vars = Vars::from_process();
+    if let Err(e) = vars.check_utf8() {
+        return report(&e);
+    }
     init_tracing(&vars);
+    exit_on_panic();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -156,6 +160,16 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
             router::announce_later(socket_fd, ifindex, mac.0, address, delay)
         }
     }
+}
+
+/// A panic anywhere, also in a spawned task, ends the process with one error line and
+/// exit status 1: a proxy whose task died must not stay up serving nothing, so the
+/// kubelet sees the failure and restarts the container.
+fn exit_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error, exiting: {info}");
+        std::process::exit(1);
+    }));
 }
 
 /// Logs go to stderr; `EGRESS_ROUTER_DEBUG` (or the DNS proxy image's

@@ -18,6 +18,8 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::process::{Shutdown, requested};
+
 /// Bytes moved by a relay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Transfer {
@@ -34,8 +36,22 @@ pub enum RelayEnd {
     Closed,
     /// Nothing moved for the idle timeout.
     Idle,
+    /// Cut at the end of the shutdown grace period.
+    Cut,
     /// A socket error ended it.
     Failed(io::Error),
+}
+
+impl RelayEnd {
+    /// The `detail` of a log line: how the `what` (tunnel, connection) ended.
+    pub fn describe(&self, what: &str, idle: Duration) -> String {
+        match self {
+            RelayEnd::Closed => format!("{what} closed"),
+            RelayEnd::Idle => format!("{what} idle for {idle:?}, closed"),
+            RelayEnd::Cut => format!("{what} cut at the end of the shutdown grace period"),
+            RelayEnd::Failed(e) => format!("{what} ended: {e}"),
+        }
+    }
 }
 
 /// Bytes each direction copies through a buffer before switching to splice.
@@ -48,13 +64,14 @@ const BULK_THRESHOLD: u64 = 4 << 20;
 /// per-user quota (`fs.pipe-user-pages-soft`), so short tunnels keep the default.
 const BULK_PIPE: usize = 1 << 20;
 
-/// Relays until both directions end, an error, or `idle` without traffic.
+/// Relays until both directions end, an error, `idle` without traffic, or `cut`.
 /// `transfer` is updated as bytes move, so a caller can read it even after a timeout.
 pub async fn relay(
     client: &TcpStream,
     server: &TcpStream,
     idle: Duration,
     transfer: &Counters,
+    cut: &mut Shutdown,
 ) -> RelayEnd {
     let start = Instant::now();
     let up = pump(
@@ -90,6 +107,7 @@ pub async fn relay(
                     return RelayEnd::Idle;
                 }
             }
+            _ = requested(cut) => return RelayEnd::Cut,
         }
     }
 }
@@ -273,6 +291,13 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
+    /// A cut notice that never turns: its sender lives as long as the tests.
+    fn never_cut() -> Shutdown {
+        static NEVER: std::sync::LazyLock<tokio::sync::watch::Sender<bool>> =
+            std::sync::LazyLock::new(|| tokio::sync::watch::channel(false).0);
+        NEVER.subscribe()
+    }
+
     /// A connected pair of loopback sockets.
     async fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -309,11 +334,13 @@ mod tests {
             mut server,
         } = lab().await;
         let counters = Counters::default();
+        let mut cut = never_cut();
         let relay = relay(
             &client_side,
             &server_side,
             Duration::from_secs(5),
             &counters,
+            &mut cut,
         );
         let peers = async {
             client.write_all(&vec![7u8; 300_000]).await.unwrap();
@@ -351,11 +378,13 @@ mod tests {
             mut server,
         } = lab().await;
         let counters = Counters::default();
+        let mut cut = never_cut();
         let relay = relay(
             &client_side,
             &server_side,
             Duration::from_secs(5),
             &counters,
+            &mut cut,
         );
         let payload: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
         let send = async {
@@ -394,10 +423,38 @@ mod tests {
             &server_side,
             Duration::from_millis(200),
             &counters,
+            &mut never_cut(),
         )
         .await;
         assert!(matches!(end, RelayEnd::Idle), "{end:?}");
         assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn a_cut_ends_an_open_relay_at_once() {
+        let Lab {
+            client: _client,
+            client_side,
+            server_side,
+            server: _server,
+        } = lab().await;
+        let (cut, mut notice) = tokio::sync::watch::channel(false);
+        let counters = Counters::default();
+        let relay = relay(
+            &client_side,
+            &server_side,
+            Duration::from_secs(30),
+            &counters,
+            &mut notice,
+        );
+        let cutter = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cut.send_replace(true);
+        };
+        let started = Instant::now();
+        let (end, ()) = tokio::join!(relay, cutter);
+        assert!(matches!(end, RelayEnd::Cut), "{end:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

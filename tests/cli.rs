@@ -106,6 +106,71 @@ fn unit_test_bad_destination_names_the_variable() {
 }
 
 #[test]
+fn unit_test_rejects_disguised_ports_and_special_addresses() {
+    for (dest, quoted) in [
+        ("+80 tcp 203.0.113.5", "+80 tcp 203.0.113.5"),
+        ("080 tcp 203.0.113.5", "080 tcp 203.0.113.5"),
+        ("80 tcp 0.1.2.3", "80 tcp 0.1.2.3"),
+        ("240.0.0.9", "240.0.0.9"),
+    ] {
+        let out = run(&[], &unit_test_env(dest));
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{dest:?} accepted:\n{stdout}");
+        assert_error_exit(
+            out.status.into(),
+            &stderr,
+            2,
+            &["EGRESS_DESTINATION", quoted],
+            dest,
+        );
+        assert!(
+            stdout.is_empty(),
+            "{dest:?}: nothing may be printed:\n{stdout}"
+        );
+    }
+    for source in ["198.51.100.0/24", "198.51.100.255/24", "0.1.2.3"] {
+        let mut env = unit_test_env("203.0.113.7");
+        env[0] = ("EGRESS_SOURCE", source);
+        let out = run(&[], &env);
+        let (_, stderr) = text(&out);
+        assert_error_exit(
+            out.status.into(),
+            &stderr,
+            2,
+            &["EGRESS_SOURCE", source],
+            source,
+        );
+    }
+}
+
+/// A variable of ours that is not UTF-8 is an error naming it: never "not set", so it
+/// cannot switch the role (here EGRESS_SOURCE would otherwise be skipped and the HTTP
+/// proxy started).
+#[test]
+fn a_non_utf8_variable_is_an_error_naming_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut cmd = Command::new(bin());
+    cmd.env_clear()
+        .env("PATH", PATH)
+        .env(
+            "EGRESS_SOURCE",
+            std::ffi::OsStr::from_bytes(b"198.51.100.\xff"),
+        )
+        .env("EGRESS_HTTP_PROXY_DESTINATION", "*")
+        .env("EGRESS_HTTP_PROXY_PORT", "18081");
+    let mut child = ChildGuard::spawn(cmd);
+    let status = child.wait_timeout(Duration::from_secs(5));
+    child.stop();
+    assert_error_exit(
+        status,
+        &child.stderr(),
+        2,
+        &["EGRESS_SOURCE", "not valid UTF-8"],
+        "non-UTF-8 EGRESS_SOURCE",
+    );
+}
+
+#[test]
 fn no_environment_prints_usage_and_fails() {
     let out = run(&[], &[]);
     let (stdout, stderr) = text(&out);
@@ -198,6 +263,9 @@ fn http_proxy_bad_rule_lists_are_startup_errors() {
             ("*.", "*."),
             ("203.0.113.5\nfoo bar\n*", "foo bar"),
             ("2001:db8::/129", "2001:db8::/129"),
+            ("2130706433", "2130706433"),
+            ("0x7f.0.0.1", "0x7f.0.0.1"),
+            ("!127.1\n*", "!127.1"),
         ],
         str::to_string,
     );
@@ -216,6 +284,14 @@ fn http_proxy_bad_settings_are_startup_errors() {
             ("EGRESS_HTTP_PROXY_MAX_CONNECTIONS", "lots"),
             ("EGRESS_HTTP_PROXY_MAX_HEADER_BYTES", "big"),
             ("EGRESS_HTTP_PROXY_PORT", "70000"),
+            ("EGRESS_HTTP_PROXY_PORT", "+8080"),
+            ("EGRESS_HTTP_PROXY_PORT", "08080"),
+            ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "10000000000000000000"),
+            ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "25h"),
+            ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "10ms"),
+            ("EGRESS_HTTP_PROXY_GRACE_PERIOD", "2h"),
+            // more than the open-file limit allows (1,000,000 x 6 descriptors)
+            ("EGRESS_HTTP_PROXY_MAX_CONNECTIONS", "1000000"),
         ],
     );
 }
@@ -240,6 +316,11 @@ fn dns_proxy_bad_lists_are_startup_errors() {
             ("# no dot\n80 localhost", "80 localhost"),
             ("80 2001:db8::1", "80 2001:db8::1"),
             ("80 203.0.113.5\n80 203.0.113.6", "80 203.0.113.6"),
+            ("+80 203.0.113.5", "+80 203.0.113.5"),
+            ("080 203.0.113.5", "080 203.0.113.5"),
+            ("80 0.1.2.3", "80 0.1.2.3"),
+            ("80 240.0.0.1", "80 240.0.0.1"),
+            ("80 2130706433", "80 2130706433"),
         ],
         |bad| format!("line {bad:?}"),
     );
@@ -254,7 +335,9 @@ fn dns_proxy_bad_settings_are_startup_errors() {
             ("EGRESS_DNS_PROXY_CONNECT_TIMEOUT", "soon"),
             ("EGRESS_DNS_PROXY_CONNECT_TIMEOUT", "-1s"),
             ("EGRESS_DNS_PROXY_IDLE_TIMEOUT", "5 parsecs"),
-            ("EGRESS_DNS_PROXY_IDLE_TIMEOUT", "1h"),
+            ("EGRESS_DNS_PROXY_IDLE_TIMEOUT", "25h"),
+            ("EGRESS_DNS_PROXY_IDLE_TIMEOUT", "10000000000000000000"),
+            ("EGRESS_DNS_PROXY_MAX_CONNECTIONS", "1000000"),
             ("EGRESS_DNS_PROXY_GRACE_PERIOD", "forever"),
             ("EGRESS_DNS_PROXY_MAX_CONNECTIONS", "lots"),
             ("EGRESS_DNS_PROXY_MAX_CONNECTIONS", "0"),

@@ -763,3 +763,132 @@ fn sigterm_grace_period_bounds_the_exit() {
     let mut w = lab.echo_conn(ECHO_PORT);
     assert_grace_period_bounds_exit(&mut p, &mut w);
 }
+
+#[test]
+fn connections_cut_at_the_end_of_the_grace_period_are_logged() {
+    let lab = Lab::new();
+    let mut p = lab.proxy(
+        &format!("{ECHO_PORT} 203.0.113.5"),
+        &[("EGRESS_DNS_PROXY_GRACE_PERIOD", "1s")],
+    );
+    let open: Vec<_> = (0..20).map(|_| lab.echo_conn(ECHO_PORT)).collect();
+    p.signal(libc::SIGTERM);
+    let status = p.wait_timeout(Duration::from_secs(6));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", p.stderr());
+    p.stop();
+    let cut = p
+        .stderr()
+        .lines()
+        .filter(|l| {
+            l.contains("connection") && l.contains("cut at the end of the shutdown grace period")
+        })
+        .count();
+    assert_eq!(
+        cut,
+        open.len(),
+        "every cut connection needs its log line:\n{}",
+        p.stderr()
+    );
+}
+
+// ---------------------------------------------------------------- hardening
+
+#[test]
+fn answers_that_point_at_the_pod_itself_are_never_backends() {
+    let lab = Lab::new();
+    // self.example.net is the router pod's own address, on the forwarder's own port;
+    // loop.example.net is loopback
+    let p = lab.proxy(
+        "5300 self.example.net\n5301 loop.example.net 80",
+        &[("EGRESS_DNS_PROXY_ALLOW_UNRESOLVED", "true")],
+    );
+    for port in [5300, 5301] {
+        assert_closed_without_data(lab.line_via(port), &format!("port {port}"));
+    }
+    assert!(
+        p.stderr()
+            .lines()
+            .filter(|l| l.contains("no backend address"))
+            .count()
+            >= 2,
+        "the refusals must be logged:\n{}",
+        p.stderr()
+    );
+    let mut strict = lab.spawn(&[], "5300 self.example.net", &[]);
+    let status = strict.wait_timeout(Duration::from_secs(10));
+    assert_error_exit(
+        status,
+        &strict.stderr(),
+        1,
+        &["self.example.net", "never dialed"],
+        "a name that resolves only to the pod itself",
+    );
+}
+
+#[test]
+fn a_literal_target_that_is_the_proxy_itself_is_a_startup_error() {
+    let lab = Lab::new();
+    let mut p = lab.spawn(&[], "5300 192.0.2.70", &[]);
+    let status = p.wait_timeout(Duration::from_secs(5));
+    assert_error_exit(
+        status,
+        &p.stderr(),
+        2,
+        &[
+            "EGRESS_DNS_PROXY_DESTINATION",
+            "192.0.2.70:5300",
+            "own listener",
+        ],
+        "a forwarder to itself",
+    );
+}
+
+/// Run as `prlimit --nofile=128` the default cap of 4000 does not fit: it is lowered
+/// with a warning naming the numbers, and connections over it are closed at once
+/// instead of waiting in the backlog while accept fails.
+#[test]
+fn the_connection_cap_fits_the_open_file_limit() {
+    let lab = Lab::new();
+    let list = format!("{ECHO_PORT} 203.0.113.5");
+    let env = envs(&[("EGRESS_DNS_PROXY_DESTINATION", list.as_str())]);
+    let bin = bin();
+    let limited = ["prlimit", "--nofile=128:128", bin.as_str()];
+    let mut p = lab.t.spawn("router", &limited, &env);
+    p.wait_ready(
+        "dns proxy",
+        "dns proxy listening",
+        1,
+        Duration::from_secs(10),
+    );
+    let fits = (128 - 64) / 6;
+    assert!(
+        p.stderr().contains(&format!("using {fits}")),
+        "the lowered cap must be logged:\n{}",
+        p.stderr()
+    );
+    let open: Vec<_> = (0..fits).map(|_| lab.echo_conn(ECHO_PORT)).collect();
+    let mut over = client(&lab.t, &format!("{ROUTER_IP}:{ECHO_PORT}")).expect("connect");
+    let took = closed_within(&mut over, Duration::from_secs(2));
+    assert!(
+        took.is_some_and(|t| t < Duration::from_millis(500)),
+        "a connection over the lowered cap must be closed at once, closed after {took:?}"
+    );
+    assert_eq!(lab.echo.accepted(), open.len());
+    let mut explicit = lab.t.spawn(
+        "router",
+        &limited,
+        &[env, envs(&[("EGRESS_DNS_PROXY_MAX_CONNECTIONS", "4000")])].concat(),
+    );
+    let status = explicit.wait_timeout(Duration::from_secs(5));
+    assert_error_exit(
+        status,
+        &explicit.stderr(),
+        2,
+        &[
+            "EGRESS_DNS_PROXY_MAX_CONNECTIONS",
+            "4000 connections need",
+            "128",
+        ],
+        "an explicit cap over the open-file limit",
+    );
+}

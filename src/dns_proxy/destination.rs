@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use crate::address::is_unicast;
 use crate::error::{Error, Result};
-use crate::names::{self, is_unicast, looks_like_ipv4, normalize_host_name};
+use crate::names::{self, ends_in_number, normalize_host_name, parse_ipv4};
 
 const VAR: &str = "EGRESS_DNS_PROXY_DESTINATION";
 
@@ -92,12 +93,12 @@ fn parse_port(line: &str, text: &str) -> Result<u16> {
 }
 
 fn parse_target(line: &str, text: &str) -> Result<Target> {
-    if looks_like_ipv4(text) {
-        return match text.parse::<Ipv4Addr>() {
-            Ok(ip) if is_unicast(ip) => Ok(Target::Address(ip)),
+    if ends_in_number(text) {
+        return match parse_ipv4(text) {
+            Some(ip) if is_unicast(ip) => Ok(Target::Address(ip)),
             _ => Err(line_error(
                 line,
-                &format!("{text:?} is not a unicast IPv4 address"),
+                &format!("{text:?} is not a unicast IPv4 address (four decimal numbers)"),
             )),
         };
     }
@@ -165,6 +166,14 @@ mod tests {
                 "\"203.0.113.500\" is not a unicast IPv4 address",
             ),
             ("80 0.0.0.0", "\"0.0.0.0\" is not a unicast"),
+            ("80 0.1.2.3", "\"0.1.2.3\" is not a unicast"),
+            ("80 240.0.0.1", "\"240.0.0.1\" is not a unicast"),
+            ("80 2130706433", "\"2130706433\" is not a unicast"),
+            ("80 0x7f.0.0.1", "\"0x7f.0.0.1\" is not a unicast"),
+            ("80 203.0.113.05", "\"203.0.113.05\" is not a unicast"),
+            ("+80 203.0.113.5", "port \"+80\""),
+            ("080 203.0.113.5", "port \"080\""),
+            ("80 203.0.113.5 +81", "port \"+81\""),
             ("80 localhost", "\"localhost\" is neither"),
             ("80 bad_host!.example.com", "is neither"),
             ("80 2001:db8::1", "is neither"),

@@ -19,11 +19,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
+use crate::address::{self, Class, OwnSockets};
 use crate::error::{Error, Result};
-use crate::process::{self, ConnectionSlots, Shutdown};
+use crate::process::{self, ConnectionCap, ConnectionSlots, Shutdown};
 use crate::resolver::{Families, Resolver};
-use crate::tunnel::{self, Counters, RelayEnd};
-use crate::vars::Vars;
+use crate::tunnel::{self, Counters};
+use crate::vars::{DurationRange, Vars};
 use backends::Backends;
 use destination::{Forwarder, Target};
 
@@ -34,6 +35,24 @@ pub const MAX_REFRESH: Duration = Duration::from_secs(30);
 /// Connect attempts per client connection, each to a different backend when there are several.
 pub const MAX_TRIES: usize = 3;
 
+const fn range(default: u64, min_ms: u64, max_s: u64) -> DurationRange {
+    DurationRange::new(
+        Duration::from_secs(default),
+        Duration::from_millis(min_ms),
+        Duration::from_secs(max_s),
+    )
+}
+
+/// `EGRESS_DNS_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.
+pub const CONNECT_TIMEOUT: DurationRange = range(10, 100, 300);
+/// `EGRESS_DNS_PROXY_IDLE_TIMEOUT`: 1 min, from 1 s to 24 h.
+pub const IDLE_TIMEOUT: DurationRange = range(60, 1000, 86_400);
+/// `EGRESS_DNS_PROXY_GRACE_PERIOD`: 25 s, from 1 s to 1 h.
+pub const GRACE_PERIOD: DurationRange = range(25, 1000, 3600);
+/// The variable of the connection cap.
+pub const MAX_CONNECTIONS: &str = "EGRESS_DNS_PROXY_MAX_CONNECTIONS";
+const LIST: &str = "EGRESS_DNS_PROXY_DESTINATION";
+
 /// Validated DNS proxy configuration.
 #[derive(Debug, Clone)]
 pub struct DnsProxyConfig {
@@ -43,8 +62,8 @@ pub struct DnsProxyConfig {
     pub connect_timeout: Duration,
     /// `EGRESS_DNS_PROXY_IDLE_TIMEOUT` (1 min): a connection with no byte either way is closed.
     pub idle_timeout: Duration,
-    /// `EGRESS_DNS_PROXY_MAX_CONNECTIONS` (4000), over all forwarders.
-    pub max_connections: u32,
+    /// `EGRESS_DNS_PROXY_MAX_CONNECTIONS` (4000, from 1 to 1,000,000), over all forwarders.
+    pub max_connections: ConnectionCap,
     /// `EGRESS_DNS_PROXY_GRACE_PERIOD` (25 s).
     pub grace_period: Duration,
     /// `EGRESS_DNS_PROXY_ALLOW_UNRESOLVED`: start even when a name does not resolve yet.
@@ -58,7 +77,6 @@ pub struct DnsProxyConfig {
 impl DnsProxyConfig {
     /// Reads and validates the DNS proxy variables.
     pub fn from_vars(vars: &Vars) -> Result<Self> {
-        const LIST: &str = "EGRESS_DNS_PROXY_DESTINATION";
         const ALLOW: &str = "EGRESS_DNS_PROXY_ALLOW_UNRESOLVED";
         const ANSWER: &str = "EGRESS_DNS_PROXY_ANSWER_ADDRESS";
         let list = vars
@@ -73,7 +91,7 @@ impl DnsProxyConfig {
         let answer_address = match vars.get(ANSWER).map(str::trim) {
             None => None,
             Some(text) => match text.parse::<Ipv4Addr>() {
-                Ok(ip) if crate::names::is_unicast(ip) => Some(ip),
+                Ok(ip) if address::is_unicast(ip) => Some(ip),
                 _ => {
                     return Err(Error::config(
                         ANSWER,
@@ -84,13 +102,10 @@ impl DnsProxyConfig {
         };
         Ok(DnsProxyConfig {
             forwarders: destination::parse_forwarders(list)?,
-            connect_timeout: vars
-                .duration("EGRESS_DNS_PROXY_CONNECT_TIMEOUT", Duration::from_secs(10))?,
-            idle_timeout: vars
-                .duration("EGRESS_DNS_PROXY_IDLE_TIMEOUT", Duration::from_secs(60))?,
-            max_connections: vars.number("EGRESS_DNS_PROXY_MAX_CONNECTIONS", 4000, 1, 1_000_000)?,
-            grace_period: vars
-                .duration("EGRESS_DNS_PROXY_GRACE_PERIOD", Duration::from_secs(25))?,
+            connect_timeout: vars.duration("EGRESS_DNS_PROXY_CONNECT_TIMEOUT", CONNECT_TIMEOUT)?,
+            idle_timeout: vars.duration("EGRESS_DNS_PROXY_IDLE_TIMEOUT", IDLE_TIMEOUT)?,
+            max_connections: ConnectionCap::from_vars(vars, MAX_CONNECTIONS, 4000)?,
+            grace_period: vars.duration("EGRESS_DNS_PROXY_GRACE_PERIOD", GRACE_PERIOD)?,
             allow_unresolved,
             answer_address,
             answer_port: vars.number("EGRESS_DNS_PROXY_ANSWER_PORT", 53, 1, 65535)?,
@@ -98,10 +113,12 @@ impl DnsProxyConfig {
     }
 }
 
-/// A forwarder at run time: its line and its current backends.
+/// A forwarder at run time: its line, its current backends, and the proxy's own
+/// listeners (never a backend).
 struct Forward {
     forwarder: Forwarder,
     backends: Mutex<Backends>,
+    own: OwnSockets,
 }
 
 impl Forward {
@@ -112,6 +129,21 @@ impl Forward {
     }
 }
 
+/// The addresses of `found` that may be backends for `target_port`, canonical: none
+/// that is never dialed, loopback, or one of the proxy's own listeners (a DNS answer
+/// must not turn the forwarder onto the pod itself).
+pub fn dialable(found: &[IpAddr], target_port: u16, own: &OwnSockets) -> Vec<IpAddr> {
+    found
+        .iter()
+        .map(|a| address::canonical(*a))
+        .filter(|a| {
+            !matches!(address::class(*a), Class::Never(_))
+                && !a.is_loopback()
+                && !own.contains(*a, target_port)
+        })
+        .collect()
+}
+
 /// How long to wait before resolving again, given the records' remaining TTL.
 pub fn refresh_delay(ttl: Duration) -> Duration {
     ttl.clamp(MIN_REFRESH, MAX_REFRESH)
@@ -120,7 +152,13 @@ pub fn refresh_delay(ttl: Duration) -> Duration {
 /// Runs the forwarders (and the answering server, when configured) until SIGTERM/SIGINT.
 pub async fn run(config: DnsProxyConfig) -> Result<()> {
     let open_files = process::raise_open_file_limit()?;
-    debug!(open_files, "open-file limit");
+    let max_connections = config.max_connections.fit(MAX_CONNECTIONS, open_files)?;
+    debug!(open_files, max_connections, "open-file limit");
+    let own = OwnSockets {
+        ports: config.forwarders.iter().map(|f| f.port).collect(),
+        addresses: address::local_addresses()
+            .map_err(|e| Error::io("listing this pod's addresses", e))?,
+    };
     let needs_resolver = config
         .forwarders
         .iter()
@@ -148,12 +186,34 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
     let mut forwards = Vec::new();
     let mut refreshes = Vec::new();
     for (forwarder, lookup) in config.forwarders.iter().zip(resolved) {
+        // A name whose every address is one never dialed counts as not resolved.
+        let lookup = lookup.map(|found| {
+            let found = found?;
+            let addresses = dialable(&found.addresses, forwarder.target_port, &own);
+            if addresses.is_empty() {
+                return Err(format!(
+                    "resolves only to addresses never dialed (loopback, special or this proxy's own listener): {:?}",
+                    found.addresses
+                ));
+            }
+            Ok((addresses, found.valid_until.saturating_duration_since(Instant::now())))
+        });
         let (backends, first_refresh) = match (&forwarder.target, lookup) {
-            (Target::Address(ip), _) => (Backends::new(&[IpAddr::V4(*ip)]), None),
-            (Target::Name(name), Some(Ok(found))) => {
-                info!(port = forwarder.port, target = %name, addresses = ?found.addresses, "resolved");
-                let ttl = found.valid_until.saturating_duration_since(Instant::now());
-                (Backends::new(&found.addresses), Some(refresh_delay(ttl)))
+            (Target::Address(ip), _) => {
+                if own.contains(IpAddr::V4(*ip), forwarder.target_port) {
+                    return Err(Error::config(
+                        LIST,
+                        format!(
+                            "port {}: target {ip}:{} is this proxy's own listener",
+                            forwarder.port, forwarder.target_port
+                        ),
+                    ));
+                }
+                (Backends::new(&[IpAddr::V4(*ip)]), None)
+            }
+            (Target::Name(name), Some(Ok((addresses, ttl)))) => {
+                info!(port = forwarder.port, target = %name, ?addresses, "resolved");
+                (Backends::new(&addresses), Some(refresh_delay(ttl)))
             }
             (Target::Name(name), Some(Err(reason))) if config.allow_unresolved => {
                 warn!(port = forwarder.port, target = %name, %reason, "not resolved yet; retrying");
@@ -171,6 +231,7 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         let forward = Arc::new(Forward {
             forwarder: forwarder.clone(),
             backends: Mutex::new(backends),
+            own: own.clone(),
         });
         if let Some(delay) = first_refresh {
             refreshes.push((forward.clone(), delay));
@@ -200,7 +261,14 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
             tokio::spawn(refresh(forward, resolver.clone(), delay, shutdown.clone()));
         }
     }
-    serve(listeners, forwards, Arc::new(config), shutdown).await
+    serve(
+        listeners,
+        forwards,
+        Arc::new(config),
+        max_connections,
+        shutdown,
+    )
+    .await
 }
 
 /// Re-resolves the forwarder's name, following TTLs within [MIN_REFRESH, MAX_REFRESH];
@@ -221,8 +289,16 @@ async fn refresh(
         }
         delay = match resolver.lookup(name).await {
             Ok(found) => {
-                if forward.backends().replace(&found.addresses) {
-                    info!(port = forward.forwarder.port, target = %name, addresses = ?found.addresses, "backends changed");
+                let addresses = dialable(
+                    &found.addresses,
+                    forward.forwarder.target_port,
+                    &forward.own,
+                );
+                if addresses.len() < found.addresses.len() {
+                    warn!(port = forward.forwarder.port, target = %name, answer = ?found.addresses, "skipping addresses never dialed (loopback, special or this proxy's own listener)");
+                }
+                if forward.backends().replace(&addresses) {
+                    info!(port = forward.forwarder.port, target = %name, ?addresses, "backends changed");
                 }
                 refresh_delay(found.valid_until.saturating_duration_since(Instant::now()))
             }
@@ -240,9 +316,10 @@ async fn serve(
     listeners: Vec<TcpListener>,
     forwards: Vec<Arc<Forward>>,
     config: Arc<DnsProxyConfig>,
+    max_connections: u32,
     shutdown: Shutdown,
 ) -> Result<()> {
-    let slots = ConnectionSlots::new(config.max_connections);
+    let slots = ConnectionSlots::new(max_connections);
     let mut acceptors = tokio::task::JoinSet::new();
     for (listener, forward) in listeners.into_iter().zip(forwards) {
         let address = listener
@@ -251,9 +328,10 @@ async fn serve(
         let (target, target_port) = (&forward.forwarder.target, forward.forwarder.target_port);
         info!(%address, %target, target_port, "dns proxy listening");
         let config = config.clone();
+        let cut = slots.cut_notice();
         acceptors.spawn(process::accept_until_shutdown(listener, slots.clone(), shutdown.clone(), move |client, peer, slot| {
             match slot {
-                Some(slot) => drop(tokio::spawn(forward_connection(forward.clone(), config.clone(), client, peer, slot))),
+                Some(slot) => drop(tokio::spawn(forward_connection(forward.clone(), config.clone(), client, peer, (slot, cut.clone())))),
                 None => warn!(client = %peer, port = forward.forwarder.port, "connection limit reached: closed"),
             }
         }));
@@ -263,40 +341,17 @@ async fn serve(
     Ok(())
 }
 
-/// Connects to a backend (up to [`MAX_TRIES`] attempts), relays, and logs one line.
+/// Connects to a backend (up to [`MAX_TRIES`] attempts), relays, and logs one line,
+/// also when the connection is cut at the end of the grace period.
 async fn forward_connection(
     forward: Arc<Forward>,
     config: Arc<DnsProxyConfig>,
     client: TcpStream,
     peer: SocketAddr,
-    _slot: OwnedSemaphorePermit,
+    (_slot, mut cut): (OwnedSemaphorePermit, Shutdown),
 ) {
     let started = Instant::now();
     let port = forward.forwarder.target_port;
-    let mut tried = Vec::new();
-    let mut failures = Vec::new();
-    let mut connected = None;
-    while tried.len() < MAX_TRIES {
-        let Some(address) = forward.backends().pick(Instant::now(), &tried) else {
-            break;
-        };
-        tried.push(address);
-        match tokio::time::timeout(config.connect_timeout, TcpStream::connect((address, port)))
-            .await
-        {
-            Ok(Ok(stream)) => {
-                forward.backends().mark_up(address);
-                connected = Some((address, stream));
-                break;
-            }
-            Ok(Err(e)) => failures.push(format!("{address}:{port}: {e}")),
-            Err(_) => failures.push(format!(
-                "{address}:{port}: no connection within {:?}",
-                config.connect_timeout
-            )),
-        }
-        forward.backends().mark_down(address, Instant::now());
-    }
     let log = |outcome: &str, backend: String, transfer: tunnel::Transfer, detail: &str| {
         info!(
             client = %peer,
@@ -311,24 +366,26 @@ async fn forward_connection(
             "connection"
         );
     };
-    let Some((address, upstream)) = connected else {
-        let detail = if failures.is_empty() {
-            "no backend address".to_string()
-        } else {
-            failures.join("; ")
-        };
-        log("failed", "-".into(), tunnel::Transfer::default(), &detail);
-        return;
+    let attempt = tokio::select! {
+        attempt = connect_backend(&forward, config.connect_timeout) => attempt,
+        _ = process::requested(&mut cut) => Err(vec!["cut at the end of the shutdown grace period while connecting".into()]),
+    };
+    let (address, upstream, failures) = match attempt {
+        Ok(connected) => connected,
+        Err(failures) => {
+            let detail = if failures.is_empty() {
+                "no backend address".to_string()
+            } else {
+                failures.join("; ")
+            };
+            log("failed", "-".into(), tunnel::Transfer::default(), &detail);
+            return;
+        }
     };
     let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
     let counters = Counters::default();
-    let end = tunnel::relay(&client, &upstream, config.idle_timeout, &counters).await;
-    let detail = match &end {
-        RelayEnd::Closed => "closed".to_string(),
-        RelayEnd::Idle => format!("idle for {:?}, closed", config.idle_timeout),
-        RelayEnd::Failed(e) => format!("ended: {e}"),
-    };
-    let mut detail = detail;
+    let end = tunnel::relay(&client, &upstream, config.idle_timeout, &counters, &mut cut).await;
+    let mut detail = end.describe("connection", config.idle_timeout);
     if !failures.is_empty() {
         detail = format!("{detail}; skipped {}", failures.join("; "));
     }
@@ -340,9 +397,66 @@ async fn forward_connection(
     );
 }
 
+/// A connected backend and the failures of the attempts before it; or every failure.
+type Attempt = std::result::Result<(IpAddr, TcpStream, Vec<String>), Vec<String>>;
+
+/// Tries up to [`MAX_TRIES`] backends, marking each up or down.
+async fn connect_backend(forward: &Forward, timeout: Duration) -> Attempt {
+    let port = forward.forwarder.target_port;
+    let mut tried = Vec::new();
+    let mut failures = Vec::new();
+    while tried.len() < MAX_TRIES {
+        let Some(address) = forward.backends().pick(Instant::now(), &tried) else {
+            break;
+        };
+        tried.push(address);
+        match tokio::time::timeout(timeout, TcpStream::connect((address, port))).await {
+            Ok(Ok(stream)) => {
+                forward.backends().mark_up(address);
+                return Ok((address, stream, failures));
+            }
+            Ok(Err(e)) => failures.push(format!("{address}:{port}: {e}")),
+            Err(_) => failures.push(format!(
+                "{address}:{port}: no connection within {timeout:?}"
+            )),
+        }
+        forward.backends().mark_down(address, Instant::now());
+    }
+    Err(failures)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_that_point_at_the_pod_itself_are_no_backends() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let own = OwnSockets {
+            ports: vec![5432],
+            addresses: vec![ip("192.0.2.70")],
+        };
+        let found = [
+            "203.0.113.5",
+            "::ffff:203.0.113.6",
+            "0.0.0.0",
+            "127.0.0.1",
+            "::1",
+            "224.0.0.1",
+            "192.0.2.70",
+            "2002:cb00:7105::1",
+        ]
+        .map(ip);
+        assert_eq!(
+            dialable(&found, 5432, &own),
+            vec![ip("203.0.113.5"), ip("203.0.113.6")]
+        );
+        assert_eq!(
+            dialable(&[ip("192.0.2.70")], 80, &own),
+            vec![ip("192.0.2.70")],
+            "another port of the pod is not the proxy"
+        );
+    }
 
     #[test]
     fn refresh_follows_the_ttl_within_bounds() {
@@ -363,7 +477,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.connect_timeout, Duration::from_secs(10));
         assert_eq!(config.idle_timeout, Duration::from_secs(60));
-        assert_eq!(config.max_connections, 4000);
+        assert_eq!(config.max_connections.max, 4000);
         assert_eq!(config.grace_period, Duration::from_secs(25));
         assert!(!config.allow_unresolved);
         assert_eq!(config.answer_address, None);
@@ -376,7 +490,9 @@ mod tests {
             ("EGRESS_DNS_PROXY_CONNECT_TIMEOUT", "fast"),
             ("EGRESS_DNS_PROXY_IDLE_TIMEOUT", "0"),
             ("EGRESS_DNS_PROXY_MAX_CONNECTIONS", "0"),
-            ("EGRESS_DNS_PROXY_GRACE_PERIOD", "1h"),
+            ("EGRESS_DNS_PROXY_GRACE_PERIOD", "2h"),
+            ("EGRESS_DNS_PROXY_IDLE_TIMEOUT", "10000000000000000000"),
+            ("EGRESS_DNS_PROXY_ANSWER_PORT", "+53"),
             ("EGRESS_DNS_PROXY_ALLOW_UNRESOLVED", "maybe"),
             ("EGRESS_DNS_PROXY_ANSWER_ADDRESS", "192.0.2.300"),
             ("EGRESS_DNS_PROXY_ANSWER_PORT", "70000"),

@@ -1,6 +1,6 @@
 //! A body wrapper that counts the bytes passing through it and runs a closure once
-//! the body is done or dropped: how a forwarded request's log line gets its byte
-//! counts and duration.
+//! the body is done (`true`) or dropped or failed before its end (`false`): how a
+//! forwarded request's log line gets its byte counts and duration.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-type OnDone = Box<dyn FnOnce() + Send + Sync>;
+type OnDone = Box<dyn FnOnce(bool) + Send + Sync>;
 
 /// Wraps `B`, adding the length of each data frame to a shared counter.
 pub struct Counted<B> {
@@ -29,8 +29,9 @@ impl<B> Counted<B> {
         }
     }
 
-    /// Runs `on_done` once, when the body ends or is dropped.
-    pub fn on_done(mut self, on_done: impl FnOnce() + Send + Sync + 'static) -> Self {
+    /// Runs `on_done` once: with `true` when the body ends, `false` when it fails or is
+    /// dropped first.
+    pub fn on_done(mut self, on_done: impl FnOnce(bool) + Send + Sync + 'static) -> Self {
         self.on_done = Some(Box::new(on_done));
         self
     }
@@ -51,9 +52,9 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
                     self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
             }
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
+            Poll::Ready(end) => {
                 if let Some(done) = self.on_done.take() {
-                    done();
+                    done(end.is_none());
                 }
             }
             Poll::Pending => {}
@@ -73,7 +74,7 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
 impl<B> Drop for Counted<B> {
     fn drop(&mut self) {
         if let Some(done) = self.on_done.take() {
-            done();
+            done(false);
         }
     }
 }
@@ -90,7 +91,8 @@ mod tests {
         let done = Arc::new(AtomicU64::new(0));
         let seen = done.clone();
         let body = Counted::new(Full::new(Bytes::from_static(b"hello world")), count.clone())
-            .on_done(move || {
+            .on_done(move |complete| {
+                assert!(complete);
                 seen.fetch_add(1, Ordering::Relaxed);
             });
         let collected = body.collect().await.unwrap().to_bytes();
@@ -109,7 +111,7 @@ mod tests {
         let set = flag.clone();
         drop(
             Counted::new(Full::new(Bytes::new()), Arc::default())
-                .on_done(move || set.store(true, Ordering::Relaxed)),
+                .on_done(move |complete| set.store(!complete, Ordering::Relaxed)),
         );
         assert!(flag.load(Ordering::Relaxed));
     }

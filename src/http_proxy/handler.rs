@@ -1,12 +1,11 @@
-//! One proxied request: parse the target, decide, resolve once, dial a checked
-//! address, then tunnel (CONNECT) or forward (absolute-form). Every request ends in
-//! exactly one `decision` log line.
+//! One proxied request: parse the target, open a checked upstream connection
+//! ([`super::upstream`]), then tunnel (CONNECT) or forward (absolute-form). Every
+//! request ends in exactly one `decision` log line ([`super::request_log`]).
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -17,13 +16,13 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
-use tracing::info;
 
-use super::Proxy;
 use super::body::Counted;
 use super::idle::Watched;
-use super::policy::{self, Decision, Host};
+use super::policy::Host;
+use super::request_log::RequestLog;
+use super::upstream::{self, Refusal};
+use super::{Proxy, Slot};
 use crate::tunnel::{self, Counters, RelayEnd, Transfer};
 
 /// The body type of every response the proxy sends.
@@ -34,98 +33,59 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 pub async fn handle(
     proxy: Arc<Proxy>,
     client: SocketAddr,
-    slot: Arc<OwnedSemaphorePermit>,
+    slot: Arc<Slot>,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let mut log = RequestLog {
-        client,
-        method: request.method().clone(),
-        target: request.uri().to_string(),
-        rule: "-".into(),
-        started: Instant::now(),
-    };
+    let uri = request.uri();
+    if uri.authority().is_none() && uri.path() == HEALTH_PATH && request.method() == Method::GET {
+        return Ok(health());
+    }
+    let mut log = RequestLog::new(client, request.method().clone(), uri.to_string());
     let result = if request.method() == Method::CONNECT {
         connect(&proxy, request, &mut log, slot).await
     } else {
         forward(&proxy, request, &mut log).await
     };
-    Ok(result.unwrap_or_else(|refusal| refusal.respond(&log)))
+    Ok(result.unwrap_or_else(|refusal| respond(refusal, log)))
 }
 
-/// Fields of the decision log line.
-#[derive(Clone)]
-struct RequestLog {
-    client: SocketAddr,
-    method: Method,
-    target: String,
-    rule: String,
-    started: Instant,
-}
-
-impl RequestLog {
-    fn emit(&self, outcome: &str, status: StatusCode, transfer: Transfer, detail: &str) {
-        info!(
-            client = %self.client,
-            method = %self.method,
-            target = %self.target,
-            rule = %self.rule,
-            outcome = %outcome,
-            status = status.as_u16(),
-            bytes_up = transfer.up,
-            bytes_down = transfer.down,
-            duration_ms = self.started.elapsed().as_millis() as u64,
-            detail = %detail,
-            "decision"
-        );
+/// The error response for `refusal`, after writing its decision line.
+fn respond(refusal: Refusal, log: RequestLog) -> Response<ProxyBody> {
+    let outcome = match refusal.status {
+        StatusCode::FORBIDDEN => "denied",
+        StatusCode::BAD_REQUEST => "rejected",
+        _ => "failed",
+    };
+    log.write(
+        outcome,
+        refusal.status,
+        Transfer::default(),
+        &refusal.reason,
+    );
+    let word = if outcome == "denied" {
+        "denied"
+    } else {
+        "error"
+    };
+    let body = format!("egress-router: {word}: {}\n", refusal.reason);
+    let mut response = Response::new(full(Bytes::from(body)));
+    *response.status_mut() = refusal.status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if refusal.status == StatusCode::BAD_REQUEST {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-}
-
-/// Why a request got an error response instead of being proxied.
-struct Refusal {
-    status: StatusCode,
-    reason: String,
-}
-
-impl Refusal {
-    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Refusal {
-            status,
-            reason: reason.into(),
-        }
-    }
-
-    fn respond(self, log: &RequestLog) -> Response<ProxyBody> {
-        let outcome = match self.status {
-            StatusCode::FORBIDDEN => "denied",
-            StatusCode::BAD_REQUEST => "rejected",
-            _ => "failed",
-        };
-        log.emit(outcome, self.status, Transfer::default(), &self.reason);
-        let word = if outcome == "denied" {
-            "denied"
-        } else {
-            "error"
-        };
-        let body = format!("egress-router: {word}: {}\n", self.reason);
-        let mut response = Response::new(full(Bytes::from(body)));
-        *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        if self.status == StatusCode::BAD_REQUEST {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
-    }
+    response
 }
 
 async fn connect(
     proxy: &Proxy,
     request: Request<Incoming>,
     log: &mut RequestLog,
-    slot: Arc<OwnedSemaphorePermit>,
+    slot: Arc<Slot>,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let authority = request
         .uri()
@@ -136,11 +96,11 @@ async fn connect(
         .port_u16()
         .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, "CONNECT needs host:port"))?;
     log.target = format!("{host}:{port}");
-    let mut upstream = open(proxy, &host, port, log).await?;
+    let mut upstream = upstream::open(proxy, &host, port, log).await?;
     let idle = proxy.config.idle_timeout;
-    let log = log.clone();
+    let log = log.hand_off();
     tokio::spawn(async move {
-        let _slot = slot;
+        let mut cut = slot.cut.clone();
         let counters = Counters::default();
         let end = match hyper::upgrade::on(request).await {
             Ok(upgraded) => match upgraded.downcast::<TokioIo<Watched<TcpStream>>>() {
@@ -151,7 +111,9 @@ async fn connect(
                     // The read-ahead bytes pin hyper's whole read buffer: free it before relaying.
                     drop(read_ahead);
                     match sent {
-                        Ok(()) => tunnel::relay(&client, &upstream, idle, &counters).await,
+                        Ok(()) => {
+                            tunnel::relay(&client, &upstream, idle, &counters, &mut cut).await
+                        }
                         Err(e) => RelayEnd::Failed(e),
                     }
                 }
@@ -159,12 +121,13 @@ async fn connect(
             },
             Err(e) => RelayEnd::Failed(std::io::Error::other(e)),
         };
-        let detail = match &end {
-            RelayEnd::Closed => "tunnel closed".to_string(),
-            RelayEnd::Idle => format!("tunnel idle for {idle:?}, closed"),
-            RelayEnd::Failed(e) => format!("tunnel ended: {e}"),
-        };
-        log.emit("allowed", StatusCode::OK, counters.transfer(), &detail);
+        log.write(
+            "allowed",
+            StatusCode::OK,
+            counters.transfer(),
+            &end.describe("tunnel", idle),
+        );
+        drop(slot);
     });
     Ok(Response::new(full(Bytes::new())))
 }
@@ -175,9 +138,6 @@ async fn forward(
     log: &mut RequestLog,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let uri = request.uri().clone();
-    if uri.authority().is_none() && uri.path() == HEALTH_PATH && request.method() == Method::GET {
-        return Ok(health());
-    }
     let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
         return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
@@ -193,17 +153,19 @@ async fn forward(
     let host = parse_host(authority)?;
     let port = authority.port_u16().unwrap_or(80);
     log.target = format!("{host}:{port}");
-    let upstream = open(proxy, &host, port, log).await?;
+    let upstream = upstream::open(proxy, &host, port, log).await?;
 
     let origin_form = uri.path_and_query().map_or("/", |p| p.as_str());
     *request.uri_mut() = Uri::try_from(origin_form).unwrap_or_else(|_| Uri::from_static("/"));
-    let host_value = HeaderValue::from_str(authority.as_str())
-        .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "invalid authority"))?;
     remove_hop_by_hop(request.headers_mut());
-    request
-        .headers_mut()
-        .entry(header::HOST)
-        .or_insert(host_value);
+    // RFC 9112 3.2.2: a proxy replaces Host with the authority of the target URI.
+    let host_value = match authority.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    let host_value = HeaderValue::from_str(&host_value)
+        .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "invalid authority"))?;
+    request.headers_mut().insert(header::HOST, host_value);
 
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(upstream))
         .await
@@ -225,18 +187,19 @@ async fn forward(
     remove_hop_by_hop(&mut parts.headers);
     let status = parts.status;
     let down = Arc::new(AtomicU64::new(0));
-    let log = log.clone();
-    let counted = Counted::new(body, down.clone()).on_done(move || {
+    let log = log.hand_off();
+    let counted = Counted::new(body, down.clone()).on_done(move |complete| {
         let load = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        log.emit(
-            "allowed",
-            status,
-            Transfer {
-                up: load(&up),
-                down: load(&down),
-            },
-            "forwarded",
-        );
+        let transfer = Transfer {
+            up: load(&up),
+            down: load(&down),
+        };
+        let detail = if complete {
+            "forwarded"
+        } else {
+            "forwarded; the response was cut before its end"
+        };
+        log.write("allowed", status, transfer, detail);
     });
     Ok(Response::from_parts(parts, counted.boxed()))
 }
@@ -253,8 +216,15 @@ fn full(bytes: Bytes) -> ProxyBody {
     Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
-/// The host of a request target; 400 when it is neither a valid name nor an IP literal.
+/// The host of a request target; 400 when it carries userinfo (`user:password@`,
+/// refused rather than passed on) or is neither a valid name nor an IP literal.
 fn parse_host(authority: &http::uri::Authority) -> Result<Host, Refusal> {
+    if authority.as_str().contains('@') {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "userinfo (user:password@) in the request target is not accepted",
+        ));
+    }
     let host = authority.host();
     Host::parse(host).ok_or_else(|| {
         Refusal::new(
@@ -262,83 +232,6 @@ fn parse_host(authority: &http::uri::Authority) -> Result<Host, Refusal> {
             format!("{host:?} is not a valid host"),
         )
     })
-}
-
-/// Decides on `host`, resolving it only when the decision needs its addresses, and
-/// connects to one of the addresses that were checked.
-async fn open(
-    proxy: &Proxy,
-    host: &Host,
-    port: u16,
-    log: &mut RequestLog,
-) -> Result<TcpStream, Refusal> {
-    let rules = &proxy.config.rules;
-    let mut decision = policy::decide(rules, host, None);
-    if decision == Decision::NeedAddresses {
-        let Host::Name(name) = host else {
-            unreachable!("IP literals carry their address")
-        };
-        let addresses = proxy
-            .resolver
-            .lookup(name)
-            .await
-            .map_err(|reason| Refusal::new(StatusCode::BAD_GATEWAY, reason))?
-            .addresses;
-        decision = policy::decide(rules, host, Some(&addresses));
-    }
-    match decision {
-        Decision::Allow { rule, addresses } => {
-            log.rule = rules[rule].text.clone();
-            dial(&addresses, port, proxy.config.connect_timeout, host).await
-        }
-        Decision::Deny { rule: Some(rule) } => {
-            log.rule = rules[rule].text.clone();
-            Err(Refusal::new(
-                StatusCode::FORBIDDEN,
-                format!("{host} is denied by rule {:?}", rules[rule].text),
-            ))
-        }
-        Decision::Deny { rule: None } | Decision::NeedAddresses => {
-            log.rule = "default".into();
-            Err(Refusal::new(
-                StatusCode::FORBIDDEN,
-                format!("no rule allows {host}"),
-            ))
-        }
-    }
-}
-
-/// Tries `addresses` in order within one overall `timeout`.
-async fn dial(
-    addresses: &[IpAddr],
-    port: u16,
-    timeout: Duration,
-    host: &Host,
-) -> Result<TcpStream, Refusal> {
-    let attempts = async {
-        let mut last = None;
-        for address in addresses {
-            match TcpStream::connect((*address, port)).await {
-                Ok(stream) => return Ok(stream),
-                Err(e) => last = Some(format!("{address}:{port}: {e}")),
-            }
-        }
-        Err(last.unwrap_or_else(|| format!("{host} has no address")))
-    };
-    match tokio::time::timeout(timeout, attempts).await {
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
-        Ok(Err(reason)) => Err(Refusal::new(
-            StatusCode::BAD_GATEWAY,
-            format!("cannot connect to {reason}"),
-        )),
-        Err(_) => Err(Refusal::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("connecting to {host}:{port} timed out after {timeout:?}"),
-        )),
-    }
 }
 
 /// Removes the headers that belong to one hop (RFC 9110 section 7.6.1), including

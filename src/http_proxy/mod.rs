@@ -1,9 +1,11 @@
 //! The HTTP proxy role (SPEC section 4): CONNECT tunnels and plain forward requests,
 //! decided by the allow/deny list of `EGRESS_HTTP_PROXY_DESTINATION`.
 //!
-//! - [`policy`]: the list and the pure decision function.
-//! - [`handler`]: one request: parse the target, decide, resolve, dial exactly a
-//!   checked address, then tunnel or forward; one decision log line per request.
+//! - [`rules`]: the list, parsed whole.
+//! - [`policy`]: the pure decision function (with the screening of addresses never dialed).
+//! - [`handler`]: one request: parse the target, then tunnel or forward.
+//! - [`upstream`]: decide, resolve once, dial exactly a checked address.
+//! - [`request_log`]: the decision log line, exactly one per request.
 //! - [`body`]: a body wrapper that counts bytes and logs when the response is done.
 //! - [`idle`]: closing client connections on which nothing moved for the idle timeout.
 //! - this module: configuration and the accept loop (connection cap, drain on shutdown).
@@ -12,6 +14,9 @@ pub mod body;
 pub mod handler;
 pub mod idle;
 pub mod policy;
+pub mod request_log;
+pub mod rules;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,10 +31,29 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
-use crate::process::{self, ConnectionSlots, Shutdown};
+use crate::process::{self, ConnectionCap, ConnectionSlots, Shutdown};
 use crate::resolver::{Families, Resolver};
-use crate::vars::Vars;
-use policy::Rule;
+use crate::vars::{DurationRange, Vars};
+use rules::Rule;
+
+const fn range(default: u64, min_ms: u64, max_s: u64) -> DurationRange {
+    DurationRange::new(
+        Duration::from_secs(default),
+        Duration::from_millis(min_ms),
+        Duration::from_secs(max_s),
+    )
+}
+
+/// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.
+pub const CONNECT_TIMEOUT: DurationRange = range(10, 100, 300);
+/// `EGRESS_HTTP_PROXY_HEADER_TIMEOUT`: 10 s, from 1 s to 10 min.
+pub const HEADER_TIMEOUT: DurationRange = range(10, 1000, 600);
+/// `EGRESS_HTTP_PROXY_IDLE_TIMEOUT`: 5 min, from 1 s to 24 h.
+pub const IDLE_TIMEOUT: DurationRange = range(300, 1000, 86_400);
+/// `EGRESS_HTTP_PROXY_GRACE_PERIOD`: 25 s, from 1 s to 1 h.
+pub const GRACE_PERIOD: DurationRange = range(25, 1000, 3600);
+/// The variable of the connection cap.
+pub const MAX_CONNECTIONS: &str = "EGRESS_HTTP_PROXY_MAX_CONNECTIONS";
 
 /// Validated HTTP proxy configuration.
 #[derive(Debug, Clone)]
@@ -44,8 +68,8 @@ pub struct ProxyConfig {
     pub header_timeout: Duration,
     /// `EGRESS_HTTP_PROXY_IDLE_TIMEOUT` (300 s): connections and tunnels with no traffic either way.
     pub idle_timeout: Duration,
-    /// `EGRESS_HTTP_PROXY_MAX_CONNECTIONS` (4000).
-    pub max_connections: u32,
+    /// `EGRESS_HTTP_PROXY_MAX_CONNECTIONS` (4000, from 1 to 1,000,000).
+    pub max_connections: ConnectionCap,
     /// `EGRESS_HTTP_PROXY_MAX_HEADER_BYTES` (16384).
     pub max_header_bytes: usize,
     /// `EGRESS_HTTP_PROXY_GRACE_PERIOD` (25 s): how long open connections may finish after SIGTERM.
@@ -60,28 +84,19 @@ impl ProxyConfig {
             .get(RULES)
             .ok_or_else(|| Error::config(RULES, "is required but not set"))?;
         Ok(ProxyConfig {
-            rules: policy::parse_rules(rules)?,
+            rules: rules::parse_rules(rules)?,
             port: vars.number("EGRESS_HTTP_PROXY_PORT", 8080, 1, 65535)?,
-            connect_timeout: vars
-                .duration("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", Duration::from_secs(10))?,
-            header_timeout: vars
-                .duration("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", Duration::from_secs(10))?,
-            idle_timeout: vars
-                .duration("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", Duration::from_secs(300))?,
-            max_connections: vars.number(
-                "EGRESS_HTTP_PROXY_MAX_CONNECTIONS",
-                4000,
-                1,
-                1_000_000,
-            )?,
+            connect_timeout: vars.duration("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", CONNECT_TIMEOUT)?,
+            header_timeout: vars.duration("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", HEADER_TIMEOUT)?,
+            idle_timeout: vars.duration("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", IDLE_TIMEOUT)?,
+            max_connections: ConnectionCap::from_vars(vars, MAX_CONNECTIONS, 4000)?,
             max_header_bytes: vars.number(
                 "EGRESS_HTTP_PROXY_MAX_HEADER_BYTES",
                 16384,
                 8192,
                 1 << 20,
             )?,
-            grace_period: vars
-                .duration("EGRESS_HTTP_PROXY_GRACE_PERIOD", Duration::from_secs(25))?,
+            grace_period: vars.duration("EGRESS_HTTP_PROXY_GRACE_PERIOD", GRACE_PERIOD)?,
         })
     }
 }
@@ -97,23 +112,30 @@ pub struct Proxy {
 /// Runs the proxy on its configured port until SIGTERM/SIGINT.
 pub async fn run(config: ProxyConfig) -> Result<()> {
     let open_files = process::raise_open_file_limit()?;
-    debug!(open_files, "open-file limit");
+    let max_connections = config.max_connections.fit(MAX_CONNECTIONS, open_files)?;
+    debug!(open_files, max_connections, "open-file limit");
     let listener = process::bind_all(config.port).await?;
     let proxy = Arc::new(Proxy {
         resolver: Resolver::from_system(Families::Both)?,
         config,
     });
-    serve(listener, proxy, process::on_signals()?).await
+    serve(listener, proxy, max_connections, process::on_signals()?).await
 }
 
-/// Serves connections from `listener` until `shutdown`, then stops accepting and lets
-/// open connections finish for the grace period.
-pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: Shutdown) -> Result<()> {
-    let slots = ConnectionSlots::new(proxy.config.max_connections);
+/// Serves connections from `listener` until `shutdown`, at most `max_connections` at
+/// once, then stops accepting, lets open connections finish for the grace period and
+/// cuts the rest.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    max_connections: u32,
+    shutdown: Shutdown,
+) -> Result<()> {
+    let slots = ConnectionSlots::new(max_connections);
     let address = listener
         .local_addr()
         .map_err(|e| Error::io("reading the listening address", e))?;
-    info!(%address, rules = proxy.config.rules.len(), max_connections = proxy.config.max_connections, "http proxy listening");
+    info!(%address, rules = proxy.config.rules.len(), max_connections, "http proxy listening");
     process::accept_until_shutdown(
         listener,
         slots.clone(),
@@ -124,7 +146,10 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: Shutdown)
                     proxy.clone(),
                     stream,
                     peer,
-                    slot,
+                    Slot {
+                        _permit: slot,
+                        cut: slots.cut_notice(),
+                    },
                     shutdown.clone(),
                 )),
                 None => tokio::spawn(refuse_busy(stream, peer)),
@@ -136,14 +161,22 @@ pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: Shutdown)
     Ok(())
 }
 
+/// A connection's share of the cap, and the notice that cuts it after the grace period.
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    /// Turns `true` when the grace period is over.
+    pub cut: Shutdown,
+}
+
 async fn serve_connection(
     proxy: Arc<Proxy>,
     stream: TcpStream,
     peer: SocketAddr,
-    slot: OwnedSemaphorePermit,
+    slot: Slot,
     mut shutdown: Shutdown,
 ) {
     let _ = stream.set_nodelay(true);
+    let mut cut = slot.cut.clone();
     let slot = Arc::new(slot);
     let config = &proxy.config;
     let mut builder = http1::Builder::new();
@@ -170,7 +203,11 @@ async fn serve_connection(
         }
         _ = process::requested(&mut shutdown) => {
             connection.as_mut().graceful_shutdown();
-            connection.await
+            tokio::select! {
+                result = connection.as_mut() => result,
+                // Dropping the connection drops its requests: each writes its log line.
+                _ = process::requested(&mut cut) => return,
+            }
         }
     };
     if let Err(e) = result {
@@ -178,11 +215,22 @@ async fn serve_connection(
     }
 }
 
-/// Answers a connection over the cap with 503 and closes it.
+/// The body of the 503 sent to connections over the cap.
+pub const BUSY_BODY: &str = "egress-router: too many connections, try again later\n";
+
+/// Answers a connection over the cap with 503 and closes it, without reading the request.
 async fn refuse_busy(mut stream: TcpStream, peer: SocketAddr) {
     warn!(client = %peer, "connection limit reached: 503");
-    let response = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 52\r\nConnection: close\r\n\r\negress-router: too many connections, try again later\n";
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(response)).await;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{BUSY_BODY}",
+        BUSY_BODY.len()
+    );
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.write_all(response.as_bytes()),
+    )
+    .await;
 }
 
 #[cfg(test)]
@@ -198,7 +246,13 @@ mod tests {
         assert_eq!(config.connect_timeout, Duration::from_secs(10));
         assert_eq!(config.header_timeout, Duration::from_secs(10));
         assert_eq!(config.idle_timeout, Duration::from_secs(300));
-        assert_eq!(config.max_connections, 4000);
+        assert_eq!(
+            config.max_connections,
+            ConnectionCap {
+                max: 4000,
+                explicit: false
+            }
+        );
         assert_eq!(config.max_header_bytes, 16384);
         assert_eq!(config.grace_period, Duration::from_secs(25));
     }
@@ -209,7 +263,11 @@ mod tests {
             ("EGRESS_HTTP_PROXY_PORT", "0"),
             ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "soon"),
             ("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", "0"),
-            ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "1h"),
+            ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "25h"),
+            ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "10000000000000000000"),
+            ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "50ms"),
+            ("EGRESS_HTTP_PROXY_PORT", "+8080"),
+            ("EGRESS_HTTP_PROXY_PORT", "08080"),
             ("EGRESS_HTTP_PROXY_MAX_CONNECTIONS", "0"),
             ("EGRESS_HTTP_PROXY_MAX_HEADER_BYTES", "100"),
             ("EGRESS_HTTP_PROXY_GRACE_PERIOD", "-1"),

@@ -1,51 +1,29 @@
-//! The allow/deny list of `EGRESS_HTTP_PROXY_DESTINATION` (SPEC section 4) and the
-//! decision it makes for a target: a pure function, so it is tested on a table.
+//! The allow/deny decision for one target: a pure function returning a decision with
+//! its reason, so it is tested on a table and fuzzed.
 //!
 //! A decision about a host name may need its addresses (address rules match when a
 //! resolved address is inside). [`decide`] says so instead of resolving, so a name
-//! denied by a name rule is never looked up, and an allow always comes with the
-//! exact addresses that were checked: the only ones the proxy may dial.
+//! denied by a name rule is never looked up, and an allow always comes with the exact
+//! addresses that were checked: the only ones the proxy may dial.
+//!
+//! Before any rule is read, every address is put in its one spelling
+//! ([`address::canonical`]) and screened: addresses of [`Class::Never`] and the
+//! proxy's own listener are never dialed; loopback and link-local addresses
+//! ([`Class::LocalOnly`]) only when an address rule inside their range allows them.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use ipnet::IpNet;
-
-use crate::error::{Error, Result};
-use crate::names::{looks_like_ipv4, normalize_host_name};
-
-const VAR: &str = "EGRESS_HTTP_PROXY_DESTINATION";
-
-/// What a rule matches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Matcher {
-    /// `*`: everything.
-    Any,
-    /// An address or CIDR: destination addresses inside it.
-    Network(IpNet),
-    /// `example.com`: exactly that host name.
-    Name(String),
-    /// `*.example.com`: `example.com` and every name under it (stored without `*.`).
-    Domain(String),
-}
-
-/// One line of the list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    /// The line as written (trimmed), for logs and 403 bodies.
-    pub text: String,
-    /// `!RULE`.
-    pub deny: bool,
-    /// What it matches.
-    pub matcher: Matcher,
-}
+use super::rules::{Matcher, Rule};
+use crate::address::{self, Class, OwnSockets};
+use crate::names::{ends_in_number, normalize_host_name, parse_ipv4};
 
 /// The host part of a request target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     /// A host name, lower-cased, without a trailing dot.
     Name(String),
-    /// An IP literal.
+    /// An IP literal, canonical.
     Ip(IpAddr),
 }
 
@@ -60,115 +38,129 @@ impl fmt::Display for Host {
 }
 
 impl Host {
-    /// Parses a host as found in a request (`[v6]` brackets accepted); `None` if invalid.
+    /// Parses a host as found in a request: `[v6]` in brackets, an IPv4 address (a
+    /// host whose last label is a number must be a strict dotted quad), or a name.
+    /// Literals come out canonical. `None` if invalid.
     pub fn parse(text: &str) -> Option<Host> {
         if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
             return inner
                 .parse::<std::net::Ipv6Addr>()
                 .ok()
-                .map(|ip| Host::Ip(IpAddr::V6(ip)));
+                .map(|ip| Host::Ip(address::canonical(IpAddr::V6(ip))));
         }
-        if let Ok(ip) = text.parse::<std::net::Ipv4Addr>() {
-            return Some(Host::Ip(IpAddr::V4(ip)));
+        if ends_in_number(text) {
+            return parse_ipv4(text).map(|ip| Host::Ip(IpAddr::V4(ip)));
         }
         normalize_host_name(text).map(Host::Name)
     }
 }
 
-/// Parses the whole list; every error quotes the offending line.
-pub fn parse_rules(text: &str) -> Result<Vec<Rule>> {
-    let mut rules: Vec<Rule> = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if rules.last().is_some_and(|r| r.matcher == Matcher::Any) {
-            return Err(line_error(
-                line,
-                "comes after `*`, which must be the last rule",
-            ));
-        }
-        rules.push(parse_rule(line)?);
-    }
-    if rules.is_empty() {
-        return Err(Error::config(VAR, format!("no rule in {text:?}")));
-    }
-    Ok(rules)
-}
-
-fn parse_rule(line: &str) -> Result<Rule> {
-    let (deny, body) = match line.strip_prefix('!') {
-        Some(rest) => (true, rest.trim()),
-        None => (false, line),
-    };
-    let matcher = if body == "*" {
-        if deny {
-            return Err(line_error(
-                line,
-                "`!*` is not a rule: requests no rule allows are denied anyway",
-            ));
-        }
-        Matcher::Any
-    } else if let Some(domain) = body.strip_prefix("*.") {
-        Matcher::Domain(
-            normalize_host_name(domain)
-                .ok_or_else(|| line_error(line, "is not `*.` followed by a domain name"))?,
-        )
-    } else if let Ok(net) = body.parse::<IpNet>() {
-        Matcher::Network(net.trunc())
-    } else if let Ok(ip) = body.parse::<IpAddr>() {
-        Matcher::Network(IpNet::from(ip))
-    } else if body.contains(['/', ':']) || looks_like_ipv4(body) {
-        return Err(line_error(line, "is not a valid IP address or CIDR"));
-    } else {
-        Matcher::Name(normalize_host_name(body).ok_or_else(|| {
-            line_error(
-                line,
-                "is not `*`, an IP address, a CIDR, `*.domain` or a host name",
-            )
-        })?)
-    };
-    Ok(Rule {
-        text: line.to_string(),
-        deny,
-        matcher,
-    })
-}
-
-fn line_error(line: &str, reason: &str) -> Error {
-    Error::config(VAR, format!("line {line:?} {reason}"))
-}
-
 /// The outcome of [`decide`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Connect, to one of these checked addresses only (in preference order).
+    /// Connect, to one of these checked addresses only (in preference order). Empty
+    /// when a rule allows a name that has no address: the request then fails (502).
     Allow {
         /// Index of the deciding rule.
         rule: usize,
         /// Addresses the request may be sent to.
         addresses: Vec<IpAddr>,
     },
-    /// Refuse; `rule` is `None` when no rule matched (default deny).
-    Deny {
-        /// Index of the deciding rule.
-        rule: Option<usize>,
-    },
+    /// Refuse (403), for this reason.
+    Deny(Denial),
     /// The decision depends on the addresses of the host name: resolve it and ask again.
     NeedAddresses,
 }
 
-/// Applies `rules` to `host`. For a host name, `resolved` holds its addresses once
-/// looked up (`None` before). First match decides; no match denies.
-pub fn decide(rules: &[Rule], host: &Host, resolved: Option<&[IpAddr]>) -> Decision {
-    let literal;
-    let addresses: Option<&[IpAddr]> = match host {
-        Host::Ip(ip) => {
-            literal = [*ip];
-            Some(&literal)
+/// Why a target is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// A deny rule (its index) matched.
+    Rule(usize),
+    /// No rule allows the target.
+    NoRule,
+    /// The address is of a kind never dialed.
+    Never {
+        /// The address.
+        address: IpAddr,
+        /// What kind of address it is.
+        kind: &'static str,
+    },
+    /// The address and port are the proxy's own listener.
+    OwnListener(SocketAddr),
+    /// A loopback or link-local address that no address rule inside its range allows.
+    LocalOnly {
+        /// The address.
+        address: IpAddr,
+        /// What kind of address it is.
+        kind: &'static str,
+    },
+}
+
+impl Denial {
+    /// A short reason for the 403 body and the log; names the rule when one decided.
+    pub fn reason(&self, rules: &[Rule], host: &Host) -> String {
+        match self {
+            Denial::Rule(index) => format!("{host} is denied by rule {:?}", rules[*index].text),
+            Denial::NoRule => format!("no rule allows {host}"),
+            Denial::Never { address, kind } => {
+                format!("{host}: {address} is {kind}, never dialed")
+            }
+            Denial::OwnListener(socket) => {
+                format!("{host}: {socket} is this proxy's own listener, never dialed")
+            }
+            Denial::LocalOnly { address, kind } => {
+                format!("{host}: {address} is {kind}, dialed only when an address rule names it")
+            }
         }
-        Host::Name(_) => resolved,
+    }
+
+    /// The `rule` field of the decision log line.
+    pub fn log_rule(&self, rules: &[Rule]) -> String {
+        match self {
+            Denial::Rule(index) => rules[*index].text.clone(),
+            Denial::NoRule => "default".into(),
+            Denial::Never { .. } => "never-dialed".into(),
+            Denial::OwnListener(_) => "own-listener".into(),
+            Denial::LocalOnly { .. } => "local-only".into(),
+        }
+    }
+}
+
+/// Applies `rules` to `host`:`port`. For a host name, `resolved` holds its addresses
+/// once looked up (`None` before; empty when the name has none). First match decides;
+/// no match denies.
+pub fn decide(
+    rules: &[Rule],
+    host: &Host,
+    port: u16,
+    resolved: Option<&[IpAddr]>,
+    own: &OwnSockets,
+) -> Decision {
+    let given: Option<Vec<IpAddr>> = match host {
+        Host::Ip(ip) => Some(vec![address::canonical(*ip)]),
+        Host::Name(_) => resolved.map(|found| {
+            let mut all: Vec<IpAddr> = found.iter().map(|a| address::canonical(*a)).collect();
+            all.dedup();
+            all
+        }),
     };
+    let mut refused = None;
+    let candidates: Option<Vec<IpAddr>> = given.map(|all| {
+        all.into_iter()
+            .filter(|a| match screen(*a, port, own) {
+                Ok(()) => true,
+                Err(denial) => {
+                    refused.get_or_insert(denial);
+                    false
+                }
+            })
+            .collect()
+    });
+    if let (Host::Ip(_), Some(denial)) = (host, &refused) {
+        return Decision::Deny(denial.clone());
+    }
+    let mut local_only = None;
     for (index, rule) in rules.iter().enumerate() {
         let matched: Option<Vec<IpAddr>> = match &rule.matcher {
             Matcher::Any => Some(Vec::new()),
@@ -177,10 +169,10 @@ pub fn decide(rules: &[Rule], host: &Host, resolved: Option<&[IpAddr]>) -> Decis
                 matches!(host, Host::Name(h) if in_domain(h, domain)).then(Vec::new)
             }
             Matcher::Network(net) => {
-                let Some(addresses) = addresses else {
+                let Some(candidates) = &candidates else {
                     return Decision::NeedAddresses;
                 };
-                let inside: Vec<IpAddr> = addresses
+                let inside: Vec<IpAddr> = candidates
                     .iter()
                     .copied()
                     .filter(|a| net.contains(a))
@@ -190,23 +182,60 @@ pub fn decide(rules: &[Rule], host: &Host, resolved: Option<&[IpAddr]>) -> Decis
         };
         let Some(inside) = matched else { continue };
         if rule.deny {
-            return Decision::Deny { rule: Some(index) };
+            return Decision::Deny(Denial::Rule(index));
         }
-        let Some(addresses) = addresses else {
+        let Some(candidates) = &candidates else {
             return Decision::NeedAddresses;
         };
-        let mut allowed = if inside.is_empty() {
-            addresses.to_vec()
+        let pool = if inside.is_empty() {
+            candidates
         } else {
-            inside
+            &inside
         };
+        let mut allowed: Vec<IpAddr> = Vec::new();
+        for address in pool {
+            match address::class(*address) {
+                Class::LocalOnly { kind, range } if !granted_by(&rule.matcher, range) => {
+                    local_only.get_or_insert(Denial::LocalOnly {
+                        address: *address,
+                        kind,
+                    });
+                }
+                _ => allowed.push(*address),
+            }
+        }
+        if allowed.is_empty() && !pool.is_empty() {
+            continue;
+        }
+        if allowed.is_empty()
+            && let Some(denial) = refused
+        {
+            return Decision::Deny(denial);
+        }
         allowed.sort_by_key(|a| a.is_ipv6());
         return Decision::Allow {
             rule: index,
             addresses: allowed,
         };
     }
-    Decision::Deny { rule: None }
+    Decision::Deny(local_only.or(refused).unwrap_or(Denial::NoRule))
+}
+
+/// Refuses addresses that are never dialed, whatever the rules say.
+fn screen(address: IpAddr, port: u16, own: &OwnSockets) -> Result<(), Denial> {
+    if let Class::Never(kind) = address::class(address) {
+        return Err(Denial::Never { address, kind });
+    }
+    if own.contains(address, port) {
+        return Err(Denial::OwnListener(SocketAddr::new(address, port)));
+    }
+    Ok(())
+}
+
+/// Whether an allow rule may grant a local-only address of `range`: only an address
+/// rule that lies entirely inside that range.
+fn granted_by(matcher: &Matcher, range: ipnet::IpNet) -> bool {
+    matches!(matcher, Matcher::Network(net) if range.contains(net))
 }
 
 fn in_domain(host: &str, domain: &str) -> bool {
@@ -217,295 +246,4 @@ fn in_domain(host: &str, domain: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn host(s: &str) -> Host {
-        Host::parse(s).unwrap()
-    }
-
-    #[test]
-    fn parses_every_rule_form() {
-        let rules = parse_rules("# c\n\n203.0.113.5\n!198.51.100.0/24\n2001:db8::/32\n2001:db8::1\n*.Example.COM.\nweb.example.net\n*\n").unwrap();
-        let matchers: Vec<_> = rules.iter().map(|r| (r.deny, r.matcher.clone())).collect();
-        assert_eq!(
-            matchers,
-            vec![
-                (false, Matcher::Network("203.0.113.5/32".parse().unwrap())),
-                (true, Matcher::Network("198.51.100.0/24".parse().unwrap())),
-                (false, Matcher::Network("2001:db8::/32".parse().unwrap())),
-                (false, Matcher::Network("2001:db8::1/128".parse().unwrap())),
-                (false, Matcher::Domain("example.com".into())),
-                (false, Matcher::Name("web.example.net".into())),
-                (false, Matcher::Any),
-            ]
-        );
-        assert_eq!(rules[1].text, "!198.51.100.0/24");
-    }
-
-    #[test]
-    fn cidr_host_bits_are_dropped() {
-        let rules = parse_rules("203.0.113.77/24").unwrap();
-        assert_eq!(
-            rules[0].matcher,
-            Matcher::Network("203.0.113.0/24".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn bad_lists_name_the_variable_and_quote_the_line() {
-        for (text, quoted) in [
-            ("", "no rule"),
-            ("# only\n", "no rule"),
-            ("*\nweb.example.com", "\"web.example.com\""),
-            ("10.0.0.0/33", "\"10.0.0.0/33\""),
-            ("203.0.113.300", "\"203.0.113.300\""),
-            ("2001:db8::zz", "\"2001:db8::zz\""),
-            ("!", "\"!\""),
-            ("*.", "\"*.\""),
-            ("*example.com", "\"*example.com\""),
-            ("foo bar", "\"foo bar\""),
-            ("!*", "\"!*\""),
-            ("-bad.example.com", "\"-bad.example.com\""),
-            ("http://example.com/", "\"http://example.com/\""),
-        ] {
-            let err = parse_rules(text).unwrap_err().to_string();
-            assert!(
-                err.starts_with("EGRESS_HTTP_PROXY_DESTINATION: "),
-                "{text:?}: {err}"
-            );
-            assert!(err.contains(quoted), "{text:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn hosts_parse_names_and_literals() {
-        assert_eq!(
-            host("WWW.Example.COM."),
-            Host::Name("www.example.com".into())
-        );
-        assert_eq!(host("203.0.113.5"), Host::Ip(ip("203.0.113.5")));
-        assert_eq!(host("[2001:db8::1]"), Host::Ip(ip("2001:db8::1")));
-        assert_eq!(Host::parse("2001:db8::1"), None, "IPv6 needs brackets");
-        assert_eq!(Host::parse("bad host"), None);
-        assert_eq!(Host::parse(""), None);
-        assert_eq!(host("[2001:db8::1]").to_string(), "[2001:db8::1]");
-    }
-
-    /// (rules, host, resolved addresses, expected outcome, deciding rule, dialable addresses)
-    #[test]
-    fn decision_table() {
-        type Case<'a> = (
-            &'a str,
-            &'a str,
-            Option<&'a [&'a str]>,
-            &'a str,
-            Option<usize>,
-            &'a [&'a str],
-        );
-        let cases: &[Case] = &[
-            // exact names, case and trailing dot
-            (
-                "web.example.com",
-                "web.example.com",
-                Some(&["203.0.113.5"]),
-                "allow",
-                Some(0),
-                &["203.0.113.5"],
-            ),
-            (
-                "Web.Example.COM.",
-                "WEB.example.com.",
-                Some(&["203.0.113.5"]),
-                "allow",
-                Some(0),
-                &["203.0.113.5"],
-            ),
-            (
-                "web.example.com",
-                "www.example.com",
-                Some(&["203.0.113.5"]),
-                "deny",
-                None,
-                &[],
-            ),
-            (
-                "web.example.com",
-                "sub.web.example.com",
-                Some(&["203.0.113.5"]),
-                "deny",
-                None,
-                &[],
-            ),
-            // wildcard domains
-            (
-                "*.example.com",
-                "example.com",
-                Some(&["203.0.113.5"]),
-                "allow",
-                Some(0),
-                &["203.0.113.5"],
-            ),
-            (
-                "*.example.com",
-                "a.b.example.com",
-                Some(&["203.0.113.5"]),
-                "allow",
-                Some(0),
-                &["203.0.113.5"],
-            ),
-            (
-                "*.example.com",
-                "badexample.com",
-                Some(&["203.0.113.5"]),
-                "deny",
-                None,
-                &[],
-            ),
-            (
-                "*.example.com",
-                "example.com.evil.net",
-                Some(&["203.0.113.5"]),
-                "deny",
-                None,
-                &[],
-            ),
-            // IP literals are never matched by name rules, names are by address rules
-            ("web.example.com", "203.0.113.5", None, "deny", None, &[]),
-            ("*.example.com", "203.0.113.5", None, "deny", None, &[]),
-            (
-                "203.0.113.5",
-                "203.0.113.5",
-                None,
-                "allow",
-                Some(0),
-                &["203.0.113.5"],
-            ),
-            (
-                "203.0.113.5",
-                "web.example.com",
-                Some(&["203.0.113.5"]),
-                "allow",
-                Some(0),
-                &["203.0.113.5"],
-            ),
-            ("203.0.113.0/24", "[2001:db8::1]", None, "deny", None, &[]),
-            (
-                "2001:db8::/32",
-                "[2001:db8::1]",
-                None,
-                "allow",
-                Some(0),
-                &["2001:db8::1"],
-            ),
-            // only checked addresses are dialable
-            (
-                "203.0.113.5\n*",
-                "multi.example.org",
-                Some(&["203.0.113.7", "203.0.113.5"]),
-                "allow",
-                Some(0),
-                &["203.0.113.5"],
-            ),
-            (
-                "*",
-                "multi.example.org",
-                Some(&["2001:db8::1", "203.0.113.5"]),
-                "allow",
-                Some(0),
-                &["203.0.113.5", "2001:db8::1"],
-            ),
-            // a name with any address in a denied range is denied
-            (
-                "!203.0.113.6/32\n*",
-                "other.example.net",
-                Some(&["203.0.113.5", "203.0.113.6"]),
-                "deny",
-                Some(0),
-                &[],
-            ),
-            (
-                "!203.0.113.6/32\n*",
-                "web.example.com",
-                Some(&["203.0.113.5"]),
-                "allow",
-                Some(1),
-                &["203.0.113.5"],
-            ),
-            // first match wins, in both directions
-            (
-                "!web.example.com\n*.example.com",
-                "web.example.com",
-                None,
-                "deny",
-                Some(0),
-                &[],
-            ),
-            (
-                "web.example.com\n!*.example.com",
-                "web.example.com",
-                Some(&["203.0.113.5"]),
-                "allow",
-                Some(0),
-                &["203.0.113.5"],
-            ),
-            (
-                "!*.example.com\n203.0.113.5",
-                "web.example.com",
-                None,
-                "deny",
-                Some(0),
-                &[],
-            ),
-            // default deny
-            ("203.0.113.9", "203.0.113.5", None, "deny", None, &[]),
-            ("!203.0.113.9", "203.0.113.5", None, "deny", None, &[]),
-            // resolution needed: address rule reached, or an allow needs addresses
-            ("203.0.113.5", "web.example.com", None, "resolve", None, &[]),
-            ("*", "web.example.com", None, "resolve", None, &[]),
-            (
-                "*.example.com",
-                "web.example.com",
-                None,
-                "resolve",
-                None,
-                &[],
-            ),
-            (
-                "!*.example.net\n203.0.113.5",
-                "web.example.net",
-                None,
-                "deny",
-                Some(0),
-                &[],
-            ),
-            // a name that resolved to nothing matches no address rule
-            (
-                "203.0.113.0/24",
-                "empty.example.com",
-                Some(&[]),
-                "deny",
-                None,
-                &[],
-            ),
-        ];
-        for (rules, target, resolved, outcome, rule, dial) in cases {
-            let rules = parse_rules(rules).unwrap();
-            let resolved: Option<Vec<IpAddr>> = resolved.map(|r| r.iter().map(|a| ip(a)).collect());
-            let got = decide(&rules, &host(target), resolved.as_deref());
-            let expected = match *outcome {
-                "allow" => Decision::Allow {
-                    rule: rule.unwrap(),
-                    addresses: dial.iter().map(|a| ip(a)).collect(),
-                },
-                "deny" => Decision::Deny { rule: *rule },
-                _ => Decision::NeedAddresses,
-            };
-            assert_eq!(got, expected, "rules {rules:?} target {target}");
-        }
-    }
-}
+mod tests;

@@ -15,8 +15,10 @@ pub const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 /// Zones dnsmasq answers for itself: any other name in them is NXDOMAIN at once.
 const LOCAL_ZONES: &str = "/example.com/example.net/example.org/";
 
-/// The test names. A name given twice has two addresses.
-pub const RECORDS: [(&str, &str); 10] = [
+/// The test names. A name given twice has two addresses. The last three point where
+/// a proxy must never go: an IPv4-mapped IPv6 address (AAAA), loopback, and the router
+/// pod itself.
+pub const RECORDS: [(&str, &str); 13] = [
     ("web.example.com", "203.0.113.5"),
     ("example.com", "203.0.113.5"),
     ("api.web.example.com", "203.0.113.7"),
@@ -27,6 +29,9 @@ pub const RECORDS: [(&str, &str); 10] = [
     ("multi.example.org", "203.0.113.7"),
     ("mixed.example.org", "203.0.113.5"),
     ("mixed.example.org", "203.0.113.6"),
+    ("mapped.example.net", "::ffff:203.0.113.5"),
+    ("loop.example.net", "127.0.0.1"),
+    ("self.example.net", "192.0.2.70"),
 ];
 
 /// dnsmasq and the router's `/etc/netns/<router ns>/resolv.conf`; dropping it stops

@@ -1,0 +1,87 @@
+//! The decision log line: exactly one per request. A request that ends before its line
+//! was written (the client left, or the process cut it at the end of the grace period)
+//! still writes one, with outcome `cut`, when its log is dropped.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::{Method, StatusCode};
+use tracing::info;
+
+use crate::tunnel::Transfer;
+
+/// The fields of one request's decision line, and the duty to write it once.
+pub struct RequestLog {
+    client: SocketAddr,
+    method: Method,
+    /// The target as `host:port` once parsed, the raw request target before.
+    pub target: String,
+    /// The deciding rule, or what refused the request.
+    pub rule: String,
+    started: Instant,
+    written: bool,
+}
+
+impl RequestLog {
+    /// A log for a request from `client`.
+    pub fn new(client: SocketAddr, method: Method, target: String) -> Self {
+        RequestLog {
+            client,
+            method,
+            target,
+            rule: "-".into(),
+            started: Instant::now(),
+            written: false,
+        }
+    }
+
+    /// Moves the duty to write the line to the returned log (held by a tunnel task or
+    /// a response body); this one will write nothing.
+    pub fn hand_off(&mut self) -> RequestLog {
+        self.written = true;
+        RequestLog {
+            client: self.client,
+            method: self.method.clone(),
+            target: self.target.clone(),
+            rule: self.rule.clone(),
+            started: self.started,
+            written: false,
+        }
+    }
+
+    /// Writes the line now.
+    pub fn write(mut self, outcome: &str, status: StatusCode, transfer: Transfer, detail: &str) {
+        self.emit(outcome, status.as_u16(), transfer, detail);
+    }
+
+    /// `status` is 0 when no response was sent.
+    fn emit(&mut self, outcome: &str, status: u16, transfer: Transfer, detail: &str) {
+        self.written = true;
+        info!(
+            client = %self.client,
+            method = %self.method,
+            target = %self.target,
+            rule = %self.rule,
+            outcome = %outcome,
+            status,
+            bytes_up = transfer.up,
+            bytes_down = transfer.down,
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            detail = %detail,
+            "decision"
+        );
+    }
+}
+
+impl Drop for RequestLog {
+    fn drop(&mut self) {
+        if !self.written {
+            self.emit(
+                "cut",
+                0,
+                Transfer::default(),
+                "ended before it was answered (client gone or shutdown)",
+            );
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! From a parsed target to a connected socket: decide, resolve only when the decision
+//! needs it, and dial exactly one of the addresses that were checked.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::net::TcpStream;
+
+use super::Proxy;
+use super::policy::{self, Decision, Host};
+use super::request_log::RequestLog;
+use crate::address::{self, OwnSockets};
+
+/// Why a request gets an error response instead of being proxied.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The status sent.
+    pub status: StatusCode,
+    /// A short reason, for the body and the log.
+    pub reason: String,
+}
+
+impl Refusal {
+    /// A refusal with `status`.
+    pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Decides on `host`:`port`, resolving it only when the decision needs its addresses,
+/// and connects to one of the addresses that were checked. Records the deciding rule
+/// in `log`.
+pub async fn open(
+    proxy: &Proxy,
+    host: &Host,
+    port: u16,
+    log: &mut RequestLog,
+) -> Result<TcpStream, Refusal> {
+    let rules = &proxy.config.rules;
+    let own = own_listener(proxy.config.port, port)?;
+    let mut decision = policy::decide(rules, host, port, None, &own);
+    let mut unresolved = None;
+    if let (Decision::NeedAddresses, Host::Name(name)) = (&decision, host) {
+        let addresses = match proxy.resolver.lookup(name).await {
+            Ok(found) => found.addresses,
+            Err(reason) => {
+                unresolved = Some(reason);
+                Vec::new()
+            }
+        };
+        decision = policy::decide(rules, host, port, Some(&addresses), &own);
+    }
+    match decision {
+        Decision::Allow { rule, addresses } => {
+            log.rule = rules[rule].text.clone();
+            if addresses.is_empty() {
+                let reason = unresolved.unwrap_or_else(|| format!("{host} has no address"));
+                return Err(Refusal::new(StatusCode::BAD_GATEWAY, reason));
+            }
+            dial(&addresses, port, proxy.config.connect_timeout, host).await
+        }
+        Decision::Deny(denial) => {
+            log.rule = denial.log_rule(rules);
+            Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                denial.reason(rules, host),
+            ))
+        }
+        Decision::NeedAddresses => {
+            log.rule = "default".into();
+            Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!("no rule allows {host}"),
+            ))
+        }
+    }
+}
+
+/// The proxy's own listener as the decision needs it: the local addresses are listed
+/// only when the target port is the listening port. When they cannot be listed the
+/// request is refused (fail closed).
+fn own_listener(listen_port: u16, port: u16) -> Result<OwnSockets, Refusal> {
+    let addresses = if port == listen_port {
+        address::local_addresses().map_err(|e| {
+            Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!("cannot list this pod's addresses to rule out its own listener: {e}"),
+            )
+        })?
+    } else {
+        Vec::new()
+    };
+    Ok(OwnSockets {
+        ports: vec![listen_port],
+        addresses,
+    })
+}
+
+/// Tries `addresses` in order within one overall `timeout`.
+async fn dial(
+    addresses: &[IpAddr],
+    port: u16,
+    timeout: Duration,
+    host: &Host,
+) -> Result<TcpStream, Refusal> {
+    let attempts = async {
+        let mut last = None;
+        for address in addresses {
+            match TcpStream::connect((*address, port)).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(format!("{address}:{port}: {e}")),
+            }
+        }
+        Err(last.unwrap_or_else(|| format!("{host} has no address")))
+    };
+    match tokio::time::timeout(timeout, attempts).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(reason)) => Err(Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            format!("cannot connect to {reason}"),
+        )),
+        Err(_) => Err(Refusal::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("connecting to {host}:{port} timed out after {timeout:?}"),
+        )),
+    }
+}
