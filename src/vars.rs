@@ -158,9 +158,13 @@ pub struct DurationRange {
 }
 
 impl DurationRange {
-    /// `default`, accepted from `min` to `max`.
-    pub const fn new(default: Duration, min: Duration, max: Duration) -> Self {
-        DurationRange { default, min, max }
+    /// `default_s` seconds, accepted from `min_ms` milliseconds to `max_s` seconds.
+    pub const fn seconds(default_s: u64, min_ms: u64, max_s: u64) -> Self {
+        DurationRange {
+            default: Duration::from_secs(default_s),
+            min: Duration::from_millis(min_ms),
+            max: Duration::from_secs(max_s),
+        }
     }
 }
 
@@ -183,11 +187,7 @@ mod tests {
         Vars::from_pairs([("V", value)])
     }
 
-    const RANGE: DurationRange = DurationRange::new(
-        Duration::from_secs(9),
-        Duration::from_millis(100),
-        Duration::from_secs(7200),
-    );
+    const RANGE: DurationRange = DurationRange::seconds(9, 100, 7200);
 
     #[test]
     fn durations_accept_units_and_bare_seconds_within_the_range() {

@@ -9,8 +9,8 @@ mod common;
 use common::dns::Dns;
 use common::http::{Wire, client, closed_within, echo, echo_then_report};
 use common::proxy::{
-    assert_client_half_close, assert_grace_period_bounds_exit, assert_idle_closed_busy_kept,
-    assert_sigterm_drains,
+    assert_client_half_close, assert_cut_connections_logged, assert_grace_period_bounds_exit,
+    assert_idle_closed_busy_kept, assert_sigterm_drains,
 };
 use common::*;
 use std::collections::BTreeMap;
@@ -772,23 +772,7 @@ fn connections_cut_at_the_end_of_the_grace_period_are_logged() {
         &[("EGRESS_DNS_PROXY_GRACE_PERIOD", "1s")],
     );
     let open: Vec<_> = (0..20).map(|_| lab.echo_conn(ECHO_PORT)).collect();
-    p.signal(libc::SIGTERM);
-    let status = p.wait_timeout(Duration::from_secs(6));
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", p.stderr());
-    p.stop();
-    let cut = p
-        .stderr()
-        .lines()
-        .filter(|l| {
-            l.contains("connection") && l.contains("cut at the end of the shutdown grace period")
-        })
-        .count();
-    assert_eq!(
-        cut,
-        open.len(),
-        "every cut connection needs its log line:\n{}",
-        p.stderr()
-    );
+    assert_cut_connections_logged(&mut p, open.len(), "connection");
 }
 
 // ---------------------------------------------------------------- hardening

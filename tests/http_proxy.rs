@@ -12,7 +12,7 @@ use common::http::{
 };
 use common::proxy::{
     assert_client_half_close, assert_grace_period_bounds_exit, assert_idle_closed_busy_kept,
-    assert_sigterm_drains,
+    assert_sigterm_drains, spawn_http_proxy,
 };
 use common::*;
 use std::io::ErrorKind;
@@ -53,12 +53,7 @@ impl Lab {
     /// Start the proxy with a rule list and extra variables; returns once it logged
     /// `http proxy listening`.
     fn proxy(&self, rules: &str, knobs: &[(&str, &str)]) -> ChildGuard {
-        let mut env = envs(knobs);
-        env.push(("EGRESS_HTTP_PROXY_DESTINATION".into(), rules.into()));
-        let mut p = self.t.spawn_router(&[], &env);
-        let what = format!("proxy with rules {rules:?}");
-        p.wait_ready(&what, "http proxy listening", 1, Duration::from_secs(10));
-        p
+        spawn_http_proxy(&self.t, rules, knobs)
     }
 
     /// Total connections the servers accepted: what the proxy forwarded.

@@ -35,20 +35,12 @@ pub const MAX_REFRESH: Duration = Duration::from_secs(30);
 /// Connect attempts per client connection, each to a different backend when there are several.
 pub const MAX_TRIES: usize = 3;
 
-const fn range(default: u64, min_ms: u64, max_s: u64) -> DurationRange {
-    DurationRange::new(
-        Duration::from_secs(default),
-        Duration::from_millis(min_ms),
-        Duration::from_secs(max_s),
-    )
-}
-
 /// `EGRESS_DNS_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.
-pub const CONNECT_TIMEOUT: DurationRange = range(10, 100, 300);
+pub const CONNECT_TIMEOUT: DurationRange = DurationRange::seconds(10, 100, 300);
 /// `EGRESS_DNS_PROXY_IDLE_TIMEOUT`: 1 min, from 1 s to 24 h.
-pub const IDLE_TIMEOUT: DurationRange = range(60, 1000, 86_400);
+pub const IDLE_TIMEOUT: DurationRange = DurationRange::seconds(60, 1000, 86_400);
 /// `EGRESS_DNS_PROXY_GRACE_PERIOD`: 25 s, from 1 s to 1 h.
-pub const GRACE_PERIOD: DurationRange = range(25, 1000, 3600);
+pub const GRACE_PERIOD: DurationRange = DurationRange::seconds(25, 1000, 3600);
 /// The variable of the connection cap.
 pub const MAX_CONNECTIONS: &str = "EGRESS_DNS_PROXY_MAX_CONNECTIONS";
 const LIST: &str = "EGRESS_DNS_PROXY_DESTINATION";

@@ -36,22 +36,14 @@ use crate::resolver::{Families, Resolver};
 use crate::vars::{DurationRange, Vars};
 use rules::Rule;
 
-const fn range(default: u64, min_ms: u64, max_s: u64) -> DurationRange {
-    DurationRange::new(
-        Duration::from_secs(default),
-        Duration::from_millis(min_ms),
-        Duration::from_secs(max_s),
-    )
-}
-
 /// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.
-pub const CONNECT_TIMEOUT: DurationRange = range(10, 100, 300);
+pub const CONNECT_TIMEOUT: DurationRange = DurationRange::seconds(10, 100, 300);
 /// `EGRESS_HTTP_PROXY_HEADER_TIMEOUT`: 10 s, from 1 s to 10 min.
-pub const HEADER_TIMEOUT: DurationRange = range(10, 1000, 600);
+pub const HEADER_TIMEOUT: DurationRange = DurationRange::seconds(10, 1000, 600);
 /// `EGRESS_HTTP_PROXY_IDLE_TIMEOUT`: 5 min, from 1 s to 24 h.
-pub const IDLE_TIMEOUT: DurationRange = range(300, 1000, 86_400);
+pub const IDLE_TIMEOUT: DurationRange = DurationRange::seconds(300, 1000, 86_400);
 /// `EGRESS_HTTP_PROXY_GRACE_PERIOD`: 25 s, from 1 s to 1 h.
-pub const GRACE_PERIOD: DurationRange = range(25, 1000, 3600);
+pub const GRACE_PERIOD: DurationRange = DurationRange::seconds(25, 1000, 3600);
 /// The variable of the connection cap.
 pub const MAX_CONNECTIONS: &str = "EGRESS_HTTP_PROXY_MAX_CONNECTIONS";
 

@@ -2,7 +2,7 @@
 //! each takes connections through the proxy to an `echo_then_report` server.
 
 use super::http::{Wire, closed_within, echo};
-use super::{ChildGuard, Topology};
+use super::{ChildGuard, Topology, envs};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -89,5 +89,37 @@ pub fn assert_grace_period_bounds_exit(p: &mut ChildGuard, w: &mut Wire) {
     assert!(
         closed_within(w, Duration::from_secs(2)).is_some(),
         "the connection must be closed once the proxy exited"
+    );
+}
+
+/// Starts the HTTP proxy in the router namespace with `rules` and extra variables;
+/// returns once it logged `http proxy listening`.
+pub fn spawn_http_proxy(t: &Topology, rules: &str, knobs: &[(&str, &str)]) -> ChildGuard {
+    let mut env = envs(knobs);
+    env.push(("EGRESS_HTTP_PROXY_DESTINATION".into(), rules.into()));
+    let mut p = t.spawn_router(&[], &env);
+    let what = format!("proxy with rules {rules:?}");
+    p.wait_ready(&what, "http proxy listening", 1, Duration::from_secs(10));
+    p
+}
+
+/// SIGTERM to `p` (grace period 1 s) with `open` connections held: it exits 0 and
+/// writes one log line `kind` (`decision`, `connection`) per connection, each saying
+/// it was cut at the end of the grace period.
+pub fn assert_cut_connections_logged(p: &mut ChildGuard, open: usize, kind: &str) {
+    p.signal(libc::SIGTERM);
+    let status = p.wait_timeout(Duration::from_secs(6));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", p.stderr());
+    p.stop();
+    let cut = p
+        .stderr()
+        .lines()
+        .filter(|l| l.contains(kind) && l.contains("cut at the end of the shutdown grace period"))
+        .count();
+    assert_eq!(
+        cut,
+        open,
+        "every cut connection needs its {kind} line:\n{}",
+        p.stderr()
     );
 }
