@@ -121,7 +121,8 @@ pub fn all_rules(nat: Option<&[Rule]>) -> Vec<Rule> {
 /// Builds the `iptables-restore --noflush` input that brings the namespace to the plan.
 ///
 /// `current` is the `iptables-save` output of the namespace; it decides whether the
-/// jumps into our chains exist already, so that they are never added twice. Our
+/// jumps into our chains exist already, so that each is left in place exactly once:
+/// added when absent, surplus copies (left by an earlier run) deleted. Our
 /// chains are declared (which flushes them) and refilled; with `nat` given, the nat
 /// PREROUTING and POSTROUTING chains are flushed and refilled. The result is applied
 /// in one transaction per table: old rules or new, never a mix.
@@ -132,11 +133,15 @@ pub fn restore_script(current: &str, nat: Option<&[Rule]>) -> String {
         script.push_str(&format!("{rule}\n"));
     }
     for jump in reply_jumps() {
-        if !mangle_now
+        let copies = mangle_now
             .lines()
-            .any(|line| line.trim_end() == jump.to_string())
-        {
+            .filter(|line| line.trim_end() == jump.to_string())
+            .count();
+        if copies == 0 {
             script.push_str(&format!("{jump}\n"));
+        }
+        for _ in 1..copies {
+            script.push_str(&format!("-D {} {}\n", jump.chain, jump.spec));
         }
     }
     script.push_str("COMMIT\n");

@@ -9,6 +9,7 @@ use crate::config::{RouterConfig, RouterMode};
 use crate::error::{Error, Result};
 use crate::firewall::{self, Rule};
 use crate::iptables::Backend;
+use crate::lock::NamespaceLock;
 use crate::netlink::Netlink;
 use crate::network::{self, Journal, MACVLAN};
 use crate::process;
@@ -17,6 +18,10 @@ use crate::process;
 pub const SECOND_ANNOUNCEMENT_DELAY: Duration = Duration::from_secs(2);
 /// How often a running `legacy`/`redirect` container re-checks the setup.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// The lock that serializes setups in one network namespace (an abstract socket name).
+pub const SETUP_LOCK: &str = "egress-router-setup";
+/// How long a setup waits for another one in the same network namespace to finish.
+pub const SETUP_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs the router role in the mode the configuration names.
 pub async fn run(config: &RouterConfig) -> Result<()> {
@@ -60,9 +65,15 @@ fn nat_plan(config: &RouterConfig) -> Option<Vec<Rule>> {
 }
 
 /// Validates the namespace, then applies network, firewall and announcement, rolling
-/// everything back if a step fails or the end check finds a piece missing. Returns the
-/// iptables backend used.
+/// everything back if a step fails or the end check finds a piece missing. Setups in
+/// one network namespace run one at a time. Returns the iptables backend used.
 async fn setup(config: &RouterConfig) -> Result<Backend> {
+    let Some(_lock) = NamespaceLock::acquire(SETUP_LOCK, SETUP_LOCK_WAIT).await? else {
+        return Err(Error::State(format!(
+            "another setup has been running in this network namespace for more than {} s (lock @{SETUP_LOCK} still held); nothing was changed",
+            SETUP_LOCK_WAIT.as_secs()
+        )));
+    };
     let nl = Netlink::connect()?;
     let observed = network::observe(&nl, config).await?;
     let steps = network::plan(&observed, config)?;

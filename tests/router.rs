@@ -866,3 +866,100 @@ fn check_names_every_missing_piece_and_passes_once_restored() {
     let st = r.wait_timeout(Duration::from_secs(10));
     assert_error_exit(st, &r.stderr(), 1, &names, "redirect with a broken setup");
 }
+
+/// How many times each jump into our mangle chains is in place.
+fn jump_counts(t: &Topology) -> (usize, usize) {
+    let mangle = t.sh("router", &["iptables-nft-save", "-t", "mangle"]);
+    let count = |want: &str| mangle.lines().filter(|l| l.trim_end() == want).count();
+    (
+        count("-A PREROUTING -j EGRESS-ROUTER-PREROUTING"),
+        count("-A OUTPUT -j EGRESS-ROUTER-OUTPUT"),
+    )
+}
+
+#[test]
+fn concurrent_inits_run_one_at_a_time_and_leave_one_copy_of_everything() {
+    let _x = xtables_shared();
+    let t = Topology::new();
+    let _srv = t.tcp_server(80);
+    let mut runs: Vec<ChildGuard> = (0..3)
+        .map(|_| t.spawn_router(&[], &good_env("init")))
+        .collect();
+    for (i, r) in runs.iter_mut().enumerate() {
+        let st = r.wait_timeout(Duration::from_secs(20));
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "concurrent init {i}: {st:?}\n{}",
+            r.stderr()
+        );
+    }
+    assert_eq!(jump_counts(&t), (1, 1), "jumps into our mangle chains");
+    assert_planned_rules_once(&t);
+    assert_eq!(macvlan_inets(&t), vec!["198.51.100.99/32"]);
+    assert_default_via_gateway(&t);
+    t.router_ok(&["check"], &good_env("init"));
+    expect_reply(
+        &t,
+        t.tcp_from_client("192.0.2.70:80"),
+        "198.51.100.99 203.0.113.5:80",
+        "traffic after concurrent inits",
+    );
+}
+
+#[test]
+fn init_removes_duplicate_jumps_left_by_an_earlier_run() {
+    let _x = xtables_shared();
+    let t = Topology::new();
+    for (chain, ours) in [
+        ("PREROUTING", "EGRESS-ROUTER-PREROUTING"),
+        ("OUTPUT", "EGRESS-ROUTER-OUTPUT"),
+    ] {
+        t.sh("router", &["iptables-nft", "-t", "mangle", "-N", ours]);
+        for _ in 0..2 {
+            t.sh(
+                "router",
+                &["iptables-nft", "-t", "mangle", "-A", chain, "-j", ours],
+            );
+        }
+    }
+    assert_eq!(jump_counts(&t), (2, 2), "duplicates set up");
+    t.router_ok(&[], &good_env("init"));
+    assert_eq!(jump_counts(&t), (1, 1), "jumps after init");
+    t.router_ok(&[], &good_env("init"));
+    assert_eq!(jump_counts(&t), (1, 1), "jumps after a second init");
+}
+
+#[test]
+fn init_waits_for_the_setup_lock_of_its_namespace_then_fails_clearly() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let _x = xtables_shared();
+    let t = Topology::new();
+    let before = t.snapshot("router");
+    // another setup in progress in the router namespace holds the lock
+    let holder = t.with_ns("router", || {
+        let name = SocketAddr::from_abstract_name(b"egress-router-setup").unwrap();
+        UnixDatagram::bind_addr(&name).expect("bind @egress-router-setup in the router namespace")
+    });
+    let started = Instant::now();
+    let out = t.router(&[], &good_env("init"));
+    let took = started.elapsed();
+    assert_error_exit(
+        Some(out.status),
+        &String::from_utf8_lossy(&out.stderr),
+        1,
+        &["another setup", "@egress-router-setup"],
+        "init while the setup lock is held",
+    );
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(15),
+        "init gave up after {took:?} (want about 10 s)"
+    );
+    assert_same(
+        &before,
+        &t.snapshot("router"),
+        "init that never got the lock",
+    );
+    drop(holder);
+    t.router_ok(&[], &good_env("init"));
+}

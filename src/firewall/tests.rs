@@ -60,7 +60,30 @@ fn existing_jumps_are_not_added_again_and_proxy_modes_leave_nat_alone() {
     );
     assert!(!script.contains("-A OUTPUT -j"), "{script}");
     assert!(!script.contains("*nat"), "{script}");
+    assert!(!script.contains("-D "), "{script}");
     assert!(script.contains(":EGRESS-ROUTER-PREROUTING - [0:0]"));
+}
+
+#[test]
+fn surplus_copies_of_a_jump_are_deleted_down_to_one() {
+    let current = "*mangle\n:PREROUTING ACCEPT [0:0]\n\
+                   -A PREROUTING -j EGRESS-ROUTER-PREROUTING\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\n\
+                   -A PREROUTING -j EGRESS-ROUTER-PREROUTING\n-A OUTPUT -j EGRESS-ROUTER-OUTPUT\n\
+                   -A OUTPUT -j EGRESS-ROUTER-OUTPUT\nCOMMIT\n";
+    let script = restore_script(current, None);
+    let count = |line: &str| script.lines().filter(|l| *l == line).count();
+    assert_eq!(
+        count("-D PREROUTING -j EGRESS-ROUTER-PREROUTING"),
+        2,
+        "{script}"
+    );
+    assert_eq!(count("-D OUTPUT -j EGRESS-ROUTER-OUTPUT"), 1, "{script}");
+    assert!(!script.contains("-A PREROUTING -j"), "{script}");
+    assert!(!script.contains("-A OUTPUT -j"), "{script}");
+    assert!(
+        script.ends_with("-D OUTPUT -j EGRESS-ROUTER-OUTPUT\nCOMMIT\n"),
+        "{script}"
+    );
 }
 
 #[test]
