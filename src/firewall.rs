@@ -121,7 +121,8 @@ pub fn all_rules(nat: Option<&[Rule]>) -> Vec<Rule> {
 /// Builds the `iptables-restore --noflush` input that brings the namespace to the plan.
 ///
 /// `current` is the `iptables-save` output of the namespace; it decides whether the
-/// jumps into our chains exist already, so that they are never added twice. Our
+/// jumps into our chains exist already, so that each is left in place exactly once:
+/// added when absent, surplus copies (left by an earlier run) deleted. Our
 /// chains are declared (which flushes them) and refilled; with `nat` given, the nat
 /// PREROUTING and POSTROUTING chains are flushed and refilled. The result is applied
 /// in one transaction per table: old rules or new, never a mix.
@@ -132,11 +133,15 @@ pub fn restore_script(current: &str, nat: Option<&[Rule]>) -> String {
         script.push_str(&format!("{rule}\n"));
     }
     for jump in reply_jumps() {
-        if !mangle_now
+        let copies = mangle_now
             .lines()
-            .any(|line| line.trim_end() == jump.to_string())
-        {
+            .filter(|line| line.trim_end() == jump.to_string())
+            .count();
+        if copies == 0 {
             script.push_str(&format!("{jump}\n"));
+        }
+        for _ in 1..copies {
+            script.push_str(&format!("-D {} {}\n", jump.chain, jump.spec));
         }
     }
     script.push_str("COMMIT\n");
@@ -144,6 +149,26 @@ pub fn restore_script(current: &str, nat: Option<&[Rule]>) -> String {
         script.push_str("*nat\n-F PREROUTING\n-F POSTROUTING\n");
         for rule in rules {
             script.push_str(&format!("{rule}\n"));
+        }
+        script.push_str("COMMIT\n");
+    }
+    script
+}
+
+/// The `iptables-restore --noflush` input that only checks (`-C`) that every rule of
+/// `rules` is in place: it fails at the first one that is not, and changes nothing.
+pub fn check_script(rules: &[Rule]) -> String {
+    let mut tables: Vec<&str> = Vec::new();
+    for rule in rules {
+        if !tables.contains(&rule.table) {
+            tables.push(rule.table);
+        }
+    }
+    let mut script = String::new();
+    for table in tables {
+        script.push_str(&format!("*{table}\n"));
+        for rule in rules.iter().filter(|r| r.table == table) {
+            script.push_str(&format!("-C {} {}\n", rule.chain, rule.spec));
         }
         script.push_str("COMMIT\n");
     }
@@ -210,112 +235,4 @@ fn table_section<'a>(save: &'a str, table: &str) -> Option<&'a str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::destination::parse_destinations;
-
-    fn rules_text(rules: &[Rule]) -> String {
-        rules.iter().map(|r| format!("{r}\n")).collect()
-    }
-
-    #[test]
-    fn nat_rules_match_the_contract_format_in_entry_order() {
-        let destinations = parse_destinations(
-            "80 tcp 203.0.113.5\n8080 tcp 203.0.113.6 80\n53 udp 203.0.113.5\n203.0.113.7",
-        )
-        .unwrap();
-        let rules = nat_rules("198.51.100.99".parse().unwrap(), &destinations);
-        assert_eq!(
-            rules_text(&rules),
-            "-A PREROUTING -i eth0 -p tcp --dport 80 -j DNAT --to-destination 203.0.113.5\n\
-             -A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 203.0.113.6:80\n\
-             -A PREROUTING -i eth0 -p udp --dport 53 -j DNAT --to-destination 203.0.113.5\n\
-             -A PREROUTING -i eth0 -j DNAT --to-destination 203.0.113.7\n\
-             -A POSTROUTING -j SNAT --to-source 198.51.100.99\n"
-        );
-        assert!(rules.iter().all(|r| r.table == "nat"));
-    }
-
-    #[test]
-    fn a_fresh_namespace_gets_chains_jumps_and_nat_in_one_script() {
-        let nat = nat_rules(
-            "198.51.100.99".parse().unwrap(),
-            &parse_destinations("203.0.113.7").unwrap(),
-        );
-        let script = restore_script("", Some(&nat));
-        assert_eq!(
-            script,
-            "*mangle\n\
-             :EGRESS-ROUTER-PREROUTING - [0:0]\n\
-             :EGRESS-ROUTER-OUTPUT - [0:0]\n\
-             -A EGRESS-ROUTER-PREROUTING -i eth0 -m conntrack --ctstate NEW -j CONNMARK --set-xmark 0x400000/0x400000\n\
-             -A EGRESS-ROUTER-PREROUTING -m conntrack --ctdir REPLY -m connmark --mark 0x400000/0x400000 -j CONNMARK --restore-mark --nfmask 0x400000 --ctmask 0x400000\n\
-             -A EGRESS-ROUTER-OUTPUT -m conntrack --ctdir REPLY -m connmark --mark 0x400000/0x400000 -j CONNMARK --restore-mark --nfmask 0x400000 --ctmask 0x400000\n\
-             -A PREROUTING -j EGRESS-ROUTER-PREROUTING\n\
-             -A OUTPUT -j EGRESS-ROUTER-OUTPUT\n\
-             COMMIT\n\
-             *nat\n-F PREROUTING\n-F POSTROUTING\n\
-             -A PREROUTING -i eth0 -j DNAT --to-destination 203.0.113.7\n\
-             -A POSTROUTING -j SNAT --to-source 198.51.100.99\n\
-             COMMIT\n"
-        );
-    }
-
-    #[test]
-    fn existing_jumps_are_not_added_again_and_proxy_modes_leave_nat_alone() {
-        let current = "# Generated by iptables-save\n*mangle\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n\
-                       -A PREROUTING -j EGRESS-ROUTER-PREROUTING\n-A OUTPUT -j EGRESS-ROUTER-OUTPUT\nCOMMIT\n\
-                       *nat\n-A PREROUTING -j DNAT --to-destination 203.0.113.9\nCOMMIT\n";
-        let script = restore_script(current, None);
-        assert!(
-            !script.contains("-A PREROUTING -j EGRESS-ROUTER-PREROUTING"),
-            "{script}"
-        );
-        assert!(!script.contains("-A OUTPUT -j"), "{script}");
-        assert!(!script.contains("*nat"), "{script}");
-        assert!(script.contains(":EGRESS-ROUTER-PREROUTING - [0:0]"));
-    }
-
-    #[test]
-    fn a_jump_in_another_table_does_not_count() {
-        let current = "*nat\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\nCOMMIT\n*mangle\nCOMMIT\n";
-        assert!(
-            restore_script(current, None).contains("-A PREROUTING -j EGRESS-ROUTER-PREROUTING\n")
-        );
-    }
-
-    #[test]
-    fn rollback_restores_saved_tables_and_empties_absent_ones() {
-        let saved = "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j DNAT --to-destination 203.0.113.9\nCOMMIT\n";
-        assert_eq!(
-            rollback_script(saved, &["nat", "mangle"]),
-            "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j DNAT --to-destination 203.0.113.9\nCOMMIT\n\
-             *mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n"
-        );
-    }
-
-    #[test]
-    fn same_rules_ignores_counters_and_empty_tables_but_not_rules() {
-        let a = "*nat\n:PREROUTING ACCEPT [3:180]\n-A PREROUTING -j DNAT --to-destination 203.0.113.9\nCOMMIT\n";
-        let b = "*mangle\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j DNAT --to-destination 203.0.113.9\nCOMMIT\n";
-        assert!(same_rules(a, b, &["nat", "mangle"]));
-        let c = "*mangle\n:EGRESS-ROUTER-OUTPUT - [0:0]\nCOMMIT\n";
-        assert!(!same_rules(a, &format!("{a}{c}"), &["mangle"]));
-        assert!(!same_rules(a, "*nat\nCOMMIT\n", &["nat"]));
-    }
-
-    #[test]
-    fn all_rules_lists_reply_routing_then_nat() {
-        let nat = nat_rules(
-            "198.51.100.99".parse().unwrap(),
-            &parse_destinations("203.0.113.7").unwrap(),
-        );
-        let all = all_rules(Some(&nat));
-        assert_eq!(all.len(), 3 + 2 + 2);
-        assert_eq!(
-            all.last().unwrap().spec,
-            "-j SNAT --to-source 198.51.100.99"
-        );
-        assert_eq!(all_rules(None).len(), 5);
-    }
-}
+mod tests;

@@ -1,8 +1,9 @@
 //! Applying firewall plans with the iptables tools of the image.
 //!
 //! Rules are applied with one `iptables-restore --noflush` per plan (atomic per
-//! table); state is read with `iptables-save`; rule presence is checked with the
-//! `iptables` crate (`iptables -C`). The backend (nft or legacy) is chosen the way
+//! table); state is read with `iptables-save`; rule presence is checked with one
+//! `iptables-restore` of `-C` commands, then the `iptables` crate (`iptables -C`) to
+//! name the missing rules. The backend (nft or legacy) is chosen the way
 //! kube-proxy's wrapper does: stick to whatever already holds rules in this
 //! namespace, otherwise prefer nf_tables.
 
@@ -12,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use crate::config::BackendChoice;
 use crate::error::{Error, Result};
-use crate::firewall::Rule;
+use crate::firewall::{self, Rule};
 
 /// Seconds iptables-legacy waits for the xtables lock before failing.
 const LOCK_WAIT_SECONDS: &str = "5";
@@ -149,8 +150,13 @@ impl Backend {
         written.map_err(|e| Error::io(format!("writing rules to {}", self.restore), e))
     }
 
-    /// The rules of `rules` that are not in place (checked with `iptables -C`).
+    /// The rules of `rules` that are not in place. One `iptables-restore` checks them
+    /// all (`-C`); only when that fails is each checked with `iptables -C`, to name
+    /// every missing one.
     pub fn missing(&self, rules: &[Rule]) -> Result<Vec<Rule>> {
+        if self.restore(&firewall::check_script(rules), true).is_ok() {
+            return Ok(Vec::new());
+        }
         let ipt = iptables::IPTables {
             cmd: self.iptables,
             has_check: true,

@@ -14,6 +14,7 @@
 //! - [`http_proxy`]: the HTTP proxy role; [`http_proxy::policy`] is its pure
 //!   allow/deny decision.
 //! - [`dns_proxy`]: the DNS (TCP forwarding) proxy role, with optional DNS answers.
+//! - [`lock`]: a lock per network namespace that serializes router setups.
 //! - [`tunnel`], [`resolver`], [`process`]: what the proxies share: splice relay,
 //!   resolv.conf resolver, signal-driven shutdown notice and descriptor limit.
 //! - [`error`]: the one error type.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod firewall;
 pub mod http_proxy;
 pub mod iptables;
+pub mod lock;
 pub mod names;
 pub mod netlink;
 pub mod network;

@@ -9,6 +9,7 @@ use crate::config::{RouterConfig, RouterMode};
 use crate::error::{Error, Result};
 use crate::firewall::{self, Rule};
 use crate::iptables::Backend;
+use crate::lock::NamespaceLock;
 use crate::netlink::Netlink;
 use crate::network::{self, Journal, MACVLAN};
 use crate::process;
@@ -17,6 +18,10 @@ use crate::process;
 pub const SECOND_ANNOUNCEMENT_DELAY: Duration = Duration::from_secs(2);
 /// How often a running `legacy`/`redirect` container re-checks the setup.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// The lock that serializes setups in one network namespace (an abstract socket name).
+pub const SETUP_LOCK: &str = "egress-router-setup";
+/// How long a setup waits for another one in the same network namespace to finish.
+pub const SETUP_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs the router role in the mode the configuration names.
 pub async fn run(config: &RouterConfig) -> Result<()> {
@@ -37,17 +42,17 @@ pub async fn run(config: &RouterConfig) -> Result<()> {
     }
 }
 
-/// One check of the setup made by init (a probe): address, route and every rule.
+/// One check of the setup made by init (a probe): every piece of it.
 pub async fn check(config: &RouterConfig) -> Result<()> {
     let (backend, _) = Backend::detect(config.backend)?;
-    verify(config, backend).await
+    probe(config, backend).await
 }
 
 /// The `redirect` main container: verify the setup made by init, then keep checking it.
 pub async fn redirect(config: &RouterConfig) -> Result<()> {
     let (backend, reason) = Backend::detect(config.backend)?;
     debug!(backend = backend.name, reason, "iptables backend chosen");
-    verify(config, backend).await?;
+    probe(config, backend).await?;
     info!(source = %config.source, backend = backend.name, "setup verified; waiting for SIGTERM");
     watch(config, backend).await
 }
@@ -60,22 +65,29 @@ fn nat_plan(config: &RouterConfig) -> Option<Vec<Rule>> {
 }
 
 /// Validates the namespace, then applies network, firewall and announcement, rolling
-/// everything back if a step fails. Returns the iptables backend used.
+/// everything back if a step fails or the end check finds a piece missing. Setups in
+/// one network namespace run one at a time. Returns the iptables backend used.
 async fn setup(config: &RouterConfig) -> Result<Backend> {
+    let Some(_lock) = NamespaceLock::acquire(SETUP_LOCK, SETUP_LOCK_WAIT).await? else {
+        return Err(Error::State(format!(
+            "another setup has been running in this network namespace for more than {} s (lock @{SETUP_LOCK} still held); nothing was changed",
+            SETUP_LOCK_WAIT.as_secs()
+        )));
+    };
     let nl = Netlink::connect()?;
-    let observed = network::observe(&nl, config.gateway).await?;
+    let observed = network::observe(&nl, config).await?;
+    let steps = network::plan(&observed, config)?;
     let (backend, reason) = Backend::detect(config.backend)?;
     info!(backend = backend.name, reason, "iptables backend chosen");
     let before = backend.save_all()?;
     let arp = ArpSocket::open(observed.macvlan.index)?;
-    let plan = network::plan(&observed, config.mode.uses_nat());
     let nat = nat_plan(config);
     let script = firewall::restore_script(&before, nat.as_deref());
-    debug!(?plan, script, "setup plan");
+    debug!(steps = steps.len(), script, "setup plan");
 
     let mut journal = Journal::default();
     let applied = async {
-        network::apply(&nl, config, &observed, &plan, &mut journal).await?;
+        network::apply(&nl, &steps, &mut journal).await?;
         let tables: &[&str] = if nat.is_some() {
             &["mangle", "nat"]
         } else {
@@ -89,6 +101,13 @@ async fn setup(config: &RouterConfig) -> Result<Backend> {
             return Err(e);
         }
         journal.firewall_applied(backend, undo);
+        let missing = verify(&nl, config, backend).await?;
+        if !missing.is_empty() {
+            return Err(Error::State(format!(
+                "setup applied but not in place: {}",
+                missing.join("; ")
+            )));
+        }
         let (mac, address) = (observed.macvlan.mac, config.source.address);
         arp.announce(Announcement::Reply, mac, address)?;
         debug!(%address, "sent gratuitous ARP reply");
@@ -112,7 +131,7 @@ async fn setup(config: &RouterConfig) -> Result<Backend> {
         gateway = %config.gateway,
         mode = ?config.mode,
         nat_rules = nat.as_ref().map_or(0, Vec::len),
-        interface_configured = plan.configure_interface,
+        network_changes = steps.len(),
         "egress router set up on {MACVLAN}"
     );
     Ok(backend)
@@ -175,27 +194,23 @@ pub fn announce_later(
     socket.announce(Announcement::Request, mac, address)
 }
 
-/// Checks that address, routes and rules of the setup are in place.
-async fn verify(config: &RouterConfig, backend: Backend) -> Result<()> {
-    let nl = Netlink::connect()?;
-    let macvlan = nl.link(MACVLAN).await?;
-    let mut problems = Vec::new();
-    if !nl.has_address(macvlan.index, config.source.address).await? {
-        problems.push(format!(
-            "{MACVLAN} does not have address {}",
-            config.source.address
-        ));
-    }
-    if nl.route_interface(config.gateway).await? != Some(macvlan.index) {
-        problems.push(format!(
-            "the route to gateway {} does not use {MACVLAN}",
-            config.gateway
-        ));
-    }
-    let nat = firewall::nat_rules(config.source.address, &config.destinations);
-    for rule in backend.missing(&firewall::all_rules(Some(&nat)))? {
+/// Every piece of the setup that is not in place, each named: address, link, routes,
+/// reply rule and table, sysctls, and every rule (`iptables -C`); the NAT rules and
+/// forwarding only in the modes that use NAT. Empty when the setup is complete.
+async fn verify(nl: &Netlink, config: &RouterConfig, backend: Backend) -> Result<Vec<String>> {
+    let observed = network::observe(nl, config).await?;
+    let mut problems = network::problems(&observed, config);
+    let rules = firewall::all_rules(nat_plan(config).as_deref());
+    for rule in backend.missing(&rules)? {
         problems.push(format!("{} rule missing: {rule}", rule.table));
     }
+    Ok(problems)
+}
+
+/// [`verify`] as a probe: an error listing every problem, or `Ok` when there is none.
+async fn probe(config: &RouterConfig, backend: Backend) -> Result<()> {
+    let nl = Netlink::connect()?;
+    let problems = verify(&nl, config, backend).await?;
     if problems.is_empty() {
         debug!("setup verified");
         Ok(())
@@ -216,7 +231,7 @@ async fn watch(config: &RouterConfig, backend: Backend) -> Result<()> {
         tokio::select! {
             _ = process::requested(&mut shutdown) => break,
             _ = ticks.tick() => {
-                if let Err(e) = verify(config, backend).await {
+                if let Err(e) = probe(config, backend).await {
                     error!("{e}");
                     return Err(e);
                 }

@@ -54,17 +54,15 @@ fn assert_planned_rules_once(t: &Topology) {
     }
 }
 
-/// The main table has one default route, via the gateway on macvlan0.
+/// The main table has one default route, via the gateway on macvlan0, from SOURCE.
 fn assert_default_via_gateway(t: &Topology) {
     let routes = t.sh("router", &["ip", "route", "show", "default"]);
     let lines: Vec<&str> = routes.lines().collect();
     assert!(
         lines.len() == 1
-            && lines[0]
-                .split_whitespace()
-                .take(5)
-                .eq("default via 198.51.100.1 dev macvlan0".split(' ')),
-        "main table must have one default route via 198.51.100.1 dev macvlan0, got:\n{routes}"
+            && lines[0].starts_with("default via 198.51.100.1 dev macvlan0 ")
+            && lines[0].contains(" src 198.51.100.99"),
+        "main table must have one default route via 198.51.100.1 dev macvlan0 src 198.51.100.99, got:\n{routes}"
     );
 }
 
@@ -675,4 +673,293 @@ fn failure_after_changes_rolls_back() {
             "legacy backend: rule {want:?} missing:\n{rules:#?}"
         );
     }
+}
+
+/// macvlan0 as IPAM on the interface (Multus) leaves it: an address in the gateway's
+/// subnet and the link up, so the gateway is already reached through macvlan0.
+fn configure_ipam(t: &Topology) {
+    t.sh(
+        "router",
+        &["ip", "addr", "add", "198.51.100.50/24", "dev", "macvlan0"],
+    );
+    t.sh("router", &["ip", "link", "set", "macvlan0", "up"]);
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn init_completes_a_macvlan0_configured_by_ipam() {
+    let _x = xtables_shared();
+    let t = Topology::new();
+    let _srv = t.tcp_server(80);
+    configure_ipam(&t);
+    t.router_ok(&[], &good_env("init"));
+    assert_eq!(
+        sorted(macvlan_inets(&t)),
+        vec!["198.51.100.50/24", "198.51.100.99/32"],
+        "EGRESS_SOURCE added beside the IPAM address"
+    );
+    assert_default_via_gateway(&t);
+    expect_reply(
+        &t,
+        t.tcp_from_client("192.0.2.70:80"),
+        "198.51.100.99 203.0.113.5:80",
+        "client -> 192.0.2.70:80 with an IPAM address on macvlan0",
+    );
+    t.router_ok(&["check"], &good_env("init"));
+}
+
+#[test]
+fn proxy_mode_connections_leave_from_egress_source_beside_an_ipam_address() {
+    let _x = xtables_shared();
+    let t = Topology::new();
+    let _srv = t.tcp_server(80);
+    configure_ipam(&t);
+    t.router_ok(&[], &proxy_mode_env("http-proxy"));
+    assert_default_via_gateway(&t);
+    // what the HTTP and DNS proxies do: connect without binding a source address
+    let got = t.with_ns("router", || tcp_exchange("203.0.113.5:80".parse().unwrap()));
+    expect_reply(
+        &t,
+        got,
+        "198.51.100.99 203.0.113.5:80",
+        "router namespace -> 203.0.113.5:80 in http-proxy mode",
+    );
+}
+
+#[test]
+fn init_gives_an_existing_default_route_the_preferred_source() {
+    let _x = xtables_shared();
+    let t = Topology::new();
+    t.router_ok(&[], &good_env("init"));
+    // a pod set up before the default route carried `src EGRESS_SOURCE`
+    t.sh(
+        "router",
+        &[
+            "ip", "route", "replace", "default", "via", GATEWAY, "dev", "macvlan0",
+        ],
+    );
+    let out = t.router(&["check"], &good_env("init"));
+    assert_error_exit(
+        Some(out.status),
+        &String::from_utf8_lossy(&out.stderr),
+        1,
+        &["default route", "src 198.51.100.99"],
+        "check with a default route lacking the preferred source",
+    );
+    t.router_ok(&[], &good_env("init"));
+    assert_default_via_gateway(&t);
+    t.router_ok(&["check"], &good_env("init"));
+}
+
+#[test]
+fn init_without_an_eth0_default_route_fails_and_changes_nothing() {
+    let _x = xtables_shared();
+    let t = Topology::new();
+    t.sh("router", &["ip", "route", "del", "default"]);
+    let before = t.snapshot("router");
+    let out = t.router(&[], &good_env("init"));
+    assert_error_exit(
+        Some(out.status),
+        &String::from_utf8_lossy(&out.stderr),
+        1,
+        &["eth0 has no default route", "reply table 4552"],
+        "init without an eth0 default route",
+    );
+    assert_same(
+        &before,
+        &t.snapshot("router"),
+        "init without a default route",
+    );
+}
+
+/// (what breaks, command that breaks it, command that restores it, name in the error)
+type Breakage<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a str);
+
+const BREAKAGES: [Breakage; 3] = [
+    (
+        "ip rule deleted",
+        &[
+            "ip",
+            "rule",
+            "del",
+            "fwmark",
+            "0x400000/0x400000",
+            "lookup",
+            "4552",
+        ],
+        &[
+            "ip",
+            "rule",
+            "add",
+            "fwmark",
+            "0x400000/0x400000",
+            "lookup",
+            "4552",
+            "priority",
+            "4552",
+        ],
+        "ip rule `fwmark 0x400000/0x400000 lookup 4552` is missing",
+    ),
+    (
+        "reply table flushed",
+        &["ip", "route", "flush", "table", "4552"],
+        &[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            "192.0.2.65",
+            "dev",
+            "eth0",
+            "table",
+            "4552",
+        ],
+        "reply table 4552 has no route via eth0",
+    ),
+    (
+        "rp_filter strict",
+        &["sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=1"],
+        &["sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=2"],
+        "rp_filter of eth0 is strict",
+    ),
+];
+
+#[test]
+fn check_names_every_missing_piece_and_passes_once_restored() {
+    let _x = xtables_shared();
+    let t = Topology::new();
+    let env = good_env("init");
+    t.router_ok(&[], &env);
+    t.router_ok(&["check"], &env);
+    for (what, break_it, restore, name) in BREAKAGES {
+        t.sh("router", break_it);
+        let out = t.router(&["check"], &env);
+        assert_error_exit(
+            Some(out.status),
+            &String::from_utf8_lossy(&out.stderr),
+            1,
+            &[name],
+            &format!("check after {what}"),
+        );
+        t.sh("router", restore);
+        t.router_ok(&["check"], &env);
+    }
+    for (_, break_it, _, _) in BREAKAGES {
+        t.sh("router", break_it);
+    }
+    let out = t.router(&["check"], &env);
+    let names: Vec<&str> = BREAKAGES.iter().map(|b| b.3).collect();
+    assert_error_exit(
+        Some(out.status),
+        &String::from_utf8_lossy(&out.stderr),
+        1,
+        &names,
+        "check after every breakage at once",
+    );
+    // redirect verifies the same way, at start
+    let mut r = t.spawn_router(&["redirect"], &env);
+    let st = r.wait_timeout(Duration::from_secs(10));
+    assert_error_exit(st, &r.stderr(), 1, &names, "redirect with a broken setup");
+}
+
+/// How many times each jump into our mangle chains is in place.
+fn jump_counts(t: &Topology) -> (usize, usize) {
+    let mangle = t.sh("router", &["iptables-nft-save", "-t", "mangle"]);
+    let count = |want: &str| mangle.lines().filter(|l| l.trim_end() == want).count();
+    (
+        count("-A PREROUTING -j EGRESS-ROUTER-PREROUTING"),
+        count("-A OUTPUT -j EGRESS-ROUTER-OUTPUT"),
+    )
+}
+
+#[test]
+fn concurrent_inits_run_one_at_a_time_and_leave_one_copy_of_everything() {
+    let _x = xtables_shared();
+    let t = Topology::new();
+    let _srv = t.tcp_server(80);
+    let mut runs: Vec<ChildGuard> = (0..3)
+        .map(|_| t.spawn_router(&[], &good_env("init")))
+        .collect();
+    for (i, r) in runs.iter_mut().enumerate() {
+        let st = r.wait_timeout(Duration::from_secs(20));
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "concurrent init {i}: {st:?}\n{}",
+            r.stderr()
+        );
+    }
+    assert_eq!(jump_counts(&t), (1, 1), "jumps into our mangle chains");
+    assert_planned_rules_once(&t);
+    assert_eq!(macvlan_inets(&t), vec!["198.51.100.99/32"]);
+    assert_default_via_gateway(&t);
+    t.router_ok(&["check"], &good_env("init"));
+    expect_reply(
+        &t,
+        t.tcp_from_client("192.0.2.70:80"),
+        "198.51.100.99 203.0.113.5:80",
+        "traffic after concurrent inits",
+    );
+}
+
+#[test]
+fn init_removes_duplicate_jumps_left_by_an_earlier_run() {
+    let _x = xtables_shared();
+    let t = Topology::new();
+    for (chain, ours) in [
+        ("PREROUTING", "EGRESS-ROUTER-PREROUTING"),
+        ("OUTPUT", "EGRESS-ROUTER-OUTPUT"),
+    ] {
+        t.sh("router", &["iptables-nft", "-t", "mangle", "-N", ours]);
+        for _ in 0..2 {
+            t.sh(
+                "router",
+                &["iptables-nft", "-t", "mangle", "-A", chain, "-j", ours],
+            );
+        }
+    }
+    assert_eq!(jump_counts(&t), (2, 2), "duplicates set up");
+    t.router_ok(&[], &good_env("init"));
+    assert_eq!(jump_counts(&t), (1, 1), "jumps after init");
+    t.router_ok(&[], &good_env("init"));
+    assert_eq!(jump_counts(&t), (1, 1), "jumps after a second init");
+}
+
+#[test]
+fn init_waits_for_the_setup_lock_of_its_namespace_then_fails_clearly() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let _x = xtables_shared();
+    let t = Topology::new();
+    let before = t.snapshot("router");
+    // another setup in progress in the router namespace holds the lock
+    let holder = t.with_ns("router", || {
+        let name = SocketAddr::from_abstract_name(b"egress-router-setup").unwrap();
+        UnixDatagram::bind_addr(&name).expect("bind @egress-router-setup in the router namespace")
+    });
+    let started = Instant::now();
+    let out = t.router(&[], &good_env("init"));
+    let took = started.elapsed();
+    assert_error_exit(
+        Some(out.status),
+        &String::from_utf8_lossy(&out.stderr),
+        1,
+        &["another setup", "@egress-router-setup"],
+        "init while the setup lock is held",
+    );
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(15),
+        "init gave up after {took:?} (want about 10 s)"
+    );
+    assert_same(
+        &before,
+        &t.snapshot("router"),
+        "init that never got the lock",
+    );
+    drop(holder);
+    t.router_ok(&[], &good_env("init"));
 }

@@ -1,5 +1,8 @@
 //! Thin rtnetlink layer: reads link/address/route/rule state of the current
-//! network namespace and performs single changes. Decisions live in `network`.
+//! network namespace and performs single changes. Decisions live in `network`;
+//! building and reading route messages (pure) in `route`.
+
+mod route;
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -7,13 +10,16 @@ use futures::TryStreamExt;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType,
-};
+use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, LinkUnspec, RouteMessageBuilder};
 
 use crate::error::{Error, Result};
+
+pub use route::{
+    default_route, describe_route, host_route, in_table, route_gateway, route_interface,
+    route_pref_source, route_table,
+};
 
 /// What the router needs to know about a network interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,76 +265,4 @@ impl Netlink {
             .await
             .map_err(|e| Error::netlink("deleting rule", e))
     }
-}
-
-/// The routing table a route belongs to.
-pub fn route_table(route: &RouteMessage) -> u32 {
-    route
-        .attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(route.header.table))
-}
-
-/// The output interface of a route.
-pub fn route_interface(route: &RouteMessage) -> Option<u32> {
-    route.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Oif(i) => Some(*i),
-        _ => None,
-    })
-}
-
-/// `destination/32 dev index scope link` in the main table.
-pub fn host_route(index: u32, destination: Ipv4Addr) -> RouteMessage {
-    RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(destination, 32)
-        .output_interface(index)
-        .scope(RouteScope::Link)
-        .build()
-}
-
-/// `default via gateway dev index` in the main table.
-pub fn default_route(index: u32, gateway: Ipv4Addr) -> RouteMessage {
-    RouteMessageBuilder::<Ipv4Addr>::new()
-        .gateway(gateway)
-        .output_interface(index)
-        .build()
-}
-
-/// A copy of `route` placed in routing table `table`.
-pub fn in_table(route: &RouteMessage, table: u32) -> RouteMessage {
-    let mut copy = route.clone();
-    copy.attributes
-        .retain(|a| !matches!(a, RouteAttribute::Table(_)));
-    if table > 255 {
-        copy.header.table = 0;
-        copy.attributes.push(RouteAttribute::Table(table));
-    } else {
-        copy.header.table = table as u8;
-    }
-    copy
-}
-
-/// A short `ip route`-like rendering for error messages and logs.
-pub fn describe_route(route: &RouteMessage) -> String {
-    let mut text = String::new();
-    let mut destination = "default".to_string();
-    for attribute in &route.attributes {
-        match attribute {
-            RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
-                destination = format!("{ip}/{}", route.header.destination_prefix_length);
-            }
-            RouteAttribute::Gateway(RouteAddress::Inet(ip)) => text.push_str(&format!(" via {ip}")),
-            RouteAttribute::Oif(index) => text.push_str(&format!(" dev #{index}")),
-            _ => {}
-        }
-    }
-    let table = route_table(route);
-    if table != u32::from(netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN) {
-        text.push_str(&format!(" table {table}"));
-    }
-    format!("{destination}{text}")
 }

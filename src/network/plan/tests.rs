@@ -1,0 +1,370 @@
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::config::{BackendChoice, RouterMode};
+use crate::netlink::Link;
+
+const POD: u32 = 2;
+const MAC: u32 = 3;
+
+fn ip(text: &str) -> Ipv4Addr {
+    text.parse().unwrap()
+}
+
+fn config(mode: RouterMode) -> RouterConfig {
+    RouterConfig {
+        source: SourceAddress {
+            address: ip("198.51.100.99"),
+            prefix_len: 32,
+        },
+        gateway: ip("198.51.100.1"),
+        mode,
+        destinations: Vec::new(),
+        backend: BackendChoice::Auto,
+    }
+}
+
+fn link(index: u32, up: bool) -> Link {
+    Link {
+        index,
+        mac: [2, 0, 0, 0, 0, index as u8],
+        up,
+    }
+}
+
+fn pod_default() -> RouteMessage {
+    let mut route = netlink::default_route(POD, ip("192.0.2.65"), ip("192.0.2.70"));
+    route.attributes.retain(|a| {
+        !matches!(
+            a,
+            netlink_packet_route::route::RouteAttribute::PrefSource(_)
+        )
+    });
+    route
+}
+
+fn our_default() -> RouteMessage {
+    netlink::default_route(MAC, ip("198.51.100.1"), ip("198.51.100.99"))
+}
+
+/// A pod as the cluster hands it over: macvlan0 down without address, default via eth0.
+fn fresh() -> Observed {
+    Observed {
+        macvlan: link(MAC, false),
+        pod: link(POD, true),
+        source_present: false,
+        gateway_via_macvlan: false,
+        main_defaults: vec![pod_default()],
+        reply_routes: Vec::new(),
+        reply_rule: false,
+        ip_forward: "0".into(),
+        rp_filter: ("0".into(), "0".into()),
+    }
+}
+
+/// A pod whose whole setup is in place.
+fn done() -> Observed {
+    Observed {
+        macvlan: link(MAC, true),
+        source_present: true,
+        gateway_via_macvlan: true,
+        main_defaults: vec![our_default()],
+        reply_routes: vec![netlink::in_table(&pod_default(), REPLY_TABLE)],
+        reply_rule: true,
+        ip_forward: "1".into(),
+        rp_filter: ("1".into(), "2".into()),
+        ..fresh()
+    }
+}
+
+fn steps(observed: &Observed) -> Vec<Step> {
+    plan(observed, &config(RouterMode::Init)).unwrap()
+}
+
+#[test]
+fn a_fresh_pod_gets_every_piece_in_order() {
+    assert_eq!(
+        steps(&fresh()),
+        vec![
+            Step::AddAddress {
+                index: MAC,
+                source: config(RouterMode::Init).source
+            },
+            Step::LinkUp(MAC),
+            Step::AddRoute(netlink::host_route(MAC, ip("198.51.100.1"))),
+            Step::AddRoute(netlink::in_table(&pod_default(), REPLY_TABLE)),
+            Step::DeleteRoute(pod_default()),
+            Step::AddRoute(our_default()),
+            Step::AddReplyRule,
+            Step::SetSysctl(Sysctl {
+                key: IP_FORWARD.into(),
+                value: "1".into()
+            }),
+        ]
+    );
+}
+
+#[test]
+fn a_complete_setup_needs_no_step_and_has_no_problem() {
+    assert_eq!(steps(&done()), Vec::new());
+    assert_eq!(
+        problems(&done(), &config(RouterMode::Init)),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn an_address_from_ipam_does_not_count_as_done() {
+    // macvlan0 up with 198.51.100.50/24: the gateway is reached through macvlan0
+    let ipam = Observed {
+        macvlan: link(MAC, true),
+        gateway_via_macvlan: true,
+        ..fresh()
+    };
+    assert_eq!(
+        steps(&ipam),
+        vec![
+            Step::AddAddress {
+                index: MAC,
+                source: config(RouterMode::Init).source
+            },
+            Step::AddRoute(netlink::in_table(&pod_default(), REPLY_TABLE)),
+            Step::DeleteRoute(pod_default()),
+            Step::AddRoute(our_default()),
+            Step::AddReplyRule,
+            Step::SetSysctl(Sysctl {
+                key: IP_FORWARD.into(),
+                value: "1".into()
+            }),
+        ]
+    );
+}
+
+#[test]
+fn each_missing_piece_alone_gets_its_own_step() {
+    let without_src = netlink::default_route(MAC, ip("198.51.100.1"), ip("198.51.100.50"));
+    let cases: Vec<(&str, Observed, Vec<Step>)> = vec![
+        (
+            "address",
+            Observed {
+                source_present: false,
+                ..done()
+            },
+            vec![Step::AddAddress {
+                index: MAC,
+                source: config(RouterMode::Init).source,
+            }],
+        ),
+        (
+            "link",
+            Observed {
+                macvlan: link(MAC, false),
+                ..done()
+            },
+            vec![Step::LinkUp(MAC)],
+        ),
+        (
+            "gateway route",
+            Observed {
+                gateway_via_macvlan: false,
+                ..done()
+            },
+            vec![Step::AddRoute(netlink::host_route(MAC, ip("198.51.100.1")))],
+        ),
+        (
+            "default route with another source",
+            Observed {
+                main_defaults: vec![without_src.clone()],
+                ..done()
+            },
+            vec![
+                Step::DeleteRoute(without_src),
+                Step::AddRoute(our_default()),
+            ],
+        ),
+        (
+            "a second default route",
+            Observed {
+                main_defaults: vec![our_default(), pod_default()],
+                ..done()
+            },
+            vec![
+                Step::DeleteRoute(our_default()),
+                Step::DeleteRoute(pod_default()),
+                Step::AddRoute(our_default()),
+            ],
+        ),
+        (
+            "reply rule",
+            Observed {
+                reply_rule: false,
+                ..done()
+            },
+            vec![Step::AddReplyRule],
+        ),
+        (
+            "forwarding",
+            Observed {
+                ip_forward: "0".into(),
+                ..done()
+            },
+            vec![Step::SetSysctl(Sysctl {
+                key: IP_FORWARD.into(),
+                value: "1".into(),
+            })],
+        ),
+    ];
+    for (case, observed, want) in cases {
+        assert_eq!(steps(&observed), want, "{case}");
+        assert_eq!(
+            problems(&observed, &config(RouterMode::Init)).len(),
+            1,
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn a_default_route_without_the_preferred_source_is_replaced() {
+    let mut plain = our_default();
+    plain.attributes.retain(|a| {
+        !matches!(
+            a,
+            netlink_packet_route::route::RouteAttribute::PrefSource(_)
+        )
+    });
+    let seen = Observed {
+        main_defaults: vec![plain.clone()],
+        ..done()
+    };
+    assert_eq!(
+        steps(&seen),
+        vec![Step::DeleteRoute(plain), Step::AddRoute(our_default())]
+    );
+    assert_eq!(
+        netlink::route_pref_source(&our_default()),
+        Some(ip("198.51.100.99"))
+    );
+}
+
+#[test]
+fn an_emptied_reply_table_is_refilled_from_eth0_defaults_only_while_they_exist() {
+    let restarted = Observed {
+        reply_routes: Vec::new(),
+        ..done()
+    };
+    let err = plan(&restarted, &config(RouterMode::Init)).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("eth0 has no default route") && message.contains("4552"),
+        "{message}"
+    );
+    let other = netlink::default_route(9, ip("192.0.2.129"), ip("192.0.2.130"));
+    let fresh_pod = Observed {
+        main_defaults: vec![pod_default(), other.clone()],
+        ..fresh()
+    };
+    let planned = steps(&fresh_pod);
+    let copies: Vec<&Step> = planned
+        .iter()
+        .filter(|s| matches!(s, Step::AddRoute(r) if netlink::route_table(r) == REPLY_TABLE))
+        .collect();
+    assert_eq!(
+        copies,
+        vec![&Step::AddRoute(netlink::in_table(
+            &pod_default(),
+            REPLY_TABLE
+        ))]
+    );
+    assert!(planned.contains(&Step::DeleteRoute(other)));
+}
+
+#[test]
+fn without_any_eth0_default_route_setup_is_refused() {
+    let seen = Observed {
+        main_defaults: Vec::new(),
+        ..fresh()
+    };
+    let message = plan(&seen, &config(RouterMode::Init))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("main table defaults: none"), "{message}");
+}
+
+#[test]
+fn proxy_modes_leave_forwarding_alone() {
+    for mode in [RouterMode::HttpProxy, RouterMode::DnsProxy] {
+        let steps = plan(&fresh(), &config(mode)).unwrap();
+        assert!(!steps.iter().any(|s| matches!(s, Step::SetSysctl(_))));
+        let off = Observed {
+            ip_forward: "0".into(),
+            ..done()
+        };
+        assert_eq!(problems(&off, &config(mode)), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn strict_reverse_path_filtering_is_loosened_on_eth0_only() {
+    for (all, pod, expect) in [
+        ("1", "0", true),
+        ("0", "1", true),
+        ("2", "1", false),
+        ("0", "0", false),
+        ("1", "2", false),
+    ] {
+        let seen = Observed {
+            rp_filter: (all.into(), pod.into()),
+            ..done()
+        };
+        let set = steps(&seen);
+        let loosened = set
+            == vec![Step::SetSysctl(Sysctl {
+                key: "net/ipv4/conf/eth0/rp_filter".into(),
+                value: "2".into(),
+            })];
+        assert_eq!(loosened, expect, "all={all} eth0={pod}: {set:?}");
+        let found = problems(&seen, &config(RouterMode::Init));
+        assert_eq!(
+            found.iter().any(|p| p.contains("rp_filter")),
+            expect,
+            "{found:?}"
+        );
+    }
+}
+
+#[test]
+fn problems_name_every_missing_piece_at_once() {
+    let found = problems(&fresh(), &config(RouterMode::Init));
+    let text = found.join("; ");
+    for needle in [
+        "macvlan0 does not have address 198.51.100.99",
+        "macvlan0 is down",
+        "route to gateway 198.51.100.1 does not use macvlan0",
+        "default route is not `via 198.51.100.1 dev macvlan0 src 198.51.100.99` (found: default via 192.0.2.65 dev #2)",
+        "ip rule `fwmark 0x400000/0x400000 lookup 4552` is missing",
+        "reply table 4552 has no route via eth0",
+        "net.ipv4.ip_forward is 0",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+    assert_eq!(found.len(), 7, "{text}");
+}
+
+#[test]
+fn steps_read_like_commands() {
+    let shown: Vec<String> = steps(&fresh()).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            "add address 198.51.100.99/32 to macvlan0",
+            "bring macvlan0 up",
+            "add route 198.51.100.1/32 dev #3",
+            "add route default via 192.0.2.65 dev #2 table 4552",
+            "delete route default via 192.0.2.65 dev #2",
+            "add route default via 198.51.100.1 dev #3 src 198.51.100.99",
+            "add rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
+            "set sysctl net/ipv4/ip_forward=1",
+        ]
+    );
+}
