@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use egress_router::config::{RouterConfig, RouterMode};
+use egress_router::config::router::{RouterConfig, RouterMode};
+use egress_router::config::vars::Vars;
 use egress_router::error::{Error, Result};
 use egress_router::role::{Role, select_role};
-use egress_router::vars::Vars;
 use egress_router::{dns_proxy, http_proxy, router};
 
 const ABOUT: &str =

@@ -1,7 +1,7 @@
 //! Which role the binary plays when no subcommand is given (SPEC section 1).
 
+use crate::config::vars::Vars;
 use crate::error::{Error, Result};
-use crate::vars::Vars;
 
 /// The roles one binary can play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use egress_router::address::{self, Class, OwnSockets};
+use egress_router::config::address::{self, Class, OwnSockets};
 use egress_router::http_proxy::policy::{Decision, Host, decide};
 use egress_router::http_proxy::rules::{Matcher, parse_rules};
 use libfuzzer_sys::fuzz_target;

@@ -2,9 +2,9 @@
 //! accepted target is a unicast address or a name that is not a number in disguise.
 #![no_main]
 
-use egress_router::address::is_unicast;
+use egress_router::config::address::is_unicast;
 use egress_router::dns_proxy::destination::{Target, parse_forwarders};
-use egress_router::names::ends_in_number;
+use egress_router::config::names::ends_in_number;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

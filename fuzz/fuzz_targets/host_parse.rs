@@ -2,7 +2,7 @@
 //! text that parses back to the same host (one spelling).
 #![no_main]
 
-use egress_router::address::canonical;
+use egress_router::config::address::canonical;
 use egress_router::http_proxy::policy::Host;
 use libfuzzer_sys::fuzz_target;
 

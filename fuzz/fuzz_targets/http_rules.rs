@@ -2,7 +2,7 @@
 //! address rule is stored in its one (canonical) spelling.
 #![no_main]
 
-use egress_router::address::canonical_net;
+use egress_router::config::address::canonical_net;
 use egress_router::http_proxy::rules::{Matcher, parse_rules};
 use libfuzzer_sys::fuzz_target;
 

@@ -2,8 +2,8 @@
 //! have unicast addresses, ports from 1, the fallback last.
 #![no_main]
 
-use egress_router::address::is_unicast;
-use egress_router::destination::{Destination, parse_destinations};
+use egress_router::config::address::is_unicast;
+use egress_router::config::redirect::{Destination, parse_destinations};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
-use crate::process::{self, Shutdown};
+use crate::serve::process::{self, Shutdown};
 
 /// TTL of the answers: short, so a changed Service address is picked up soon.
 pub const ANSWER_TTL: u32 = 30;

@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::address::is_unicast;
+use crate::config::address::is_unicast;
+use crate::config::names::{self, ends_in_number, normalize_host_name, parse_ipv4};
 use crate::error::{Error, Result};
-use crate::names::{self, ends_in_number, normalize_host_name, parse_ipv4};
 
 const VAR: &str = "EGRESS_DNS_PROXY_DESTINATION";
 

@@ -19,12 +19,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
-use crate::address::{self, Class, OwnSockets};
+use crate::config::address::{self, Class, OwnSockets};
+use crate::config::vars::{DurationRange, Vars};
 use crate::error::{Error, Result};
-use crate::process::{self, ConnectionCap, ConnectionSlots, Shutdown};
-use crate::resolver::{Families, Resolver};
-use crate::tunnel::{self, Counters};
-use crate::vars::{DurationRange, Vars};
+use crate::serve::process::{self, ConnectionCap, ConnectionSlots, Shutdown};
+use crate::serve::relay::{self, Counters};
+use crate::serve::resolver::{Families, Resolver};
 use backends::Backends;
 use destination::{Forwarder, Target};
 
@@ -344,7 +344,7 @@ async fn forward_connection(
 ) {
     let started = Instant::now();
     let port = forward.forwarder.target_port;
-    let log = |outcome: &str, backend: String, transfer: tunnel::Transfer, detail: &str| {
+    let log = |outcome: &str, backend: String, transfer: relay::Transfer, detail: &str| {
         info!(
             client = %peer,
             listener = forward.forwarder.port,
@@ -370,13 +370,13 @@ async fn forward_connection(
             } else {
                 failures.join("; ")
             };
-            log("failed", "-".into(), tunnel::Transfer::default(), &detail);
+            log("failed", "-".into(), relay::Transfer::default(), &detail);
             return;
         }
     };
     let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
     let counters = Counters::default();
-    let end = tunnel::relay(&client, &upstream, config.idle_timeout, &counters, &mut cut).await;
+    let end = relay::relay(&client, &upstream, config.idle_timeout, &counters, &mut cut).await;
     let mut detail = end.describe("connection", config.idle_timeout);
     if !failures.is_empty() {
         detail = format!("{detail}; skipped {}", failures.join("; "));

@@ -23,7 +23,7 @@ use super::policy::Host;
 use super::request_log::RequestLog;
 use super::upstream::{self, Refusal};
 use super::{Proxy, Slot};
-use crate::tunnel::{self, Counters, RelayEnd, Transfer};
+use crate::serve::relay::{self, Counters, RelayEnd, Transfer};
 
 /// The body type of every response the proxy sends.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -111,9 +111,7 @@ async fn connect(
                     // The read-ahead bytes pin hyper's whole read buffer: free it before relaying.
                     drop(read_ahead);
                     match sent {
-                        Ok(()) => {
-                            tunnel::relay(&client, &upstream, idle, &counters, &mut cut).await
-                        }
+                        Ok(()) => relay::relay(&client, &upstream, idle, &counters, &mut cut).await,
                         Err(e) => RelayEnd::Failed(e),
                     }
                 }

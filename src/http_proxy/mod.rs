@@ -30,10 +30,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
+use crate::config::vars::{DurationRange, Vars};
 use crate::error::{Error, Result};
-use crate::process::{self, ConnectionCap, ConnectionSlots, Shutdown};
-use crate::resolver::{Families, Resolver};
-use crate::vars::{DurationRange, Vars};
+use crate::serve::process::{self, ConnectionCap, ConnectionSlots, Shutdown};
+use crate::serve::resolver::{Families, Resolver};
 use rules::Rule;
 
 /// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.

@@ -15,8 +15,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use super::rules::{Matcher, Rule};
-use crate::address::{self, Class, OwnSockets};
-use crate::names::{ends_in_number, normalize_host_name, parse_ipv4};
+use crate::config::address::{self, Class, OwnSockets};
+use crate::config::names::{ends_in_number, normalize_host_name, parse_ipv4};
 
 /// The host part of a request target.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::time::Instant;
 use http::{Method, StatusCode};
 use tracing::info;
 
-use crate::tunnel::Transfer;
+use crate::serve::relay::Transfer;
 
 /// The fields of one request's decision line, and the duty to write it once.
 pub struct RequestLog {

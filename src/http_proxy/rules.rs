@@ -1,7 +1,7 @@
 //! The allow/deny list of `EGRESS_HTTP_PROXY_DESTINATION` (SPEC section 4): one rule a
 //! line, parsed whole or rejected with the offending line quoted.
 //!
-//! Addresses and networks are stored in canonical form ([`crate::address`]): a rule
+//! Addresses and networks are stored in canonical form ([`crate::config::address`]): a rule
 //! written `::ffff:203.0.113.0/120` is the IPv4 network `203.0.113.0/24`. A rule whose
 //! last label is a number is an address, never a name (`203.0.113.5.` is the address).
 
@@ -9,9 +9,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::address::canonical_net;
+use crate::config::address::canonical_net;
+use crate::config::names::{ends_in_number, normalize_host_name, parse_ipv4};
 use crate::error::{Error, Result};
-use crate::names::{ends_in_number, normalize_host_name, parse_ipv4};
 
 const VAR: &str = "EGRESS_HTTP_PROXY_DESTINATION";
 

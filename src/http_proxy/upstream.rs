@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use super::Proxy;
 use super::policy::{self, Decision, Host};
 use super::request_log::RequestLog;
-use crate::address::{self, OwnSockets};
+use crate::config::address::{self, OwnSockets};
 
 /// Why a request gets an error response instead of being proxied.
 #[derive(Debug)]

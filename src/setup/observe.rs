@@ -1,28 +1,20 @@
-//! Pod network setup: observe the namespace, plan the changes and list what is missing
-//! (pure, in `plan.rs`), apply the changes while journaling how to undo each, and roll
-//! back on failure (in `apply.rs`).
-
-mod apply;
-mod plan;
+//! Reading the state of every piece of the setup from the namespace.
 
 use netlink_packet_route::route::{RouteHeader, RouteMessage};
 
-use crate::config::RouterConfig;
+use crate::config::router::RouterConfig;
 use crate::error::{Error, Result};
-use crate::firewall::{POD_INTERFACE, REPLY_MARK, REPLY_TABLE};
-use crate::netlink::{Link, Netlink};
-use crate::sysctl;
-
-pub use apply::{Journal, apply};
-pub use plan::{Step, plan, problems};
+use crate::setup::firewall::{POD_INTERFACE, REPLY_MARK, REPLY_TABLE};
+use crate::sys::netlink::{Link, Netlink};
+use crate::sys::sysctl;
 
 /// The interface that carries `EGRESS_SOURCE`.
 pub const MACVLAN: &str = "macvlan0";
 
-const IP_FORWARD: &str = "net/ipv4/ip_forward";
+pub(super) const IP_FORWARD: &str = "net/ipv4/ip_forward";
 const RP_FILTER_ALL: &str = "net/ipv4/conf/all/rp_filter";
 
-fn rp_filter_key(interface: &str) -> String {
+pub(super) fn rp_filter_key(interface: &str) -> String {
     format!("net/ipv4/conf/{interface}/rp_filter")
 }
 

@@ -5,12 +5,12 @@ use netlink_packet_route::rule::RuleMessage;
 use tracing::debug;
 
 use super::Step;
-use crate::config::SourceAddress;
+use crate::config::router::SourceAddress;
 use crate::error::{Error, Result};
-use crate::firewall::{REPLY_MARK, REPLY_RULE_PRIORITY, REPLY_TABLE};
-use crate::iptables::Backend;
-use crate::netlink::Netlink;
-use crate::sysctl::{self, Sysctl};
+use crate::setup::firewall::{REPLY_MARK, REPLY_RULE_PRIORITY, REPLY_TABLE};
+use crate::sys::iptables::Backend;
+use crate::sys::netlink::Netlink;
+use crate::sys::sysctl::{self, Sysctl};
 
 /// One applied change and how to undo it.
 enum Undo {

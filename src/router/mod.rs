@@ -4,15 +4,15 @@ use std::time::Duration;
 
 use tracing::{debug, error, info};
 
-use crate::arp::{Announcement, ArpSocket};
-use crate::config::{RouterConfig, RouterMode};
+use crate::config::router::{RouterConfig, RouterMode};
 use crate::error::{Error, Result};
-use crate::firewall::{self, Rule};
-use crate::iptables::Backend;
-use crate::lock::NamespaceLock;
-use crate::netlink::Netlink;
-use crate::network::{self, Journal, MACVLAN};
-use crate::process;
+use crate::serve::process;
+use crate::setup::firewall::{self, Rule};
+use crate::setup::{self, Journal, MACVLAN};
+use crate::sys::arp::{Announcement, ArpSocket};
+use crate::sys::iptables::Backend;
+use crate::sys::lock::NamespaceLock;
+use crate::sys::netlink::Netlink;
 
 /// Delay before the unsolicited ARP request that follows the first announcement.
 pub const SECOND_ANNOUNCEMENT_DELAY: Duration = Duration::from_secs(2);
@@ -75,8 +75,8 @@ async fn setup(config: &RouterConfig) -> Result<Backend> {
         )));
     };
     let nl = Netlink::connect()?;
-    let observed = network::observe(&nl, config).await?;
-    let steps = network::plan(&observed, config)?;
+    let observed = setup::observe(&nl, config).await?;
+    let steps = setup::plan(&observed, config)?;
     let (backend, reason) = Backend::detect(config.backend)?;
     info!(backend = backend.name, reason, "iptables backend chosen");
     let before = backend.save_all()?;
@@ -87,7 +87,7 @@ async fn setup(config: &RouterConfig) -> Result<Backend> {
 
     let mut journal = Journal::default();
     let applied = async {
-        network::apply(&nl, &steps, &mut journal).await?;
+        setup::apply(&nl, &steps, &mut journal).await?;
         let tables: &[&str] = if nat.is_some() {
             &["mangle", "nat"]
         } else {
@@ -198,8 +198,8 @@ pub fn announce_later(
 /// reply rule and table, sysctls, and every rule (`iptables -C`); the NAT rules and
 /// forwarding only in the modes that use NAT. Empty when the setup is complete.
 async fn verify(nl: &Netlink, config: &RouterConfig, backend: Backend) -> Result<Vec<String>> {
-    let observed = network::observe(nl, config).await?;
-    let mut problems = network::problems(&observed, config);
+    let observed = setup::observe(nl, config).await?;
+    let mut problems = setup::problems(&observed, config);
     let rules = firewall::all_rules(nat_plan(config).as_deref());
     for rule in backend.missing(&rules)? {
         problems.push(format!("{} rule missing: {rule}", rule.table));

@@ -11,9 +11,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::config::BackendChoice;
+use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
-use crate::firewall::{self, Rule};
+use crate::setup::firewall::{self, Rule};
 
 /// Seconds iptables-legacy waits for the xtables lock before failing.
 const LOCK_WAIT_SECONDS: &str = "5";

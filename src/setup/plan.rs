@@ -7,12 +7,12 @@ use std::fmt;
 
 use netlink_packet_route::route::RouteMessage;
 
-use super::{IP_FORWARD, MACVLAN, Observed, rp_filter_key};
-use crate::config::{RouterConfig, SourceAddress};
+use super::observe::{IP_FORWARD, MACVLAN, Observed, rp_filter_key};
+use crate::config::router::{RouterConfig, SourceAddress};
 use crate::error::{Error, Result};
-use crate::firewall::{POD_INTERFACE, REPLY_MARK, REPLY_RULE_PRIORITY, REPLY_TABLE};
-use crate::netlink;
-use crate::sysctl::Sysctl;
+use crate::setup::firewall::{POD_INTERFACE, REPLY_MARK, REPLY_RULE_PRIORITY, REPLY_TABLE};
+use crate::sys::netlink;
+use crate::sys::sysctl::Sysctl;
 
 /// One change to the namespace, as plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::destination::Destination;
+use crate::config::redirect::Destination;
 
 /// Interface the pod's cluster traffic arrives on.
 pub const POD_INTERFACE: &str = "eth0";

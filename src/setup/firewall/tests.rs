@@ -1,5 +1,5 @@
 use super::*;
-use crate::destination::parse_destinations;
+use crate::config::redirect::parse_destinations;
 
 fn rules_text(rules: &[Rule]) -> String {
     rules.iter().map(|r| format!("{r}\n")).collect()

@@ -1,8 +1,8 @@
 use std::net::Ipv4Addr;
 
 use super::*;
-use crate::config::{BackendChoice, RouterMode};
-use crate::netlink::Link;
+use crate::config::router::{BackendChoice, RouterMode};
+use crate::sys::netlink::Link;
 
 const POD: u32 = 2;
 const MAC: u32 = 3;

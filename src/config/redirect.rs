@@ -7,9 +7,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::address::is_unicast;
+use crate::config::address::is_unicast;
+use crate::config::names;
 use crate::error::{Error, Result};
-use crate::names;
 
 const VAR: &str = "EGRESS_DESTINATION";
 

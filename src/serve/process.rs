@@ -13,8 +13,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::config::vars::Vars;
 use crate::error::{Error, Result};
-use crate::vars::Vars;
 
 /// A receiver that turns `true` once shutdown (or the cut) was requested.
 pub type Shutdown = watch::Receiver<bool>;

@@ -1,0 +1,10 @@
+//! Thin layers over the kernel: each call reads or changes one thing, and decides
+//! nothing. [`netlink`] links, addresses, routes and rules; [`iptables`] the rule
+//! tools; [`sysctl`]; [`arp`] announcements on a packet socket; [`lock`] a lock scoped
+//! to the network namespace.
+
+pub mod arp;
+pub mod iptables;
+pub mod lock;
+pub mod netlink;
+pub mod sysctl;
