@@ -16,10 +16,13 @@
 //! - [`dns_proxy`]: the DNS (TCP forwarding) proxy role, with optional DNS answers.
 //! - [`tunnel`], [`resolver`], [`process`]: what the proxies share: splice relay,
 //!   resolv.conf resolver, signal-driven shutdown notice and descriptor limit.
+//! - [`cni`]: the CNI plugin's invocation, configuration, NAT rules and answers
+//!   as plain data (pure).
 //! - [`error`]: the one error type.
 
 pub mod address;
 pub mod arp;
+pub mod cni;
 pub mod config;
 pub mod destination;
 pub mod dns_proxy;
