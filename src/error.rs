@@ -1,7 +1,8 @@
 //! The one error type of the crate.
 //!
 //! Every variant renders as a single line that names what failed and the value
-//! involved, because that line is what an operator sees in `kubectl logs`.
+//! involved, because that line is what an operator sees in `kubectl logs` (or, for
+//! the CNI plugin, in the pod's events).
 
 use std::fmt;
 
@@ -65,6 +66,14 @@ pub enum Error {
         /// Errors met while undoing earlier steps (empty when the rollback was clean).
         rollback: Vec<Error>,
     },
+    /// A CNI request is invalid or cannot be served, with its CNI error code.
+    #[error("{message}")]
+    Cni {
+        /// The CNI error code (see `cni::result::code`).
+        code: u32,
+        /// What is wrong, naming the field or variable and quoting the value.
+        message: String,
+    },
     /// The requested role exists in the contract but is not built yet.
     #[error("the {0} role is not implemented in this build")]
     NotImplemented(&'static str),
@@ -75,6 +84,14 @@ impl Error {
     pub fn config(var: &'static str, message: impl Into<String>) -> Self {
         Error::Config {
             var,
+            message: message.into(),
+        }
+    }
+
+    /// Builds a CNI error with `code`.
+    pub fn cni(code: u32, message: impl Into<String>) -> Self {
+        Error::Cni {
+            code,
             message: message.into(),
         }
     }

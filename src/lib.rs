@@ -11,8 +11,11 @@
 //! - [`sys`]: thin layers that read and change the network namespace.
 //! - [`http_proxy`], [`dns_proxy`]: the proxy roles, on [`serve`].
 //! - [`serve`]: what the proxies share: listeners, cap, shutdown, relay, resolver.
+//! - [`cni`]: the CNI plugin role; its invocation, configuration, NAT rules and
+//!   answers are plain data (pure).
 //! - [`error`]: the one error type.
 
+pub mod cni;
 pub mod config;
 pub mod dns_proxy;
 pub mod error;

@@ -1,7 +1,11 @@
-//! Parsing of `EGRESS_DESTINATION`, the redirect list (SPEC section 3).
+//! Parsing of redirect lists: `EGRESS_DESTINATION` (SPEC section 3) and the CNI
+//! plugin's `destinations` (SPEC section 7).
 //!
-//! One entry a line: `IP` (the fallback, last), `PORT PROTO IP` or
-//! `PORT PROTO IP DESTPORT`. Blank lines and `#` comments are skipped.
+//! One entry a line (or a JSON array element): `IP` (the fallback, last),
+//! `PORT PROTO IP` or `PORT PROTO IP DESTPORT`. The variable skips blank lines and
+//! `#` comments and takes exactly `tcp` and `udp`; the CNI dialect also takes what
+//! OpenShift's cluster network operator renders: protocols in any case, `sctp`, and
+//! addresses with a `/prefix` (the address is meant, the prefix is ignored).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -11,8 +15,6 @@ use crate::config::address::is_unicast;
 use crate::config::names;
 use crate::error::{Error, Result};
 
-const VAR: &str = "EGRESS_DESTINATION";
-
 /// A transport protocol a port redirect applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
@@ -20,6 +22,8 @@ pub enum Protocol {
     Tcp,
     /// UDP.
     Udp,
+    /// SCTP (CNI `destinations` only).
+    Sctp,
 }
 
 impl fmt::Display for Protocol {
@@ -27,6 +31,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
         })
     }
 }
@@ -36,7 +41,7 @@ impl fmt::Display for Protocol {
 pub enum Destination {
     /// Traffic to local `port`/`protocol` goes to `address`, on `target_port` when given.
     Port {
-        /// Local port on the pod's `eth0`.
+        /// Local port the traffic arrives for.
         port: u16,
         /// Protocol the redirect applies to.
         protocol: Protocol,
@@ -49,89 +54,135 @@ pub enum Destination {
     Fallback(Ipv4Addr),
 }
 
+/// Where a list comes from: what its entries may hold and how errors name them.
+#[derive(Clone, Copy)]
+struct Dialect {
+    /// The variable or field, first in every error.
+    field: &'static str,
+    /// What one entry is called in errors.
+    entry: &'static str,
+    /// Protocols in any case, `sctp`, and `/prefix` after addresses.
+    operator_forms: bool,
+}
+
+const ENV: Dialect = Dialect {
+    field: "EGRESS_DESTINATION",
+    entry: "line",
+    operator_forms: false,
+};
+
+const CNI: Dialect = Dialect {
+    field: "destinations",
+    entry: "entry",
+    operator_forms: true,
+};
+
 /// Parses the whole `EGRESS_DESTINATION` value.
 pub fn parse_destinations(text: &str) -> Result<Vec<Destination>> {
-    let mut entries: Vec<Destination> = Vec::new();
-    let mut seen_ports = HashSet::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if let Some(Destination::Fallback(_)) = entries.last() {
-            return Err(line_error(
-                line,
-                "comes after the fallback address, which must be the last entry",
-            ));
-        }
-        let entry = parse_line(line)?;
-        if let Destination::Port { port, .. } = entry
-            && !seen_ports.insert(port)
-        {
-            return Err(line_error(
-                line,
-                &format!("local port {port} appears more than once"),
-            ));
-        }
-        entries.push(entry);
-    }
+    let lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'));
+    let entries = parse_entries(lines, ENV)?;
     if entries.is_empty() {
-        return Err(Error::config(VAR, format!("no destination in {text:?}")));
+        return Err(Error::config(
+            ENV.field,
+            format!("no destination in {text:?}"),
+        ));
     }
     Ok(entries)
 }
 
-fn parse_line(line: &str) -> Result<Destination> {
+/// Parses the CNI `destinations` array; errors name the field `destinations` and
+/// quote the entry. An empty array is an empty list (no redirect).
+pub fn parse_cni_destinations(entries: &[String]) -> Result<Vec<Destination>> {
+    parse_entries(entries.iter().map(|entry| entry.trim()), CNI)
+}
+
+fn parse_entries<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    dialect: Dialect,
+) -> Result<Vec<Destination>> {
+    let mut entries: Vec<Destination> = Vec::new();
+    let mut seen_ports = HashSet::new();
+    for line in lines {
+        let fail = |reason: &str| {
+            Error::config(
+                dialect.field,
+                format!("{} {line:?}: {reason}", dialect.entry),
+            )
+        };
+        if let Some(Destination::Fallback(_)) = entries.last() {
+            return Err(fail(
+                "comes after the fallback address, which must be the last entry",
+            ));
+        }
+        let entry = parse_line(line, dialect).map_err(|reason| fail(&reason))?;
+        if let Destination::Port { port, .. } = entry
+            && !seen_ports.insert(port)
+        {
+            return Err(fail(&format!("local port {port} appears more than once")));
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+/// One entry, or why it is wrong.
+fn parse_line(line: &str, dialect: Dialect) -> Result<Destination, String> {
     let fields: Vec<&str> = line.split_whitespace().collect();
     match fields.as_slice() {
-        [ip] => Ok(Destination::Fallback(parse_address(line, ip)?)),
+        [ip] => Ok(Destination::Fallback(parse_address(ip, dialect)?)),
         [port, proto, ip] | [port, proto, ip, _] => Ok(Destination::Port {
-            port: parse_port(line, port)?,
-            protocol: parse_protocol(line, proto)?,
-            address: parse_address(line, ip)?,
-            target_port: fields.get(3).map(|p| parse_port(line, p)).transpose()?,
+            port: parse_port(port)?,
+            protocol: parse_protocol(proto, dialect)?,
+            address: parse_address(ip, dialect)?,
+            target_port: fields.get(3).map(|p| parse_port(p)).transpose()?,
         }),
-        _ => Err(line_error(
-            line,
-            "expected `IP`, `PORT PROTO IP` or `PORT PROTO IP DESTPORT`",
-        )),
+        _ => Err("expected `IP`, `PORT PROTO IP` or `PORT PROTO IP DESTPORT`".into()),
     }
 }
 
-fn parse_port(line: &str, text: &str) -> Result<u16> {
-    names::parse_port(text).ok_or_else(|| {
-        line_error(
-            line,
-            &format!("port {text:?} is not a number from 1 to 65535"),
-        )
-    })
+fn parse_port(text: &str) -> Result<u16, String> {
+    names::parse_port(text).ok_or_else(|| format!("port {text:?} is not a number from 1 to 65535"))
 }
 
-fn parse_protocol(line: &str, text: &str) -> Result<Protocol> {
-    match text {
+fn parse_protocol(text: &str, dialect: Dialect) -> Result<Protocol, String> {
+    let name = if dialect.operator_forms {
+        text.to_ascii_lowercase()
+    } else {
+        text.to_owned()
+    };
+    match name.as_str() {
         "tcp" => Ok(Protocol::Tcp),
         "udp" => Ok(Protocol::Udp),
-        _ => Err(line_error(
-            line,
-            &format!("protocol {text:?} is not tcp or udp"),
-        )),
+        "sctp" if dialect.operator_forms => Ok(Protocol::Sctp),
+        _ if dialect.operator_forms => Err(format!("protocol {text:?} is not tcp, udp or sctp")),
+        _ => Err(format!("protocol {text:?} is not tcp or udp")),
     }
 }
 
-fn parse_address(line: &str, text: &str) -> Result<Ipv4Addr> {
-    let address: Ipv4Addr = text
+fn parse_address(text: &str, dialect: Dialect) -> Result<Ipv4Addr, String> {
+    let (address_text, prefix) = match text.split_once('/') {
+        Some((address, prefix)) if dialect.operator_forms => (address, Some(prefix)),
+        _ => (text, None),
+    };
+    let address: Ipv4Addr = address_text
         .parse()
-        .map_err(|_| line_error(line, &format!("{text:?} is not an IPv4 address")))?;
-    if !is_unicast(address) {
-        return Err(line_error(
-            line,
-            &format!("{text:?} is not a unicast address"),
+        .map_err(|_| format!("{text:?} is not an IPv4 address"))?;
+    if let Some(prefix) = prefix
+        && !prefix
+            .parse::<u8>()
+            .is_ok_and(|p| p <= 32 && p.to_string() == prefix)
+    {
+        return Err(format!(
+            "{text:?} has a prefix length that is not from 0 to 32"
         ));
     }
+    if !is_unicast(address) {
+        return Err(format!("{text:?} is not a unicast address"));
+    }
     Ok(address)
-}
-
-fn line_error(line: &str, reason: &str) -> Error {
-    Error::config(VAR, format!("line {line:?}: {reason}"))
 }
 
 #[cfg(test)]
@@ -303,3 +354,6 @@ mod tests {
         assert!(message.contains("no destination"), "{message}");
     }
 }
+
+#[cfg(test)]
+mod cni_tests;

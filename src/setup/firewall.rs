@@ -2,7 +2,8 @@
 //!
 //! Two groups of rules are planned:
 //! - the redirect NAT of SPEC section 3 (`nat` PREROUTING DNATs, POSTROUTING SNAT),
-//!   which replace whatever those two chains held before;
+//!   which replace whatever those two chains held before; the CNI plugin's (SPEC
+//!   section 7) differ only in the interfaces they match ([`NatInterfaces`]);
 //! - reply routing (SPEC 2.4) in chains of our own in `mangle`: connections that
 //!   arrive on `eth0` get a connmark, and packets in their reply direction carry it
 //!   as fwmark, which an `ip rule` sends to a table whose default route is the pod's
@@ -43,31 +44,91 @@ impl fmt::Display for Rule {
     }
 }
 
+/// Which interfaces the redirect NAT rules match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatInterfaces<'a> {
+    /// The DNAT rules apply to traffic arriving as this says.
+    pub inbound: Inbound<'a>,
+    /// The SNAT rule applies to traffic leaving by this interface; `None`: to all.
+    pub outbound: Option<&'a str>,
+}
+
+/// Where the traffic a DNAT rule redirects arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inbound<'a> {
+    /// On this interface (`-i NAME`).
+    On(&'a str),
+    /// On any interface but this one (`! -i NAME`).
+    NotOn(&'a str),
+}
+
+impl fmt::Display for Inbound<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Inbound::On(name) => write!(f, "-i {name}"),
+            Inbound::NotOn(name) => write!(f, "! -i {name}"),
+        }
+    }
+}
+
+impl NatInterfaces<'static> {
+    /// The router's (SPEC section 3): DNAT what arrives on `eth0`, SNAT everything.
+    pub const ROUTER: Self = NatInterfaces {
+        inbound: Inbound::On(POD_INTERFACE),
+        outbound: None,
+    };
+}
+
+impl<'a> NatInterfaces<'a> {
+    /// The CNI plugin's (SPEC section 7): DNAT what arrives on the pod's other
+    /// interfaces, SNAT what leaves by `egress`, the plugin's interface.
+    pub fn plugin(egress: &'a str) -> Self {
+        NatInterfaces {
+            inbound: Inbound::NotOn(egress),
+            outbound: Some(egress),
+        }
+    }
+}
+
 /// The redirect NAT rules of SPEC section 3, in entry order, then the SNAT.
 pub fn nat_rules(source: Ipv4Addr, destinations: &[Destination]) -> Vec<Rule> {
+    nat_rules_on(NatInterfaces::ROUTER, source, destinations)
+}
+
+/// The redirect NAT rules matching `interfaces`, in entry order, then the SNAT.
+pub fn nat_rules_on(
+    interfaces: NatInterfaces<'_>,
+    source: Ipv4Addr,
+    destinations: &[Destination],
+) -> Vec<Rule> {
     let nat = |chain, spec: String| Rule {
         table: "nat",
         chain,
         spec,
     };
+    let inbound = interfaces.inbound;
     let mut rules: Vec<Rule> = destinations
         .iter()
         .map(|destination| {
             let spec = match destination {
                 Destination::Port { port, protocol, address, target_port: None } => format!(
-                    "-i {POD_INTERFACE} -p {protocol} --dport {port} -j DNAT --to-destination {address}"
+                    "{inbound} -p {protocol} --dport {port} -j DNAT --to-destination {address}"
                 ),
                 Destination::Port { port, protocol, address, target_port: Some(target) } => format!(
-                    "-i {POD_INTERFACE} -p {protocol} --dport {port} -j DNAT --to-destination {address}:{target}"
+                    "{inbound} -p {protocol} --dport {port} -j DNAT --to-destination {address}:{target}"
                 ),
                 Destination::Fallback(address) => {
-                    format!("-i {POD_INTERFACE} -j DNAT --to-destination {address}")
+                    format!("{inbound} -j DNAT --to-destination {address}")
                 }
             };
             nat("PREROUTING", spec)
         })
         .collect();
-    rules.push(nat("POSTROUTING", format!("-j SNAT --to-source {source}")));
+    let snat = match interfaces.outbound {
+        Some(name) => format!("-o {name} -j SNAT --to-source {source}"),
+        None => format!("-j SNAT --to-source {source}"),
+    };
+    rules.push(nat("POSTROUTING", snat));
     rules
 }
 

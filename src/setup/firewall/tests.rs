@@ -150,3 +150,25 @@ fn all_rules_lists_reply_routing_then_nat() {
     );
     assert_eq!(all_rules(None).len(), 5);
 }
+
+#[test]
+fn sctp_redirects_and_the_plugin_interfaces_render() {
+    let destinations = crate::config::redirect::parse_cni_destinations(&[
+        "80 SCTP 203.0.113.5".into(),
+        "8080 sctp 203.0.113.6 80".into(),
+    ])
+    .unwrap();
+    let source = "192.0.2.99".parse().unwrap();
+    assert_eq!(
+        rules_text(&nat_rules(source, &destinations)),
+        "-A PREROUTING -i eth0 -p sctp --dport 80 -j DNAT --to-destination 203.0.113.5\n\
+         -A PREROUTING -i eth0 -p sctp --dport 8080 -j DNAT --to-destination 203.0.113.6:80\n\
+         -A POSTROUTING -j SNAT --to-source 192.0.2.99\n"
+    );
+    let plugin = nat_rules_on(NatInterfaces::plugin("net1"), source, &destinations[..1]);
+    assert_eq!(
+        rules_text(&plugin),
+        "-A PREROUTING ! -i net1 -p sctp --dport 80 -j DNAT --to-destination 203.0.113.5\n\
+         -A POSTROUTING -o net1 -j SNAT --to-source 192.0.2.99\n"
+    );
+}

@@ -1,0 +1,238 @@
+//! What the plugin prints on stdout: the ADD result in the requested version's
+//! format, the VERSION answer, and the CNI error object with its codes.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::cni::ip::IpConfig;
+use crate::cni::version::CniVersion;
+use crate::error::Error;
+
+/// CNI error codes: the spec's well-known ones (1 to 99) and this plugin's own (100+).
+pub mod code {
+    use crate::error::Error;
+
+    /// The requested CNI version is not supported.
+    pub const INCOMPATIBLE_VERSION: u32 = 1;
+    /// The network configuration has a field this plugin does not support.
+    pub const UNSUPPORTED_FIELD: u32 = 2;
+    /// The container is unknown or does not exist.
+    pub const UNKNOWN_CONTAINER: u32 = 3;
+    /// A `CNI_*` environment variable is missing or invalid.
+    pub const INVALID_ENVIRONMENT: u32 = 4;
+    /// An I/O operation failed.
+    pub const IO_FAILURE: u32 = 5;
+    /// The input could not be decoded (not JSON, a key twice, ...).
+    pub const DECODE_FAILURE: u32 = 6;
+    /// The network configuration is invalid.
+    pub const INVALID_NETWORK_CONFIG: u32 = 7;
+    /// A transient failure: the runtime may retry later.
+    pub const TRY_AGAIN_LATER: u32 = 11;
+    /// STATUS: the plugin cannot serve ADD requests.
+    pub const PLUGIN_NOT_AVAILABLE: u32 = 50;
+    /// Setting up or tearing down the attachment failed (netlink, iptables, state).
+    pub const PLUGIN_FAILURE: u32 = 100;
+
+    /// The code reported for `error`.
+    pub fn of(error: &Error) -> u32 {
+        match error {
+            Error::Cni { code, .. } => *code,
+            Error::Config { .. } => INVALID_NETWORK_CONFIG,
+            Error::NotUtf8 { .. } => INVALID_ENVIRONMENT,
+            Error::Io { .. } => IO_FAILURE,
+            Error::Setup { cause, .. } => of(cause),
+            _ => PLUGIN_FAILURE,
+        }
+    }
+
+    /// What `code` means, as the spec words it.
+    pub fn meaning(code: u32) -> &'static str {
+        match code {
+            INCOMPATIBLE_VERSION => "incompatible CNI version",
+            UNSUPPORTED_FIELD => "unsupported field in network configuration",
+            UNKNOWN_CONTAINER => "container unknown or does not exist",
+            INVALID_ENVIRONMENT => "invalid necessary environment variables",
+            IO_FAILURE => "I/O failure",
+            DECODE_FAILURE => "failed to decode content",
+            INVALID_NETWORK_CONFIG => "invalid network config",
+            TRY_AGAIN_LATER => "try again later",
+            PLUGIN_NOT_AVAILABLE => "plugin not available",
+            PLUGIN_FAILURE => "egress-router setup failed",
+            _ => "plugin-specific error",
+        }
+    }
+}
+
+/// The result of a successful ADD (and what CHECK compares against).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SuccessResult {
+    /// The requested version, which decides the format.
+    #[serde(rename = "cniVersion")]
+    pub cni_version: CniVersion,
+    /// The plugin's interface, inside the container.
+    pub interfaces: Vec<Interface>,
+    /// Its addresses, the source first.
+    pub ips: Vec<IpEntry>,
+    /// The default route via the gateway.
+    pub routes: Vec<Route>,
+    /// Always empty: the plugin configures no DNS.
+    pub dns: Dns,
+}
+
+/// An interface of a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Interface {
+    /// Its name in the container (`CNI_IFNAME`).
+    pub name: String,
+    /// Its MAC address, `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    /// The container's network namespace (`CNI_NETNS`).
+    pub sandbox: String,
+}
+
+impl Interface {
+    /// The interface `name` with `mac`, in the namespace at `sandbox`.
+    pub fn new(name: &str, mac: [u8; 6], sandbox: &Path) -> Self {
+        let mac: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+        Interface {
+            name: name.to_owned(),
+            mac: mac.join(":"),
+            sandbox: sandbox.display().to_string(),
+        }
+    }
+}
+
+/// An address of a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IpEntry {
+    /// `"4"` before CNI 1.0.0; absent from 1.0.0 on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'static str>,
+    /// Index of the interface in `interfaces`.
+    pub interface: usize,
+    /// `a.b.c.d/len`.
+    pub address: String,
+    /// The gateway, on the source address's entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// A route of a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// Destination network.
+    pub dst: String,
+    /// Next hop.
+    pub gw: Ipv4Addr,
+}
+
+/// The (empty) DNS settings of a result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Dns {}
+
+impl SuccessResult {
+    /// The ADD result: `interface` holding every address of `ip`, and the default
+    /// route via `gateway` (the configured one, or the one the setup found).
+    pub fn new(
+        version: CniVersion,
+        interface: Interface,
+        ip: &IpConfig,
+        gateway: Ipv4Addr,
+    ) -> Self {
+        let ips = ip
+            .addresses()
+            .enumerate()
+            .map(|(i, address)| IpEntry {
+                version: version.ips_carry_version().then_some("4"),
+                interface: 0,
+                address: address.to_string(),
+                gateway: (i == 0).then_some(gateway),
+            })
+            .collect();
+        SuccessResult {
+            cni_version: version,
+            interfaces: vec![interface],
+            ips,
+            routes: vec![Route {
+                dst: "0.0.0.0/0".into(),
+                gw: gateway,
+            }],
+            dns: Dns {},
+        }
+    }
+
+    /// The result as JSON.
+    pub fn to_json(&self) -> String {
+        to_json(self)
+    }
+}
+
+/// The answer to VERSION.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionResult {
+    /// The requested version when supported, else [`CniVersion::DEFAULT`].
+    #[serde(rename = "cniVersion")]
+    pub cni_version: CniVersion,
+    /// [`CniVersion::SUPPORTED`].
+    #[serde(rename = "supportedVersions")]
+    pub supported_versions: [CniVersion; 5],
+}
+
+impl VersionResult {
+    /// The answer to a VERSION request asking for `requested`. An unsupported
+    /// version is no error here: the caller asks precisely to learn what we support.
+    pub fn new(requested: Option<&str>) -> Self {
+        VersionResult {
+            cni_version: requested
+                .and_then(CniVersion::parse)
+                .unwrap_or(CniVersion::DEFAULT),
+            supported_versions: CniVersion::SUPPORTED,
+        }
+    }
+
+    /// The answer as JSON.
+    pub fn to_json(&self) -> String {
+        to_json(self)
+    }
+}
+
+/// The CNI error object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorResult {
+    /// The requested version as written (even unsupported), else [`CniVersion::DEFAULT`].
+    #[serde(rename = "cniVersion")]
+    pub cni_version: String,
+    /// The error code (see [`code`]).
+    pub code: u32,
+    /// The one-line error.
+    pub msg: String,
+    /// What the code means.
+    pub details: String,
+}
+
+impl ErrorResult {
+    /// The error object for `error`, answering a request for `requested`.
+    pub fn from_error(error: &Error, requested: Option<&str>) -> Self {
+        let code = code::of(error);
+        ErrorResult {
+            cni_version: requested.unwrap_or(CniVersion::DEFAULT.as_str()).to_owned(),
+            code,
+            msg: error.to_string(),
+            details: code::meaning(code).to_owned(),
+        }
+    }
+
+    /// The error object as JSON.
+    pub fn to_json(&self) -> String {
+        to_json(self)
+    }
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("results are plain data with string keys")
+}
+
+#[cfg(test)]
+mod tests;
