@@ -157,7 +157,9 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
             delay_ms,
         } => {
             let delay = Duration::from_millis(delay_ms);
-            router::announce_later(socket_fd, ifindex, mac.0, address, delay)
+            egress_router::setup::announce::announce_later(
+                socket_fd, ifindex, mac.0, address, delay,
+            )
         }
     }
 }

@@ -94,7 +94,7 @@ impl IpConfig {
     /// pod's other interfaces, then SNAT to the source of what leaves by `ifname`.
     pub fn nat_rules(&self, ifname: &str) -> Vec<Rule> {
         nat_rules_on(
-            NatInterfaces::plugin(ifname),
+            &NatInterfaces::plugin(ifname),
             self.source.address,
             &self.destinations,
         )

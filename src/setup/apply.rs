@@ -1,15 +1,15 @@
-//! Applying [`Step`]s, each journaled with its undo as soon as it is made.
+//! Applying [`Step`]s, each journaled with its undo as soon as it is made, and the
+//! rollback that undoes them all, newest first.
 
 use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::rule::RuleMessage;
 use tracing::debug;
 
-use super::Step;
+use super::{Namespace, Step};
 use crate::config::router::SourceAddress;
 use crate::error::{Error, Result};
-use crate::setup::firewall::{REPLY_MARK, REPLY_RULE_PRIORITY, REPLY_TABLE};
-use crate::sys::iptables::Backend;
-use crate::sys::netlink::Netlink;
+use crate::setup::firewall::{self, REPLY_MARK, REPLY_RULE_PRIORITY, REPLY_TABLE};
+use crate::sys::arp::{Announcement, ArpSocket};
 use crate::sys::sysctl::{self, Sysctl};
 
 /// One applied change and how to undo it.
@@ -20,7 +20,7 @@ enum Undo {
     AddRoute(RouteMessage),
     DeleteRule(RuleMessage),
     Sysctl { key: String, old: String },
-    Firewall { backend: Backend, script: String },
+    Firewall(String),
 }
 
 /// The changes made so far, newest last.
@@ -28,26 +28,22 @@ enum Undo {
 pub struct Journal(Vec<Undo>);
 
 impl Journal {
-    /// Records that `script` puts the firewall back as it was.
-    pub fn firewall_applied(&mut self, backend: Backend, script: String) {
-        self.0.push(Undo::Firewall { backend, script });
-    }
-
     /// Undoes every change, newest first, and returns the errors met (all steps are tried).
-    pub async fn rollback(self, nl: &Netlink) -> Vec<Error> {
+    pub async fn rollback(self, ns: &Namespace) -> Vec<Error> {
         let mut errors = Vec::new();
         for undo in self.0.into_iter().rev() {
             let result = match undo {
                 Undo::Address { index, source } => {
-                    nl.del_address(index, source.address, source.prefix_len)
+                    ns.nl
+                        .del_address(index, source.address, source.prefix_len)
                         .await
                 }
-                Undo::LinkDown(index) => nl.set_up(index, false).await,
-                Undo::DeleteRoute(route) => nl.del_route(route).await,
-                Undo::AddRoute(route) => nl.add_route(route).await,
-                Undo::DeleteRule(rule) => nl.del_rule(rule).await,
-                Undo::Sysctl { key, old } => sysctl::write(&key, &old),
-                Undo::Firewall { backend, script } => backend.restore(&script, true),
+                Undo::LinkDown(index) => ns.nl.set_up(index, false).await,
+                Undo::DeleteRoute(route) => ns.nl.del_route(route).await,
+                Undo::AddRoute(route) => ns.nl.add_route(route).await,
+                Undo::DeleteRule(rule) => ns.nl.del_rule(rule).await,
+                Undo::Sysctl { key, old } => sysctl::write(&ns.netns, &key, &old),
+                Undo::Firewall(script) => ns.backend.restore(&ns.netns, &script, true),
             };
             if let Err(e) = result {
                 errors.push(e);
@@ -57,13 +53,20 @@ impl Journal {
     }
 }
 
-/// Applies `steps` in order, journaling each change as soon as it is made.
-pub async fn apply(nl: &Netlink, steps: &[Step], journal: &mut Journal) -> Result<()> {
+/// Applies `steps` in order in namespace `ns`, journaling each change as soon as it is
+/// made. An announcement returns its socket, for the delayed second announcement.
+pub async fn apply(
+    ns: &Namespace,
+    steps: &[Step],
+    journal: &mut Journal,
+) -> Result<Option<ArpSocket>> {
+    let mut announced = None;
     for step in steps {
         debug!(%step, "applying");
         let undo = match step {
             Step::AddAddress { index, source } => {
-                nl.add_address(*index, source.address, source.prefix_len)
+                ns.nl
+                    .add_address(*index, source.address, source.prefix_len)
                     .await?;
                 Undo::Address {
                     index: *index,
@@ -71,36 +74,64 @@ pub async fn apply(nl: &Netlink, steps: &[Step], journal: &mut Journal) -> Resul
                 }
             }
             Step::LinkUp(index) => {
-                nl.set_up(*index, true).await?;
+                ns.nl.set_up(*index, true).await?;
                 Undo::LinkDown(*index)
             }
             Step::AddRoute(route) => {
-                nl.add_route(route.clone()).await?;
+                ns.nl.add_route(route.clone()).await?;
                 Undo::DeleteRoute(route.clone())
             }
             Step::DeleteRoute(route) => {
-                nl.del_route(route.clone()).await?;
+                ns.nl.del_route(route.clone()).await?;
                 Undo::AddRoute(route.clone())
             }
             Step::AddReplyRule => {
-                nl.add_mark_rule(REPLY_MARK, REPLY_TABLE, REPLY_RULE_PRIORITY)
+                ns.nl
+                    .add_mark_rule(REPLY_MARK, REPLY_TABLE, REPLY_RULE_PRIORITY)
                     .await?;
-                match nl.mark_rule(REPLY_MARK, REPLY_TABLE).await? {
+                match ns.nl.mark_rule(REPLY_MARK, REPLY_TABLE).await? {
                     Some(rule) => Undo::DeleteRule(rule),
                     None => continue,
                 }
             }
             Step::SetSysctl(Sysctl { key, value }) => {
-                let old = sysctl::read(key)?;
+                let old = sysctl::read(&ns.netns, key)?;
                 debug!(key, old, value, "setting sysctl");
-                sysctl::write(key, value)?;
+                sysctl::write(&ns.netns, key, value)?;
                 Undo::Sysctl {
                     key: key.clone(),
                     old,
                 }
             }
+            Step::Firewall {
+                script,
+                undo,
+                before,
+            } => {
+                if let Err(e) = ns.backend.restore(&ns.netns, script, true) {
+                    // A restore is atomic per table, but say so only when the rules show it.
+                    let now = ns.backend.save_all(&ns.netns)?;
+                    let tables = ["mangle", "nat"];
+                    if !firewall::same_rules(before, &now, &tables) {
+                        journal.0.push(Undo::Firewall(undo.clone()));
+                    }
+                    return Err(e);
+                }
+                Undo::Firewall(undo.clone())
+            }
+            Step::Announce {
+                index,
+                mac,
+                address,
+            } => {
+                let socket = ArpSocket::open(&ns.netns, *index, *mac)?;
+                socket.announce(Announcement::Reply, *address)?;
+                debug!(%address, "sent gratuitous ARP reply");
+                announced = Some(socket);
+                continue;
+            }
         };
         journal.0.push(undo);
     }
-    Ok(())
+    Ok(announced)
 }

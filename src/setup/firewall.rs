@@ -3,9 +3,10 @@
 //! Two groups of rules are planned:
 //! - the redirect NAT of SPEC section 3 (`nat` PREROUTING DNATs, POSTROUTING SNAT),
 //!   which replace whatever those two chains held before; the CNI plugin's (SPEC
-//!   section 7) differ only in the interfaces they match ([`NatInterfaces`]);
+//!   section 7) match other interfaces and live in chains of our own
+//!   ([`NatInterfaces`]);
 //! - reply routing (SPEC 2.4) in chains of our own in `mangle`: connections that
-//!   arrive on `eth0` get a connmark, and packets in their reply direction carry it
+//!   arrive on the cluster side (`eth0`) get a connmark, and packets in their reply direction carry it
 //!   as fwmark, which an `ip rule` sends to a table whose default route is the pod's
 //!   original `eth0` route. Replies thus leave through `eth0` whatever the client's
 //!   subnet, while the main default route points at `macvlan0`.
@@ -26,6 +27,8 @@ pub const REPLY_RULE_PRIORITY: u32 = 4552;
 
 const PRE_CHAIN: &str = "EGRESS-ROUTER-PREROUTING";
 const OUT_CHAIN: &str = "EGRESS-ROUTER-OUTPUT";
+const DNAT_CHAIN: &str = "EGRESS-ROUTER-DNAT";
+const SNAT_CHAIN: &str = "EGRESS-ROUTER-SNAT";
 
 /// One rule, appended to `chain` of `table`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,25 +47,27 @@ impl fmt::Display for Rule {
     }
 }
 
-/// Which interfaces the redirect NAT rules match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NatInterfaces<'a> {
+/// Which interfaces the redirect NAT rules match, and which chains hold them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatInterfaces {
     /// The DNAT rules apply to traffic arriving as this says.
-    pub inbound: Inbound<'a>,
+    pub inbound: Inbound,
     /// The SNAT rule applies to traffic leaving by this interface; `None`: to all.
-    pub outbound: Option<&'a str>,
+    pub outbound: Option<String>,
+    /// Where the rules live.
+    pub chains: NatChains,
 }
 
-/// Where the traffic a DNAT rule redirects arrives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Inbound<'a> {
+/// Where the traffic a DNAT rule redirects (and reply routing marks) arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
     /// On this interface (`-i NAME`).
-    On(&'a str),
+    On(String),
     /// On any interface but this one (`! -i NAME`).
-    NotOn(&'a str),
+    NotOn(String),
 }
 
-impl fmt::Display for Inbound<'_> {
+impl fmt::Display for Inbound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Inbound::On(name) => write!(f, "-i {name}"),
@@ -71,42 +76,59 @@ impl fmt::Display for Inbound<'_> {
     }
 }
 
-impl NatInterfaces<'static> {
-    /// The router's (SPEC section 3): DNAT what arrives on `eth0`, SNAT everything.
-    pub const ROUTER: Self = NatInterfaces {
-        inbound: Inbound::On(POD_INTERFACE),
-        outbound: None,
-    };
+/// The chains that hold the NAT rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatChains {
+    /// `PREROUTING` and `POSTROUTING` themselves, flushed and refilled (the router's
+    /// contract, SPEC section 3).
+    Builtin,
+    /// Chains of our own, jumped to from the built-in ones (the CNI plugin's: the pod
+    /// may hold other rules, and DEL removes exactly ours).
+    Own,
 }
 
-impl<'a> NatInterfaces<'a> {
+impl NatInterfaces {
+    /// The router's (SPEC section 3): DNAT what arrives on `eth0`, SNAT everything.
+    pub fn router() -> Self {
+        NatInterfaces {
+            inbound: Inbound::On(POD_INTERFACE.into()),
+            outbound: None,
+            chains: NatChains::Builtin,
+        }
+    }
+
     /// The CNI plugin's (SPEC section 7): DNAT what arrives on the pod's other
     /// interfaces, SNAT what leaves by `egress`, the plugin's interface.
-    pub fn plugin(egress: &'a str) -> Self {
+    pub fn plugin(egress: &str) -> Self {
         NatInterfaces {
-            inbound: Inbound::NotOn(egress),
-            outbound: Some(egress),
+            inbound: Inbound::NotOn(egress.into()),
+            outbound: Some(egress.into()),
+            chains: NatChains::Own,
         }
     }
 }
 
 /// The redirect NAT rules of SPEC section 3, in entry order, then the SNAT.
 pub fn nat_rules(source: Ipv4Addr, destinations: &[Destination]) -> Vec<Rule> {
-    nat_rules_on(NatInterfaces::ROUTER, source, destinations)
+    nat_rules_on(&NatInterfaces::router(), source, destinations)
 }
 
 /// The redirect NAT rules matching `interfaces`, in entry order, then the SNAT.
 pub fn nat_rules_on(
-    interfaces: NatInterfaces<'_>,
+    interfaces: &NatInterfaces,
     source: Ipv4Addr,
     destinations: &[Destination],
 ) -> Vec<Rule> {
+    let (pre, post) = match interfaces.chains {
+        NatChains::Builtin => ("PREROUTING", "POSTROUTING"),
+        NatChains::Own => (DNAT_CHAIN, SNAT_CHAIN),
+    };
     let nat = |chain, spec: String| Rule {
         table: "nat",
         chain,
         spec,
     };
-    let inbound = interfaces.inbound;
+    let inbound = &interfaces.inbound;
     let mut rules: Vec<Rule> = destinations
         .iter()
         .map(|destination| {
@@ -121,19 +143,29 @@ pub fn nat_rules_on(
                     format!("{inbound} -j DNAT --to-destination {address}")
                 }
             };
-            nat("PREROUTING", spec)
+            nat(pre, spec)
         })
         .collect();
-    let snat = match interfaces.outbound {
+    let snat = match &interfaces.outbound {
         Some(name) => format!("-o {name} -j SNAT --to-source {source}"),
         None => format!("-j SNAT --to-source {source}"),
     };
-    rules.push(nat("POSTROUTING", snat));
+    rules.push(nat(post, snat));
     rules
 }
 
+/// Everything a setup wants in the firewall: reply routing for connections arriving
+/// as `inbound` says, and the NAT rules (none in the proxy modes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// Where the connections whose replies must go back the same way arrive.
+    pub inbound: Inbound,
+    /// The NAT rules and where they live.
+    pub nat: Option<(NatChains, Vec<Rule>)>,
+}
+
 /// The rules of our own `mangle` chains that implement reply routing.
-pub fn reply_rules() -> Vec<Rule> {
+pub fn reply_rules(inbound: &Inbound) -> Vec<Rule> {
     let mark = format!("{REPLY_MARK:#x}");
     let restore = format!(
         "-m conntrack --ctdir REPLY -m connmark --mark {mark}/{mark} -j CONNMARK --restore-mark --nfmask {mark} --ctmask {mark}"
@@ -146,58 +178,97 @@ pub fn reply_rules() -> Vec<Rule> {
     vec![
         mangle(
             PRE_CHAIN,
-            format!(
-                "-i {POD_INTERFACE} -m conntrack --ctstate NEW -j CONNMARK --set-xmark {mark}/{mark}"
-            ),
+            format!("{inbound} -m conntrack --ctstate NEW -j CONNMARK --set-xmark {mark}/{mark}"),
         ),
         mangle(PRE_CHAIN, restore.clone()),
         mangle(OUT_CHAIN, restore),
     ]
 }
 
-/// The jumps from the built-in `mangle` chains into ours.
-pub fn reply_jumps() -> Vec<Rule> {
-    vec![
-        Rule {
-            table: "mangle",
-            chain: "PREROUTING",
-            spec: format!("-j {PRE_CHAIN}"),
-        },
-        Rule {
-            table: "mangle",
-            chain: "OUTPUT",
-            spec: format!("-j {OUT_CHAIN}"),
-        },
-    ]
+/// The jumps from built-in chains into ours: reply routing's, and the NAT's when it
+/// lives in chains of our own.
+pub fn jumps(nat: Option<NatChains>) -> Vec<Rule> {
+    let jump = |table, chain, target: &str| Rule {
+        table,
+        chain,
+        spec: format!("-j {target}"),
+    };
+    let mut jumps = vec![
+        jump("mangle", "PREROUTING", PRE_CHAIN),
+        jump("mangle", "OUTPUT", OUT_CHAIN),
+    ];
+    if nat == Some(NatChains::Own) {
+        jumps.push(jump("nat", "PREROUTING", DNAT_CHAIN));
+        jumps.push(jump("nat", "POSTROUTING", SNAT_CHAIN));
+    }
+    jumps
 }
 
-/// Every rule the router installs: what `redirect` verifies is in place.
-pub fn all_rules(nat: Option<&[Rule]>) -> Vec<Rule> {
-    let mut rules = reply_rules();
-    rules.extend(reply_jumps());
-    rules.extend(nat.into_iter().flatten().cloned());
+/// Every rule of `wanted`: what the check verifies is in place.
+pub fn all_rules(wanted: &Wanted) -> Vec<Rule> {
+    let mut rules = reply_rules(&wanted.inbound);
+    rules.extend(jumps(wanted.nat.as_ref().map(|(chains, _)| *chains)));
+    if let Some((_, nat)) = &wanted.nat {
+        rules.extend(nat.iter().cloned());
+    }
     rules
 }
 
-/// Builds the `iptables-restore --noflush` input that brings the namespace to the plan.
+/// The tables a script for `wanted` changes.
+pub fn tables(wanted: &Wanted) -> &'static [&'static str] {
+    if wanted.nat.is_some() {
+        &["mangle", "nat"]
+    } else {
+        &["mangle"]
+    }
+}
+
+/// Builds the `iptables-restore --noflush` input that brings the namespace to `wanted`.
 ///
 /// `current` is the `iptables-save` output of the namespace; it decides whether the
 /// jumps into our chains exist already, so that each is left in place exactly once:
-/// added when absent, surplus copies (left by an earlier run) deleted. Our
-/// chains are declared (which flushes them) and refilled; with `nat` given, the nat
-/// PREROUTING and POSTROUTING chains are flushed and refilled. The result is applied
-/// in one transaction per table: old rules or new, never a mix.
-pub fn restore_script(current: &str, nat: Option<&[Rule]>) -> String {
-    let mangle_now = table_section(current, "mangle").unwrap_or("");
+/// added when absent, surplus copies (left by an earlier run) deleted. Our chains are
+/// declared (which flushes them) and refilled; NAT in the built-in chains flushes and
+/// refills `PREROUTING` and `POSTROUTING`. The result is applied in one transaction per
+/// table: old rules or new, never a mix.
+pub fn restore_script(current: &str, wanted: &Wanted) -> String {
+    let nat_chains = wanted.nat.as_ref().map(|(chains, _)| *chains);
+    let all_jumps = jumps(nat_chains);
     let mut script = format!("*mangle\n:{PRE_CHAIN} - [0:0]\n:{OUT_CHAIN} - [0:0]\n");
-    for rule in reply_rules() {
+    for rule in reply_rules(&wanted.inbound) {
         script.push_str(&format!("{rule}\n"));
     }
-    for jump in reply_jumps() {
-        let copies = mangle_now
-            .lines()
-            .filter(|line| line.trim_end() == jump.to_string())
-            .count();
+    push_jumps(
+        &mut script,
+        current,
+        all_jumps.iter().filter(|j| j.table == "mangle"),
+    );
+    script.push_str("COMMIT\n");
+    if let Some((chains, rules)) = &wanted.nat {
+        script.push_str("*nat\n");
+        match chains {
+            NatChains::Builtin => script.push_str("-F PREROUTING\n-F POSTROUTING\n"),
+            NatChains::Own => {
+                script.push_str(&format!(":{DNAT_CHAIN} - [0:0]\n:{SNAT_CHAIN} - [0:0]\n"));
+                push_jumps(
+                    &mut script,
+                    current,
+                    all_jumps.iter().filter(|j| j.table == "nat"),
+                );
+            }
+        }
+        for rule in rules {
+            script.push_str(&format!("{rule}\n"));
+        }
+        script.push_str("COMMIT\n");
+    }
+    script
+}
+
+/// Adds each jump that `current` lacks, and deletes the surplus copies of those it has.
+fn push_jumps<'a>(script: &mut String, current: &str, jumps: impl Iterator<Item = &'a Rule>) {
+    for jump in jumps {
+        let copies = copies(current, jump);
         if copies == 0 {
             script.push_str(&format!("{jump}\n"));
         }
@@ -205,11 +276,57 @@ pub fn restore_script(current: &str, nat: Option<&[Rule]>) -> String {
             script.push_str(&format!("-D {} {}\n", jump.chain, jump.spec));
         }
     }
-    script.push_str("COMMIT\n");
-    if let Some(rules) = nat {
-        script.push_str("*nat\n-F PREROUTING\n-F POSTROUTING\n");
-        for rule in rules {
-            script.push_str(&format!("{rule}\n"));
+}
+
+/// Whether a jump into one of our chains stands more than once in `current` (an
+/// `iptables-save` dump), as an earlier, interrupted run can leave it.
+pub fn has_surplus_jumps(current: &str) -> bool {
+    jumps(Some(NatChains::Own))
+        .iter()
+        .any(|jump| copies(current, jump) > 1)
+}
+
+fn copies(current: &str, rule: &Rule) -> usize {
+    table_section(current, rule.table)
+        .unwrap_or("")
+        .lines()
+        .filter(|line| line.trim_end() == rule.to_string())
+        .count()
+}
+
+/// The `iptables-restore --noflush` input that removes everything a plugin setup
+/// added (CNI DEL): every jump into our chains, then the chains. Empty when `current`
+/// holds none of it.
+pub fn teardown_script(current: &str) -> String {
+    let mut script = String::new();
+    for (table, chains) in [
+        ("mangle", [PRE_CHAIN, OUT_CHAIN]),
+        ("nat", [DNAT_CHAIN, SNAT_CHAIN]),
+    ] {
+        let section = table_section(current, table).unwrap_or("");
+        let ours: Vec<&str> = chains
+            .into_iter()
+            .filter(|chain| {
+                section
+                    .lines()
+                    .any(|l| l.starts_with(&format!(":{chain} ")))
+            })
+            .collect();
+        if ours.is_empty() {
+            continue;
+        }
+        script.push_str(&format!("*{table}\n"));
+        for line in section.lines() {
+            if let Some(rule) = line.strip_prefix("-A ")
+                && ours
+                    .iter()
+                    .any(|chain| rule.ends_with(&format!(" -j {chain}")))
+            {
+                script.push_str(&format!("-D {rule}\n"));
+            }
+        }
+        for chain in &ours {
+            script.push_str(&format!("-F {chain}\n-X {chain}\n"));
         }
         script.push_str("COMMIT\n");
     }

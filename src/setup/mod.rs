@@ -1,14 +1,94 @@
-//! The pod network setup, in three layers that data flows down through:
-//! [`observe`] reads the state of every piece from the namespace, [`plan`] decides the
-//! [`Step`]s still missing (pure; an empty plan is a healthy setup, and [`problems`]
-//! names each missing piece), [`apply`] makes them while journaling how to undo each,
-//! and rolls everything back on failure. [`firewall`] plans the iptables rules (pure).
+//! The pod network setup, in layers that data flows down through: an [`Intent`] says
+//! what must hold; [`observe`] reads the state of every piece from one network
+//! namespace; [`plan`] decides the [`Step`]s still missing (pure; [`problems`] names
+//! each missing piece, so a check is observe + problems); [`apply`] makes the steps
+//! while journaling how to undo each, and the [`Journal`] rolls everything back on
+//! failure. [`firewall`] plans the iptables rules (pure). Every kernel call goes
+//! through a [`Namespace`], bound to an explicit network namespace.
 
+pub mod announce;
 pub mod apply;
 pub mod firewall;
+pub mod intent;
 pub mod observe;
 pub mod plan;
 
 pub use apply::{Journal, apply};
-pub use observe::{MACVLAN, Observed, observe};
-pub use plan::{Step, plan, problems};
+pub use intent::{Intent, MACVLAN, PodSide};
+pub use observe::{Observed, observe};
+pub use plan::{Step, announcement, plan, problems};
+
+use crate::config::router::BackendChoice;
+use crate::error::Result;
+use crate::sys::iptables::Backend;
+use crate::sys::netlink::Netlink;
+use crate::sys::netns::Netns;
+
+/// A network namespace opened for setup: the handle every kernel call goes through, a
+/// netlink connection bound to it, and the iptables backend chosen for it.
+pub struct Namespace {
+    /// The namespace.
+    pub netns: Netns,
+    /// Route netlink, bound to it.
+    pub nl: Netlink,
+    /// The iptables tools, run in it.
+    pub backend: Backend,
+}
+
+impl Namespace {
+    /// Opens `netns` for setup; returns it with the reason the backend was chosen.
+    pub fn open(netns: Netns, choice: BackendChoice) -> Result<(Namespace, String)> {
+        let nl = Netlink::connect(&netns)?;
+        let (backend, reason) = Backend::detect(&netns, choice)?;
+        Ok((Namespace { netns, nl, backend }, reason))
+    }
+}
+
+/// What [`establish`] did.
+pub struct Established {
+    /// How many changes it made (0: the setup was already complete).
+    pub changes: usize,
+    /// The packet socket the gratuitous ARP went out on, for the delayed second one.
+    pub announced: Option<crate::sys::arp::ArpSocket>,
+}
+
+/// Brings `ns` to `intent`: observe, plan, apply, then the same check as a probe (the
+/// end check), and the announcement. Any failure, or a piece still missing at the end,
+/// rolls every change back. The caller holds the namespace's setup lock.
+pub async fn establish(ns: &Namespace, intent: &Intent) -> Result<Established> {
+    let observed = observe(ns, intent).await?;
+    let mut steps = plan(intent, &observed)?;
+    let changes = steps.len();
+    steps.push(announcement(intent, &observed));
+    tracing::debug!(steps = ?steps.iter().map(ToString::to_string).collect::<Vec<_>>(), "setup plan");
+    let mut journal = Journal::default();
+    let mut announced = None;
+    let applied = async {
+        let (changes, announcement) = steps.split_at(steps.len() - 1);
+        apply(ns, changes, &mut journal).await?;
+        let missing = check(ns, intent).await?;
+        if !missing.is_empty() {
+            return Err(crate::error::Error::State(format!(
+                "setup applied but not in place: {}",
+                missing.join("; ")
+            )));
+        }
+        announced = apply(ns, announcement, &mut journal).await?;
+        Ok(())
+    }
+    .await;
+    if let Err(cause) = applied {
+        let rollback = journal.rollback(ns).await;
+        return Err(crate::error::Error::Setup {
+            cause: Box::new(cause),
+            rollback,
+        });
+    }
+    Ok(Established { changes, announced })
+}
+
+/// Every piece of `intent` that is not in place in `ns`, each named; empty when the
+/// setup is complete.
+pub async fn check(ns: &Namespace, intent: &Intent) -> Result<Vec<String>> {
+    Ok(problems(intent, &observe(ns, intent).await?))
+}

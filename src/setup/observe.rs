@@ -2,33 +2,43 @@
 
 use netlink_packet_route::route::{RouteHeader, RouteMessage};
 
-use crate::config::router::RouterConfig;
+use super::Namespace;
+use super::intent::{Intent, PodSide};
 use crate::error::{Error, Result};
-use crate::setup::firewall::{POD_INTERFACE, REPLY_MARK, REPLY_TABLE};
-use crate::sys::netlink::{Link, Netlink};
+use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE, Rule};
+use crate::sys::netlink::Link;
 use crate::sys::sysctl;
-
-/// The interface that carries `EGRESS_SOURCE`.
-pub const MACVLAN: &str = "macvlan0";
 
 pub(super) const IP_FORWARD: &str = "net/ipv4/ip_forward";
 const RP_FILTER_ALL: &str = "net/ipv4/conf/all/rp_filter";
 
+/// The sysctl key of `interface`'s reverse path filter.
 pub(super) fn rp_filter_key(interface: &str) -> String {
     format!("net/ipv4/conf/{interface}/rp_filter")
+}
+
+/// One interface of the pod's cluster side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodLink {
+    /// Its name.
+    pub name: String,
+    /// The link.
+    pub link: Link,
+    /// `net.ipv4.conf.NAME.rp_filter`.
+    pub rp_filter: String,
 }
 
 /// The state of each piece of the setup, read from the namespace.
 #[derive(Debug, Clone)]
 pub struct Observed {
-    /// `macvlan0` (its `up` field: whether it is administratively up).
-    pub macvlan: Link,
-    /// `eth0`, the pod's cluster interface.
-    pub pod: Link,
-    /// Whether `EGRESS_SOURCE`'s address is on `macvlan0`.
+    /// The egress interface (its `up` field: whether it is administratively up).
+    pub egress: Link,
+    /// The cluster-side interfaces.
+    pub pod_links: Vec<PodLink>,
+    /// Whether the source address is on the egress interface.
     pub source_present: bool,
-    /// Whether the kernel's route to the gateway goes through `macvlan0`.
-    pub gateway_via_macvlan: bool,
+    /// Whether the kernel's route to the gateway goes through the egress interface.
+    pub gateway_via_egress: bool,
     /// Default routes of the main table.
     pub main_defaults: Vec<RouteMessage>,
     /// Routes of the reply table.
@@ -37,18 +47,41 @@ pub struct Observed {
     pub reply_rule: bool,
     /// `net.ipv4.ip_forward`.
     pub ip_forward: String,
-    /// `net.ipv4.conf.all.rp_filter` and `net.ipv4.conf.eth0.rp_filter`.
-    pub rp_filter: (String, String),
+    /// `net.ipv4.conf.all.rp_filter`.
+    pub rp_filter_all: String,
+    /// The `iptables-save` dump of the namespace.
+    pub firewall: String,
+    /// The wanted rules that are not in place.
+    pub firewall_missing: Vec<Rule>,
 }
 
 /// Reads every piece of the setup separately; fails when an interface is missing.
-pub async fn observe(nl: &Netlink, config: &RouterConfig) -> Result<Observed> {
-    let macvlan = nl.link(MACVLAN).await.map_err(|e| {
+pub async fn observe(ns: &Namespace, intent: &Intent) -> Result<Observed> {
+    let nl = &ns.nl;
+    let egress = nl.link(&intent.egress).await.map_err(|e| {
         Error::State(format!(
-            "{e}: the pod needs a macvlan0 interface (annotation pod.network.openshift.io/assign-macvlan or the CNI plugin)"
+            "{e}: the pod needs its egress interface {} (annotation pod.network.openshift.io/assign-macvlan or the CNI plugin)",
+            intent.egress
         ))
     })?;
-    let pod = nl.link(POD_INTERFACE).await?;
+    let links = match &intent.pod {
+        PodSide::Interface(name) => vec![(name.clone(), nl.link(name).await?)],
+        PodSide::AllButEgress => nl
+            .links()
+            .await?
+            .into_iter()
+            .filter(|(name, link)| name != "lo" && link.index != egress.index)
+            .collect(),
+    };
+    let mut pod_links = Vec::new();
+    for (name, link) in links {
+        let rp_filter = sysctl::read(&ns.netns, &rp_filter_key(&name))?;
+        pod_links.push(PodLink {
+            name,
+            link,
+            rp_filter,
+        });
+    }
     let main_defaults = nl
         .routes(u32::from(RouteHeader::RT_TABLE_MAIN))
         .await?
@@ -56,17 +89,18 @@ pub async fn observe(nl: &Netlink, config: &RouterConfig) -> Result<Observed> {
         .filter(|r| r.header.destination_prefix_length == 0)
         .collect();
     Ok(Observed {
-        source_present: nl.has_address(macvlan.index, config.source.address).await?,
-        gateway_via_macvlan: nl.route_interface(config.gateway).await? == Some(macvlan.index),
-        macvlan,
-        pod,
+        source_present: nl.has_address(egress.index, intent.source.address).await?,
+        gateway_via_egress: nl.route_interface(intent.gateway).await? == Some(egress.index),
+        egress,
+        pod_links,
         main_defaults,
         reply_routes: nl.routes(REPLY_TABLE).await?,
         reply_rule: nl.mark_rule(REPLY_MARK, REPLY_TABLE).await?.is_some(),
-        ip_forward: sysctl::read(IP_FORWARD)?,
-        rp_filter: (
-            sysctl::read(RP_FILTER_ALL)?,
-            sysctl::read(&rp_filter_key(POD_INTERFACE))?,
-        ),
+        ip_forward: sysctl::read(&ns.netns, IP_FORWARD)?,
+        rp_filter_all: sysctl::read(&ns.netns, RP_FILTER_ALL)?,
+        firewall: ns.backend.save_all(&ns.netns)?,
+        firewall_missing: ns
+            .backend
+            .missing(&ns.netns, &firewall::all_rules(&intent.firewall))?,
     })
 }

@@ -1,16 +1,19 @@
-//! What to change and what is missing, decided from [`Observed`] alone (pure).
+//! What to change and what is missing, decided from an [`Intent`] and what was
+//! [`Observed`] alone (pure).
 //!
 //! [`plan`] and [`problems`] judge each piece of the setup by the same tests, so a
 //! namespace that needs no step has no problem, and the reverse.
 
 use std::fmt;
+use std::net::Ipv4Addr;
 
 use netlink_packet_route::route::RouteMessage;
 
-use super::observe::{IP_FORWARD, MACVLAN, Observed, rp_filter_key};
-use crate::config::router::{RouterConfig, SourceAddress};
+use super::intent::Intent;
+use super::observe::{IP_FORWARD, Observed, PodLink, rp_filter_key};
+use crate::config::router::SourceAddress;
 use crate::error::{Error, Result};
-use crate::setup::firewall::{POD_INTERFACE, REPLY_MARK, REPLY_RULE_PRIORITY, REPLY_TABLE};
+use crate::setup::firewall::{self, REPLY_MARK, REPLY_RULE_PRIORITY, REPLY_TABLE};
 use crate::sys::netlink;
 use crate::sys::sysctl::Sysctl;
 
@@ -19,7 +22,7 @@ use crate::sys::sysctl::Sysctl;
 pub enum Step {
     /// Add the source address to interface `index`.
     AddAddress {
-        /// Interface index (`macvlan0`).
+        /// Interface index (the egress interface).
         index: u32,
         /// The address and prefix length.
         source: SourceAddress,
@@ -34,13 +37,32 @@ pub enum Step {
     AddReplyRule,
     /// Set a sysctl.
     SetSysctl(Sysctl),
+    /// Apply an `iptables-restore --noflush` script; `undo` puts the tables back as
+    /// `before` (the dump the script was planned from) had them.
+    Firewall {
+        /// The script.
+        script: String,
+        /// The script that restores the changed tables.
+        undo: String,
+        /// The `iptables-save` dump before.
+        before: String,
+    },
+    /// Announce `address` at `mac` on interface `index` (gratuitous ARP).
+    Announce {
+        /// Interface index.
+        index: u32,
+        /// Its hardware address.
+        mac: [u8; 6],
+        /// The address announced.
+        address: Ipv4Addr,
+    },
 }
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::AddAddress { source, .. } => write!(f, "add address {source} to {MACVLAN}"),
-            Step::LinkUp(_) => write!(f, "bring {MACVLAN} up"),
+            Step::AddAddress { source, index } => write!(f, "add address {source} to #{index}"),
+            Step::LinkUp(index) => write!(f, "bring #{index} up"),
             Step::AddRoute(r) => write!(f, "add route {}", netlink::describe_route(r)),
             Step::DeleteRoute(r) => write!(f, "delete route {}", netlink::describe_route(r)),
             Step::AddReplyRule => write!(
@@ -48,44 +70,52 @@ impl fmt::Display for Step {
                 "add rule fwmark {REPLY_MARK:#x}/{REPLY_MARK:#x} lookup {REPLY_TABLE} priority {REPLY_RULE_PRIORITY}"
             ),
             Step::SetSysctl(Sysctl { key, value }) => write!(f, "set sysctl {key}={value}"),
+            Step::Firewall { script, .. } => write!(
+                f,
+                "apply {} firewall lines",
+                script.lines().filter(|l| l.starts_with('-')).count()
+            ),
+            Step::Announce { address, index, .. } => {
+                write!(f, "announce {address} on #{index}")
+            }
         }
     }
 }
 
 /// The steps that bring each missing piece into place, in order; an empty list when the
-/// whole setup is present. Fails, before any change, when `eth0` has no default route
-/// to keep for replies and the reply table holds none either.
-pub fn plan(observed: &Observed, config: &RouterConfig) -> Result<Vec<Step>> {
-    let index = observed.macvlan.index;
+/// whole setup is present. Fails, before any change, when replies need a cluster-side
+/// default route to keep and there is none, in the reply table or the main table.
+pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
+    let index = observed.egress.index;
     let mut steps = Vec::new();
     if !observed.source_present {
         steps.push(Step::AddAddress {
             index,
-            source: config.source,
+            source: intent.source,
         });
     }
-    if !observed.macvlan.up {
+    if !observed.egress.up {
         steps.push(Step::LinkUp(index));
     }
-    if !observed.gateway_via_macvlan {
-        steps.push(Step::AddRoute(netlink::host_route(index, config.gateway)));
+    if !observed.gateway_via_egress {
+        steps.push(Step::AddRoute(netlink::host_route(index, intent.gateway)));
     }
-    if !reply_route_kept(observed) {
-        let pod_defaults: Vec<Step> = observed
-            .main_defaults
-            .iter()
-            .filter(|r| netlink::route_interface(r) == Some(observed.pod.index))
-            .map(|r| Step::AddRoute(netlink::in_table(r, REPLY_TABLE)))
-            .collect();
-        if pod_defaults.is_empty() {
-            return Err(Error::State(format!(
-                "{POD_INTERFACE} has no default route to keep in reply table {REPLY_TABLE} (main table defaults: {}): replies to clients outside {POD_INTERFACE}'s subnet would have no way back",
-                describe_all(&observed.main_defaults)
-            )));
-        }
-        steps.extend(pod_defaults);
+    let keep = pod_defaults(observed);
+    let replies = !reply_route_kept(observed) && !keep.is_empty();
+    if !reply_route_kept(observed) && keep.is_empty() && intent.replies_required {
+        return Err(Error::State(format!(
+            "{} has no default route to keep in reply table {REPLY_TABLE} (main table defaults: {}): replies to clients outside its subnet would have no way back",
+            pod_names(observed),
+            describe_all(&observed.main_defaults)
+        )));
     }
-    if !default_in_place(observed, config) {
+    if replies {
+        steps.extend(
+            keep.iter()
+                .map(|r| Step::AddRoute(netlink::in_table(r, REPLY_TABLE))),
+        );
+    }
+    if !default_in_place(intent, observed) {
         steps.extend(
             observed
                 .main_defaults
@@ -95,103 +125,162 @@ pub fn plan(observed: &Observed, config: &RouterConfig) -> Result<Vec<Step>> {
         );
         steps.push(Step::AddRoute(netlink::default_route(
             index,
-            config.gateway,
-            config.source.address,
+            intent.gateway,
+            intent.source.address,
         )));
     }
-    if !observed.reply_rule {
+    if !observed.reply_rule && (replies || reply_route_kept(observed)) {
         steps.push(Step::AddReplyRule);
     }
-    if forwarding_off(observed, config) {
+    if forwarding_off(intent, observed) {
         steps.push(Step::SetSysctl(Sysctl {
             key: IP_FORWARD.into(),
             value: "1".into(),
         }));
     }
     // Strict mode (1) drops client packets whose source the main table now routes via
-    // macvlan0, so eth0 is switched to loose mode (2): reachability through any route.
-    if rp_filter_strict(observed) {
+    // the egress interface, so the cluster side is switched to loose mode (2).
+    for link in strict_pod_links(observed) {
         steps.push(Step::SetSysctl(Sysctl {
-            key: rp_filter_key(POD_INTERFACE),
+            key: rp_filter_key(&link.name),
             value: "2".into(),
         }));
+    }
+    // NAT in the built-in chains replaces what they held (SPEC section 3): applied
+    // every time, so rules of an earlier list do not linger beside the present ones.
+    let replaces = matches!(intent.firewall.nat, Some((firewall::NatChains::Builtin, _)));
+    if firewall_out_of_place(observed) || replaces {
+        steps.push(Step::Firewall {
+            script: firewall::restore_script(&observed.firewall, &intent.firewall),
+            undo: firewall::rollback_script(&observed.firewall, firewall::tables(&intent.firewall)),
+            before: observed.firewall.clone(),
+        });
     }
     Ok(steps)
 }
 
-/// Every piece of the network setup that is not in place, each named precisely.
-pub fn problems(observed: &Observed, config: &RouterConfig) -> Vec<String> {
-    let (address, gateway) = (config.source.address, config.gateway);
+/// The announcement a setup ends with.
+pub fn announcement(intent: &Intent, observed: &Observed) -> Step {
+    Step::Announce {
+        index: observed.egress.index,
+        mac: observed.egress.mac,
+        address: intent.source.address,
+    }
+}
+
+/// Every piece of the setup that is not in place, each named precisely.
+pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
+    let (address, gateway, egress) = (intent.source.address, intent.gateway, &intent.egress);
     let mut problems = Vec::new();
     if !observed.source_present {
-        problems.push(format!("{MACVLAN} does not have address {address}"));
+        problems.push(format!("{egress} does not have address {address}"));
     }
-    if !observed.macvlan.up {
-        problems.push(format!("{MACVLAN} is down"));
+    if !observed.egress.up {
+        problems.push(format!("{egress} is down"));
     }
-    if !observed.gateway_via_macvlan {
+    if !observed.gateway_via_egress {
         problems.push(format!(
-            "the route to gateway {gateway} does not use {MACVLAN}"
+            "the route to gateway {gateway} does not use {egress}"
         ));
     }
-    if !default_in_place(observed, config) {
+    if !default_in_place(intent, observed) {
         problems.push(format!(
-            "the main table's default route is not `via {gateway} dev {MACVLAN} src {address}` (found: {})",
+            "the main table's default route is not `via {gateway} dev {egress} src {address}` (found: {})",
             describe_all(&observed.main_defaults)
         ));
     }
-    if !observed.reply_rule {
+    let keep_needed = intent.replies_required
+        || !pod_defaults(observed).is_empty()
+        || !observed.reply_routes.is_empty();
+    if !observed.reply_rule && keep_needed {
         problems.push(format!(
             "ip rule `fwmark {REPLY_MARK:#x}/{REPLY_MARK:#x} lookup {REPLY_TABLE}` is missing"
         ));
     }
-    if !reply_route_kept(observed) {
+    if !reply_route_kept(observed) && keep_needed {
         problems.push(format!(
-            "reply table {REPLY_TABLE} has no route via {POD_INTERFACE}"
+            "reply table {REPLY_TABLE} has no route via {}",
+            pod_names(observed)
         ));
     }
-    if rp_filter_strict(observed) {
-        let (all, pod) = &observed.rp_filter;
+    for link in strict_pod_links(observed) {
+        let name = &link.name;
         problems.push(format!(
-            "rp_filter of {POD_INTERFACE} is strict (net.ipv4.conf.all.rp_filter={all}, net.ipv4.conf.{POD_INTERFACE}.rp_filter={pod})"
+            "rp_filter of {name} is strict (net.ipv4.conf.all.rp_filter={}, net.ipv4.conf.{name}.rp_filter={})",
+            observed.rp_filter_all, link.rp_filter
         ));
     }
-    if forwarding_off(observed, config) {
+    if forwarding_off(intent, observed) {
         problems.push(format!(
             "net.ipv4.ip_forward is {}, not 1",
             observed.ip_forward
         ));
     }
+    for rule in &observed.firewall_missing {
+        problems.push(format!("{} rule missing: {rule}", rule.table));
+    }
     problems
 }
 
-/// The main table has one default route: via the gateway on `macvlan0`, from the source.
-fn default_in_place(observed: &Observed, config: &RouterConfig) -> bool {
+/// The main table has one default route: via the gateway on the egress interface,
+/// from the source.
+fn default_in_place(intent: &Intent, observed: &Observed) -> bool {
     match observed.main_defaults.as_slice() {
         [route] => {
-            netlink::route_gateway(route) == Some(config.gateway)
-                && netlink::route_interface(route) == Some(observed.macvlan.index)
-                && netlink::route_pref_source(route) == Some(config.source.address)
+            netlink::route_gateway(route) == Some(intent.gateway)
+                && netlink::route_interface(route) == Some(observed.egress.index)
+                && netlink::route_pref_source(route) == Some(intent.source.address)
         }
         _ => false,
     }
+}
+
+/// The main table's default routes through the cluster side.
+fn pod_defaults(observed: &Observed) -> Vec<&RouteMessage> {
+    observed
+        .main_defaults
+        .iter()
+        .filter(|r| is_pod_route(observed, r))
+        .collect()
+}
+
+fn is_pod_route(observed: &Observed, route: &RouteMessage) -> bool {
+    let oif = netlink::route_interface(route);
+    observed.pod_links.iter().any(|p| Some(p.link.index) == oif)
 }
 
 fn reply_route_kept(observed: &Observed) -> bool {
     observed
         .reply_routes
         .iter()
-        .any(|r| netlink::route_interface(r) == Some(observed.pod.index))
+        .any(|r| is_pod_route(observed, r))
 }
 
-/// The effective rp_filter of an interface is the maximum of `all` and its own value.
-fn rp_filter_strict(observed: &Observed) -> bool {
-    let (all, pod) = &observed.rp_filter;
-    all.as_str().max(pod.as_str()) == "1"
+/// The cluster-side interfaces whose effective rp_filter (the maximum of `all` and
+/// their own) is strict.
+fn strict_pod_links(observed: &Observed) -> Vec<&PodLink> {
+    observed
+        .pod_links
+        .iter()
+        .filter(|p| observed.rp_filter_all.as_str().max(p.rp_filter.as_str()) == "1")
+        .collect()
 }
 
-fn forwarding_off(observed: &Observed, config: &RouterConfig) -> bool {
-    config.mode.uses_nat() && observed.ip_forward != "1"
+fn forwarding_off(intent: &Intent, observed: &Observed) -> bool {
+    intent.forwarding && observed.ip_forward != "1"
+}
+
+/// Wanted rules are missing, or a jump into our chains stands more than once.
+fn firewall_out_of_place(observed: &Observed) -> bool {
+    !observed.firewall_missing.is_empty() || firewall::has_surplus_jumps(&observed.firewall)
+}
+
+fn pod_names(observed: &Observed) -> String {
+    if observed.pod_links.is_empty() {
+        return "the pod (no other interface)".into();
+    }
+    let names: Vec<&str> = observed.pod_links.iter().map(|p| p.name.as_str()).collect();
+    names.join(", ")
 }
 
 fn describe_all(routes: &[RouteMessage]) -> String {

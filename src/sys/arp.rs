@@ -6,6 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use nix::libc;
 
 use crate::error::{Error, Result};
+use crate::sys::netns::Netns;
 
 const ETH_P_ARP: u16 = 0x0806;
 const BROADCAST: [u8; 6] = [0xff; 6];
@@ -42,19 +43,21 @@ pub fn announcement_packet(kind: Announcement, mac: [u8; 6], ip: Ipv4Addr) -> [u
 pub struct ArpSocket {
     fd: OwnedFd,
     ifindex: u32,
+    mac: [u8; 6],
 }
 
 impl ArpSocket {
-    /// Opens the socket; fails without CAP_NET_RAW.
-    pub fn open(ifindex: u32) -> Result<Self> {
+    /// Opens the socket in namespace `ns`, for interface `ifindex` there, whose
+    /// hardware address is `mac`; fails without CAP_NET_RAW.
+    pub fn open(ns: &Netns, ifindex: u32, mac: [u8; 6]) -> Result<Self> {
         // SAFETY: plain socket(2) call; the result is checked before use.
-        let fd = unsafe {
+        let fd = ns.run(|| unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
                 i32::from(ETH_P_ARP.to_be()),
             )
-        };
+        })?;
         if fd < 0 {
             return Err(Error::io(
                 "opening a raw packet socket for gratuitous ARP (needs CAP_NET_RAW)",
@@ -65,11 +68,22 @@ impl ArpSocket {
         Ok(ArpSocket {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             ifindex,
+            mac,
         })
     }
 
+    /// The interface the socket sends on.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// That interface's hardware address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
     /// Takes over a socket inherited from the process that opened it.
-    pub fn inherited(fd: RawFd, ifindex: u32) -> Result<Self> {
+    pub fn inherited(fd: RawFd, ifindex: u32, mac: [u8; 6]) -> Result<Self> {
         // SAFETY: F_GETFD only queries the descriptor; it fails if fd is not open.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
             return Err(Error::io(
@@ -81,6 +95,7 @@ impl ArpSocket {
         Ok(ArpSocket {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             ifindex,
+            mac,
         })
     }
 
@@ -100,9 +115,9 @@ impl ArpSocket {
         Ok(fd)
     }
 
-    /// Broadcasts `kind` for `ip` at `mac` on the socket's interface.
-    pub fn announce(&self, kind: Announcement, mac: [u8; 6], ip: Ipv4Addr) -> Result<()> {
-        let packet = announcement_packet(kind, mac, ip);
+    /// Broadcasts `kind` for `ip` at the interface's hardware address.
+    pub fn announce(&self, kind: Announcement, ip: Ipv4Addr) -> Result<()> {
+        let packet = announcement_packet(kind, self.mac, ip);
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         address.sll_family = libc::AF_PACKET as u16;

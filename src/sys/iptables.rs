@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, Rule};
+use crate::sys::netns::Netns;
 
 /// Seconds iptables-legacy waits for the xtables lock before failing.
 const LOCK_WAIT_SECONDS: &str = "5";
@@ -49,7 +50,7 @@ const PLAIN: Backend = Backend {
 
 impl Backend {
     /// Chooses the backend; returns it with the reason, for the log.
-    pub fn detect(choice: BackendChoice) -> Result<(Backend, String)> {
+    pub fn detect(ns: &Netns, choice: BackendChoice) -> Result<(Backend, String)> {
         let installed = |b: &Backend| on_path(b.restore) && on_path(b.save) && on_path(b.iptables);
         let require = |b: Backend| {
             if installed(&b) {
@@ -69,10 +70,11 @@ impl Backend {
             BackendChoice::Legacy => return require(LEGACY),
             BackendChoice::Auto => {}
         }
-        let legacy_tables =
-            std::fs::read_to_string("/proc/net/ip_tables_names").unwrap_or_default();
+        let legacy_tables = ns
+            .run(|| std::fs::read_to_string("/proc/thread-self/net/ip_tables_names"))?
+            .unwrap_or_default();
         if !legacy_tables.trim().is_empty() && installed(&LEGACY) {
-            let saved = LEGACY.save_all()?;
+            let saved = LEGACY.save_all(ns)?;
             if saved.lines().any(|l| l.starts_with("-A ")) {
                 return Ok((
                     LEGACY,
@@ -98,10 +100,10 @@ impl Backend {
         ))
     }
 
-    /// The `iptables-save` dump of every table of this namespace.
-    pub fn save_all(&self) -> Result<String> {
-        let output = Command::new(self.save)
-            .output()
+    /// The `iptables-save` dump of every table of namespace `ns`.
+    pub fn save_all(&self, ns: &Netns) -> Result<String> {
+        let output = ns
+            .run(|| Command::new(self.save).output())?
             .map_err(|e| Error::io(format!("running {}", self.save), e))?;
         if !output.status.success() {
             return Err(Error::Iptables {
@@ -115,8 +117,9 @@ impl Backend {
         })
     }
 
-    /// Applies `script`; with `noflush`, tables named in it keep rules it does not touch.
-    pub fn restore(&self, script: &str, noflush: bool) -> Result<()> {
+    /// Applies `script` in namespace `ns`; with `noflush`, tables named in it keep rules
+    /// it does not touch.
+    pub fn restore(&self, ns: &Netns, script: &str, noflush: bool) -> Result<()> {
         let mut command = Command::new(self.restore);
         command.args(["--wait", LOCK_WAIT_SECONDS]);
         if noflush {
@@ -127,11 +130,12 @@ impl Backend {
             self.restore,
             if noflush { "--noflush" } else { "" }
         );
-        let mut child = command
+        command
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
+            .stderr(Stdio::piped());
+        let mut child = ns
+            .run(|| command.spawn())?
             .map_err(|e| Error::io(format!("running {}", self.restore), e))?;
         let written = child
             .stdin
@@ -153,8 +157,11 @@ impl Backend {
     /// The rules of `rules` that are not in place. One `iptables-restore` checks them
     /// all (`-C`); only when that fails is each checked with `iptables -C`, to name
     /// every missing one.
-    pub fn missing(&self, rules: &[Rule]) -> Result<Vec<Rule>> {
-        if self.restore(&firewall::check_script(rules), true).is_ok() {
+    pub fn missing(&self, ns: &Netns, rules: &[Rule]) -> Result<Vec<Rule>> {
+        if self
+            .restore(ns, &firewall::check_script(rules), true)
+            .is_ok()
+        {
             return Ok(Vec::new());
         }
         let ipt = iptables::IPTables {
@@ -165,8 +172,8 @@ impl Backend {
         };
         let mut missing = Vec::new();
         for rule in rules {
-            let present = ipt
-                .exists(rule.table, rule.chain, &rule.spec)
+            let present = ns
+                .run(|| ipt.exists(rule.table, rule.chain, &rule.spec))?
                 .map_err(|e| Error::Iptables {
                     command: format!(
                         "{} -t {} -C {} {}",

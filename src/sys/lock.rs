@@ -1,4 +1,4 @@
-//! A lock scoped to the current network namespace.
+//! A lock scoped to a network namespace.
 //!
 //! The lock is the name of an abstract unix socket: the kernel keeps those names per
 //! network namespace and frees one when the socket holding it is closed, also when its
@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, bind, socket};
 
 use crate::error::{Error, Result};
+use crate::sys::netns::Netns;
 
 /// How often a waiting [`NamespaceLock::acquire`] tries again.
 const RETRY: Duration = Duration::from_millis(20);
@@ -25,17 +26,21 @@ pub struct NamespaceLock {
 impl NamespaceLock {
     /// Takes the lock `name` of this network namespace, waiting at most `wait` for
     /// another holder to release it; `None` when it is still held after that.
-    pub async fn acquire(name: &str, wait: Duration) -> Result<Option<Self>> {
+    pub async fn acquire(ns: &Netns, name: &str, wait: Duration) -> Result<Option<Self>> {
         let address = UnixAddr::new_abstract(name.as_bytes())
             .map_err(|e| Error::io(format!("naming lock @{name}"), e.into()))?;
         // CLOEXEC: the helpers this process starts must not hold the lock after it exits.
-        let socket = socket(
-            AddressFamily::Unix,
-            SockType::Datagram,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(|e| Error::io(format!("creating the socket for lock @{name}"), e.into()))?;
+        // Abstract names belong to the namespace the socket was created in.
+        let socket = ns
+            .run(|| {
+                socket(
+                    AddressFamily::Unix,
+                    SockType::Datagram,
+                    SockFlag::SOCK_CLOEXEC,
+                    None,
+                )
+            })?
+            .map_err(|e| Error::io(format!("creating the socket for lock @{name}"), e.into()))?;
         let end = Instant::now() + wait;
         loop {
             match bind(socket.as_raw_fd(), &address) {
@@ -52,13 +57,19 @@ impl NamespaceLock {
 mod tests {
     use super::*;
 
+    fn here() -> Netns {
+        Netns::current().unwrap()
+    }
+
     #[tokio::test]
     async fn a_second_holder_waits_for_the_first_then_gets_the_lock() {
         let name = format!("egress-router-test-{}", std::process::id());
-        let first = NamespaceLock::acquire(&name, Duration::ZERO).await.unwrap();
+        let first = NamespaceLock::acquire(&here(), &name, Duration::ZERO)
+            .await
+            .unwrap();
         assert!(first.is_some());
         let started = Instant::now();
-        let second = NamespaceLock::acquire(&name, Duration::from_millis(100))
+        let second = NamespaceLock::acquire(&here(), &name, Duration::from_millis(100))
             .await
             .unwrap();
         assert!(second.is_none());
@@ -67,7 +78,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             drop(first);
         });
-        let third = NamespaceLock::acquire(&name, Duration::from_secs(5))
+        let third = NamespaceLock::acquire(&here(), &name, Duration::from_secs(5))
             .await
             .unwrap();
         assert!(third.is_some());

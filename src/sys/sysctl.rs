@@ -1,6 +1,7 @@
-//! Reading and writing IPv4 sysctls of the current network namespace.
+//! Reading and writing the network sysctls of a network namespace.
 
 use crate::error::{Error, Result};
+use crate::sys::netns::Netns;
 
 /// A sysctl below `/proc/sys`, e.g. `net/ipv4/ip_forward`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,15 +12,15 @@ pub struct Sysctl {
     pub value: String,
 }
 
-/// Reads a sysctl, trimmed.
-pub fn read(key: &str) -> Result<String> {
-    std::fs::read_to_string(format!("/proc/sys/{key}"))
+/// Reads a sysctl of namespace `ns`, trimmed.
+pub fn read(ns: &Netns, key: &str) -> Result<String> {
+    ns.run(|| std::fs::read_to_string(format!("/proc/sys/{key}")))?
         .map(|v| v.trim().to_string())
         .map_err(|e| Error::io(format!("reading sysctl {key}"), e))
 }
 
-/// Writes a sysctl.
-pub fn write(key: &str, value: &str) -> Result<()> {
-    std::fs::write(format!("/proc/sys/{key}"), value)
+/// Writes a sysctl of namespace `ns`.
+pub fn write(ns: &Netns, key: &str, value: &str) -> Result<()> {
+    ns.run(|| std::fs::write(format!("/proc/sys/{key}"), value))?
         .map_err(|e| Error::io(format!("setting sysctl {key}={value}"), e))
 }

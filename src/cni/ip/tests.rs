@@ -34,10 +34,10 @@ fn addresses_gateway_and_operator_destinations() {
     assert_eq!(config.gateway, Some("192.0.2.1".parse().unwrap()));
     assert_eq!(
         rules_text(&config.nat_rules("net1")),
-        "-A PREROUTING ! -i net1 -p udp --dport 80 -j DNAT --to-destination 203.0.113.0\n\
-         -A PREROUTING ! -i net1 -p tcp --dport 8080 -j DNAT --to-destination 203.0.113.26:80\n\
-         -A PREROUTING ! -i net1 -j DNAT --to-destination 203.0.113.7\n\
-         -A POSTROUTING -o net1 -j SNAT --to-source 192.0.2.99\n"
+        "-A EGRESS-ROUTER-DNAT ! -i net1 -p udp --dport 80 -j DNAT --to-destination 203.0.113.0\n\
+         -A EGRESS-ROUTER-DNAT ! -i net1 -p tcp --dport 8080 -j DNAT --to-destination 203.0.113.26:80\n\
+         -A EGRESS-ROUTER-DNAT ! -i net1 -j DNAT --to-destination 203.0.113.7\n\
+         -A EGRESS-ROUTER-SNAT -o net1 -j SNAT --to-source 192.0.2.99\n"
     );
 }
 
@@ -49,7 +49,7 @@ fn without_destinations_or_gateway_only_the_snat_remains() {
         assert_eq!(config.gateway, None);
         assert_eq!(
             rules_text(&config.nat_rules("egress0")),
-            "-A POSTROUTING -o egress0 -j SNAT --to-source 198.51.100.5\n"
+            "-A EGRESS-ROUTER-SNAT -o egress0 -j SNAT --to-source 198.51.100.5\n"
         );
     }
 }

@@ -1,7 +1,9 @@
 use std::net::Ipv4Addr;
 
 use super::*;
-use crate::config::router::{BackendChoice, RouterMode};
+use crate::config::router::{BackendChoice, RouterConfig, RouterMode};
+use crate::setup::firewall::{Inbound, NatChains, Wanted};
+use crate::setup::intent::PodSide;
 use crate::sys::netlink::Link;
 
 const POD: u32 = 2;
@@ -11,8 +13,10 @@ fn ip(text: &str) -> Ipv4Addr {
     text.parse().unwrap()
 }
 
-fn config(mode: RouterMode) -> RouterConfig {
-    RouterConfig {
+/// The router's intent in `mode`, with its NAT in chains of our own so that a firewall
+/// step appears only when rules are missing (built-in NAT is reapplied every time).
+fn config(mode: RouterMode) -> Intent {
+    let mut intent = Intent::router(&RouterConfig {
         source: SourceAddress {
             address: ip("198.51.100.99"),
             prefix_len: 32,
@@ -21,7 +25,19 @@ fn config(mode: RouterMode) -> RouterConfig {
         mode,
         destinations: Vec::new(),
         backend: BackendChoice::Auto,
+    });
+    if let Some((chains, _)) = &mut intent.firewall.nat {
+        *chains = NatChains::Own;
     }
+    intent
+}
+
+fn eth0(rp_filter: &str) -> Vec<PodLink> {
+    vec![PodLink {
+        name: "eth0".into(),
+        link: link(POD, true),
+        rp_filter: rp_filter.into(),
+    }]
 }
 
 fn link(index: u32, up: bool) -> Link {
@@ -50,35 +66,38 @@ fn our_default() -> RouteMessage {
 /// A pod as the cluster hands it over: macvlan0 down without address, default via eth0.
 fn fresh() -> Observed {
     Observed {
-        macvlan: link(MAC, false),
-        pod: link(POD, true),
+        egress: link(MAC, false),
+        pod_links: eth0("0"),
         source_present: false,
-        gateway_via_macvlan: false,
+        gateway_via_egress: false,
         main_defaults: vec![pod_default()],
         reply_routes: Vec::new(),
         reply_rule: false,
         ip_forward: "0".into(),
-        rp_filter: ("0".into(), "0".into()),
+        rp_filter_all: "0".into(),
+        firewall: String::new(),
+        firewall_missing: Vec::new(),
     }
 }
 
 /// A pod whose whole setup is in place.
 fn done() -> Observed {
     Observed {
-        macvlan: link(MAC, true),
+        egress: link(MAC, true),
+        pod_links: eth0("2"),
         source_present: true,
-        gateway_via_macvlan: true,
+        gateway_via_egress: true,
         main_defaults: vec![our_default()],
         reply_routes: vec![netlink::in_table(&pod_default(), REPLY_TABLE)],
         reply_rule: true,
         ip_forward: "1".into(),
-        rp_filter: ("1".into(), "2".into()),
+        rp_filter_all: "1".into(),
         ..fresh()
     }
 }
 
 fn steps(observed: &Observed) -> Vec<Step> {
-    plan(observed, &config(RouterMode::Init)).unwrap()
+    plan(&config(RouterMode::Init), observed).unwrap()
 }
 
 #[test]
@@ -108,7 +127,7 @@ fn a_fresh_pod_gets_every_piece_in_order() {
 fn a_complete_setup_needs_no_step_and_has_no_problem() {
     assert_eq!(steps(&done()), Vec::new());
     assert_eq!(
-        problems(&done(), &config(RouterMode::Init)),
+        problems(&config(RouterMode::Init), &done()),
         Vec::<String>::new()
     );
 }
@@ -117,8 +136,8 @@ fn a_complete_setup_needs_no_step_and_has_no_problem() {
 fn an_address_from_ipam_does_not_count_as_done() {
     // macvlan0 up with 198.51.100.50/24: the gateway is reached through macvlan0
     let ipam = Observed {
-        macvlan: link(MAC, true),
-        gateway_via_macvlan: true,
+        egress: link(MAC, true),
+        gateway_via_egress: true,
         ..fresh()
     };
     assert_eq!(
@@ -158,7 +177,7 @@ fn each_missing_piece_alone_gets_its_own_step() {
         (
             "link",
             Observed {
-                macvlan: link(MAC, false),
+                egress: link(MAC, false),
                 ..done()
             },
             vec![Step::LinkUp(MAC)],
@@ -166,7 +185,7 @@ fn each_missing_piece_alone_gets_its_own_step() {
         (
             "gateway route",
             Observed {
-                gateway_via_macvlan: false,
+                gateway_via_egress: false,
                 ..done()
             },
             vec![Step::AddRoute(netlink::host_route(MAC, ip("198.51.100.1")))],
@@ -217,7 +236,7 @@ fn each_missing_piece_alone_gets_its_own_step() {
     for (case, observed, want) in cases {
         assert_eq!(steps(&observed), want, "{case}");
         assert_eq!(
-            problems(&observed, &config(RouterMode::Init)).len(),
+            problems(&config(RouterMode::Init), &observed).len(),
             1,
             "{case}"
         );
@@ -253,7 +272,7 @@ fn an_emptied_reply_table_is_refilled_from_eth0_defaults_only_while_they_exist()
         reply_routes: Vec::new(),
         ..done()
     };
-    let err = plan(&restarted, &config(RouterMode::Init)).unwrap_err();
+    let err = plan(&config(RouterMode::Init), &restarted).unwrap_err();
     let message = err.to_string();
     assert!(
         message.contains("eth0 has no default route") && message.contains("4552"),
@@ -285,7 +304,7 @@ fn without_any_eth0_default_route_setup_is_refused() {
         main_defaults: Vec::new(),
         ..fresh()
     };
-    let message = plan(&seen, &config(RouterMode::Init))
+    let message = plan(&config(RouterMode::Init), &seen)
         .unwrap_err()
         .to_string();
     assert!(message.contains("main table defaults: none"), "{message}");
@@ -294,13 +313,13 @@ fn without_any_eth0_default_route_setup_is_refused() {
 #[test]
 fn proxy_modes_leave_forwarding_alone() {
     for mode in [RouterMode::HttpProxy, RouterMode::DnsProxy] {
-        let steps = plan(&fresh(), &config(mode)).unwrap();
+        let steps = plan(&config(mode), &fresh()).unwrap();
         assert!(!steps.iter().any(|s| matches!(s, Step::SetSysctl(_))));
         let off = Observed {
             ip_forward: "0".into(),
             ..done()
         };
-        assert_eq!(problems(&off, &config(mode)), Vec::<String>::new());
+        assert_eq!(problems(&config(mode), &off), Vec::<String>::new());
     }
 }
 
@@ -314,7 +333,8 @@ fn strict_reverse_path_filtering_is_loosened_on_eth0_only() {
         ("1", "2", false),
     ] {
         let seen = Observed {
-            rp_filter: (all.into(), pod.into()),
+            rp_filter_all: all.into(),
+            pod_links: eth0(pod),
             ..done()
         };
         let set = steps(&seen);
@@ -324,7 +344,7 @@ fn strict_reverse_path_filtering_is_loosened_on_eth0_only() {
                 value: "2".into(),
             })];
         assert_eq!(loosened, expect, "all={all} eth0={pod}: {set:?}");
-        let found = problems(&seen, &config(RouterMode::Init));
+        let found = problems(&config(RouterMode::Init), &seen);
         assert_eq!(
             found.iter().any(|p| p.contains("rp_filter")),
             expect,
@@ -335,7 +355,7 @@ fn strict_reverse_path_filtering_is_loosened_on_eth0_only() {
 
 #[test]
 fn problems_name_every_missing_piece_at_once() {
-    let found = problems(&fresh(), &config(RouterMode::Init));
+    let found = problems(&config(RouterMode::Init), &fresh());
     let text = found.join("; ");
     for needle in [
         "macvlan0 does not have address 198.51.100.99",
@@ -357,8 +377,8 @@ fn steps_read_like_commands() {
     assert_eq!(
         shown,
         vec![
-            "add address 198.51.100.99/32 to macvlan0",
-            "bring macvlan0 up",
+            "add address 198.51.100.99/32 to #3",
+            "bring #3 up",
             "add route 198.51.100.1/32 dev #3",
             "add route default via 192.0.2.65 dev #2 table 4552",
             "delete route default via 192.0.2.65 dev #2",
@@ -366,5 +386,73 @@ fn steps_read_like_commands() {
             "add rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
             "set sysctl net/ipv4/ip_forward=1",
         ]
+    );
+}
+
+#[test]
+fn missing_rules_get_a_firewall_step_and_are_named() {
+    let rule = firewall::all_rules(&config(RouterMode::Init).firewall)[0].clone();
+    let seen = Observed {
+        firewall_missing: vec![rule.clone()],
+        ..done()
+    };
+    let planned = steps(&seen);
+    assert!(
+        matches!(planned.as_slice(), [Step::Firewall { .. }]),
+        "{planned:?}"
+    );
+    assert_eq!(
+        problems(&config(RouterMode::Init), &seen),
+        vec![format!("mangle rule missing: {rule}")]
+    );
+}
+
+#[test]
+fn nat_in_the_builtin_chains_is_reapplied_every_time() {
+    let mut intent = config(RouterMode::Init);
+    if let Some((chains, _)) = &mut intent.firewall.nat {
+        *chains = NatChains::Builtin;
+    }
+    let planned = plan(&intent, &done()).unwrap();
+    assert!(
+        matches!(planned.as_slice(), [Step::Firewall { .. }]),
+        "{planned:?}"
+    );
+    assert!(problems(&intent, &done()).is_empty());
+}
+
+#[test]
+fn a_plugin_pod_without_a_cluster_default_has_nothing_to_keep() {
+    let intent = Intent {
+        egress: "net1".into(),
+        pod: PodSide::AllButEgress,
+        firewall: Wanted {
+            inbound: Inbound::NotOn("net1".into()),
+            nat: None,
+        },
+        replies_required: false,
+        ..config(RouterMode::HttpProxy)
+    };
+    let alone = Observed {
+        pod_links: Vec::new(),
+        main_defaults: Vec::new(),
+        ..fresh()
+    };
+    let planned = plan(&intent, &alone).unwrap();
+    assert!(!planned.contains(&Step::AddReplyRule), "{planned:?}");
+    assert!(
+        planned.contains(&Step::AddRoute(our_default())),
+        "{planned:?}"
+    );
+    let after = Observed {
+        pod_links: Vec::new(),
+        reply_routes: Vec::new(),
+        reply_rule: false,
+        ..done()
+    };
+    assert!(
+        problems(&intent, &after).is_empty(),
+        "{:?}",
+        problems(&intent, &after)
     );
 }

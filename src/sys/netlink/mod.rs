@@ -1,20 +1,22 @@
-//! Thin rtnetlink layer: reads link/address/route/rule state of the current
-//! network namespace and performs single changes. Decisions live in `network`;
-//! building and reading route messages (pure) in `route`.
+//! Thin rtnetlink layer: reads link/address/route/rule state of one network
+//! namespace and performs single changes. Decisions live in `setup`; building and
+//! reading route messages (pure) in `route`.
 
 mod route;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
 
 use futures::TryStreamExt;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, LinkUnspec, RouteMessageBuilder};
 
 use crate::error::{Error, Result};
+use crate::sys::netns::Netns;
 
 pub use route::{
     default_route, describe_route, host_route, in_table, route_gateway, route_interface,
@@ -32,22 +34,35 @@ pub struct Link {
     pub up: bool,
 }
 
-/// A route-netlink connection to the current network namespace.
+/// A route-netlink connection bound to one network namespace.
 pub struct Netlink {
     handle: Handle,
 }
 
 impl Netlink {
-    /// Opens the connection; must be called inside a tokio runtime.
-    pub fn connect() -> Result<Self> {
-        let (connection, handle, _) =
-            rtnetlink::new_connection().map_err(|e| Error::io("opening a netlink socket", e))?;
+    /// Opens the connection in namespace `ns`; must be called inside a tokio runtime.
+    pub fn connect(ns: &Netns) -> Result<Self> {
+        let (connection, handle, _) = ns
+            .run(rtnetlink::new_connection)?
+            .map_err(|e| Error::io("opening a netlink socket", e))?;
         tokio::spawn(connection);
         Ok(Netlink { handle })
     }
 
     /// Looks up interface `name`.
     pub async fn link(&self, name: &str) -> Result<Link> {
+        self.find_link(name)
+            .await?
+            .map(|(link, _)| link)
+            .ok_or_else(|| {
+                Error::State(format!(
+                    "interface {name} does not exist in this network namespace"
+                ))
+            })
+    }
+
+    /// Interface `name` and its alias (`ip link set NAME alias ...`), if it exists.
+    pub async fn find_link(&self, name: &str) -> Result<Option<(Link, Option<String>)>> {
         let found = self
             .handle
             .link()
@@ -58,26 +73,104 @@ impl Netlink {
             .await;
         let message = match found {
             Ok(Some(message)) => message,
-            Ok(None) | Err(rtnetlink::Error::NetlinkError(_)) => {
-                return Err(Error::State(format!(
-                    "interface {name} does not exist in this network namespace"
-                )));
-            }
+            Ok(None) | Err(rtnetlink::Error::NetlinkError(_)) => return Ok(None),
             Err(e) => return Err(Error::netlink(format!("looking up interface {name}"), e)),
         };
-        let mac = message
-            .attributes
-            .iter()
-            .find_map(|a| match a {
-                LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
-                _ => None,
-            })
+        let link = to_link(&message)
             .ok_or_else(|| Error::State(format!("interface {name} has no Ethernet address")))?;
-        Ok(Link {
-            index: message.header.index,
-            mac,
-            up: message.header.flags.contains(LinkFlags::Up),
-        })
+        let alias = message.attributes.iter().find_map(|a| match a {
+            LinkAttribute::IfAlias(alias) => Some(alias.clone()),
+            _ => None,
+        });
+        Ok(Some((link, alias)))
+    }
+
+    /// Every interface with an Ethernet address, by name.
+    pub async fn links(&self) -> Result<Vec<(String, Link)>> {
+        let all: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::netlink("listing interfaces", e))?;
+        Ok(all
+            .iter()
+            .filter_map(|m| {
+                let name = m.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(name) => Some(name.clone()),
+                    _ => None,
+                })?;
+                Some((name, to_link(m)?))
+            })
+            .collect())
+    }
+
+    /// Creates `link` (down) and returns its index.
+    pub async fn add_link(&self, link: LinkMessage, name: &str) -> Result<u32> {
+        self.handle
+            .link()
+            .add(link)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("creating interface {name}"), e))?;
+        Ok(self.link(name).await?.index)
+    }
+
+    /// Moves interface `index` into namespace `to`, renamed `name`.
+    pub async fn move_link(&self, index: u32, to: &Netns, name: &str) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index)
+            .setns_by_fd(to.fd().as_raw_fd())
+            .name(name.to_string())
+            .build();
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(|e| {
+                Error::netlink(
+                    format!(
+                        "moving interface #{index} into {} as {name}",
+                        to.path().display()
+                    ),
+                    e,
+                )
+            })
+    }
+
+    /// Deletes interface `index`.
+    pub async fn delete_link(&self, index: u32) -> Result<()> {
+        self.handle
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("deleting interface #{index}"), e))
+    }
+
+    /// The IPv4 addresses of every interface: (interface index, address, prefix length).
+    pub async fn ipv4_addresses(&self) -> Result<Vec<(u32, Ipv4Addr, u8)>> {
+        let all: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::netlink("listing addresses", e))?;
+        Ok(all
+            .iter()
+            .filter_map(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Address(IpAddr::V4(ip)) => {
+                        Some((m.header.index, *ip, m.header.prefix_len))
+                    }
+                    _ => None,
+                })
+            })
+            .collect())
     }
 
     /// The output interface of the route the kernel would use to reach `destination`.
@@ -265,4 +358,17 @@ impl Netlink {
             .await
             .map_err(|e| Error::netlink("deleting rule", e))
     }
+}
+
+/// A link message as [`Link`]; `None` without a 6-byte hardware address.
+fn to_link(message: &LinkMessage) -> Option<Link> {
+    let mac = message.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
+        _ => None,
+    })?;
+    Some(Link {
+        index: message.header.index,
+        mac,
+        up: message.header.flags.contains(LinkFlags::Up),
+    })
 }
