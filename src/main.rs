@@ -148,7 +148,7 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
         }
         Command::HttpProxy => http_proxy::run(http_proxy::ProxyConfig::from_vars(vars)?).await,
         Command::DnsProxy => dns_proxy::run(dns_proxy::DnsProxyConfig::from_vars(vars)?).await,
-        Command::Cni => Err(Error::NotImplemented("CNI plugin")),
+        Command::Cni => egress_router::cni::plugin::run(vars).await,
         Command::Announce {
             socket_fd,
             ifindex,

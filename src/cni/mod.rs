@@ -1,15 +1,23 @@
-//! The CNI plugin `egress-router` (SPEC section 7), pure part: the invocation and
-//! configuration as validated data, the NAT rules, and the JSON answers.
+//! The CNI plugin `egress-router` (SPEC section 7): the invocation and configuration
+//! as validated data, the node-side choices and the NAT rules (pure), the JSON
+//! answers, and the commands, which run on the same setup path as the router.
 //!
+//! - [`plugin`]: the entry point: request in, command, answer out.
+//! - [`attach`]: ADD; [`detach`]: DEL and CHECK.
+//! - [`host`]: master, gateway and interface names on the node (pure).
 //! - [`request`]: `CNI_*` variables and stdin into a [`request::Request`].
 //! - [`config`]: the network configuration ([`config::NetConf`]); [`ip`]: its `ip` /
 //!   `podIP` part, the choice for a pod, and the plugin's NAT rules;
 //!   [`json`]: strict JSON reading with errors naming the field.
 //! - [`version`]: supported CNI versions; [`result`]: ADD, VERSION and error answers.
 
+pub mod attach;
 pub mod config;
+pub mod detach;
+pub mod host;
 pub mod ip;
 pub mod json;
+pub mod plugin;
 pub mod request;
 pub mod result;
 pub mod version;

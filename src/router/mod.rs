@@ -9,15 +9,10 @@ use crate::error::{Error, Result};
 use crate::serve::process;
 use crate::setup::firewall;
 use crate::setup::{self, Intent, MACVLAN, Namespace, announce};
-use crate::sys::lock::NamespaceLock;
 use crate::sys::netns::Netns;
 
 /// How often a running `legacy`/`redirect` container re-checks the setup.
 pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
-/// The lock that serializes setups in one network namespace (an abstract socket name).
-pub const SETUP_LOCK: &str = "egress-router-setup";
-/// How long a setup waits for another one in the same network namespace to finish.
-pub const SETUP_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs the router role in the mode the configuration names.
 pub async fn run(config: &RouterConfig) -> Result<()> {
@@ -60,12 +55,7 @@ pub async fn redirect(config: &RouterConfig) -> Result<()> {
 /// one at a time. Returns the namespace, for the checks that follow in `legacy`.
 async fn setup(config: &RouterConfig) -> Result<Namespace> {
     let netns = Netns::current()?;
-    let Some(_lock) = NamespaceLock::acquire(&netns, SETUP_LOCK, SETUP_LOCK_WAIT).await? else {
-        return Err(Error::State(format!(
-            "another setup has been running in this network namespace for more than {} s (lock @{SETUP_LOCK} still held); nothing was changed",
-            SETUP_LOCK_WAIT.as_secs()
-        )));
-    };
+    let _lock = setup::lock(&netns).await?;
     let (ns, reason) = Namespace::open(netns, config.backend)?;
     info!(backend = ns.backend.name, reason, "iptables backend chosen");
     let intent = Intent::router(config);

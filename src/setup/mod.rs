@@ -44,9 +44,28 @@ impl Namespace {
     }
 }
 
+/// The lock that serializes setups in one network namespace (an abstract socket name).
+pub const SETUP_LOCK: &str = "egress-router-setup";
+/// How long a setup waits for another one in the same network namespace to finish.
+pub const SETUP_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Takes the setup lock of `netns`, waiting at most [`SETUP_LOCK_WAIT`].
+pub async fn lock(netns: &Netns) -> Result<crate::sys::lock::NamespaceLock> {
+    crate::sys::lock::NamespaceLock::acquire(netns, SETUP_LOCK, SETUP_LOCK_WAIT)
+        .await?
+        .ok_or_else(|| {
+            crate::error::Error::State(format!(
+                "another setup has been running in network namespace {} for more than {} s (lock @{SETUP_LOCK} still held); nothing was changed",
+                netns.path().display(),
+                SETUP_LOCK_WAIT.as_secs()
+            ))
+        })
+}
+
 /// What [`establish`] did.
 pub struct Established {
-    /// How many changes it made (0: the setup was already complete).
+    /// How many network changes it made besides the firewall script (0: the network
+    /// was already complete).
     pub changes: usize,
     /// The packet socket the gratuitous ARP went out on, for the delayed second one.
     pub announced: Option<crate::sys::arp::ArpSocket>,
@@ -58,7 +77,7 @@ pub struct Established {
 pub async fn establish(ns: &Namespace, intent: &Intent) -> Result<Established> {
     let observed = observe(ns, intent).await?;
     let mut steps = plan(intent, &observed)?;
-    let changes = steps.len();
+    let changes = steps.len() - 1;
     steps.push(announcement(intent, &observed));
     tracing::debug!(steps = ?steps.iter().map(ToString::to_string).collect::<Vec<_>>(), "setup plan");
     let mut journal = Journal::default();
@@ -90,5 +109,5 @@ pub async fn establish(ns: &Namespace, intent: &Intent) -> Result<Established> {
 /// Every piece of `intent` that is not in place in `ns`, each named; empty when the
 /// setup is complete.
 pub async fn check(ns: &Namespace, intent: &Intent) -> Result<Vec<String>> {
-    Ok(problems(intent, &observe(ns, intent).await?))
+    Ok(problems(intent, &observe::check(ns, intent).await?))
 }

@@ -51,7 +51,8 @@ pub struct Observed {
     pub rp_filter_all: String,
     /// The `iptables-save` dump of the namespace.
     pub firewall: String,
-    /// The wanted rules that are not in place.
+    /// The wanted rules that are not in place; examined only by [`check`] (the rule
+    /// checks wait for the xtables lock), empty otherwise.
     pub firewall_missing: Vec<Rule>,
 }
 
@@ -99,8 +100,15 @@ pub async fn observe(ns: &Namespace, intent: &Intent) -> Result<Observed> {
         ip_forward: sysctl::read(&ns.netns, IP_FORWARD)?,
         rp_filter_all: sysctl::read(&ns.netns, RP_FILTER_ALL)?,
         firewall: ns.backend.save_all(&ns.netns)?,
-        firewall_missing: ns
-            .backend
-            .missing(&ns.netns, &firewall::all_rules(&intent.firewall))?,
+        firewall_missing: Vec::new(),
     })
+}
+
+/// [`observe`], and which wanted rules are missing (`iptables -C`): what a check needs.
+pub async fn check(ns: &Namespace, intent: &Intent) -> Result<Observed> {
+    let mut observed = observe(ns, intent).await?;
+    observed.firewall_missing = ns
+        .backend
+        .missing(&ns.netns, &firewall::all_rules(&intent.firewall))?;
+    Ok(observed)
 }

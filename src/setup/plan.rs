@@ -82,8 +82,8 @@ impl fmt::Display for Step {
     }
 }
 
-/// The steps that bring each missing piece into place, in order; an empty list when the
-/// whole setup is present. Fails, before any change, when replies need a cluster-side
+/// The steps that bring each missing piece into place, in order, ending with the
+/// firewall script (idempotent, applied every time). Fails, before any change, when replies need a cluster-side
 /// default route to keep and there is none, in the reply table or the main table.
 pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
     let index = observed.egress.index;
@@ -146,16 +146,14 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
             value: "2".into(),
         }));
     }
-    // NAT in the built-in chains replaces what they held (SPEC section 3): applied
-    // every time, so rules of an earlier list do not linger beside the present ones.
-    let replaces = matches!(intent.firewall.nat, Some((firewall::NatChains::Builtin, _)));
-    if firewall_out_of_place(observed) || replaces {
-        steps.push(Step::Firewall {
-            script: firewall::restore_script(&observed.firewall, &intent.firewall),
-            undo: firewall::rollback_script(&observed.firewall, firewall::tables(&intent.firewall)),
-            before: observed.firewall.clone(),
-        });
-    }
+    // Applied every time: it declares our chains (which refills them), adds only the
+    // jumps that are missing, and NAT in the built-in chains replaces what they held
+    // (SPEC section 3), so rules of an earlier list do not linger.
+    steps.push(Step::Firewall {
+        script: firewall::restore_script(&observed.firewall, &intent.firewall),
+        undo: firewall::rollback_script(&observed.firewall, firewall::tables(&intent.firewall)),
+        before: observed.firewall.clone(),
+    });
     Ok(steps)
 }
 
@@ -219,6 +217,9 @@ pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
     for rule in &observed.firewall_missing {
         problems.push(format!("{} rule missing: {rule}", rule.table));
     }
+    if firewall::has_surplus_jumps(&observed.firewall) {
+        problems.push("a jump into the egress-router chains stands more than once".into());
+    }
     problems
 }
 
@@ -268,11 +269,6 @@ fn strict_pod_links(observed: &Observed) -> Vec<&PodLink> {
 
 fn forwarding_off(intent: &Intent, observed: &Observed) -> bool {
     intent.forwarding && observed.ip_forward != "1"
-}
-
-/// Wanted rules are missing, or a jump into our chains stands more than once.
-fn firewall_out_of_place(observed: &Observed) -> bool {
-    !observed.firewall_missing.is_empty() || firewall::has_surplus_jumps(&observed.firewall)
 }
 
 fn pod_names(observed: &Observed) -> String {

@@ -2,7 +2,7 @@ use std::net::Ipv4Addr;
 
 use super::*;
 use crate::config::router::{BackendChoice, RouterConfig, RouterMode};
-use crate::setup::firewall::{Inbound, NatChains, Wanted};
+use crate::setup::firewall::{Inbound, Wanted};
 use crate::setup::intent::PodSide;
 use crate::sys::netlink::Link;
 
@@ -13,10 +13,9 @@ fn ip(text: &str) -> Ipv4Addr {
     text.parse().unwrap()
 }
 
-/// The router's intent in `mode`, with its NAT in chains of our own so that a firewall
-/// step appears only when rules are missing (built-in NAT is reapplied every time).
+/// The router's intent in `mode`.
 fn config(mode: RouterMode) -> Intent {
-    let mut intent = Intent::router(&RouterConfig {
+    Intent::router(&RouterConfig {
         source: SourceAddress {
             address: ip("198.51.100.99"),
             prefix_len: 32,
@@ -25,11 +24,7 @@ fn config(mode: RouterMode) -> Intent {
         mode,
         destinations: Vec::new(),
         backend: BackendChoice::Auto,
-    });
-    if let Some((chains, _)) = &mut intent.firewall.nat {
-        *chains = NatChains::Own;
-    }
-    intent
+    })
 }
 
 fn eth0(rp_filter: &str) -> Vec<PodLink> {
@@ -96,8 +91,14 @@ fn done() -> Observed {
     }
 }
 
+/// The planned steps but the firewall script, which ends every plan.
 fn steps(observed: &Observed) -> Vec<Step> {
-    plan(&config(RouterMode::Init), observed).unwrap()
+    let mut planned = plan(&config(RouterMode::Init), observed).unwrap();
+    assert!(
+        matches!(planned.pop(), Some(Step::Firewall { .. })),
+        "every plan ends with the firewall script"
+    );
+    planned
 }
 
 #[test]
@@ -314,6 +315,7 @@ fn without_any_eth0_default_route_setup_is_refused() {
 fn proxy_modes_leave_forwarding_alone() {
     for mode in [RouterMode::HttpProxy, RouterMode::DnsProxy] {
         let steps = plan(&config(mode), &fresh()).unwrap();
+        assert!(matches!(steps.last(), Some(Step::Firewall { .. })));
         assert!(!steps.iter().any(|s| matches!(s, Step::SetSysctl(_))));
         let off = Observed {
             ip_forward: "0".into(),
@@ -390,35 +392,21 @@ fn steps_read_like_commands() {
 }
 
 #[test]
-fn missing_rules_get_a_firewall_step_and_are_named() {
+fn missing_rules_and_surplus_jumps_are_named() {
     let rule = firewall::all_rules(&config(RouterMode::Init).firewall)[0].clone();
     let seen = Observed {
         firewall_missing: vec![rule.clone()],
         ..done()
     };
-    let planned = steps(&seen);
-    assert!(
-        matches!(planned.as_slice(), [Step::Firewall { .. }]),
-        "{planned:?}"
-    );
     assert_eq!(
         problems(&config(RouterMode::Init), &seen),
         vec![format!("mangle rule missing: {rule}")]
     );
-}
-
-#[test]
-fn nat_in_the_builtin_chains_is_reapplied_every_time() {
-    let mut intent = config(RouterMode::Init);
-    if let Some((chains, _)) = &mut intent.firewall.nat {
-        *chains = NatChains::Builtin;
-    }
-    let planned = plan(&intent, &done()).unwrap();
-    assert!(
-        matches!(planned.as_slice(), [Step::Firewall { .. }]),
-        "{planned:?}"
-    );
-    assert!(problems(&intent, &done()).is_empty());
+    let twice = Observed {
+        firewall: "*mangle\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\nCOMMIT\n".into(),
+        ..done()
+    };
+    assert_eq!(problems(&config(RouterMode::Init), &twice).len(), 1);
 }
 
 #[test]
@@ -438,7 +426,8 @@ fn a_plugin_pod_without_a_cluster_default_has_nothing_to_keep() {
         main_defaults: Vec::new(),
         ..fresh()
     };
-    let planned = plan(&intent, &alone).unwrap();
+    let mut planned = plan(&intent, &alone).unwrap();
+    planned.pop();
     assert!(!planned.contains(&Step::AddReplyRule), "{planned:?}");
     assert!(
         planned.contains(&Step::AddRoute(our_default())),

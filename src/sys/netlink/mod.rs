@@ -140,6 +140,17 @@ impl Netlink {
             })
     }
 
+    /// Sets the alias of interface `index` (`ip link set DEV alias TEXT`).
+    pub async fn set_alias(&self, index: u32, alias: &str) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).alias(alias).build();
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("naming the owner of interface #{index}"), e))
+    }
+
     /// Deletes interface `index`.
     pub async fn delete_link(&self, index: u32) -> Result<()> {
         self.handle

@@ -1,0 +1,227 @@
+//! ADD: validate, choose master and gateway on the node, create the interface there
+//! under a name unique to the container, move it into the pod as `CNI_IFNAME`, and
+//! bring the pod to the plugin's [`Intent`] through the shared setup path. Any failure
+//! undoes every step, on the node and in the pod.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use ipnet::Ipv4Net;
+use netlink_packet_route::link::{IpVlanMode, LinkAttribute, MacVlanMode};
+use netlink_packet_route::route::RouteHeader;
+use rtnetlink::{LinkIpVlan, LinkMacVlan};
+use tracing::info;
+
+use super::config::{InterfaceKind, IpvlanMode, MacvlanMode, NetConf};
+use super::host::{self, HostAddress, HostDefault};
+use super::ip::IpConfig;
+use super::request::Container;
+use super::result::{Interface, SuccessResult, code};
+use crate::config::router::BackendChoice;
+use crate::error::{Error, Result};
+use crate::setup::firewall::{Inbound, NatChains, Wanted};
+use crate::setup::{self, Intent, Namespace, PodSide, announce};
+use crate::sys::netlink::{self, Netlink};
+use crate::sys::netns::Netns;
+
+/// The plugin's intent for a pod: `ifname` carries the source and the default route,
+/// the pod's other interfaces are the cluster side, NAT in chains of our own.
+pub fn intent(ip: &IpConfig, ifname: &str, gateway: Ipv4Addr) -> Intent {
+    Intent {
+        source: ip.source,
+        gateway,
+        egress: ifname.into(),
+        pod: PodSide::AllButEgress,
+        firewall: Wanted {
+            inbound: Inbound::NotOn(ifname.into()),
+            nat: Some((NatChains::Own, ip.nat_rules(ifname))),
+        },
+        forwarding: true,
+        replies_required: false,
+    }
+}
+
+/// Runs ADD and returns the result to print.
+pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Result<SuccessResult> {
+    let ip = config.ip_config(container.pod.name.as_deref())?;
+    if !ip.additional.is_empty() {
+        return Err(Error::cni(
+            code::UNSUPPORTED_FIELD,
+            "ip.addresses: one address per attachment is supported; give the others their own attachment",
+        ));
+    }
+    let pod = open_pod(netns)?;
+    let node_nl = Netlink::connect(&Netns::current()?)?;
+    let (master, gateway) = node_side(&node_nl, config, ip).await?;
+    let intent = intent(ip, &container.ifname, gateway);
+    let _lock = setup::lock(&pod).await?;
+    let (ns, _) = Namespace::open(pod, BackendChoice::Auto)?;
+    if ns.nl.find_link(&container.ifname).await?.is_some() {
+        return Err(Error::cni(
+            code::PLUGIN_FAILURE,
+            format!(
+                "the pod already has an interface {}: nothing was changed",
+                container.ifname
+            ),
+        ));
+    }
+    let index = create_link(&node_nl, config, &master, &container.id).await?;
+    let moved = node_nl.move_link(index, &ns.netns, &container.ifname).await;
+    let done = match moved {
+        Ok(()) => setup::establish(&ns, &intent).await,
+        Err(e) => Err(e),
+    };
+    let done = match done {
+        Ok(done) => done,
+        Err(e) => {
+            let cleanup = match ns.nl.find_link(&container.ifname).await {
+                Ok(Some((link, _))) => ns.nl.delete_link(link.index).await,
+                _ => node_nl.delete_link(index).await,
+            };
+            return Err(match cleanup {
+                Ok(()) => e,
+                Err(left) => Error::Setup {
+                    cause: Box::new(e),
+                    rollback: vec![left],
+                },
+            });
+        }
+    };
+    if let Some(arp) = &done.announced {
+        announce::spawn_second(arp, ip.source.address)?;
+    }
+    let link = ns.nl.link(&container.ifname).await?;
+    info!(container = %container.id, interface = %container.ifname, %master, source = %ip.source, %gateway, "attached");
+    Ok(SuccessResult::new(
+        config.cni_version,
+        Interface::new(&container.ifname, link.mac, ns.netns.path()),
+        ip,
+        gateway,
+    ))
+}
+
+/// The pod's network namespace; a path that does not open is an unknown container.
+pub fn open_pod(netns: &Path) -> Result<Netns> {
+    Netns::open(netns).map_err(|e| Error::cni(code::UNKNOWN_CONTAINER, e.to_string()))
+}
+
+/// The master and the gateway, from the configuration and what the node has.
+pub async fn node_side(
+    nl: &Netlink,
+    config: &NetConf,
+    ip: &IpConfig,
+) -> Result<(String, Ipv4Addr)> {
+    let (addresses, defaults) = node_view(nl).await?;
+    let master = host::choose_master(
+        config.interface.master.as_deref(),
+        ip.source.address,
+        ip.gateway,
+        &addresses,
+        &defaults,
+    )?;
+    let source_net = Ipv4Net::new(ip.source.address, ip.source.prefix_len)
+        .map_err(|e| Error::cni(code::INVALID_NETWORK_CONFIG, e.to_string()))?;
+    let subnet = addresses
+        .iter()
+        .find(|a| a.interface == master && a.net.trunc().contains(&ip.source.address))
+        .map_or(source_net, |a| a.net);
+    let gateway = host::choose_gateway(ip.gateway, &master, subnet, &defaults)?;
+    Ok((master, gateway))
+}
+
+/// The node's IPv4 addresses and main-table default routes, by interface name.
+async fn node_view(nl: &Netlink) -> Result<(Vec<HostAddress>, Vec<HostDefault>)> {
+    let links = nl.links().await?;
+    let name_of = |index: u32| {
+        links
+            .iter()
+            .find(|(_, l)| l.index == index)
+            .map(|(name, _)| name.clone())
+    };
+    let addresses = nl
+        .ipv4_addresses()
+        .await?
+        .into_iter()
+        .filter_map(|(index, address, prefix)| {
+            Some(HostAddress {
+                interface: name_of(index)?,
+                net: Ipv4Net::new(address, prefix).ok()?,
+            })
+        })
+        .collect();
+    let defaults = nl
+        .routes(u32::from(RouteHeader::RT_TABLE_MAIN))
+        .await?
+        .iter()
+        .filter(|r| r.header.destination_prefix_length == 0)
+        .filter_map(|r| {
+            Some(HostDefault {
+                interface: name_of(netlink::route_interface(r)?)?,
+                gateway: netlink::route_gateway(r),
+            })
+        })
+        .collect();
+    Ok((addresses, defaults))
+}
+
+/// Creates the interface on `master` under the container's temporary name, marked as
+/// this container's, and returns its index.
+async fn create_link(nl: &Netlink, config: &NetConf, master: &str, container: &str) -> Result<u32> {
+    let master_index = nl.link(master).await?.index;
+    let name = host::temporary_name(container);
+    let mut message = match config.interface.kind {
+        InterfaceKind::Macvlan(mode) => {
+            let mode = match mode {
+                MacvlanMode::Bridge => MacVlanMode::Bridge,
+                MacvlanMode::Private => MacVlanMode::Private,
+                MacvlanMode::Vepa => MacVlanMode::Vepa,
+                MacvlanMode::Passthru => MacVlanMode::Passthrough,
+            };
+            LinkMacVlan::new(&name, master_index, mode).build()
+        }
+        InterfaceKind::Ipvlan(mode) => {
+            let mode = match mode {
+                IpvlanMode::L2 => IpVlanMode::L2,
+                IpvlanMode::L3 => IpVlanMode::L3,
+                IpvlanMode::L3s => IpVlanMode::L3S,
+            };
+            LinkIpVlan::new(&name, master_index, mode).build()
+        }
+    };
+    if let Some(mtu) = config.interface.mtu {
+        message.attributes.push(LinkAttribute::Mtu(u32::from(mtu)));
+    }
+    let index = nl.add_link(message, &name).await?;
+    if let Err(e) = nl.set_alias(index, &host::owner_alias(container)).await {
+        let _ = nl.delete_link(index).await;
+        return Err(e);
+    }
+    Ok(index)
+}
+
+/// What differs between the interface in the pod and the one `prev` (the ADD result
+/// the runtime kept) lists: its presence and hardware address.
+pub async fn differs_from_previous(
+    prev: &serde_json::Value,
+    ns: &Namespace,
+    ifname: &str,
+) -> Result<Vec<String>> {
+    let listed = prev["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["name"] == ifname);
+    let Some(listed) = listed else {
+        return Ok(vec![format!("prevResult does not list interface {ifname}")]);
+    };
+    let Some((link, _)) = ns.nl.find_link(ifname).await? else {
+        return Ok(Vec::new());
+    };
+    let mac = Interface::new(ifname, link.mac, ns.netns.path()).mac;
+    Ok(match listed["mac"].as_str() {
+        Some(was) if !was.eq_ignore_ascii_case(&mac) => {
+            vec![format!("{ifname} has MAC {mac}, prevResult says {was}")]
+        }
+        _ => Vec::new(),
+    })
+}

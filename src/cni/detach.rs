@@ -1,0 +1,149 @@
+//! DEL and CHECK. DEL removes what this container's ADD made and puts back the pod's
+//! routes; it succeeds when things are already gone, when the namespace is gone, and
+//! when repeated, and it leaves alone an interface another ADD made. CHECK observes
+//! and reports precisely what differs from the intended state.
+
+use std::path::Path;
+
+use netlink_packet_route::route::RouteHeader;
+use tracing::info;
+
+use super::attach::{self, intent, node_side, open_pod};
+use super::config::NetConf;
+use super::host;
+use super::request::Container;
+use super::result::code;
+use crate::config::router::BackendChoice;
+use crate::error::{Error, Result};
+use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE};
+use crate::setup::{self, Namespace};
+use crate::sys::netlink::{self, Netlink};
+use crate::sys::netns::Netns;
+
+/// Runs DEL.
+pub async fn del(container: &Container, netns: Option<&Path>) -> Result<()> {
+    let node_nl = Netlink::connect(&Netns::current()?)?;
+    remove_if_ours(
+        &node_nl,
+        &host::temporary_name(&container.id),
+        &container.id,
+    )
+    .await?;
+    let Some(path) = netns else {
+        return Ok(());
+    };
+    if !path.exists() {
+        info!(container = %container.id, netns = %path.display(), "namespace gone: nothing to remove");
+        return Ok(());
+    }
+    let pod = open_pod(path)?;
+    let _lock = setup::lock(&pod).await?;
+    let (ns, _) = Namespace::open(pod, BackendChoice::Auto)?;
+    let link = match ns.nl.find_link(&container.ifname).await? {
+        Some((_, alias)) if alias.as_deref() != Some(host::owner_alias(&container.id).as_str()) => {
+            info!(interface = %container.ifname, "not made by this container's ADD: left as it is");
+            return Ok(());
+        }
+        found => found.map(|(link, _)| link),
+    };
+    let mut errors = Vec::new();
+    let script = firewall::teardown_script(&ns.backend.save_all(&ns.netns)?);
+    if !script.is_empty()
+        && let Err(e) = ns.backend.restore(&ns.netns, &script, true)
+    {
+        errors.push(e);
+    }
+    if let Some(link) = link
+        && let Err(e) = ns.nl.delete_link(link.index).await
+    {
+        errors.push(e);
+    }
+    errors.extend(restore_routes(&ns.nl).await);
+    if let Some(rule) = ns.nl.mark_rule(REPLY_MARK, REPLY_TABLE).await?
+        && let Err(e) = ns.nl.del_rule(rule).await
+    {
+        errors.push(e);
+    }
+    match errors.len() {
+        0 => {
+            info!(container = %container.id, interface = %container.ifname, "detached");
+            Ok(())
+        }
+        _ => Err(Error::Setup {
+            cause: Box::new(Error::cni(
+                code::PLUGIN_FAILURE,
+                format!("DEL of {} left things behind", container.ifname),
+            )),
+            rollback: errors,
+        }),
+    }
+}
+
+/// Puts the default routes kept in the reply table back into the main table (when it
+/// has no default route left), and empties the reply table.
+async fn restore_routes(nl: &Netlink) -> Vec<Error> {
+    let mut errors = Vec::new();
+    let kept = match nl.routes(REPLY_TABLE).await {
+        Ok(kept) => kept,
+        Err(e) => return vec![e],
+    };
+    let main = u32::from(RouteHeader::RT_TABLE_MAIN);
+    let has_default = match nl.routes(main).await {
+        Ok(routes) => routes
+            .iter()
+            .any(|r| r.header.destination_prefix_length == 0),
+        Err(e) => return vec![e],
+    };
+    for route in kept {
+        if !has_default
+            && route.header.destination_prefix_length == 0
+            && let Err(e) = nl.add_route(netlink::in_table(&route, main)).await
+        {
+            errors.push(e);
+        }
+        if let Err(e) = nl.del_route(route).await {
+            errors.push(e);
+        }
+    }
+    errors
+}
+
+/// Deletes interface `name` of the namespace of `nl` when it carries this container's
+/// mark (an ADD interrupted before the interface moved into the pod).
+async fn remove_if_ours(nl: &Netlink, name: &str, container: &str) -> Result<()> {
+    match nl.find_link(name).await? {
+        Some((link, Some(alias))) if alias == host::owner_alias(container) => {
+            nl.delete_link(link.index).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Runs CHECK: every piece of the attachment that is not in place, as one error.
+pub async fn check(container: &Container, netns: &Path, config: &NetConf) -> Result<()> {
+    let ip = config.ip_config(container.pod.name.as_deref())?;
+    let pod = open_pod(netns)?;
+    let node_nl = Netlink::connect(&Netns::current()?)?;
+    let (_, gateway) = node_side(&node_nl, config, ip).await?;
+    let (ns, _) = Namespace::open(pod, BackendChoice::Auto)?;
+    let mut problems = match ns.nl.find_link(&container.ifname).await? {
+        None => vec![format!("interface {} is missing", container.ifname)],
+        Some((_, alias)) if alias.as_deref() != Some(host::owner_alias(&container.id).as_str()) => {
+            vec![format!(
+                "interface {} was not made by this container's ADD",
+                container.ifname
+            )]
+        }
+        Some(_) => setup::check(&ns, &intent(ip, &container.ifname, gateway)).await?,
+    };
+    if let Some(prev) = &config.prev_result {
+        problems.extend(attach::differs_from_previous(prev, &ns, &container.ifname).await?);
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(Error::cni(
+            code::PLUGIN_FAILURE,
+            format!("CHECK: {}", problems.join("; ")),
+        )),
+    }
+}

@@ -1,0 +1,119 @@
+//! The plugin's entry point: read the invocation, run the command, answer the CNI way
+//! (a result or an error object on stdout, a non-zero exit on failure, logs on stderr
+//! and, when the configuration names one, in `log_file` at `log_level`).
+
+use std::io::{Read, Write};
+
+use super::attach;
+use super::config::{LogLevel, NetConf};
+use super::detach;
+use super::request::{Action, Request};
+use super::result::{ErrorResult, VersionResult};
+use super::version::peek_version;
+use crate::config::vars::Vars;
+use crate::error::{Error, Result};
+
+/// Runs the plugin for the invocation in `vars` and on stdin. On failure the error
+/// object is already on stdout; the error is returned for the exit status.
+pub async fn run(vars: &Vars) -> Result<()> {
+    let mut stdin = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut stdin)
+        .map_err(|e| Error::io("reading the network configuration from stdin", e))?;
+    let outcome = match Request::parse(vars, &stdin) {
+        Ok(request) => execute(&request).await,
+        Err(e) => Err(e),
+    };
+    let (answer, result) = match outcome {
+        Ok(answer) => (answer, Ok(())),
+        Err(e) => {
+            let object = ErrorResult::from_error(&e, peek_version(&stdin).as_deref());
+            (Some(object.to_json()), Err(e))
+        }
+    };
+    if let Some(json) = answer {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{json}")
+            .and_then(|()| out.flush())
+            .map_err(|e| Error::io("writing the result to stdout", e))?;
+    }
+    result
+}
+
+/// Runs one command; the JSON to print on success, if the command answers with one.
+async fn execute(request: &Request) -> Result<Option<String>> {
+    match &request.action {
+        Action::Version { requested } => {
+            Ok(Some(VersionResult::new(requested.as_deref()).to_json()))
+        }
+        Action::Add {
+            container,
+            netns,
+            config,
+        } => logged(
+            config,
+            "ADD",
+            &container.id,
+            attach::add(container, netns, config).await,
+        )
+        .map(|result| Some(result.to_json())),
+        Action::Del {
+            container,
+            netns,
+            config,
+        } => logged(
+            config,
+            "DEL",
+            &container.id,
+            detach::del(container, netns.as_deref()).await,
+        )
+        .map(|()| None),
+        Action::Check {
+            container,
+            netns,
+            config,
+        } => logged(
+            config,
+            "CHECK",
+            &container.id,
+            detach::check(container, netns, config).await,
+        )
+        .map(|()| None),
+        // Ready whenever it can run; the node holds nothing of this plugin to collect.
+        Action::Status { .. } | Action::Gc { .. } => Ok(None),
+    }
+}
+
+/// Writes the outcome to stderr and to the configuration's `log_file` at its
+/// `log_level` (`error`: failures only; `verbose`, `debug`: every command; `panic`:
+/// nothing), then passes it on.
+fn logged<T>(config: &NetConf, command: &str, container: &str, outcome: Result<T>) -> Result<T> {
+    let line = match &outcome {
+        Ok(_) => format!("{command} container={container}: ok"),
+        Err(e) => format!("{command} container={container}: {e}"),
+    };
+    match &outcome {
+        Ok(_) => tracing::info!("{line}"),
+        Err(_) => tracing::error!("{line}"),
+    }
+    let wanted = match config.log_level.unwrap_or(LogLevel::Error) {
+        LogLevel::Panic => false,
+        LogLevel::Error => outcome.is_err(),
+        LogLevel::Verbose | LogLevel::Debug => true,
+    };
+    if let (Some(path), true) = (&config.log_file, wanted) {
+        let level = if outcome.is_ok() { "INFO" } else { "ERROR" };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut file| writeln!(file, "{stamp} {level} egress-router {line}"));
+        if let Err(e) = written {
+            tracing::warn!(log_file = %path.display(), error = %e, "cannot write the log file");
+        }
+    }
+    outcome
+}
