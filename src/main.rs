@@ -147,7 +147,9 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
             router::check(&RouterConfig::from_vars(vars, Some(RouterMode::Init))?).await
         }
         Command::HttpProxy => http_proxy::run(http_proxy::ProxyConfig::from_vars(vars)?).await,
-        Command::DnsProxy => dns_proxy::run(dns_proxy::DnsProxyConfig::from_vars(vars)?).await,
+        Command::DnsProxy => {
+            dns_proxy::run(dns_proxy::config::DnsProxyConfig::from_vars(vars)?).await
+        }
         Command::Cni => egress_router::cni::plugin::run(vars).await,
         Command::Announce {
             socket_fd,

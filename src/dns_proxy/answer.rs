@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
-use crate::serve::process::{self, Shutdown};
+use crate::serve::shutdown::{self, Shutdown};
 
 /// TTL of the answers: short, so a changed Service address is picked up soon.
 pub const ANSWER_TTL: u32 = 30;
@@ -172,7 +172,7 @@ pub async fn serve(
     }
     server.register_listener(tcp, Duration::from_secs(5), 4096);
     tokio::spawn(async move {
-        process::requested(&mut shutdown).await;
+        shutdown::requested(&mut shutdown).await;
         if let Err(e) = server.shutdown_gracefully().await {
             warn!(error = %e, "stopping the DNS answers");
         }

@@ -40,7 +40,12 @@ pub async fn handle(
     if uri.authority().is_none() && uri.path() == HEALTH_PATH && request.method() == Method::GET {
         return Ok(health());
     }
-    let mut log = RequestLog::new(client, request.method().clone(), uri.to_string());
+    let mut log = RequestLog::new(
+        client,
+        proxy.config.port,
+        request.method().clone(),
+        uri.to_string(),
+    );
     let result = if request.method() == Method::CONNECT {
         connect(&proxy, request, &mut log, slot).await
     } else {

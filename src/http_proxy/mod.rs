@@ -32,8 +32,10 @@ use tracing::{debug, info, warn};
 
 use crate::config::vars::{DurationRange, Vars};
 use crate::error::{Error, Result};
-use crate::serve::process::{self, ConnectionCap, ConnectionSlots, Shutdown};
+use crate::serve::limits::{self, ConnectionCap, ConnectionSlots};
+use crate::serve::listener;
 use crate::serve::resolver::{Families, Resolver};
+use crate::serve::shutdown::{self, Shutdown};
 use rules::Rule;
 
 /// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.
@@ -103,15 +105,15 @@ pub struct Proxy {
 
 /// Runs the proxy on its configured port until SIGTERM/SIGINT.
 pub async fn run(config: ProxyConfig) -> Result<()> {
-    let open_files = process::raise_open_file_limit()?;
+    let open_files = limits::raise_open_file_limit()?;
     let max_connections = config.max_connections.fit(MAX_CONNECTIONS, open_files)?;
     debug!(open_files, max_connections, "open-file limit");
-    let listener = process::bind_all(config.port).await?;
+    let listener = listener::bind_all(config.port).await?;
     let proxy = Arc::new(Proxy {
         resolver: Resolver::from_system(Families::Both)?,
         config,
     });
-    serve(listener, proxy, max_connections, process::on_signals()?).await
+    serve(listener, proxy, max_connections, shutdown::on_signals()?).await
 }
 
 /// Serves connections from `listener` until `shutdown`, at most `max_connections` at
@@ -128,7 +130,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| Error::io("reading the listening address", e))?;
     info!(%address, rules = proxy.config.rules.len(), max_connections, "http proxy listening");
-    process::accept_until_shutdown(
+    listener::accept_until_shutdown(
         listener,
         slots.clone(),
         shutdown.clone(),
@@ -193,12 +195,12 @@ async fn serve_connection(
             debug!(client = %peer, "client connection idle, closed");
             return;
         }
-        _ = process::requested(&mut shutdown) => {
+        _ = shutdown::requested(&mut shutdown) => {
             connection.as_mut().graceful_shutdown();
             tokio::select! {
                 result = connection.as_mut() => result,
                 // Dropping the connection drops its requests: each writes its log line.
-                _ = process::requested(&mut cut) => return,
+                _ = shutdown::requested(&mut cut) => return,
             }
         }
     };

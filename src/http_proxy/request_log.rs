@@ -6,13 +6,14 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use http::{Method, StatusCode};
-use tracing::info;
 
+use crate::serve::access_log::{self, Line};
 use crate::serve::relay::Transfer;
 
 /// The fields of one request's decision line, and the duty to write it once.
 pub struct RequestLog {
     client: SocketAddr,
+    listener: u16,
     method: Method,
     /// The target as `host:port` once parsed, the raw request target before.
     pub target: String,
@@ -23,10 +24,11 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    /// A log for a request from `client`.
-    pub fn new(client: SocketAddr, method: Method, target: String) -> Self {
+    /// A log for a request from `client` to the proxy's `listener` port.
+    pub fn new(client: SocketAddr, listener: u16, method: Method, target: String) -> Self {
         RequestLog {
             client,
+            listener,
             method,
             target,
             rule: "-".into(),
@@ -41,6 +43,7 @@ impl RequestLog {
         self.written = true;
         RequestLog {
             client: self.client,
+            listener: self.listener,
             method: self.method.clone(),
             target: self.target.clone(),
             rule: self.rule.clone(),
@@ -57,19 +60,20 @@ impl RequestLog {
     /// `status` is 0 when no response was sent.
     fn emit(&mut self, outcome: &str, status: u16, transfer: Transfer, detail: &str) {
         self.written = true;
-        info!(
-            client = %self.client,
-            method = %self.method,
-            target = %self.target,
-            rule = %self.rule,
-            outcome = %outcome,
-            status,
-            bytes_up = transfer.up,
-            bytes_down = transfer.down,
-            duration_ms = self.started.elapsed().as_millis() as u64,
-            detail = %detail,
-            "decision"
-        );
+        access_log::write(&Line {
+            kind: "decision",
+            client: self.client,
+            listener: Some(self.listener),
+            method: Some(self.method.as_str()),
+            target: &self.target,
+            rule: Some(&self.rule),
+            backend: None,
+            outcome,
+            status: (status != 0).then_some(status),
+            transfer,
+            duration: self.started.elapsed(),
+            detail,
+        });
     }
 }
 

@@ -6,7 +6,7 @@ use tracing::{debug, error, info};
 
 use crate::config::router::{RouterConfig, RouterMode};
 use crate::error::{Error, Result};
-use crate::serve::process;
+use crate::serve::shutdown;
 use crate::setup::firewall;
 use crate::setup::{self, Intent, MACVLAN, Namespace, announce};
 use crate::sys::netns::Netns;
@@ -95,12 +95,12 @@ async fn probe(config: &RouterConfig, ns: &Namespace) -> Result<()> {
 
 /// Waits for SIGTERM or SIGINT, re-verifying the setup every [`CHECK_INTERVAL`].
 async fn watch(config: &RouterConfig, ns: &Namespace) -> Result<()> {
-    let mut shutdown = process::on_signals()?;
+    let mut shutdown = shutdown::on_signals()?;
     let mut ticks =
         tokio::time::interval_at(tokio::time::Instant::now() + CHECK_INTERVAL, CHECK_INTERVAL);
     loop {
         tokio::select! {
-            _ = process::requested(&mut shutdown) => break,
+            _ = shutdown::requested(&mut shutdown) => break,
             _ = ticks.tick() => {
                 if let Err(e) = probe(config, ns).await {
                     error!("{e}");

@@ -1,7 +1,11 @@
-//! What the proxies share: [`process`] signals, listeners, the connection cap and the
-//! accept loop; [`relay`] the splice relay between two connections; [`resolver`] the
-//! resolv.conf resolver.
+//! What the proxies share: [`shutdown`] the signal notice; [`listener`] listening and
+//! the accept loop; [`limits`] the open-file limit, the connection cap and the drain;
+//! [`relay`] the splice relay between two connections; [`access_log`] the one log line
+//! per connection; [`resolver`] the resolv.conf resolver.
 
-pub mod process;
+pub mod access_log;
+pub mod limits;
+pub mod listener;
 pub mod relay;
 pub mod resolver;
+pub mod shutdown;

@@ -9,16 +9,19 @@
 //! either, or when no byte has moved either way for the idle timeout.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use nix::libc;
+use nix::errno::Errno;
+use nix::fcntl::{self, FcntlArg, OFlag, SpliceFFlags};
+use nix::sys::socket;
+use nix::unistd;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::serve::process::{Shutdown, requested};
+use crate::serve::shutdown::{Shutdown, requested};
 
 /// Bytes moved by a relay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -176,7 +179,7 @@ async fn pump(
     loop {
         let chunk = pipe.capacity;
         let read = transfer(src, Interest::READABLE, || {
-            splice(src.as_raw_fd(), pipe.write.as_raw_fd(), chunk)
+            splice(src.as_fd(), pipe.write.as_fd(), chunk)
         })
         .await?;
         if read == 0 {
@@ -185,7 +188,7 @@ async fn pump(
         let mut left = read;
         while left > 0 {
             left -= transfer(dst, Interest::WRITABLE, || {
-                splice(pipe.read.as_raw_fd(), dst.as_raw_fd(), left)
+                splice(pipe.read.as_fd(), dst.as_fd(), left)
             })
             .await?;
         }
@@ -213,35 +216,15 @@ async fn transfer<T>(
 }
 
 fn shutdown_write(stream: &TcpStream) -> io::Result<()> {
-    // SAFETY: shutdown(2) on a descriptor owned by `stream`, which outlives the call.
-    match unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR) } {
-        0 => Ok(()),
-        _ => match io::Error::last_os_error() {
-            e if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
-            e => Err(e),
-        },
+    match socket::shutdown(stream.as_raw_fd(), socket::Shutdown::Write) {
+        Ok(()) | Err(Errno::ENOTCONN) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
-fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
-    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
-    // SAFETY: both descriptors are open for the duration of the call; null offsets
-    // are valid for sockets and pipes.
-    let moved = unsafe {
-        libc::splice(
-            from,
-            std::ptr::null_mut(),
-            to,
-            std::ptr::null_mut(),
-            len,
-            flags,
-        )
-    };
-    if moved < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(moved as usize)
-    }
+fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+    fcntl::splice(from, None, to, None, len, flags).map_err(io::Error::from)
 }
 
 /// A pipe used as the in-kernel buffer between two sockets.
@@ -253,15 +236,8 @@ struct Pipe {
 
 impl Pipe {
     fn new() -> io::Result<Self> {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2(2) writes two descriptors into the array on success.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the descriptors were just created and are owned by nothing else.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        // SAFETY: F_GETPIPE_SZ only queries a pipe this function owns.
-        let capacity = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
+        let (read, write) = unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+        let capacity = fcntl::fcntl(&write, FcntlArg::F_GETPIPE_SZ)?;
         Ok(Pipe {
             read,
             write,
@@ -271,190 +247,14 @@ impl Pipe {
 
     /// Asks for a larger (empty) pipe; when the quota refuses, the current size stays.
     fn grow(&mut self, size: usize) {
-        // SAFETY: F_SETPIPE_SZ on a pipe this struct owns.
-        let granted = unsafe {
-            libc::fcntl(
-                self.write.as_raw_fd(),
-                libc::F_SETPIPE_SZ,
-                size as libc::c_int,
-            )
-        };
-        if let Ok(granted) = usize::try_from(granted) {
+        let size = i32::try_from(size).unwrap_or(i32::MAX);
+        if let Ok(granted) = fcntl::fcntl(&self.write, FcntlArg::F_SETPIPE_SZ(size))
+            && let Ok(granted) = usize::try_from(granted)
+        {
             self.capacity = granted;
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    /// A cut notice that never turns: its sender lives as long as the tests.
-    fn never_cut() -> Shutdown {
-        static NEVER: std::sync::LazyLock<tokio::sync::watch::Sender<bool>> =
-            std::sync::LazyLock::new(|| tokio::sync::watch::channel(false).0);
-        NEVER.subscribe()
-    }
-
-    /// A connected pair of loopback sockets.
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let connect = TcpStream::connect(listener.local_addr().unwrap());
-        let (connected, accepted) = tokio::join!(connect, listener.accept());
-        (connected.unwrap(), accepted.unwrap().0)
-    }
-
-    /// A client and a server end, and the relay's two sockets between them.
-    struct Lab {
-        client: TcpStream,
-        client_side: TcpStream,
-        server_side: TcpStream,
-        server: TcpStream,
-    }
-
-    async fn lab() -> Lab {
-        let (client, client_side) = pair().await;
-        let (server_side, server) = pair().await;
-        Lab {
-            client,
-            client_side,
-            server_side,
-            server,
-        }
-    }
-
-    #[tokio::test]
-    async fn relays_both_ways_with_half_close_and_counts_bytes() {
-        let Lab {
-            mut client,
-            client_side,
-            server_side,
-            mut server,
-        } = lab().await;
-        let counters = Counters::default();
-        let mut cut = never_cut();
-        let relay = relay(
-            &client_side,
-            &server_side,
-            Duration::from_secs(5),
-            &counters,
-            &mut cut,
-        );
-        let peers = async {
-            client.write_all(&vec![7u8; 300_000]).await.unwrap();
-            client.shutdown().await.unwrap();
-            let mut got = Vec::new();
-            server.read_to_end(&mut got).await.unwrap();
-            assert_eq!(
-                got.len(),
-                300_000,
-                "server saw the whole upload and then EOF"
-            );
-            server.write_all(b"answer after half-close").await.unwrap();
-            server.shutdown().await.unwrap();
-            let mut back = String::new();
-            client.read_to_string(&mut back).await.unwrap();
-            assert_eq!(back, "answer after half-close");
-        };
-        let (end, ()) = tokio::join!(relay, peers);
-        assert!(matches!(end, RelayEnd::Closed), "{end:?}");
-        assert_eq!(
-            counters.transfer(),
-            Transfer {
-                up: 300_000,
-                down: 23
-            }
-        );
-    }
-
-    #[tokio::test]
-    async fn bulk_data_arrives_intact_after_the_pipe_grows() {
-        let Lab {
-            mut client,
-            client_side,
-            server_side,
-            mut server,
-        } = lab().await;
-        let counters = Counters::default();
-        let mut cut = never_cut();
-        let relay = relay(
-            &client_side,
-            &server_side,
-            Duration::from_secs(5),
-            &counters,
-            &mut cut,
-        );
-        let payload: Vec<u8> = (0..8u32 << 20).map(|i| (i % 251) as u8).collect();
-        let send = async {
-            server.write_all(&payload).await.unwrap();
-            server.shutdown().await.unwrap();
-        };
-        let receive = async {
-            let mut got = Vec::new();
-            client.read_to_end(&mut got).await.unwrap();
-            client.shutdown().await.unwrap();
-            got
-        };
-        let (end, (), got) = tokio::join!(relay, send, receive);
-        assert!(matches!(end, RelayEnd::Closed), "{end:?}");
-        assert!(
-            got == payload,
-            "8 MiB arrived altered or incomplete ({} bytes)",
-            got.len()
-        );
-        assert_eq!(counters.transfer().down, payload.len() as u64);
-    }
-
-    #[tokio::test]
-    async fn an_idle_relay_ends_after_the_timeout() {
-        // The ends stay open (bound, not dropped): the relay must end for idleness, not EOF.
-        let Lab {
-            client: _client,
-            client_side,
-            server_side,
-            server: _server,
-        } = lab().await;
-        let counters = Counters::default();
-        let started = Instant::now();
-        let end = relay(
-            &client_side,
-            &server_side,
-            Duration::from_millis(200),
-            &counters,
-            &mut never_cut(),
-        )
-        .await;
-        assert!(matches!(end, RelayEnd::Idle), "{end:?}");
-        assert!(started.elapsed() >= Duration::from_millis(200));
-        assert!(started.elapsed() < Duration::from_secs(2));
-    }
-
-    #[tokio::test]
-    async fn a_cut_ends_an_open_relay_at_once() {
-        let Lab {
-            client: _client,
-            client_side,
-            server_side,
-            server: _server,
-        } = lab().await;
-        let (cut, mut notice) = tokio::sync::watch::channel(false);
-        let counters = Counters::default();
-        let relay = relay(
-            &client_side,
-            &server_side,
-            Duration::from_secs(30),
-            &counters,
-            &mut notice,
-        );
-        let cutter = async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            cut.send_replace(true);
-        };
-        let started = Instant::now();
-        let (end, ()) = tokio::join!(relay, cutter);
-        assert!(matches!(end, RelayEnd::Cut), "{end:?}");
-        assert!(started.elapsed() < Duration::from_secs(2));
-    }
-}
+mod tests;

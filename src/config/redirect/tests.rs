@@ -1,0 +1,166 @@
+use super::*;
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn parses_every_line_form_skipping_comments_and_blanks() {
+    let text = "\n# web\n80 tcp 203.0.113.5\n  8080   tcp 203.0.113.6 80  \n\n53 udp 203.0.113.5 5353\n203.0.113.7\n";
+    let parsed = parse_destinations(text).unwrap();
+    assert_eq!(
+        parsed,
+        vec![
+            Destination::Port {
+                port: 80,
+                protocol: Protocol::Tcp,
+                address: ip("203.0.113.5"),
+                target_port: None
+            },
+            Destination::Port {
+                port: 8080,
+                protocol: Protocol::Tcp,
+                address: ip("203.0.113.6"),
+                target_port: Some(80)
+            },
+            Destination::Port {
+                port: 53,
+                protocol: Protocol::Udp,
+                address: ip("203.0.113.5"),
+                target_port: Some(5353)
+            },
+            Destination::Fallback(ip("203.0.113.7")),
+        ]
+    );
+}
+
+#[test]
+fn a_single_address_is_a_fallback_only_list() {
+    assert_eq!(
+        parse_destinations("203.0.113.25").unwrap(),
+        vec![Destination::Fallback(ip("203.0.113.25"))]
+    );
+}
+
+#[test]
+fn port_bounds_are_inclusive() {
+    assert!(parse_destinations("1 tcp 203.0.113.5\n65535 udp 203.0.113.5 1").is_ok());
+}
+
+fn error_of(text: &str) -> String {
+    let err = parse_destinations(text).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Config {
+                var: "EGRESS_DESTINATION",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    err.to_string()
+}
+
+#[test]
+fn every_error_names_the_variable_and_quotes_the_line() {
+    let cases = [
+        (
+            "80 sctp 203.0.113.5",
+            "\"80 sctp 203.0.113.5\"",
+            "protocol \"sctp\"",
+        ),
+        ("0 tcp 203.0.113.5", "\"0 tcp 203.0.113.5\"", "port \"0\""),
+        (
+            "65536 tcp 203.0.113.5",
+            "\"65536 tcp 203.0.113.5\"",
+            "port \"65536\"",
+        ),
+        (
+            "80 tcp 203.0.113.5 0",
+            "\"80 tcp 203.0.113.5 0\"",
+            "port \"0\"",
+        ),
+        ("x tcp 203.0.113.5", "\"x tcp 203.0.113.5\"", "port \"x\""),
+        (
+            "80 tcp 203.0.113.500",
+            "\"80 tcp 203.0.113.500\"",
+            "not an IPv4 address",
+        ),
+        (
+            "80 tcp 2001:db8::1",
+            "\"80 tcp 2001:db8::1\"",
+            "not an IPv4 address",
+        ),
+        (
+            "80 tcp example.com",
+            "\"80 tcp example.com\"",
+            "not an IPv4 address",
+        ),
+        ("0.0.0.0", "\"0.0.0.0\"", "not a unicast address"),
+        ("0.1.2.3", "\"0.1.2.3\"", "not a unicast address"),
+        (
+            "80 tcp 240.0.0.1",
+            "\"80 tcp 240.0.0.1\"",
+            "not a unicast address",
+        ),
+        (
+            "+80 tcp 203.0.113.5",
+            "\"+80 tcp 203.0.113.5\"",
+            "port \"+80\"",
+        ),
+        (
+            "080 tcp 203.0.113.5",
+            "\"080 tcp 203.0.113.5\"",
+            "port \"080\"",
+        ),
+        (
+            "80 tcp 203.0.113.5 +81",
+            "\"80 tcp 203.0.113.5 +81\"",
+            "port \"+81\"",
+        ),
+        (
+            "80 tcp 203.0.113.05",
+            "\"80 tcp 203.0.113.05\"",
+            "not an IPv4 address",
+        ),
+        (
+            "80 tcp 224.0.0.1",
+            "\"80 tcp 224.0.0.1\"",
+            "not a unicast address",
+        ),
+        ("80 tcp", "\"80 tcp\"", "expected `IP`"),
+        (
+            "80 tcp 203.0.113.5 81 extra",
+            "\"80 tcp 203.0.113.5 81 extra\"",
+            "expected `IP`",
+        ),
+        (
+            "203.0.113.7\n80 tcp 203.0.113.5",
+            "\"80 tcp 203.0.113.5\"",
+            "must be the last entry",
+        ),
+        (
+            "203.0.113.7\n203.0.113.8",
+            "\"203.0.113.8\"",
+            "must be the last entry",
+        ),
+        (
+            "80 tcp 203.0.113.5\n80 udp 203.0.113.6",
+            "\"80 udp 203.0.113.6\"",
+            "port 80 appears more than once",
+        ),
+    ];
+    for (text, quoted, reason) in cases {
+        let message = error_of(text);
+        assert!(message.starts_with("EGRESS_DESTINATION: "), "{message}");
+        assert!(message.contains(quoted), "{text:?} -> {message}");
+        assert!(message.contains(reason), "{text:?} -> {message}");
+    }
+}
+
+#[test]
+fn a_list_of_only_comments_is_an_error() {
+    let message = error_of("# nothing\n\n");
+    assert!(message.contains("no destination"), "{message}");
+}
