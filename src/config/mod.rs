@@ -1,9 +1,10 @@
 //! Configuration, from an injectable key/value source into validated types (pure):
 //! [`vars`] the source, [`names`] and [`address`] one reading of host names, ports and
-//! addresses for every parser, [`router`] the router variables, [`redirect`] the
-//! `EGRESS_DESTINATION` list.
+//! addresses for every parser, [`lines`] the one reader of the line-list format,
+//! [`router`] the router variables, [`redirect`] the `EGRESS_DESTINATION` list.
 
 pub mod address;
+pub mod lines;
 pub mod names;
 pub mod redirect;
 pub mod router;

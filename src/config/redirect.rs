@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::config::address::is_unicast;
+use crate::config::lines;
 use crate::config::names;
 use crate::error::{Error, Result};
 
@@ -79,11 +80,7 @@ const CNI: Dialect = Dialect {
 
 /// Parses the whole `EGRESS_DESTINATION` value.
 pub fn parse_destinations(text: &str) -> Result<Vec<Destination>> {
-    let lines = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'));
-    let entries = parse_entries(lines, ENV)?;
+    let entries = parse_entries(lines::entries(text), ENV)?;
     if entries.is_empty() {
         return Err(Error::config(
             ENV.field,

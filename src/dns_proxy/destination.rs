@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::config::address::is_unicast;
+use crate::config::lines;
 use crate::config::names::{self, ends_in_number, normalize_host_name, parse_ipv4};
 use crate::error::{Error, Result};
 
@@ -45,10 +46,7 @@ pub struct Forwarder {
 pub fn parse_forwarders(text: &str) -> Result<Vec<Forwarder>> {
     let mut forwarders = Vec::new();
     let mut ports = HashSet::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for line in lines::entries(text) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let (port, target, target_port) = match fields.as_slice() {
             [port, target] => (port, target, None),

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::config::address::canonical_net;
+use crate::config::lines;
 use crate::config::names::{ends_in_number, normalize_host_name, parse_ipv4};
 use crate::error::{Error, Result};
 
@@ -42,10 +43,7 @@ pub struct Rule {
 /// Parses the whole list; every error quotes the offending line.
 pub fn parse_rules(text: &str) -> Result<Vec<Rule>> {
     let mut rules: Vec<Rule> = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for line in lines::entries(text) {
         if rules.last().is_some_and(|r| r.matcher == Matcher::Any) {
             return Err(line_error(
                 line,
