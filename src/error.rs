@@ -74,9 +74,6 @@ pub enum Error {
         /// What is wrong, naming the field or variable and quoting the value.
         message: String,
     },
-    /// The requested role exists in the contract but is not built yet.
-    #[error("the {0} role is not implemented in this build")]
-    NotImplemented(&'static str),
 }
 
 impl Error {

@@ -111,7 +111,6 @@ fn every_error_maps_to_a_code() {
             5,
         ),
         (Error::State("net1 already exists".into()), 100),
-        (Error::NotImplemented("GC"), 100),
     ];
     for (err, want) in cases {
         assert_eq!(code::of(&err), want, "{err:?}");
