@@ -12,11 +12,12 @@ use netlink_packet_route::route::RouteHeader;
 use rtnetlink::{LinkIpVlan, LinkMacVlan};
 use tracing::info;
 
+use super::code;
 use super::config::{InterfaceKind, IpvlanMode, MacvlanMode, NetConf};
 use super::host::{self, HostAddress, HostDefault};
 use super::ip::IpConfig;
 use super::request::Container;
-use super::result::{Interface, SuccessResult, code};
+use super::result::{Interface, SuccessResult};
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{Inbound, NatChains, Wanted};

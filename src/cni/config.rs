@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::cni::ip::{Addressing, IpConfig};
 use crate::cni::json::{Fields, invalid, parse_object, quote};
-use crate::cni::request::{is_cni_name, is_interface_name};
+
 use crate::cni::version::CniVersion;
 use crate::error::Result;
 
@@ -223,6 +223,27 @@ impl LogLevel {
             )),
         }
     }
+}
+
+/// Whether `name` can name a Linux network interface: 1 to 15 bytes, not `.` or
+/// `..`, without `/`, `:` or whitespace.
+pub fn is_interface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+/// Whether `text` is a valid container ID or network name in the CNI spec's sense:
+/// a letter or digit, then letters, digits, `_`, `.` and `-`.
+pub fn is_cni_name(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 #[cfg(test)]

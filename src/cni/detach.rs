@@ -9,10 +9,10 @@ use netlink_packet_route::route::RouteHeader;
 use tracing::info;
 
 use super::attach::{self, intent, node_side, open_pod};
+use super::code;
 use super::config::NetConf;
 use super::host;
 use super::request::Container;
-use super::result::code;
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE};

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::result::code;
+use super::code;
 use crate::error::{Error, Result};
 
 /// One IPv4 address of a node interface.

@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 
 use serde_json::{Map, Value};
 
+use crate::cni::code;
 use crate::cni::json::{Fields, invalid, quote};
-use crate::cni::result::code;
 use crate::config::address::is_unicast;
 use crate::config::redirect::{Destination, parse_cni_destinations};
 use crate::config::router::SourceAddress;

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-use crate::cni::result::code;
+use crate::cni::code;
 use crate::error::{Error, Result};
 
 /// Parses `bytes` as one JSON object, rejecting duplicate keys at any depth.

@@ -12,6 +12,7 @@
 //! - [`version`]: supported CNI versions; [`result`]: ADD, VERSION and error answers.
 
 pub mod attach;
+pub mod code;
 pub mod config;
 pub mod detach;
 pub mod host;

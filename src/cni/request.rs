@@ -9,8 +9,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::cni::config::NetConf;
-use crate::cni::result::code;
+use crate::cni::code;
+use crate::cni::config::{NetConf, is_cni_name, is_interface_name};
 use crate::cni::version::peek_version;
 use crate::config::vars::Vars;
 use crate::error::{Error, Result};
@@ -199,27 +199,6 @@ impl Request {
             .unwrap_or_default();
         Ok(Request { action, cni_path })
     }
-}
-
-/// Whether `name` can name a Linux network interface: 1 to 15 bytes, not `.` or
-/// `..`, without `/`, `:` or whitespace.
-pub fn is_interface_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 15
-        && name != "."
-        && name != ".."
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace())
-}
-
-/// Whether `text` is a valid container ID or network name in the CNI spec's sense:
-/// a letter or digit, then letters, digits, `_`, `.` and `-`.
-pub fn is_cni_name(text: &str) -> bool {
-    text.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 fn container(vars: &Vars) -> Result<Container> {

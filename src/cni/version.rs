@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::cni::result::code;
+use crate::cni::code;
 use crate::error::{Error, Result};
 
 /// A CNI spec version this plugin supports.

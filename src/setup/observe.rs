@@ -107,8 +107,26 @@ pub async fn observe(ns: &Namespace, intent: &Intent) -> Result<Observed> {
 /// [`observe`], and which wanted rules are missing (`iptables -C`): what a check needs.
 pub async fn check(ns: &Namespace, intent: &Intent) -> Result<Observed> {
     let mut observed = observe(ns, intent).await?;
-    observed.firewall_missing = ns
-        .backend
-        .missing(&ns.netns, &firewall::all_rules(&intent.firewall))?;
+    observed.firewall_missing = missing(ns, &firewall::all_rules(&intent.firewall))?;
     Ok(observed)
+}
+
+/// The rules of `rules` that are not in place. One `iptables-restore` checks them all
+/// (`-C` lines, which change nothing); only when that fails is each checked with
+/// `iptables -C`, to name every missing one.
+fn missing(ns: &Namespace, rules: &[Rule]) -> Result<Vec<Rule>> {
+    let script = firewall::check_script(rules);
+    if ns.backend.restore(&ns.netns, &script, true).is_ok() {
+        return Ok(Vec::new());
+    }
+    let mut missing = Vec::new();
+    for rule in rules {
+        if !ns
+            .backend
+            .exists(&ns.netns, rule.table, rule.chain, &rule.spec)?
+        {
+            missing.push(rule.clone());
+        }
+    }
+    Ok(missing)
 }

@@ -13,7 +13,6 @@ use std::process::{Command, Stdio};
 
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
-use crate::setup::firewall::{self, Rule};
 use crate::sys::netns::Netns;
 
 /// Seconds iptables-legacy waits for the xtables lock before failing.
@@ -154,38 +153,19 @@ impl Backend {
         written.map_err(|e| Error::io(format!("writing rules to {}", self.restore), e))
     }
 
-    /// The rules of `rules` that are not in place. One `iptables-restore` checks them
-    /// all (`-C`); only when that fails is each checked with `iptables -C`, to name
-    /// every missing one.
-    pub fn missing(&self, ns: &Netns, rules: &[Rule]) -> Result<Vec<Rule>> {
-        if self
-            .restore(ns, &firewall::check_script(rules), true)
-            .is_ok()
-        {
-            return Ok(Vec::new());
-        }
+    /// Whether the rule `spec` is in `chain` of `table` in namespace `ns` (`iptables -C`).
+    pub fn exists(&self, ns: &Netns, table: &str, chain: &str, spec: &str) -> Result<bool> {
         let ipt = iptables::IPTables {
             cmd: self.iptables,
             has_check: true,
             has_wait: true,
             is_numeric: true,
         };
-        let mut missing = Vec::new();
-        for rule in rules {
-            let present = ns
-                .run(|| ipt.exists(rule.table, rule.chain, &rule.spec))?
-                .map_err(|e| Error::Iptables {
-                    command: format!(
-                        "{} -t {} -C {} {}",
-                        self.iptables, rule.table, rule.chain, rule.spec
-                    ),
-                    message: e.to_string(),
-                })?;
-            if !present {
-                missing.push(rule.clone());
-            }
-        }
-        Ok(missing)
+        ns.run(|| ipt.exists(table, chain, spec))?
+            .map_err(|e| Error::Iptables {
+                command: format!("{} -t {table} -C {chain} {spec}", self.iptables),
+                message: e.to_string(),
+            })
     }
 }
 

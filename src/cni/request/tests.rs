@@ -2,7 +2,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
 use super::*;
-use crate::cni::result::code;
+use crate::cni::code;
 
 const CONFIG: &str = r#"{"cniVersion": "1.0.0", "name": "egress", "type": "egress-router",
     "podIP": {"egress-*": {"addresses": ["192.0.2.99/24"], "gateway": "192.0.2.1"}}}"#;
