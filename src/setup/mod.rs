@@ -55,8 +55,8 @@ pub async fn lock(netns: &Netns) -> Result<crate::sys::lock::NamespaceLock> {
         .await?
         .ok_or_else(|| {
             crate::error::Error::State(format!(
-                "another setup has been running in network namespace {} for more than {} s (lock @{SETUP_LOCK} still held); nothing was changed",
-                netns.path().display(),
+                "another setup has been running in {} for more than {} s (lock @{SETUP_LOCK} still held); nothing was changed",
+                netns.describe(),
                 SETUP_LOCK_WAIT.as_secs()
             ))
         })

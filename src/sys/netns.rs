@@ -40,9 +40,18 @@ impl Netns {
         })
     }
 
-    /// The path it was opened from, for messages.
+    /// The path it was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How messages name it: "this network namespace" for the caller's own.
+    pub fn describe(&self) -> String {
+        if self.path == Path::new(CURRENT) {
+            "this network namespace".into()
+        } else {
+            format!("network namespace {}", self.path.display())
+        }
     }
 
     /// Runs `call` with the calling thread in this namespace, then returns the thread
