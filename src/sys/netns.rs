@@ -22,12 +22,17 @@ const CURRENT: &str = "/proc/thread-self/ns/net";
 pub struct Netns {
     file: File,
     path: PathBuf,
+    /// The caller's own namespace: [`Netns::run`] needs no `setns` (and so no
+    /// CAP_SYS_ADMIN, which the redirect container does not have).
+    own: bool,
 }
 
 impl Netns {
     /// The namespace the calling thread is in.
     pub fn current() -> Result<Netns> {
-        Netns::open(Path::new(CURRENT))
+        let mut netns = Netns::open(Path::new(CURRENT))?;
+        netns.own = true;
+        Ok(netns)
     }
 
     /// The namespace at `path` (e.g. `/var/run/netns/NAME`, `/proc/PID/ns/net`).
@@ -37,6 +42,7 @@ impl Netns {
         Ok(Netns {
             file,
             path: path.to_path_buf(),
+            own: false,
         })
     }
 
@@ -57,6 +63,9 @@ impl Netns {
     /// Runs `call` with the calling thread in this namespace, then returns the thread
     /// to the namespace it was in.
     pub fn run<T>(&self, call: impl FnOnce() -> T) -> Result<T> {
+        if self.own {
+            return Ok(call());
+        }
         let home = File::open(CURRENT)
             .map_err(|e| Error::io("opening this thread's network namespace", e))?;
         setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
