@@ -12,16 +12,17 @@
 #   `egress-router`), every podman command entered into the node's network namespace
 #   with nsenter (not `ip netns exec`, which remounts /sys and hides the cgroup mounts)
 # - checks: the container's interfaces, address and routes as it sees them, the result
-#   as podman read it, the NAT chains in its namespace, traffic to a server that answers
-#   with the peer address it saw, `podman restart` (DEL, then ADD); a container with a cluster-side interface first (a bridge network, as Multus
-#   orders it) then the plugin by `podman network connect`: redirect of a client's
-#   connections, reply routing, gratuitous ARP, and DEL by `podman network disconnect`
-#   putting the routes back; podIP chosen by the container's name (podman passes it as
-#   K8S_POD_NAME) for three containers started at once; a container exiting by itself
-#   (DEL from podman's cleanup); a failing ADD making `podman
-#   run` fail with the plugin's message; after each teardown: DEL logged by the plugin,
-#   no link left on the node, no network namespace left, no CNI result cached; and the
-#   Kubernetes examples of examples/kubernetes/cni/
+#   as podman read it, the NAT chains in its namespace, traffic to a server that
+#   answers with the peer address it saw, `podman restart` (DEL, then ADD); a container
+#   with a cluster-side interface first (a bridge network, as Multus orders it), then
+#   the plugin by `podman network connect`: redirect of a client's connections, reply
+#   routing, gratuitous ARP, and DEL by `podman network disconnect` putting the routes
+#   back; a container exiting by itself (DEL from podman's cleanup); podIP chosen by the
+#   container's name (podman passes it as K8S_POD_NAME) for three containers started at
+#   once; ADD failing before any change and after the interface moved into the pod
+#   (rolled back), each making `podman run` fail with the plugin's message; after each
+#   teardown: DEL logged by the plugin, no link left on the node, no network namespace
+#   left, no CNI result cached; and the Kubernetes examples of examples/kubernetes/cni/
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -341,6 +342,34 @@ check "podman reports the plugin's message (no podIP entry matches)" \
     grep -q "no entry matches pod \"$P-gamma\"" <<<"$out"
 check "nothing left after the failed ADD" nothing_left
 quiet podman rm -f -t 0 "$P-gamma" || true
+
+say "a failure after the interface moved into the pod: rolled back, podman run fails"
+# `type` names the binary: egress-router-broken runs the plugin with an
+# iptables-nft-restore first in PATH that fails, so ADD fails at its NAT step, after
+# creating the interface, moving it into the pod and configuring it
+mkdir -p "$WORK/fakebin"
+printf '#!/bin/sh\ncat >/dev/null\nip -o -4 addr show dev net1 >>%s\necho "simulated failure" >&2\nexit 1\n' \
+    "$WORK/at-failure" >"$WORK/fakebin/iptables-nft-restore"
+printf '#!/bin/sh\nPATH=%s:$PATH exec %s "$@"\n' "$WORK/fakebin" "$WORK/bin/egress-router" >"$WORK/bin/egress-router-broken"
+chmod +x "$WORK/fakebin/iptables-nft-restore" "$WORK/bin/egress-router-broken"
+NET=$P-broken
+cat >"$WORK/net.d/$NET.conflist" <<EOF
+{"cniVersion": "0.4.0", "name": "$NET", "plugins": [
+  {"type": "egress-router-broken", "log_file": "$log", "log_level": "debug",
+   "ip": {"addresses": ["198.51.100.95/24"], "gateway": "198.51.100.1", "destinations": ["203.0.113.7"]}}
+]}
+EOF
+out=$(run "$P-delta" "$NET" 2>&1) && rc=0 || rc=$?
+echo "  podman run --network $NET: exit $rc"
+grep -v 'level=warning' <<<"$out" | sed 's/^/    /'
+check "podman run fails" test "$rc" -ne 0
+check "podman reports the failed step and the rollback" \
+    grep -q "iptables-nft-restore --noflush: .*simulated failure (changes rolled back)" <<<"$out"
+echo "  in the pod when the restore failed: $(cat "$WORK/at-failure" 2>/dev/null)"
+check "the failure came with net1 in the pod, holding 198.51.100.95/24" grep -q 'net1 .*inet 198\.51\.100\.95/24' "$WORK/at-failure"
+check "the plugin logged the failed ADD as an error" grep -q "ERROR egress-router ADD container=.*simulated failure" "$log"
+check "nothing left after the rolled-back ADD" nothing_left
+quiet podman rm -f -t 0 "$P-delta" || true
 
 say "Kubernetes manifests (examples/kubernetes/cni/)"
 # kubernetes-validate knows the built-in kinds; it has no schema for Multus's
