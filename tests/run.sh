@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need, then format, lint, unit and
-# root integration tests, and the container image test (tests/container.sh). Run as root on Debian/Ubuntu: `sudo bash tests/run.sh`.
+# root integration tests, the container image test (tests/container.sh) and the CNI plugin
+# under podman (tests/cni_podman.sh). Run as root on Debian/Ubuntu: `sudo bash tests/run.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,9 +12,11 @@ fi
 
 # dnsmasq-base: the DNS server of the proxy tests; bind9-dnsutils: dig, the client that
 # queries the DNS proxy's answers (squid and haproxy, for the benchmarks only, are
-# installed by benches/http-proxy-vs-squid.sh and benches/dns-proxy-vs-haproxy.sh)
+# installed by benches/http-proxy-vs-squid.sh and benches/dns-proxy-vs-haproxy.sh);
+# busybox-static: the only binary of the CNI test's container image;
+# containernetworking-plugins: bridge and host-local, the CNI test's cluster network
 packages=(iproute2 iptables socat tcpdump iputils-arping procps dnsmasq-base bind9-dnsutils
-    podman runc debootstrap python3-venv)
+    podman runc debootstrap python3-venv busybox-static containernetworking-plugins)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,3 +32,4 @@ cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --quiet
 bash tests/container.sh
+bash tests/cni_podman.sh
