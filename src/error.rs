@@ -109,6 +109,19 @@ impl Error {
         }
     }
 
+    /// The errno the kernel answered with, when the failure was a refused system call
+    /// or netlink request.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Netlink {
+                source: rtnetlink::Error::NetlinkError(message),
+                ..
+            } => Some(message.raw_code().abs()).filter(|&code| code != 0),
+            Error::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
     /// Process exit code for this error: 2 for bad input, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -14,7 +14,7 @@ use tracing::info;
 
 use super::code;
 use super::config::{InterfaceKind, IpvlanMode, MacvlanMode, NetConf};
-use super::host::{self, HostAddress, HostDefault};
+use super::host::{self, HostAddress, HostDefault, Owner};
 use super::ip::IpConfig;
 use super::request::Container;
 use super::result::{Interface, SuccessResult};
@@ -26,8 +26,10 @@ use crate::sys::netlink::{self, Netlink};
 use crate::sys::netns::Netns;
 
 /// The plugin's intent for a pod: `ifname` carries the source and the default route,
-/// the pod's other interfaces are the cluster side, NAT in chains of our own.
-pub fn intent(ip: &IpConfig, ifname: &str, gateway: Ipv4Addr) -> Intent {
+/// the pod's other interfaces are the cluster side, NAT in chains of our own; with
+/// `replies`, the pod's own default routes are kept in the reply table (the pod had
+/// some when ADD ran; a container on this network alone has none).
+pub fn intent(ip: &IpConfig, ifname: &str, gateway: Ipv4Addr, replies: bool) -> Intent {
     Intent {
         source: ip.source,
         gateway,
@@ -38,7 +40,7 @@ pub fn intent(ip: &IpConfig, ifname: &str, gateway: Ipv4Addr) -> Intent {
             nat: Some((NatChains::Own, ip.nat_rules(ifname))),
         },
         forwarding: true,
-        replies_required: false,
+        replies_required: replies,
     }
 }
 
@@ -54,7 +56,6 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
     let pod = open_pod(netns)?;
     let node_nl = Netlink::connect(&Netns::current()?)?;
     let (master, gateway) = node_side(&node_nl, config, ip).await?;
-    let intent = intent(ip, &container.ifname, gateway);
     let _lock = setup::lock(&pod).await?;
     let (ns, _) = Namespace::open(pod, BackendChoice::Auto)?;
     if ns.nl.find_link(&container.ifname).await?.is_some() {
@@ -66,7 +67,12 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
             ),
         ));
     }
-    let index = create_link(&node_nl, config, &master, &container.id).await?;
+    let owner = Owner {
+        container: container.id.clone(),
+        replies: has_own_default(&ns.nl).await?,
+    };
+    let intent = intent(ip, &container.ifname, gateway, owner.replies);
+    let index = create_link(&node_nl, config, &master, &owner).await?;
     let moved = node_nl.move_link(index, &ns.netns, &container.ifname).await;
     let done = match moved {
         Ok(()) => setup::establish(&ns, &intent).await,
@@ -101,9 +107,10 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
     ))
 }
 
-/// The pod's network namespace; a path that does not open is an unknown container.
+/// The pod's network namespace; a path that does not open, or is no namespace, is an
+/// unknown container.
 pub fn open_pod(netns: &Path) -> Result<Netns> {
-    Netns::open(netns).map_err(|e| Error::cni(code::UNKNOWN_CONTAINER, e.to_string()))
+    Netns::open(netns).map_err(|e| Error::cni(code::UNKNOWN_CONTAINER, format!("CNI_NETNS: {e}")))
 }
 
 /// The master and the gateway, from the configuration and what the node has.
@@ -128,6 +135,19 @@ pub async fn node_side(
         .map_or(source_net, |a| a.net);
     let gateway = host::choose_gateway(ip.gateway, &master, subnet, &defaults)?;
     Ok((master, gateway))
+}
+
+/// Whether the pod has a default route of its own, through one of its interfaces (the
+/// cluster side, before the plugin's interface is there): the route replies need.
+async fn has_own_default(nl: &Netlink) -> Result<bool> {
+    let links = nl.links().await?;
+    let routes = nl.routes(u32::from(RouteHeader::RT_TABLE_MAIN)).await?;
+    Ok(routes.iter().any(|r| {
+        r.header.destination_prefix_length == 0
+            && links
+                .iter()
+                .any(|(name, link)| name != "lo" && netlink::route_interface(r) == Some(link.index))
+    }))
 }
 
 /// The node's IPv4 addresses and main-table default routes, by interface name.
@@ -165,11 +185,11 @@ async fn node_view(nl: &Netlink) -> Result<(Vec<HostAddress>, Vec<HostDefault>)>
     Ok((addresses, defaults))
 }
 
-/// Creates the interface on `master` under the container's temporary name, marked as
-/// this container's, and returns its index.
-async fn create_link(nl: &Netlink, config: &NetConf, master: &str, container: &str) -> Result<u32> {
+/// Creates the interface on `master` under the container's temporary name, marked with
+/// its `owner`, and returns its index.
+async fn create_link(nl: &Netlink, config: &NetConf, master: &str, owner: &Owner) -> Result<u32> {
     let master_index = nl.link(master).await?.index;
-    let name = host::temporary_name(container);
+    let name = host::temporary_name(&owner.container);
     let mut message = match config.interface.kind {
         InterfaceKind::Macvlan(mode) => {
             let mode = match mode {
@@ -192,8 +212,11 @@ async fn create_link(nl: &Netlink, config: &NetConf, master: &str, container: &s
     if let Some(mtu) = config.interface.mtu {
         message.attributes.push(LinkAttribute::Mtu(u32::from(mtu)));
     }
-    let index = nl.add_link(message, &name).await?;
-    if let Err(e) = nl.set_alias(index, &host::owner_alias(container)).await {
+    let index = nl
+        .add_link(message, &name)
+        .await
+        .map_err(|e| host::creation_failure(config.interface.kind.type_name(), master, e))?;
+    if let Err(e) = nl.set_alias(index, &owner.alias()).await {
         let _ = nl.delete_link(index).await;
         return Err(e);
     }

@@ -44,6 +44,16 @@ pub enum InterfaceKind {
     Ipvlan(IpvlanMode),
 }
 
+impl InterfaceKind {
+    /// The `interfaceType` (and kernel link type) it is.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            InterfaceKind::Macvlan(_) => "macvlan",
+            InterfaceKind::Ipvlan(_) => "ipvlan",
+        }
+    }
+}
+
 /// `interfaceArgs.mode` of a macvlan interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MacvlanMode {

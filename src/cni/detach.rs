@@ -11,7 +11,7 @@ use tracing::info;
 use super::attach::{self, intent, node_side, open_pod};
 use super::code;
 use super::config::NetConf;
-use super::host;
+use super::host::{self, Owner};
 use super::request::Container;
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
@@ -32,15 +32,23 @@ pub async fn del(container: &Container, netns: Option<&Path>) -> Result<()> {
     let Some(path) = netns else {
         return Ok(());
     };
-    if !path.exists() {
-        info!(container = %container.id, netns = %path.display(), "namespace gone: nothing to remove");
-        return Ok(());
-    }
-    let pod = open_pod(path)?;
+    let pod = match Netns::open_if_present(path) {
+        Ok(Some(pod)) => pod,
+        Ok(None) => {
+            info!(container = %container.id, netns = %path.display(), "namespace gone: nothing to remove");
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(Error::cni(
+                code::UNKNOWN_CONTAINER,
+                format!("CNI_NETNS: {e}"),
+            ));
+        }
+    };
     let _lock = setup::lock(&pod).await?;
     let (ns, _) = Namespace::open(pod, BackendChoice::Auto)?;
     let link = match ns.nl.find_link(&container.ifname).await? {
-        Some((_, alias)) if alias.as_deref() != Some(host::owner_alias(&container.id).as_str()) => {
+        Some((_, alias)) if Owner::of(alias.as_deref(), &container.id).is_none() => {
             info!(interface = %container.ifname, "not made by this container's ADD: left as it is");
             return Ok(());
         }
@@ -112,7 +120,7 @@ async fn restore_routes(nl: &Netlink) -> Vec<Error> {
 /// mark (an ADD interrupted before the interface moved into the pod).
 async fn remove_if_ours(nl: &Netlink, name: &str, container: &str) -> Result<()> {
     match nl.find_link(name).await? {
-        Some((link, Some(alias))) if alias == host::owner_alias(container) => {
+        Some((link, alias)) if Owner::of(alias.as_deref(), container).is_some() => {
             nl.delete_link(link.index).await
         }
         _ => Ok(()),
@@ -128,13 +136,16 @@ pub async fn check(container: &Container, netns: &Path, config: &NetConf) -> Res
     let (ns, _) = Namespace::open(pod, BackendChoice::Auto)?;
     let mut problems = match ns.nl.find_link(&container.ifname).await? {
         None => vec![format!("interface {} is missing", container.ifname)],
-        Some((_, alias)) if alias.as_deref() != Some(host::owner_alias(&container.id).as_str()) => {
-            vec![format!(
+        Some((_, alias)) => match Owner::of(alias.as_deref(), &container.id) {
+            None => vec![format!(
                 "interface {} was not made by this container's ADD",
                 container.ifname
-            )]
-        }
-        Some(_) => setup::check(&ns, &intent(ip, &container.ifname, gateway)).await?,
+            )],
+            Some(owner) => {
+                let intent = intent(ip, &container.ifname, gateway, owner.replies);
+                setup::check(&ns, &intent).await?
+            }
+        },
     };
     if let Some(prev) = &config.prev_result {
         problems.extend(attach::differs_from_previous(prev, &ns, &container.ifname).await?);

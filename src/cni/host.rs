@@ -122,10 +122,63 @@ pub fn temporary_name(container_id: &str) -> String {
     format!("egr{:012x}", hash & 0xffff_ffff_ffff)
 }
 
-/// The alias that marks an interface as made by this plugin for `container_id`, so DEL
-/// removes only what its ADD made.
-pub fn owner_alias(container_id: &str) -> String {
-    format!("egress-router {container_id}")
+/// Who made an interface, as its alias records it (`ip link show` shows it): the
+/// container whose ADD made it, so that DEL removes only what that ADD made, and
+/// whether that ADD kept the pod's own default routes for replies, so that CHECK knows
+/// to expect them in the reply table even when every trace of them is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// `CNI_CONTAINERID` of the ADD.
+    pub container: String,
+    /// Whether the pod had default routes of its own, kept for replies.
+    pub replies: bool,
+}
+
+const ALIAS_PREFIX: &str = "egress-router ";
+const ALIAS_REPLIES: &str = " replies";
+
+impl Owner {
+    /// The alias that records this owner.
+    pub fn alias(&self) -> String {
+        let replies = if self.replies { ALIAS_REPLIES } else { "" };
+        format!("{ALIAS_PREFIX}{}{replies}", self.container)
+    }
+
+    /// The owner an alias records; `None` for an alias this plugin did not write.
+    pub fn parse(alias: &str) -> Option<Owner> {
+        let rest = alias.strip_prefix(ALIAS_PREFIX)?;
+        let (container, replies) = match rest.strip_suffix(ALIAS_REPLIES) {
+            Some(container) => (container, true),
+            None => (rest, false),
+        };
+        (!container.is_empty() && !container.contains(' ')).then(|| Owner {
+            container: container.to_owned(),
+            replies,
+        })
+    }
+
+    /// The owner recorded by `alias` when it is `container`'s.
+    pub fn of(alias: Option<&str>, container: &str) -> Option<Owner> {
+        alias
+            .and_then(Owner::parse)
+            .filter(|owner| owner.container == container)
+    }
+}
+
+/// The error for an interface of type `kind` that the kernel refused to create on
+/// `master`: a type the kernel lacks (`EOPNOTSUPP`, the module is not there) named as
+/// such, any other refusal as it came.
+pub fn creation_failure(kind: &str, master: &str, cause: Error) -> Error {
+    const EOPNOTSUPP: i32 = 95;
+    match cause.errno() {
+        Some(EOPNOTSUPP) => Error::cni(
+            code::PLUGIN_FAILURE,
+            format!(
+                "interfaceType {kind}: {kind} interfaces are not supported by this node's kernel (creating one on {master}: {cause}); use another interfaceType or load the {kind} module"
+            ),
+        ),
+        _ => cause,
+    }
 }
 
 fn describe_addresses(addresses: &[HostAddress]) -> String {
@@ -233,6 +286,66 @@ mod tests {
             err.starts_with("gateway: ") && err.contains("via 203.0.113.1 dev uplink1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_type_the_kernel_lacks_is_named_and_other_refusals_pass_through() {
+        let refused = |errno| {
+            Error::io(
+                "creating interface egr0",
+                std::io::Error::from_raw_os_error(errno),
+            )
+        };
+        let err = creation_failure("ipvlan", "uplink0", refused(95));
+        assert!(matches!(err, Error::Cni { code: 100, .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("interfaceType ipvlan: ipvlan interfaces are not supported by this node's kernel (creating one on uplink0: creating interface egr0: "),
+            "{msg}"
+        );
+        assert!(msg.ends_with("load the ipvlan module"), "{msg}");
+        let other = creation_failure("macvlan", "uplink0", refused(22));
+        assert!(matches!(other, Error::Io { .. }), "{other:?}");
+        let plain = creation_failure("macvlan", "uplink0", Error::State("x".into()));
+        assert_eq!(plain.to_string(), "x");
+    }
+
+    #[test]
+    fn the_alias_records_the_container_and_whether_replies_were_kept() {
+        for replies in [false, true] {
+            let owner = Owner {
+                container: "0123456789abcdef".into(),
+                replies,
+            };
+            assert_eq!(Owner::parse(&owner.alias()), Some(owner.clone()));
+            assert_eq!(
+                Owner::of(Some(&owner.alias()), "0123456789abcdef"),
+                Some(owner.clone())
+            );
+            assert_eq!(Owner::of(Some(&owner.alias()), "0123456789abcdee"), None);
+        }
+        // what earlier versions wrote: no replies mark
+        assert_eq!(
+            Owner::parse("egress-router abc"),
+            Some(Owner {
+                container: "abc".into(),
+                replies: false
+            })
+        );
+        assert_eq!(
+            Owner::parse("egress-router abc replies").map(|o| o.replies),
+            Some(true)
+        );
+        for foreign in [
+            "",
+            "egress-router ",
+            "egress-router a b",
+            "uplink of rack 4",
+            "egress-router  replies",
+        ] {
+            assert_eq!(Owner::parse(foreign), None, "{foreign:?}");
+        }
+        assert_eq!(Owner::of(None, "abc"), None);
     }
 
     #[test]

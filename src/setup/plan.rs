@@ -250,11 +250,13 @@ fn is_pod_route(observed: &Observed, route: &RouteMessage) -> bool {
     observed.pod_links.iter().any(|p| Some(p.link.index) == oif)
 }
 
+/// The reply table holds a default route through the cluster side (only a default
+/// route takes replies to clients in any subnet back).
 fn reply_route_kept(observed: &Observed) -> bool {
     observed
         .reply_routes
         .iter()
-        .any(|r| is_pod_route(observed, r))
+        .any(|r| r.header.destination_prefix_length == 0 && is_pod_route(observed, r))
 }
 
 /// The cluster-side interfaces whose effective rp_filter (the maximum of `all` and

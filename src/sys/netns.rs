@@ -35,15 +35,47 @@ impl Netns {
         Ok(netns)
     }
 
-    /// The namespace at `path` (e.g. `/var/run/netns/NAME`, `/proc/PID/ns/net`).
+    /// The namespace at `path` (e.g. `/var/run/netns/NAME`, `/proc/PID/ns/net`). A
+    /// path that is not a namespace (the plain file a runtime's mount point turns into
+    /// once unmounted) is an [`Error::State`] naming it.
     pub fn open(path: &Path) -> Result<Netns> {
         let file = File::open(path)
             .map_err(|e| Error::io(format!("opening network namespace {}", path.display()), e))?;
+        if !is_namespace(&file, path)? {
+            return Err(Error::State(format!(
+                "{} is not a network namespace (no namespace is mounted there)",
+                path.display()
+            )));
+        }
         Ok(Netns {
             file,
             path: path.to_path_buf(),
             own: false,
         })
+    }
+
+    /// The namespace at `path`, or `None` when it is gone: the path no longer exists,
+    /// or no namespace is mounted there any more (a runtime unmounts a pod's namespace
+    /// before it removes the file).
+    pub fn open_if_present(path: &Path) -> Result<Option<Netns>> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("opening network namespace {}", path.display()),
+                    e,
+                ));
+            }
+        };
+        if !is_namespace(&file, path)? {
+            return Ok(None);
+        }
+        Ok(Some(Netns {
+            file,
+            path: path.to_path_buf(),
+            own: false,
+        }))
     }
 
     /// The path it was opened from.
@@ -88,5 +120,45 @@ impl Netns {
     /// The descriptor, for moving a link into this namespace.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
+    }
+}
+
+/// Whether `file` (opened from `path`) is a namespace: a file of the nsfs filesystem,
+/// as `/proc/PID/ns/net` and a namespace bind-mounted elsewhere are.
+fn is_namespace(file: &File, path: &Path) -> Result<bool> {
+    use nix::sys::statfs::{NSFS_MAGIC, fstatfs};
+    let stat = fstatfs(file).map_err(|e| {
+        Error::io(
+            format!("examining network namespace {}", path.display()),
+            e.into(),
+        )
+    })?;
+    Ok(stat.filesystem_type() == NSFS_MAGIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_opens_and_a_plain_file_is_none() {
+        let own = Path::new("/proc/self/ns/net");
+        assert_eq!(Netns::open(own).unwrap().path(), own);
+        assert!(Netns::open_if_present(own).unwrap().is_some());
+
+        let dir = std::env::temp_dir().join(format!("netns-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = dir.join("unmounted");
+        std::fs::write(&plain, b"").unwrap();
+        let missing = dir.join("missing");
+        assert!(Netns::open_if_present(&plain).unwrap().is_none());
+        assert!(Netns::open_if_present(&missing).unwrap().is_none());
+        let err = Netns::open(&plain).unwrap_err().to_string();
+        assert!(
+            err.contains("unmounted is not a network namespace"),
+            "{err}"
+        );
+        assert!(Netns::open(&missing).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

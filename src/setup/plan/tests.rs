@@ -445,3 +445,31 @@ fn a_plugin_pod_without_a_cluster_default_has_nothing_to_keep() {
         problems(&intent, &after)
     );
 }
+
+#[test]
+fn only_a_default_route_through_the_cluster_side_counts_as_kept() {
+    // a route to one network through eth0 (of something else using table 4552) takes
+    // replies to clients in no other network back
+    let mut partial = netlink::in_table(&pod_default(), REPLY_TABLE);
+    partial.header.destination_prefix_length = 24;
+    let seen = Observed {
+        reply_routes: vec![partial.clone()],
+        ..fresh()
+    };
+    assert!(
+        steps(&seen).contains(&Step::AddRoute(netlink::in_table(
+            &pod_default(),
+            REPLY_TABLE
+        ))),
+        "{:?}",
+        steps(&seen)
+    );
+    let after = Observed {
+        reply_routes: vec![partial],
+        ..done()
+    };
+    assert_eq!(
+        problems(&config(RouterMode::Init), &after),
+        vec!["reply table 4552 has no route via eth0".to_string()]
+    );
+}
