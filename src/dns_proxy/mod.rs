@@ -4,8 +4,9 @@
 //! - [`destination`]: the forwarder list (pure).
 //! - [`backends`]: round-robin over a target's addresses, skipping failed ones (pure).
 //! - [`answer`]: optional DNS answers that point the listed names at the router.
-//! - [`config`]: the variables; [`forward`]: one connection (pick, connect with
-//!   retries, relay, one log line) and which addresses may be backends.
+//! - [`config`]: the variables; [`startup`]: what each forwarder starts with;
+//!   [`forward`]: one connection (pick, connect with retries, relay, one log line)
+//!   and which addresses may be backends.
 //! - this module: listeners, re-resolution, and the accept loops.
 
 pub mod answer;
@@ -13,8 +14,8 @@ pub mod backends;
 pub mod config;
 pub mod destination;
 pub mod forward;
+pub mod startup;
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,10 +26,10 @@ use crate::config::address::{self, OwnSockets};
 use crate::error::{Error, Result};
 use crate::serve::limits::{self, ConnectionSlots};
 use crate::serve::listener;
-use crate::serve::resolver::{Families, Resolver};
+use crate::serve::resolver::Resolver;
 use crate::serve::shutdown::{self, Shutdown};
-use backends::Backends;
-use config::{DnsProxyConfig, LIST, MAX_CONNECTIONS};
+
+use config::{DnsProxyConfig, MAX_CONNECTIONS};
 use destination::Target;
 use forward::{Forward, dialable, forward_connection};
 
@@ -52,75 +53,12 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         addresses: address::local_addresses()
             .map_err(|e| Error::io("listing this pod's addresses", e))?,
     };
-    let needs_resolver = config
-        .forwarders
-        .iter()
-        .any(|f| matches!(f.target, Target::Name(_)));
-    let resolver = needs_resolver
-        .then(|| Resolver::from_system(Families::Ipv4Preferred))
-        .transpose()?;
-    // All names are looked up at once. When unresolved names are allowed, startup
-    // waits at most MIN_REFRESH for them (a DNS outage must not hold the listeners
-    // back); the refresher takes over from there.
-    let lookups = config.forwarders.iter().map(|forwarder| async {
-        let (Target::Name(name), Some(resolver)) = (&forwarder.target, &resolver) else {
-            return None;
-        };
-        let lookup = resolver.lookup(name);
-        Some(if config.allow_unresolved {
-            tokio::time::timeout(MIN_REFRESH, lookup)
-                .await
-                .unwrap_or_else(|_| Err(format!("no answer for {name} within {MIN_REFRESH:?}")))
-        } else {
-            lookup.await
-        })
-    });
-    let resolved = futures::future::join_all(lookups).await;
+    let resolver = startup::resolver(&config)?;
+    let resolved = startup::first_lookups(&config, resolver.as_ref()).await;
     let mut forwards = Vec::new();
     let mut refreshes = Vec::new();
     for (forwarder, lookup) in config.forwarders.iter().zip(resolved) {
-        // A name whose every address is one never dialed counts as not resolved.
-        let lookup = lookup.map(|found| {
-            let found = found?;
-            let addresses = dialable(&found.addresses, forwarder.target_port, &own);
-            if addresses.is_empty() {
-                return Err(format!(
-                    "resolves only to addresses never dialed (loopback, special or this proxy's own listener): {:?}",
-                    found.addresses
-                ));
-            }
-            Ok((addresses, found.valid_until.saturating_duration_since(Instant::now())))
-        });
-        let (backends, first_refresh) = match (&forwarder.target, lookup) {
-            (Target::Address(ip), _) => {
-                if own.contains(IpAddr::V4(*ip), forwarder.target_port) {
-                    return Err(Error::config(
-                        LIST,
-                        format!(
-                            "port {}: target {ip}:{} is this proxy's own listener",
-                            forwarder.port, forwarder.target_port
-                        ),
-                    ));
-                }
-                (Backends::new(&[IpAddr::V4(*ip)]), None)
-            }
-            (Target::Name(name), Some(Ok((addresses, ttl)))) => {
-                info!(port = forwarder.port, target = %name, ?addresses, "resolved");
-                (Backends::new(&addresses), Some(refresh_delay(ttl)))
-            }
-            (Target::Name(name), Some(Err(reason))) if config.allow_unresolved => {
-                warn!(port = forwarder.port, target = %name, %reason, "not resolved yet; retrying");
-                (Backends::default(), Some(MIN_REFRESH))
-            }
-            (Target::Name(name), Some(Err(reason))) => {
-                return Err(Error::State(format!(
-                    "EGRESS_DNS_PROXY_DESTINATION: port {} target {name:?}: {reason} \
-                     (set EGRESS_DNS_PROXY_ALLOW_UNRESOLVED=true to start anyway)",
-                    forwarder.port
-                )));
-            }
-            (Target::Name(_), None) => unreachable!("every name was looked up"),
-        };
+        let (backends, first_refresh) = startup::backends(&config, forwarder, lookup, &own)?;
         let forward = Arc::new(Forward {
             forwarder: forwarder.clone(),
             backends: Mutex::new(backends),

@@ -170,6 +170,16 @@ async fn forward(
         .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "invalid authority"))?;
     request.headers_mut().insert(header::HOST, host_value);
 
+    exchange(upstream, request, log).await
+}
+
+/// Sends the rewritten `request` on `upstream` and answers with the response, whose
+/// body counts the bytes and writes the decision line when it ends.
+async fn exchange(
+    upstream: TcpStream,
+    request: Request<Incoming>,
+    log: &mut RequestLog,
+) -> Result<Response<ProxyBody>, Refusal> {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(upstream))
         .await
         .map_err(|e| {

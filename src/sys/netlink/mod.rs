@@ -2,18 +2,18 @@
 //! namespace and performs single changes. Decisions live in `setup`; building and
 //! reading route messages (pure) in `route`.
 
+mod link;
 mod route;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
 
 use futures::TryStreamExt;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+
 use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
-use rtnetlink::{Handle, IpVersion, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
 use crate::error::{Error, Result};
 use crate::sys::netns::Netns;
@@ -47,118 +47,6 @@ impl Netlink {
             .map_err(|e| Error::io("opening a netlink socket", e))?;
         tokio::spawn(connection);
         Ok(Netlink { handle })
-    }
-
-    /// Looks up interface `name`.
-    pub async fn link(&self, name: &str) -> Result<Link> {
-        self.find_link(name)
-            .await?
-            .map(|(link, _)| link)
-            .ok_or_else(|| {
-                Error::State(format!(
-                    "interface {name} does not exist in this network namespace"
-                ))
-            })
-    }
-
-    /// Interface `name` and its alias (`ip link set NAME alias ...`), if it exists.
-    pub async fn find_link(&self, name: &str) -> Result<Option<(Link, Option<String>)>> {
-        let found = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute()
-            .try_next()
-            .await;
-        let message = match found {
-            Ok(Some(message)) => message,
-            Ok(None) | Err(rtnetlink::Error::NetlinkError(_)) => return Ok(None),
-            Err(e) => return Err(Error::netlink(format!("looking up interface {name}"), e)),
-        };
-        let link = to_link(&message)
-            .ok_or_else(|| Error::State(format!("interface {name} has no Ethernet address")))?;
-        let alias = message.attributes.iter().find_map(|a| match a {
-            LinkAttribute::IfAlias(alias) => Some(alias.clone()),
-            _ => None,
-        });
-        Ok(Some((link, alias)))
-    }
-
-    /// Every interface with an Ethernet address, by name.
-    pub async fn links(&self) -> Result<Vec<(String, Link)>> {
-        let all: Vec<LinkMessage> = self
-            .handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| Error::netlink("listing interfaces", e))?;
-        Ok(all
-            .iter()
-            .filter_map(|m| {
-                let name = m.attributes.iter().find_map(|a| match a {
-                    LinkAttribute::IfName(name) => Some(name.clone()),
-                    _ => None,
-                })?;
-                Some((name, to_link(m)?))
-            })
-            .collect())
-    }
-
-    /// Creates `link` (down) and returns its index.
-    pub async fn add_link(&self, link: LinkMessage, name: &str) -> Result<u32> {
-        self.handle
-            .link()
-            .add(link)
-            .execute()
-            .await
-            .map_err(|e| Error::netlink(format!("creating interface {name}"), e))?;
-        Ok(self.link(name).await?.index)
-    }
-
-    /// Moves interface `index` into namespace `to`, renamed `name`.
-    pub async fn move_link(&self, index: u32, to: &Netns, name: &str) -> Result<()> {
-        let message = LinkUnspec::new_with_index(index)
-            .setns_by_fd(to.fd().as_raw_fd())
-            .name(name.to_string())
-            .build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(|e| {
-                Error::netlink(
-                    format!(
-                        "moving interface #{index} into {} as {name}",
-                        to.path().display()
-                    ),
-                    e,
-                )
-            })
-    }
-
-    /// Sets the alias of interface `index` (`ip link set DEV alias TEXT`).
-    pub async fn set_alias(&self, index: u32, alias: &str) -> Result<()> {
-        let message = LinkUnspec::new_with_index(index).alias(alias).build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(|e| Error::netlink(format!("naming the owner of interface #{index}"), e))
-    }
-
-    /// Deletes interface `index`.
-    pub async fn delete_link(&self, index: u32) -> Result<()> {
-        self.handle
-            .link()
-            .del(index)
-            .execute()
-            .await
-            .map_err(|e| Error::netlink(format!("deleting interface #{index}"), e))
     }
 
     /// The IPv4 addresses of every interface: (interface index, address, prefix length).
@@ -266,26 +154,6 @@ impl Netlink {
             .map_err(|e| Error::netlink(format!("removing address {address}/{prefix_len}"), e))
     }
 
-    /// Sets interface `index` up or down.
-    pub async fn set_up(&self, index: u32, up: bool) -> Result<()> {
-        let builder = LinkUnspec::new_with_index(index);
-        let message = if up { builder.up() } else { builder.down() }.build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(|e| {
-                Error::netlink(
-                    format!(
-                        "setting interface {index} {}",
-                        if up { "up" } else { "down" }
-                    ),
-                    e,
-                )
-            })
-    }
-
     /// Adds a route.
     pub async fn add_route(&self, route: RouteMessage) -> Result<()> {
         let shown = describe_route(&route);
@@ -369,17 +237,4 @@ impl Netlink {
             .await
             .map_err(|e| Error::netlink("deleting rule", e))
     }
-}
-
-/// A link message as [`Link`]; `None` without a 6-byte hardware address.
-fn to_link(message: &LinkMessage) -> Option<Link> {
-    let mac = message.attributes.iter().find_map(|a| match a {
-        LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
-        _ => None,
-    })?;
-    Some(Link {
-        index: message.header.index,
-        mac,
-        up: message.header.flags.contains(LinkFlags::Up),
-    })
 }

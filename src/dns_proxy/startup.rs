@@ -1,0 +1,104 @@
+//! What each forwarder starts with: its names looked up all at once, and the backends
+//! (and first re-resolution) each lookup gives, or the startup error it means.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::backends::Backends;
+use super::config::{DnsProxyConfig, LIST};
+use super::destination::{Forwarder, Target};
+use super::forward::dialable;
+use super::{MIN_REFRESH, refresh_delay};
+use crate::config::address::OwnSockets;
+use crate::error::{Error, Result};
+use crate::serve::resolver::{Addresses, Families, Resolver};
+
+/// A first lookup: `None` for an address target.
+pub type Lookup = Option<std::result::Result<Addresses, String>>;
+
+/// The resolver of `/etc/resolv.conf`, when a target is a name.
+pub fn resolver(config: &DnsProxyConfig) -> Result<Option<Resolver>> {
+    let needs_resolver = config
+        .forwarders
+        .iter()
+        .any(|f| matches!(f.target, Target::Name(_)));
+    needs_resolver
+        .then(|| Resolver::from_system(Families::Ipv4Preferred))
+        .transpose()
+}
+
+/// Looks every name up at once. When unresolved names are allowed, each lookup waits
+/// at most [`MIN_REFRESH`] (a DNS outage must not hold the listeners back); the
+/// refresher takes over from there.
+pub async fn first_lookups(config: &DnsProxyConfig, resolver: Option<&Resolver>) -> Vec<Lookup> {
+    let lookups = config.forwarders.iter().map(|forwarder| async move {
+        let (Target::Name(name), Some(resolver)) = (&forwarder.target, resolver) else {
+            return None;
+        };
+        let lookup = resolver.lookup(name);
+        Some(if config.allow_unresolved {
+            tokio::time::timeout(MIN_REFRESH, lookup)
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer for {name} within {MIN_REFRESH:?}")))
+        } else {
+            lookup.await
+        })
+    });
+    futures::future::join_all(lookups).await
+}
+
+/// The backends `forwarder` starts with and when to resolve it again, from its first
+/// `lookup`. A name whose every address is one never dialed counts as not resolved; a
+/// name not resolved is a startup error unless unresolved names are allowed; a literal
+/// target that is the proxy's own listener is a configuration error.
+pub fn backends(
+    config: &DnsProxyConfig,
+    forwarder: &Forwarder,
+    lookup: Lookup,
+    own: &OwnSockets,
+) -> Result<(Backends, Option<Duration>)> {
+    let lookup = lookup.map(|found| {
+        let found = found?;
+        let addresses = dialable(&found.addresses, forwarder.target_port, own);
+        if addresses.is_empty() {
+            return Err(format!(
+                "resolves only to addresses never dialed (loopback, special or this proxy's own listener): {:?}",
+                found.addresses
+            ));
+        }
+        Ok((addresses, found.valid_until.saturating_duration_since(Instant::now())))
+    });
+    match (&forwarder.target, lookup) {
+        (Target::Address(ip), _) => {
+            if own.contains(IpAddr::V4(*ip), forwarder.target_port) {
+                return Err(Error::config(
+                    LIST,
+                    format!(
+                        "port {}: target {ip}:{} is this proxy's own listener",
+                        forwarder.port, forwarder.target_port
+                    ),
+                ));
+            }
+            Ok((Backends::new(&[IpAddr::V4(*ip)]), None))
+        }
+        (Target::Name(name), Some(Ok((addresses, ttl)))) => {
+            info!(port = forwarder.port, target = %name, ?addresses, "resolved");
+            Ok((Backends::new(&addresses), Some(refresh_delay(ttl))))
+        }
+        (Target::Name(name), Some(Err(reason))) if config.allow_unresolved => {
+            warn!(port = forwarder.port, target = %name, %reason, "not resolved yet; retrying");
+            Ok((Backends::default(), Some(MIN_REFRESH)))
+        }
+        (Target::Name(name), Some(Err(reason))) => Err(Error::State(format!(
+            "EGRESS_DNS_PROXY_DESTINATION: port {} target {name:?}: {reason} \
+             (set EGRESS_DNS_PROXY_ALLOW_UNRESOLVED=true to start anyway)",
+            forwarder.port
+        ))),
+        (Target::Name(name), None) => Err(Error::State(format!(
+            "EGRESS_DNS_PROXY_DESTINATION: port {} target {name:?} was not looked up",
+            forwarder.port
+        ))),
+    }
+}
