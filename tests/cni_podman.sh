@@ -32,15 +32,8 @@ P=cp$$
 N=$P-node
 IMAGE=localhost/egress-router-busybox:test
 WORK=$(mktemp -d)
-passed=0 failed=0
-
-say() { printf '\n== %s\n' "$*"; }
-pass() { passed=$((passed + 1)); echo "ok: $*"; }
-fail() { failed=$((failed + 1)); echo "FAILED: $*"; }
-check() { # check DESCRIPTION COMMAND...: one assertion
-    local what=$1; shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
+# shellcheck source=tests/checks.sh
+source "$ROOT/tests/checks.sh"
 
 podman() { # podman in the node's namespace, with this test's storage and configuration
     nsenter --net="/run/netns/$N" podman --root "$WORK/root" --runroot "$WORK/runroot" \

@@ -22,15 +22,8 @@ IMAGE=localhost/egress-router:test
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 P=ct$$
 WORK=$(mktemp -d)
-passed=0 failed=0
-
-say() { printf '\n== %s\n' "$*"; }
-pass() { passed=$((passed + 1)); echo "ok: $*"; }
-fail() { failed=$((failed + 1)); echo "FAILED: $*"; }
-check() { # check DESCRIPTION COMMAND...: one assertion
-    local what=$1; shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
+# shellcheck source=tests/checks.sh
+source "$ROOT/tests/checks.sh"
 
 cleanup() {
     podman ps -a --filter "label=egress-router-test=$P" -q 2>/dev/null | xargs -r podman rm -f -t 0 >/dev/null 2>&1 || true
