@@ -1,134 +1,193 @@
-# Shared parts of the proxy benchmarks (benches/http-proxy-vs-squid.sh,
-# benches/dns-proxy-vs-haproxy.sh); sourced from the repository root, not run.
-#
-# A benchmark calls `bench_setup SCRIPT OTHER` (OTHER: the proxy egress-router is
-# compared with, a Debian package and command of that name), defines `client_lg` (the
-# loadgen client and how it reaches the proxy: CONNECT or --direct) and `proxy_port`,
-# then uses topology_up, measure_direct, measure and the table_* functions. Results go
-# to RES[name.metric].
+# shellcheck shell=bash
+# Shared parts of the proxy benchmarks (benches/compare.sh, benches/profile.sh);
+# sourced from the repository root, not run.
 #
 # Client namespace -> proxy in the router namespace (192.0.2.70) -> macvlan0 ->
-# gateway -> loadgen server 203.0.113.5:9000 (tests/topology.sh). Measured per proxy:
-#   bulk      one connection carrying 1 GiB server -> client, Gbit/s. "direct" is the
-#             same client to the same server over the same hops without a proxy: the
-#             router forwards port 9000 in the kernel (init's redirect NAT)
-#   rate      32 workers for 10 s: open a connection, 64 bytes back, close; per second,
-#             p50/p99
-#   cpu       utime+stime of the proxy's processes (/proc/PID/stat) per 1,000
-#             connections and per GiB
-#   rss       (RSS with 2,000 idle connections - RSS before) / 2,000, all proxy processes
-# Bulk and rate are run 3 times and the median is shown. Only documentation addresses,
-# inside namespaces the benchmark creates and removes.
+# gateway -> loadgen server 203.0.113.5:9000 (tests/topology.sh). "direct" is the same
+# client and server over the same hops without a proxy: the router forwards port 9000
+# in the kernel (init's redirect NAT), in a topology of its own (PD) that lives next to
+# the proxies' (PP), so its runs can be interleaved with theirs. Measured per subject
+# (direct, the peer proxy, egress-router), every run:
+#   rate      CONCURRENCY workers for RATE_SECONDS: connect, `SEND 64`, read 64 bytes and
+#             the end of stream, close; connections/s, p50/p99
+#   bulk      one connection carrying 1 GiB server -> client (down) and one client ->
+#             server (up), MB/s
+#   cpu       utime+stime of the proxy's processes (/proc/PID/stat), per 1,000
+#             connections (rate) and per GiB (bulk, both directions)
+#   rss       (VmRSS with IDLE idle connections - VmRSS before) / IDLE, all proxy
+#             processes (/proc/PID/status)
+#   cores     during the rate test: the proxy's and loadgen server's CPU (/proc/PID/stat),
+#             the client's (getrusage, printed by loadgen) and the machine's (/proc/stat),
+#             each / wall time: whether the proxy or the client was the bottleneck
+# Only documentation addresses, inside namespaces the benchmark creates and removes.
 
 export LC_ALL=C # numbers as awk and printf expect them
-REPS=3
+REPS=${REPS:-3}
 BULK_BYTES=$((1 << 30))
-TUNNEL_SECONDS=10
+RATE_SECONDS=10
 CONCURRENCY=32
 IDLE=2000
 PORT=9000
 SERVER=203.0.113.5:$PORT
-declare -A RES
+CLK_TCK=$(getconf CLK_TCK)
+NCPU=$(nproc)
+PINNED=${PINNED:-}
+PROXY_PID=''
+T='' DIAL='' # the topology prefix and how the client reaches the subject measured now
 
-# Root check, OTHER installed, release builds of the binary and loadgen, namespace
-# names, a work directory and the cleanup trap.
-bench_setup() { # SCRIPT OTHER
+# Root check, PACKAGES installed (Debian packages named as their command), release
+# builds of the binary and loadgen, topology prefixes, a work directory, the cleanup
+# trap, the descriptor limit and the CPU pinning.
+bench_setup() { # SCRIPT PACKAGE...
     if [[ $EUID -ne 0 ]]; then
         echo "run as root: sudo bash $1" >&2
         exit 1
     fi
-    OTHER=$2
-    # process names of the proxies, for the /proc measurements
-    PROXY_COMMS="$OTHER egress-router"
-    command -v "$OTHER" >/dev/null || install_without_service "$OTHER"
+    local pkg
+    for pkg in "${@:2}"; do
+        command -v "$pkg" >/dev/null || install_without_service "$pkg"
+    done
     ROOT=$PWD
-    echo "building the release binary and loadgen"
+    log "building the release binary and loadgen"
     build
     build --example loadgen
     BIN=$ROOT/target/release/egress-router
     LG=$ROOT/target/release/examples/loadgen
 
-    P=pxb$$
-    R=$P-router C=$P-client S=$P-server
+    PD=pxd$$ PP=pxp$$
     WORK=$(mktemp -d)
-    PROXY_PID=
     trap cleanup EXIT
+    trap 'exit 130' INT TERM
 
+    local hard
     hard=$(ulimit -Hn)
     ulimit -n $((hard < 65536 ? hard : 65536))
-    echo "open files limit: $(ulimit -n)"
+    log "open files limit: $(ulimit -n)"
+
+    # client and loadgen server on CPU 0, the proxy on CPU 1; unpinned: all CPUs
+    CL_PIN=() PX_PIN=()
+    if [[ -n $PINNED ]]; then
+        ((NCPU >= 2)) || { echo "--pinned needs 2 CPUs, this machine has $NCPU" >&2; exit 1; }
+        CL_PIN=(taskset -c 0) PX_PIN=(taskset -c 1)
+    fi
 }
 
-build() {
+log() { echo "$*" >&2; }
+
+build() { # ARGS of cargo build --release; BUILD_ENV: VAR=VALUE words for cargo
     if [[ -n ${SUDO_USER:-} && $SUDO_USER != root ]]; then
-        sudo -u "$SUDO_USER" -H bash -lc "cd '$ROOT' && cargo build --release -q $*"
+        sudo -u "$SUDO_USER" -H bash -lc "cd '$ROOT' && env ${BUILD_ENV:-} cargo build --release -q $*" >&2
     else
-        cargo build --release -q "$@"
+        # shellcheck disable=SC2086 # words
+        env ${BUILD_ENV:-} cargo build --release -q "$@" >&2
     fi
 }
 
 cleanup() {
-    [[ -n $PROXY_PID ]] && kill -KILL "$PROXY_PID" 2>/dev/null || true
+    if [[ -n $PROXY_PID ]]; then kill -KILL "$PROXY_PID" 2>/dev/null || true; fi
     # the proxies, loadgen and anything else left in our namespaces are ended by pid there
-    bash "$ROOT/tests/topology.sh" down "$P"
+    bash "$ROOT/tests/topology.sh" down "$PD"
+    bash "$ROOT/tests/topology.sh" down "$PP"
     rm -rf "$WORK"
 }
 
 # apt-get install PACKAGE without starting the packaged service: only the benchmark
 # runs it, in its namespace.
 install_without_service() {
-    echo "installing $1"
-    local made_policy= rc=0
+    log "installing $1"
+    local made_policy='' rc=0
     if [[ ! -e /usr/sbin/policy-rc.d ]]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
         chmod 755 /usr/sbin/policy-rc.d
         made_policy=1
     fi
-    apt-get update -qq
+    apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null || rc=$?
     [[ -n $made_policy ]] && rm -f /usr/sbin/policy-rc.d
     ((rc == 0)) || { echo "apt-get install $1 failed" >&2; exit 1; }
 }
 
-# A fresh topology with the router in MODE (and, for init, one redirect: port 9000 ->
-# the server) and the loadgen server running. The direct baseline gets its own
-# topology, so its NAT state cannot disturb the proxies' measurements.
-topology_up() {
-    bash tests/topology.sh up "$P"
+# Busy cores of the machine over one second, from /proc/stat.
+busy_now() {
+    local s0 s1
+    s0=$(stat_snap)
+    sleep 1
+    s1=$(stat_snap)
+    awk -v a="${s0%% *}" -v b="${s1%% *}" -v h="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / h}'
+}
+# Other work on the machine disturbs the figures: wait (at most WAIT seconds) until it
+# is quiet; QUIET_AT_START is the load then.
+wait_quiet() { # WAIT
+    local i
+    for i in $(seq "$1"); do
+        QUIET_AT_START=$(busy_now)
+        awk -v b="$QUIET_AT_START" 'BEGIN {exit !(b < 0.25)}' && return 0
+        ((i == 1)) && log "machine busy ($QUIET_AT_START cores in use by other work): waiting up to $1 s"
+    done
+    log "machine still busy ($QUIET_AT_START cores): measuring anyway, figures will be noisy"
+}
+
+# A fresh topology PREFIX with the router in MODE (and, for init, one redirect: port
+# 9000 -> the server) and the loadgen server running.
+topology_up() { # PREFIX MODE
+    local p=$1 ns
+    bash tests/topology.sh up "$p"
     # resolvers of the router namespace: a documentation address, never the host's
-    mkdir -p "/etc/netns/$R"
-    echo "nameserver 203.0.113.53" >"/etc/netns/$R/resolv.conf"
-    for ns in "$C" "$R" "$S"; do
+    mkdir -p "/etc/netns/$p-router"
+    echo "nameserver 203.0.113.53" >"/etc/netns/$p-router/resolv.conf"
+    for ns in "$p-client" "$p-router" "$p-server"; do
         # tens of thousands of short connections in a few seconds
         ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
     done
-    EGRESS_SOURCE=198.51.100.99 EGRESS_GATEWAY=198.51.100.1 EGRESS_ROUTER_MODE=$1 \
+    EGRESS_SOURCE=198.51.100.99 EGRESS_GATEWAY=198.51.100.1 EGRESS_ROUTER_MODE=$2 \
         EGRESS_DESTINATION="$PORT tcp ${SERVER%:*}" \
-        ip netns exec "$R" "$BIN" 2>"$WORK/init.log" || { cat "$WORK/init.log" >&2; exit 1; }
-    ip netns exec "$S" "$LG" server --listen "0.0.0.0:$PORT" --max-seconds 900 >"$WORK/server.out" 2>&1 &
+        ip netns exec "$p-router" "$BIN" 2>"$WORK/init-$p.log" || { cat "$WORK/init-$p.log" >&2; exit 1; }
+    # the router's NAT tracks every connection; closed ones are forgotten after 1 s, not
+    # 120, so hundreds of thousands of them do not fill the (host-wide) table
+    ip netns exec "$p-router" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1 2>/dev/null || true
+    # init leaves a helper announcing the source address for ~2 s: not a proxy to measure
+    for _ in $(seq 100); do [[ -z $(ip netns pids "$p-router") ]] && break; sleep 0.1; done
+    "${CL_PIN[@]}" ip netns exec "$p-server" "$LG" server --listen "0.0.0.0:$PORT" --max-seconds 1800 \
+        >"$WORK/server-$p.out" 2>&1 &
     disown # ended by `topology.sh down` (it kills what runs in our namespaces), quietly
-    for _ in $(seq 50); do grep -q listening= "$WORK/server.out" && break; sleep 0.1; done
-    grep -q listening= "$WORK/server.out" || { echo "loadgen server did not start" >&2; exit 1; }
+    for _ in $(seq 100); do grep -q listening= "$WORK/server-$p.out" && break; sleep 0.1; done
+    grep -q listening= "$WORK/server-$p.out" ||
+        { echo "loadgen server did not start:" >&2; cat "$WORK/server-$p.out" >&2; exit 1; }
 }
 
-CLK_TCK=$(getconf CLK_TCK)
+# loadgen in the client namespace of topology T, to the subject measured now (DIAL:
+# direct, to 192.0.2.70:9000, or connect, a CONNECT tunnel through 192.0.2.70:8080).
+client_lg() {
+    local how=(--direct --proxy "192.0.2.70:$PORT")
+    [[ $DIAL == connect ]] && how=(--proxy 192.0.2.70:8080 --target "$SERVER")
+    timeout 120 "${CL_PIN[@]}" ip netns exec "$T-client" "$LG" "$@" "${how[@]}"
+}
 
-# pids of the running proxy: every process in the router namespace named in PROXY_COMMS
+# pids of the running proxy: every process in T's router namespace named in PROXY_COMMS
+PROXY_COMMS="squid haproxy egress-router"
 proxy_pids() {
     local pid
-    for pid in $(ip netns pids "$R"); do
+    for pid in $(ip netns pids "$T-router"); do
         [[ " $PROXY_COMMS " == *" $(cat "/proc/$pid/comm" 2>/dev/null) "* ]] && echo "$pid"
     done
     return 0
 }
-cpu_seconds() { # utime+stime of the proxy processes
+ticks() { # PID...: their utime+stime, in clock ticks
     local total=0 pid f
-    for pid in $(proxy_pids); do
+    for pid in "$@"; do
         f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
         total=$((total + $(awk '{print $12 + $13}' <<<"$f")))
     done
-    awk -v t="$total" -v h="$CLK_TCK" 'BEGIN {printf "%.3f", t / h}'
+    echo "$total"
 }
+# shellcheck disable=SC2046 # pids, one word each
+proxy_ticks() { ticks $(proxy_pids); }
+# shellcheck disable=SC2046
+server_ticks() { ticks $(ip netns pids "$T-server"); }
+# busy (not idle, not iowait) and stolen ticks of the machine, CPU 0 and CPU 1. Steal,
+# time a virtual CPU wanted to run but the hypervisor ran something else, counts as busy:
+# it was not available. On a VM it grows when CPUs often sleep and wake.
+stat_snap() { awk '$1 ~ /^cpu[01]?$/ {printf "%d %d ", $2 + $3 + $4 + $7 + $8 + $9, $9} END {print ""}' /proc/stat; }
 rss_kib() {
     local total=0 pid kb
     for pid in $(proxy_pids); do
@@ -140,13 +199,14 @@ rss_kib() {
 kv() { # value of KEY= in the last line of FILE that has it
     grep -o "\b$2=[^ ]*" "$1" | tail -1 | cut -d= -f2
 }
-median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-wait_listening() { # NAME: the proxy must listen on proxy_port within 10 s
+rec() { echo "$3" >>"$WORK/$1.$2"; } # NAME METRIC VALUE: one run's figure
+
+wait_listening() { # NAME PORT: the proxy must listen within 10 s
     for _ in $(seq 100); do
-        ip netns exec "$R" ss -Hltn "sport = :$(proxy_port)" | grep -q LISTEN && return 0
+        ip netns exec "$T-router" ss -Hltn "sport = :$2" | grep -q LISTEN && return 0
         sleep 0.1
     done
-    echo "$1 is not listening on $(proxy_port)" >&2
+    echo "$1 is not listening on $2" >&2
     return 1
 }
 stop_proxy() {
@@ -158,113 +218,248 @@ stop_proxy() {
     for _ in $(seq 50); do [[ -z $(proxy_pids) ]] && break; sleep 0.1; done
 }
 
-start_er() { # VAR=VALUE...: egress-router in the router namespace with that environment
-    ip netns exec "$R" env -i PATH="$PATH" "$@" "$BIN" >"$WORK/er.out" 2>"$WORK/er.log" &
+start_er() { # PORT VAR=VALUE...: egress-router in T's router namespace with that environment
+    "${PX_PIN[@]}" ip netns exec "$T-router" env -i PATH="$PATH" "${@:2}" "$BIN" \
+        >"$WORK/er.out" 2>"$WORK/er.log" &
     PROXY_PID=$!
-    wait_listening egress-router || { cat "$WORK/er.log" >&2; exit 1; }
+    wait_listening egress-router "$1" || { cat "$WORK/er.log" >&2; exit 1; }
 }
 
-# The direct baseline in its own topology, then in a fresh one with the router in MODE:
-# OTHER (VERSION, started by the function START_OTHER) and egress-router (with the
-# environment VAR=VALUE...), one after the other.
-compare() { # MODE START_OTHER VERSION VAR=VALUE...
-    topology_up init
-    measure_direct
-    bash tests/topology.sh down "$P"
-    topology_up "$1"
+start_haproxy() { # as the origin-egress-dns-proxy image: TCP mode, its timeouts and limits
+    local d=$WORK/haproxy
+    mkdir -p "$d"
+    cat >"$d/haproxy.cfg" <<CONF
+global
+    maxconn 4000
+    pidfile $d/haproxy.pid
 
-    echo "$OTHER $3"
-    "$2"
-    measure "$OTHER"
-    stop_proxy
+defaults
+    mode tcp
+    option dontlognull
+    timeout connect 10s
+    timeout client 1m
+    timeout server 1m
 
-    echo "egress-router"
-    start_er "${@:4}"
-    measure er
-    stop_proxy
+frontend fe$PORT
+    bind :$PORT
+    default_backend be$PORT
+
+backend be$PORT
+    server dest1 $SERVER check
+CONF
+    "${PX_PIN[@]}" ip netns exec "$T-router" "$(command -v haproxy)" -db -f "$d/haproxy.cfg" >"$d/log" 2>&1 &
+    PROXY_PID=$!
+    wait_listening haproxy "$PORT" || { cat "$d/log" >&2; exit 1; }
 }
 
-# The client straight to the server through the router's kernel forwarding (call in a
-# topology set up with `topology_up init`): RES[direct.gbit|rate|p50|p99].
-measure_direct() {
-    echo "direct: the client through the router's kernel forwarding (no proxy)"
-    local i
-    for i in $(seq "$REPS"); do
-        timeout 120 ip netns exec "$C" "$LG" bulk --direct --proxy "192.0.2.70:$PORT" --bytes "$BULK_BYTES" >"$WORK/direct.bulk$i"
-        kv "$WORK/direct.bulk$i" gbit_per_s >>"$WORK/direct.gbit"
+start_squid() { # as the origin-egress-http-proxy image: port 8080, no cache, no access log
+    local d=$WORK/squid
+    mkdir -p "$d"
+    chown proxy: "$d" 2>/dev/null || chmod 777 "$d"
+    cat >"$d/squid.conf" <<CONF
+http_port 8080
+cache deny all
+access_log none all
+debug_options ALL,1
+shutdown_lifetime 0
+http_access allow all
+visible_hostname egress-bench
+pid_filename $d/squid.pid
+cache_log $d/cache.log
+netdb_filename none
+pinger_enable off
+max_filedescriptors 65536
+CONF
+    "${PX_PIN[@]}" ip netns exec "$T-router" "$(command -v squid)" -N -f "$d/squid.conf" >"$d/stdout" 2>&1 &
+    PROXY_PID=$!
+    wait_listening squid 8080 || { cat "$d/cache.log" "$d/stdout" >&2; exit 1; }
+}
+
+# ------------------------------------------------------------------ one run
+
+# The rate test against the subject NAME: its figures and the CPU use of everyone.
+rate_run() { # NAME
+    local name=$1 out=$WORK/$1.tun p0 p1 v0 v1 s0 s1 t0 t1
+    p0=$(proxy_ticks) v0=$(server_ticks) s0=$(stat_snap) t0=$EPOCHREALTIME
+    client_lg tunnels --concurrency "$CONCURRENCY" --duration "$RATE_SECONDS" >"$out" 2>"$out.err" ||
+        { log "$name: rate test failed:"; cat "$out.err" >&2; exit 1; }
+    t1=$EPOCHREALTIME s1=$(stat_snap) v1=$(server_ticks) p1=$(proxy_ticks)
+    local n wall
+    n=$(kv "$out" tunnels)
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')
+    rec "$name" rate "$(kv "$out" rate_per_s)"
+    rec "$name" p50 "$(kv "$out" p50_ms)"
+    rec "$name" p99 "$(kv "$out" p99_ms)"
+    rec "$name" errors "$(kv "$out" errors)"
+    read -r -a s0 <<<"$s0"
+    read -r -a s1 <<<"$s1"
+    awk -v p="$((p1 - p0))" -v v="$((v1 - v0))" -v h="$CLK_TCK" -v w="$wall" -v n="$n" \
+        -v c="$(kv "$out" client_cpu_s)" -v m="$((s1[0] - s0[0]))" -v st="$((s1[1] - s0[1]))" \
+        -v m0="$((s1[2] - s0[2]))" -v m1="$((s1[4] - s0[4]))" -v st1="$((s1[5] - s0[5]))" 'BEGIN {
+        printf "%.2f %.3f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f\n", p / h / w, p / h / n * 1e6, c / w,
+            v / h / w, m / h / w, m0 / h / w, m1 / h / w, st / h / w, st1 / h / w,
+            (m - st - p - v) / h / w - c / w
+    }' >"$out.cores"
+    local k i=0
+    for k in proxy_cores cpu_k client_cores server_cores busy busy0 busy1 steal steal1 other; do
+        i=$((i + 1))
+        # no proxy on the direct path
+        [[ $T == "$PD" && ($k == proxy_cores || $k == cpu_k) ]] && continue
+        rec "$name" "$k" "$(cut -d' ' -f$i "$out.cores")"
     done
-    timeout 120 ip netns exec "$C" "$LG" tunnels --direct --proxy "192.0.2.70:$PORT" \
-        --concurrency "$CONCURRENCY" --duration "$TUNNEL_SECONDS" >"$WORK/direct.tun"
-    RES[direct.gbit]=$(median <"$WORK/direct.gbit")
-    for m in rate_per_s:rate p50_ms:p50 p99_ms:p99; do RES[direct.${m#*:}]=$(kv "$WORK/direct.tun" "${m%:*}"); done
 }
 
-measure() { # NAME: the proxy running now, reached with client_lg
-    local name=$1 out=$WORK/$1 i c0 c1 base
-    # warm-up, and proof that it works
-    client_lg tunnels --concurrency 4 --duration 1 >"$out.warm"
+bulk_run() { # NAME: 1 GiB down, 1 GiB up, and the proxy's CPU for both
+    local name=$1 c0 c1 dir
+    c0=$(proxy_ticks)
+    for dir in down up; do
+        local flag=()
+        [[ $dir == up ]] && flag=(--up)
+        client_lg bulk --bytes "$BULK_BYTES" "${flag[@]}" >"$WORK/$name.bulk" 2>&1 ||
+            { log "$name: bulk $dir failed:"; cat "$WORK/$name.bulk" >&2; exit 1; }
+        rec "$name" "$dir" "$(kv "$WORK/$name.bulk" mb_per_s)"
+    done
+    c1=$(proxy_ticks)
+    [[ $T == "$PD" ]] && return
+    rec "$name" cpu_gib "$(awk -v t="$((c1 - c0))" -v h="$CLK_TCK" -v n="$BULK_BYTES" \
+        'BEGIN {printf "%.3f", t / h / (2 * n / 2^30)}')"
+}
 
-    # idle connections: RSS
+idle_run() { # NAME: RSS per idle connection
+    local name=$1 out=$WORK/$1.idle base idle_pid
     base=$(rss_kib)
-    client_lg idle --count "$IDLE" --hold 3 >"$out.idle" 2>&1 &
-    local idle_pid=$!
-    for _ in $(seq 300); do grep -q idle_open= "$out.idle" && break; sleep 0.1; done
+    client_lg idle --count "$IDLE" --hold 3 >"$out" 2>&1 &
+    idle_pid=$!
+    for _ in $(seq 300); do grep -q idle_open= "$out" && break; sleep 0.1; done
     sleep 0.5
-    RES[$name.rss]=$(awk -v a="$(rss_kib)" -v b="$base" -v n="$IDLE" 'BEGIN {printf "%.1f", (a - b) / n}')
-    RES[$name.rss_base]=$(awk -v b="$base" 'BEGIN {printf "%.1f", b / 1024}')
-    wait "$idle_pid" || { echo "$name: idle connections failed:" >&2; cat "$out.idle" >&2; exit 1; }
+    rec "$name" rss "$(awk -v a="$(rss_kib)" -v b="$base" -v n="$IDLE" 'BEGIN {printf "%.2f", (a - b) / n}')"
+    rec "$name" rss_base "$(awk -v b="$base" 'BEGIN {printf "%.1f", b / 1024}')"
+    wait "$idle_pid" || { log "$name: idle connections failed:"; cat "$out" >&2; exit 1; }
     sleep 0.5
-
-    for i in $(seq "$REPS"); do
-        c0=$(cpu_seconds)
-        client_lg bulk --bytes "$BULK_BYTES" >"$out.bulk$i"
-        c1=$(cpu_seconds)
-        awk -v a="$c0" -v b="$c1" -v n="$BULK_BYTES" 'BEGIN {printf "%.3f\n", (b - a) / (n / 2^30)}' >>"$out.cpu_gib"
-        kv "$out.bulk$i" gbit_per_s >>"$out.gbit"
-    done
-    for i in $(seq "$REPS"); do
-        c0=$(cpu_seconds)
-        client_lg tunnels --concurrency "$CONCURRENCY" --duration "$TUNNEL_SECONDS" >"$out.tun$i"
-        c1=$(cpu_seconds)
-        awk -v a="$c0" -v b="$c1" -v n="$(kv "$out.tun$i" tunnels)" \
-            'BEGIN {printf "%.3f\n", (b - a) / n * 1000}' >>"$out.cpu_k"
-        kv "$out.tun$i" rate_per_s >>"$out.rate"
-        kv "$out.tun$i" p50_ms >>"$out.p50"
-        kv "$out.tun$i" p99_ms >>"$out.p99"
-        kv "$out.tun$i" errors >>"$out.errors"
-        printf '.'
-    done
-    echo
-    for m in gbit cpu_gib rate p50 p99 cpu_k; do RES[$name.$m]=$(median <"$out.$m"); done
-    RES[$name.errors]=$(awk '{s += $1} END {print s}' "$out.errors")
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2fx", a / b; else print "-"}'; }
-TABLE_FORMAT='  %-38s %-7s %10s %14s %10s %12s\n'
-table_header() { # TITLE
+# One run of the direct path: topology PD, no proxy.
+run_direct() { # NAME
+    T=$PD DIAL=direct
+    bulk_run "$1"
+    rate_run "$1"
+}
+
+# One run of a proxy in topology PP: started with START ARGS..., warmed up, measured,
+# stopped. DIAL says how the client reaches it.
+run_proxy() { # NAME DIAL START ARGS...
+    T=$PP DIAL=$2
+    "${@:3}"
+    client_lg tunnels --concurrency 4 --duration 1 >"$WORK/$1.warm" 2>&1 ||
+        { log "$1: warm-up failed:"; cat "$WORK/$1.warm" >&2; exit 1; }
+    idle_run "$1"
+    bulk_run "$1"
+    rate_run "$1"
+    stop_proxy
+}
+
+# ------------------------------------------------------------------ report
+
+stat3() { # NAME METRIC -> "median min max" of its runs, or nothing
+    [[ -s $WORK/$1.$2 ]] || return 0
+    sort -g "$WORK/$1.$2" | awk '{v[NR] = $1} END {
+        printf "%s %s %s\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR]}'
+}
+med() { local s; s=$(stat3 "$1" "$2"); echo "${s%% *}"; }
+cell() { # NAME METRIC FORMAT -> "median (min-max)"
+    local s
+    s=$(stat3 "$1" "$2")
+    [[ -n $s ]] || { echo -; return; }
+    awk -v f="$3" -v s="$s" 'BEGIN {split(s, v, " "); printf f " (" f "-" f ")", v[1], v[2], v[3]}'
+}
+# per run, NAME's METRIC as a percentage of the direct run next to it
+pct_of_direct() { # NAME DIRECT METRIC
+    paste "$WORK/$1.$3" "$WORK/$2.$3" | awk '$2 > 0 {printf "%.1f\n", 100 * $1 / $2}' >"$WORK/$1.$3_pct"
+}
+
+# Was the proxy NAME the bottleneck of its rate test? yes (it used >= 0.9 cores; pinned:
+# >= 90% of what the hypervisor left of CPU 1), no (it used less while the client's CPUs
+# were saturated: > 90% of the machine busy, pinned: of CPU 0), or idle (neither:
+# latency-bound).
+bottleneck() { # NAME
+    local pc busy steal=0 n=$NCPU
+    pc=$(med "$1" proxy_cores)
+    busy=$(med "$1" busy)
+    [[ -n $PINNED ]] && busy=$(med "$1" busy0) steal=$(med "$1" steal1) n=1
+    awk -v p="$pc" -v b="$busy" -v s="$steal" -v n="$n" 'BEGIN {
+        if (p >= 0.9 * (1 - s)) print "yes"; else if (b > 0.9 * n) print "no"; else print "idle" }'
+}
+
+TABLE_FORMAT='  %-36s %-6s %-24s %-24s %-24s %s\n'
+# The table of one comparison: DIRECT, PEER (its label PEER_LABEL) and ER.
+report() { # TITLE DIRECT PEER PEER_LABEL ER
+    local d=$2 p=$3 pl=$4 e=$5 bp be
+    bp=$(bottleneck "$p") be=$(bottleneck "$e")
+    pct_of_direct "$p" "$d" down
+    pct_of_direct "$p" "$d" up
+    pct_of_direct "$e" "$d" down
+    pct_of_direct "$e" "$d" up
     echo
     echo "$1"
     # shellcheck disable=SC2059
-    printf "$TABLE_FORMAT" metric unit direct egress-router "$OTHER" "$OTHER/er"
-}
-table_row() { # LABEL UNIT KEY [DIRECT]: egress-router's and OTHER's RES values
+    printf "$TABLE_FORMAT" figure unit direct "$pl" egress-router "er/$pl"
+    row() { # LABEL UNIT METRIC FORMAT [RATE]
+        local ratio
+        ratio=$(awk -v a="$(med "$e" "$3")" -v b="$(med "$p" "$3")" \
+            'BEGIN {if (a != "" && b > 0) printf "%.2fx", a / b; else print "-"}')
+        [[ $3 == *_pct ]] && ratio=""
+        if [[ -n ${5:-} ]]; then
+            if [[ $bp == no && $be == no ]] || [[ $5 == latency && ($bp == no || $be == no) ]]; then
+                ratio="proxy not the bottleneck: ratio not meaningful"
+            elif [[ $be == no ]]; then
+                ratio=">= $ratio (egress-router not the bottleneck)"
+            elif [[ $bp == no ]]; then
+                ratio="<= $ratio ($pl not the bottleneck)"
+            fi
+        fi
+        # shellcheck disable=SC2059
+        printf "$TABLE_FORMAT" "$1" "$2" "$(cell "$d" "$3" "$4")" "$(cell "$p" "$3" "$4")" \
+            "$(cell "$e" "$3" "$4")" "$ratio"
+    }
+    row "connections/s, $CONCURRENCY workers, $RATE_SECONDS s" 1/s rate %.0f rate
+    row "connection latency p50" ms p50 %.2f latency
+    row "connection latency p99" ms p99 %.2f latency
+    row "proxy CPU per 1,000 connections" ms cpu_k %.1f
+    row "bulk down 1 GiB (server -> client)" MB/s down %.0f
+    row "  % of direct" % down_pct %.0f
+    row "bulk up 1 GiB (client -> server)" MB/s up %.0f
+    row "  % of direct" % up_pct %.0f
+    row "proxy CPU per GiB (down and up)" s cpu_gib %.2f
+    row "RSS per idle connection ($IDLE open)" KiB rss %.1f
+    row "RSS idle" MiB rss_base %.1f
     # shellcheck disable=SC2059
-    printf "$TABLE_FORMAT" "$1" "$2" "${4:--}" "${RES[er.$3]:--}" "${RES[$OTHER.$3]:--}" \
-        "$(ratio "${RES[$OTHER.$3]:-0}" "${RES[er.$3]:-0}")"
+    printf "$TABLE_FORMAT" "failed connections, all runs" count \
+        "$(awk '{s += $1} END {print s + 0}' "$WORK/$d.errors")" \
+        "$(awk '{s += $1} END {print s + 0}' "$WORK/$p.errors")" \
+        "$(awk '{s += $1} END {print s + 0}' "$WORK/$e.errors")" ""
+    echo "  rate test, CPU in use (cores, medians): who was the bottleneck"
+    cores_line direct "$d" ""
+    cores_line "$pl" "$p" "$bp"
+    cores_line egress-router "$e" "$be"
 }
-table_rows() { # BULK_LABEL NOUN NOUNS: the rows of every benchmark
-    table_row "$1" Gbit/s gbit "${RES[direct.gbit]}"
-    table_row "$3, $CONCURRENCY concurrent" "1/s" rate "${RES[direct.rate]}"
-    table_row "$2 latency p50" ms p50 "${RES[direct.p50]}"
-    table_row "$2 latency p99" ms p99 "${RES[direct.p99]}"
-    table_row "proxy CPU per 1,000 $3" s cpu_k
-    table_row "proxy CPU per GiB" s cpu_gib
-    table_row "RSS per idle $2 ($IDLE open)" KiB rss
-    table_row "RSS idle baseline" MiB rss_base
-    table_row "failed $3 (all runs)" count errors
+cores_line() { # LABEL NAME VERDICT
+    local what machine
+    case $3 in
+    yes) what="the proxy was the bottleneck" ;;
+    no) what="proxy not the bottleneck (< 0.9 cores, the client's CPUs saturated)" ;;
+    idle) what="neither the proxy (< 0.9 cores) nor the CPUs (< 90%) saturated" ;;
+    *) what="" ;;
+    esac
+    if [[ -n $PINNED ]]; then
+        machine="busy: CPU 0 (client, server) $(med "$2" busy0), CPU 1 (proxy) $(med "$2" busy1), its steal $(med "$2" steal1)"
+    else
+        machine="busy: machine $(med "$2" busy) of $NCPU"
+    fi
+    printf '    %-14s proxy %-5s client %-5s server %-5s other %-5s steal %-5s %s%s\n' "$1" \
+        "$(med "$2" proxy_cores)" "$(med "$2" client_cores)" "$(med "$2" server_cores)" \
+        "$(med "$2" other)" "$(med "$2" steal)" "$machine" "${what:+: $what}"
 }
-table_footer() {
-    echo "  $OTHER/er: $OTHER's value / egress-router's (throughput: below 1 is slower; CPU,"
-    echo "  latency and RSS: above 1 is more). direct: client -> router kernel NAT -> server, no proxy."
-    echo "  bulk, egress-router / direct: $(ratio "${RES[er.gbit]}" "${RES[direct.gbit]}")"
+
+machine_line() {
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $NCPU CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r)"
 }

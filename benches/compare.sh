@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The proxy benchmarks, one command: egress-router against the proxies it replaces, with
+# the same load generator (benches/loadgen.rs) and the direct path (no proxy) alongside.
+#
+#   sudo bash benches/compare.sh [--pinned] [--only http|dns] [--reps N]   # ~5 min
+#
+#   http  the HTTP proxy (CONNECT tunnels on 192.0.2.70:8080) vs squid, configured as
+#         the origin-egress-http-proxy image (port 8080, no cache, no access log)
+#   dns   the DNS proxy's TCP forwarder (192.0.2.70:9000 -> 203.0.113.5:9000, an
+#         address target) vs haproxy, configured as the origin-egress-dns-proxy image
+#         (mode tcp, its timeouts, maxconn 4000); plus one egress-router run with a host
+#         name target (dnsmasq, if installed, answers it)
+#   --pinned  the loadgen client and server on CPU 0, the proxy on CPU 1 (taskset);
+#             default: everything shares all CPUs
+#   --reps N  runs per figure (at least 3, the default); the runs of direct, the peer
+#             and egress-router are interleaved, so slow drifts hit all three alike
+#
+# squid and haproxy are installed with apt-get if missing, their services not started.
+# Each figure is the median of the runs, with their min-max. What is measured and how:
+# benches/lib.sh. The tables go to stdout, progress to stderr. After each table, the
+# CPU use during the rate test says whether the proxy was the bottleneck; where it was
+# not (it used < 0.9 cores while the client's CPUs were saturated), the rate ratio is
+# not reported: the figure measures the client.
+set -euo pipefail
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+    exit "${1:-2}"
+}
+PINNED='' ONLY='' REPS=3
+while (($#)); do
+    case $1 in
+    --pinned) PINNED=1 ;;
+    --only)
+        ONLY=${2:-}
+        [[ $ONLY == http || $ONLY == dns ]] || usage
+        shift
+        ;;
+    --reps)
+        REPS=${2:-}
+        if ! [[ $REPS =~ ^[0-9]+$ ]] || ((REPS < 3 || REPS > 15)); then usage; fi
+        shift
+        ;;
+    -h | --help) usage 0 ;;
+    *) usage ;;
+    esac
+    shift
+done
+
+cd "$(dirname "$0")/.."
+source benches/lib.sh
+PEERS=()
+[[ $ONLY != dns ]] && PEERS+=(squid)
+[[ $ONLY != http ]] && PEERS+=(haproxy)
+bench_setup benches/compare.sh "${PEERS[@]}"
+wait_quiet 60
+
+MODE_LINE="unpinned: loadgen client, loadgen server and the proxy share all $NCPU CPUs"
+[[ -n $PINNED ]] && MODE_LINE="pinned: loadgen client and server on CPU 0, the proxy on CPU 1 (taskset)"
+HEADER="$(machine_line)
+egress-router $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); $MODE_LINE
+each figure: median (min-max) of $REPS runs; other work on the machine at start: $QUIET_AT_START cores"
+
+topology_up "$PD" init
+
+if [[ $ONLY != dns ]]; then
+    SQUID_VERSION=$(squid -v | head -1 | awk '{print $4}')
+    log "HTTP proxy: squid $SQUID_VERSION vs egress-router"
+    topology_up "$PP" http-proxy
+    for i in $(seq "$REPS"); do
+        log "  run $i of $REPS: direct, squid, egress-router"
+        run_direct direct-http
+        run_proxy squid connect start_squid
+        run_proxy er-http connect start_er 8080 EGRESS_HTTP_PROXY_DESTINATION='*'
+    done
+    bash tests/topology.sh down "$PP"
+    HTTP_REPORT=$(report "HTTP proxy (CONNECT tunnels) vs squid $SQUID_VERSION" direct-http squid squid er-http)
+fi
+
+if [[ $ONLY != http ]]; then
+    HAPROXY_VERSION=$(haproxy -v | head -1 | awk '{print $3}')
+    log "DNS proxy (TCP forwarder): haproxy $HAPROXY_VERSION vs egress-router"
+    topology_up "$PP" dns-proxy
+    for i in $(seq "$REPS"); do
+        log "  run $i of $REPS: direct, haproxy, egress-router"
+        run_direct direct-dns
+        run_proxy haproxy direct start_haproxy
+        run_proxy er-dns direct start_er "$PORT" EGRESS_DNS_PROXY_DESTINATION="$PORT ${SERVER%:*}"
+    done
+    NAME_LINE=
+    if DNSMASQ=$(command -v dnsmasq); then
+        log "  egress-router with a host name target"
+        ip netns exec "$PP-server" "$DNSMASQ" --no-daemon --no-resolv --no-hosts --conf-file=/dev/null \
+            --pid-file= --user=root --port=53 --listen-address=203.0.113.53 --bind-interfaces \
+            --local=/example.org/ --host-record=bench.example.org,"${SERVER%:*}" >"$WORK/dnsmasq.log" 2>&1 &
+        disown # ended by `topology.sh down`
+        sleep 0.5
+        T=$PP DIAL=direct
+        start_er "$PORT" EGRESS_DNS_PROXY_DESTINATION="$PORT bench.example.org"
+        client_lg tunnels --concurrency 4 --duration 1 >/dev/null 2>&1 || true
+        rate_run er-name
+        stop_proxy
+        NAME_LINE="  egress-router with a host name target (dnsmasq, re-resolved in the background), one run: $(med er-name rate) connections/s, p50 $(med er-name p50) ms, $(med er-name proxy_cores) cores, $(med er-name errors) failed"
+    fi
+    bash tests/topology.sh down "$PP"
+    DNS_REPORT=$(report "DNS proxy (TCP forwarder) vs haproxy $HAPROXY_VERSION" direct-dns haproxy haproxy er-dns)
+fi
+
+echo "$HEADER"
+[[ -n ${HTTP_REPORT:-} ]] && echo "$HTTP_REPORT"
+if [[ -n ${DNS_REPORT:-} ]]; then
+    echo "$DNS_REPORT"
+    [[ -n $NAME_LINE ]] && echo "$NAME_LINE"
+fi
+echo
+echo "  er/peer: egress-router's median / the peer's (throughput: above 1 is faster; CPU, latency,"
+echo "  RSS: below 1 is less). direct: client -> router kernel NAT -> server, no proxy."
+echo "  cores: CPU time / wall time during the rate test; proxy and server from /proc/PID/stat,"
+echo "  client from loadgen's getrusage, machine (busy: not idle) from /proc/stat. steal: time the"
+echo "  hypervisor did not run a CPU that wanted to run (counted as busy). other: busy time outside"
+echo "  the three and steal (network softirq work outside their time slices, other programs)."
