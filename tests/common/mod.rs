@@ -530,11 +530,15 @@ impl ChildGuard {
         self.child.as_mut().and_then(|c| c.try_wait().unwrap())
     }
 
-    /// Wait for exit at most `limit`.
+    /// Wait for exit at most `limit`. Once it exited, its output is complete: the
+    /// readers have taken every line before this returns.
     pub fn wait_timeout(&mut self, limit: Duration) -> Option<ExitStatus> {
         let end = Instant::now() + limit;
         loop {
             if let Some(st) = self.try_wait() {
+                for r in self.readers.drain(..) {
+                    let _ = r.join();
+                }
                 return Some(st);
             }
             if Instant::now() >= end {
