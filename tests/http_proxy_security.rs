@@ -9,6 +9,7 @@ mod common;
 
 use common::dns::Dns;
 use common::http::{Response, client, connect_tunnel, echo, echo_then_report, http_origin};
+use common::proxy::{assert_cut_connections_logged, spawn_http_proxy};
 use common::*;
 use std::thread;
 use std::time::Duration;
@@ -46,16 +47,7 @@ impl Lab {
     }
 
     fn proxy(&self, rules: &str, knobs: &[(&str, &str)]) -> ChildGuard {
-        let mut env = envs(knobs);
-        env.push(("EGRESS_HTTP_PROXY_DESTINATION".into(), rules.into()));
-        let mut p = self.t.spawn_router(&[], &env);
-        p.wait_ready(
-            &format!("proxy with rules {rules:?}"),
-            "http proxy listening",
-            1,
-            Duration::from_secs(10),
-        );
-        p
+        spawn_http_proxy(&self.t, rules, knobs)
     }
 
     fn accepted(&self) -> usize {
@@ -295,21 +287,5 @@ fn connections_cut_at_the_end_of_the_grace_period_are_logged() {
             w
         })
         .collect();
-    p.signal(libc::SIGTERM);
-    let status = p.wait_timeout(Duration::from_secs(6));
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", p.stderr());
-    p.stop();
-    let cut = p
-        .stderr()
-        .lines()
-        .filter(|l| {
-            l.contains("decision") && l.contains("cut at the end of the shutdown grace period")
-        })
-        .count();
-    assert_eq!(
-        cut,
-        tunnels.len(),
-        "every cut tunnel needs its decision line:\n{}",
-        p.stderr()
-    );
+    assert_cut_connections_logged(&mut p, tunnels.len(), "decision");
 }
