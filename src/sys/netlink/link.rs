@@ -86,31 +86,22 @@ impl Netlink {
             .setns_by_fd(to.fd().as_raw_fd())
             .name(name.to_string())
             .build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(|e| {
-                Error::netlink(
-                    format!(
-                        "moving interface #{index} into {} as {name}",
-                        to.path().display()
-                    ),
-                    e,
-                )
-            })
+        self.set_link(message, || {
+            format!(
+                "moving interface #{index} into {} as {name}",
+                to.path().display()
+            )
+        })
+        .await
     }
 
     /// Sets the alias of interface `index` (`ip link set DEV alias TEXT`).
     pub async fn set_alias(&self, index: u32, alias: &str) -> Result<()> {
         let message = LinkUnspec::new_with_index(index).alias(alias).build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(|e| Error::netlink(format!("naming the owner of interface #{index}"), e))
+        self.set_link(message, || {
+            format!("naming the owner of interface #{index}")
+        })
+        .await
     }
 
     /// Deletes interface `index`.
@@ -127,20 +118,19 @@ impl Netlink {
     pub async fn set_up(&self, index: u32, up: bool) -> Result<()> {
         let builder = LinkUnspec::new_with_index(index);
         let message = if up { builder.up() } else { builder.down() }.build();
+        let state = if up { "up" } else { "down" };
+        self.set_link(message, || format!("setting interface {index} {state}"))
+            .await
+    }
+
+    /// Sends one link change; `what` names it in the error.
+    async fn set_link(&self, message: LinkMessage, what: impl FnOnce() -> String) -> Result<()> {
         self.handle
             .link()
             .set(message)
             .execute()
             .await
-            .map_err(|e| {
-                Error::netlink(
-                    format!(
-                        "setting interface {index} {}",
-                        if up { "up" } else { "down" }
-                    ),
-                    e,
-                )
-            })
+            .map_err(|e| Error::netlink(what(), e))
     }
 }
 
