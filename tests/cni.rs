@@ -602,15 +602,7 @@ fn add_announces_the_address_at_once_and_returns_within_2_s() {
     let _x = xtables_shared();
     let t = cni_topology();
     let pod = Attachment::router(&t, CONFIG);
-    let dump = t.spawn(
-        "gw",
-        &[
-            "timeout", "20", "tcpdump", "-l", "-n", "-e", "-i", "lan0", "arp",
-        ],
-        &[],
-    );
-    dump.wait_line(|l| l.contains("listening on"), Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("tcpdump not listening:\n{}", dump.stderr()));
+    let dump = t.arp_capture();
 
     let add = pod.add().ok();
     let exited = Instant::now();

@@ -225,15 +225,7 @@ fn gratuitous_arp_reaches_gateway_before_traffic() {
             "stale",
         ],
     );
-    let dump = t.spawn(
-        "gw",
-        &[
-            "timeout", "20", "tcpdump", "-l", "-n", "-e", "-i", "lan0", "arp",
-        ],
-        &[],
-    );
-    dump.wait_line(|l| l.contains("listening on"), Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("tcpdump not listening:\n{}", dump.stderr()));
+    let dump = t.arp_capture();
     // the kernel ignores a neighbour update within 1 s (locktime) of the last change
     thread::sleep(Duration::from_millis(1100));
 

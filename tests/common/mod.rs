@@ -303,6 +303,20 @@ impl Topology {
         self.with_ns("client", move || udp_exchange(addr))
     }
 
+    /// tcpdump of the ARP packets on the gateway's `lan0` (at most 20 s), once it listens.
+    pub fn arp_capture(&self) -> ChildGuard {
+        let dump = self.spawn(
+            "gw",
+            &[
+                "timeout", "20", "tcpdump", "-l", "-n", "-e", "-i", "lan0", "arp",
+            ],
+            &[],
+        );
+        dump.wait_line(|l| l.contains("listening on"), Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("tcpdump not listening:\n{}", dump.stderr()));
+        dump
+    }
+
     /// Network state of a namespace, normalised so two snapshots compare equal when
     /// nothing changed.
     pub fn snapshot(&self, role: &str) -> Snapshot {
