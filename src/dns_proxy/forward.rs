@@ -97,7 +97,7 @@ pub(super) async fn forward_connection(
     };
     let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
     let counters = Counters::default();
-    let end = relay::relay(&client, &upstream, config.idle_timeout, &counters, &mut cut).await;
+    let end = relay::relay(client, upstream, config.idle_timeout, &counters, &mut cut).await;
     let mut detail = end.describe("connection", config.idle_timeout);
     if !failures.is_empty() {
         detail = format!("{detail}; skipped {}", failures.join("; "));

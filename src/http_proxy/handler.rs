@@ -116,7 +116,7 @@ async fn connect(
                     // The read-ahead bytes pin hyper's whole read buffer: free it before relaying.
                     drop(read_ahead);
                     match sent {
-                        Ok(()) => relay::relay(&client, &upstream, idle, &counters, &mut cut).await,
+                        Ok(()) => relay::relay(client, upstream, idle, &counters, &mut cut).await,
                         Err(e) => RelayEnd::Failed(e),
                     }
                 }

@@ -3,22 +3,28 @@
 //!
 //! Bulk data moves with splice(2) through a pipe, socket to pipe to socket, so it
 //! never enters user space; the first 64 KiB of each direction are copied instead,
-//! which is cheaper for short exchanges. Each direction ends on EOF by shutting down
+//! which is cheaper for short exchanges. The first direction to end on EOF shuts down
 //! the write side of the other connection (half-close), so the opposite direction
-//! keeps working. The relay ends when both directions have ended, on an error in
+//! keeps working; the second needs no shutdown, as the relay closes both connections
+//! when it returns. The relay ends when both directions have ended, on an error in
 //! either, or when no byte has moved either way for the idle timeout.
+//!
+//! A short read (fewer bytes than the buffer holds) drains the socket, so the next read
+//! waits for the kernel's next event instead of trying and failing: a request-reply
+//! exchange costs one read per message and one for the end of stream.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{self, FcntlArg, OFlag, SpliceFFlags};
 use nix::sys::socket;
 use nix::unistd;
-use tokio::io::Interest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::time::Instant;
 
 use crate::serve::shutdown::{Shutdown, requested};
@@ -67,41 +73,48 @@ const BULK_THRESHOLD: u64 = 4 << 20;
 /// per-user quota (`fs.pipe-user-pages-soft`), so short tunnels keep the default.
 const BULK_PIPE: usize = 1 << 20;
 
-/// Relays until both directions end, an error, `idle` without traffic, or `cut`.
-/// `transfer` is updated as bytes move, so a caller can read it even after a timeout.
+/// Relays until both directions end, an error, `idle` without traffic, or `cut`, and
+/// closes both connections. `transfer` is updated as bytes move, so a caller can read
+/// it even after a timeout.
 pub async fn relay(
-    client: &TcpStream,
-    server: &TcpStream,
+    mut client: TcpStream,
+    mut server: TcpStream,
     idle: Duration,
     transfer: &Counters,
     cut: &mut Shutdown,
 ) -> RelayEnd {
     let start = Instant::now();
+    let (client_read, client_write) = client.split();
+    let (server_read, server_write) = server.split();
+    let one_ended = AtomicBool::new(false);
     let up = pump(
-        client,
-        server,
-        &transfer.up,
-        &transfer.last_activity_ms,
-        start,
+        client_read,
+        server_write,
+        Activity {
+            count: &transfer.up,
+            last_ms: &transfer.last_activity_ms,
+            start,
+            one_ended: &one_ended,
+        },
     );
     let down = pump(
-        server,
-        client,
-        &transfer.down,
-        &transfer.last_activity_ms,
-        start,
+        server_read,
+        client_write,
+        Activity {
+            count: &transfer.down,
+            last_ms: &transfer.last_activity_ms,
+            start,
+            one_ended: &one_ended,
+        },
     );
-    let both = async {
-        let (a, b) = tokio::join!(up, down);
-        a.and(b)
-    };
+    let both = async { tokio::try_join!(up, down) };
     tokio::pin!(both);
     loop {
         let last = Duration::from_millis(transfer.last_activity_ms.load(Ordering::Relaxed));
         let deadline = start + last + idle;
         tokio::select! {
             result = &mut both => return match result {
-                Ok(()) => RelayEnd::Closed,
+                Ok(((), ())) => RelayEnd::Closed,
                 Err(e) => RelayEnd::Failed(e),
             },
             _ = tokio::time::sleep_until(deadline) => {
@@ -138,43 +151,56 @@ impl Counters {
     }
 }
 
-/// Moves bytes from `src` to `dst` until EOF, then half-closes `dst`.
+/// What a direction records as it moves bytes, and what both directions share.
+struct Activity<'a> {
+    count: &'a AtomicU64,
+    last_ms: &'a AtomicU64,
+    start: Instant,
+    /// Set by the first direction to end.
+    one_ended: &'a AtomicBool,
+}
+
+impl Activity<'_> {
+    fn record(&self, bytes: usize) {
+        self.count.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The direction ended on EOF: the first to end half-closes `dst`; the second
+    /// leaves that to the close that follows when the relay returns.
+    fn end(&self, dst: &TcpStream) -> io::Result<()> {
+        if self.one_ended.swap(true, Ordering::Relaxed) {
+            return Ok(());
+        }
+        shutdown_write(dst)
+    }
+}
+
+/// Moves bytes from `src` to `dst` until EOF, then ends the direction.
 ///
 /// The first [`COPY_LIMIT`] bytes are copied through a buffer that lives only while it
 /// holds data (an idle connection keeps none); a pipe costs four system calls to set up
 /// and tear down, more than short exchanges move. Past that, splice takes over.
 async fn pump(
-    src: &TcpStream,
-    dst: &TcpStream,
-    count: &AtomicU64,
-    activity: &AtomicU64,
-    start: Instant,
+    mut src: ReadHalf<'_>,
+    mut dst: WriteHalf<'_>,
+    activity: Activity<'_>,
 ) -> io::Result<()> {
     let mut moved = 0u64;
-    let record = |n: usize| {
-        count.fetch_add(n as u64, Ordering::Relaxed);
-        activity.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    };
     while moved < COPY_LIMIT {
         // The buffer is made only once data is there, so a waiting connection holds none.
-        let (read, buffer) = transfer(src, Interest::READABLE, || {
-            let mut buffer = Vec::with_capacity(COPY_CHUNK);
-            src.try_read_buf(&mut buffer).map(|read| (read, buffer))
-        })
-        .await?;
+        src.as_ref().readable().await?;
+        let mut buffer = Vec::with_capacity(COPY_CHUNK);
+        let read = src.read_buf(&mut buffer).await?;
         if read == 0 {
-            return shutdown_write(dst);
+            return activity.end(dst.as_ref());
         }
-        let mut sent = 0;
-        while sent < read {
-            sent += transfer(dst, Interest::WRITABLE, || {
-                dst.try_write(&buffer[sent..read])
-            })
-            .await?;
-        }
-        record(read);
+        dst.write_all(&buffer).await?;
+        activity.record(read);
         moved += read as u64;
     }
+    let (src, dst) = (src.as_ref(), dst.as_ref());
     let mut pipe = Pipe::new()?;
     loop {
         let chunk = pipe.capacity;
@@ -183,7 +209,7 @@ async fn pump(
         })
         .await?;
         if read == 0 {
-            return shutdown_write(dst);
+            return activity.end(dst);
         }
         let mut left = read;
         while left > 0 {
@@ -192,7 +218,7 @@ async fn pump(
             })
             .await?;
         }
-        record(read);
+        activity.record(read);
         moved += read as u64;
         if moved >= BULK_THRESHOLD && pipe.capacity < BULK_PIPE {
             pipe.grow(BULK_PIPE);

@@ -47,8 +47,8 @@ async fn relays_both_ways_with_half_close_and_counts_bytes() {
     let counters = Counters::default();
     let mut cut = never_cut();
     let relay = relay(
-        &client_side,
-        &server_side,
+        client_side,
+        server_side,
         Duration::from_secs(5),
         &counters,
         &mut cut,
@@ -91,8 +91,8 @@ async fn bulk_data_arrives_intact_after_the_pipe_grows() {
     let counters = Counters::default();
     let mut cut = never_cut();
     let relay = relay(
-        &client_side,
-        &server_side,
+        client_side,
+        server_side,
         Duration::from_secs(5),
         &counters,
         &mut cut,
@@ -130,8 +130,8 @@ async fn an_idle_relay_ends_after_the_timeout() {
     let counters = Counters::default();
     let started = Instant::now();
     let end = relay(
-        &client_side,
-        &server_side,
+        client_side,
+        server_side,
         Duration::from_millis(200),
         &counters,
         &mut never_cut(),
@@ -153,8 +153,8 @@ async fn a_cut_ends_an_open_relay_at_once() {
     let (cut, mut notice) = tokio::sync::watch::channel(false);
     let counters = Counters::default();
     let relay = relay(
-        &client_side,
-        &server_side,
+        client_side,
+        server_side,
         Duration::from_secs(30),
         &counters,
         &mut notice,
