@@ -13,9 +13,12 @@
 #   bulk      one connection carrying 1 GiB server -> client (down) and one client ->
 #             server (up), MB/s
 #   cpu       utime+stime of the proxy's processes (/proc/PID/stat), per 1,000
-#             connections (rate) and per GiB (bulk, both directions)
+#             connections (rate; and utime alone: the proxy's own code, not the
+#             kernel's) and per GiB (bulk, both directions)
 #   rss       (VmRSS with IDLE idle connections - VmRSS before) / IDLE, all proxy
 #             processes (/proc/PID/status)
+#   startup   from just before the proxy is started (the client already retrying every
+#             0.2 ms) to the first exchange it served, ms; includes `ip netns exec`
 #   cores     during the rate test: the proxy's and loadgen server's CPU (/proc/PID/stat),
 #             the client's (getrusage, printed by loadgen) and the machine's (/proc/stat),
 #             each / wall time: whether the proxy or the client was the bottleneck
@@ -26,7 +29,7 @@ REPS=${REPS:-3}
 BULK_BYTES=$((1 << 30))
 RATE_SECONDS=10
 CONCURRENCY=32
-IDLE=2000
+IDLE=3000
 PORT=9000
 SERVER=203.0.113.5:$PORT
 CLK_TCK=$(getconf CLK_TCK)
@@ -172,16 +175,19 @@ proxy_pids() {
     done
     return 0
 }
-ticks() { # PID...: their utime+stime, in clock ticks
-    local total=0 pid f
+ticks() { # [--user] PID...: their utime+stime (--user: utime), in clock ticks
+    local total=0 pid f sum='$12 + $13'
+    [[ ${1:-} == --user ]] && { sum='$12'; shift; }
     for pid in "$@"; do
         f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
-        total=$((total + $(awk '{print $12 + $13}' <<<"$f")))
+        total=$((total + $(awk "{print $sum}" <<<"$f")))
     done
     echo "$total"
 }
 # shellcheck disable=SC2046 # pids, one word each
 proxy_ticks() { ticks $(proxy_pids); }
+# shellcheck disable=SC2046
+proxy_user_ticks() { ticks --user $(proxy_pids); }
 # shellcheck disable=SC2046
 server_ticks() { ticks $(ip netns pids "$T-server"); }
 # busy (not idle, not iowait) and stolen ticks of the machine, CPU 0 and CPU 1. Steal,
@@ -279,11 +285,11 @@ CONF
 
 # The rate test against the subject NAME: its figures and the CPU use of everyone.
 rate_run() { # NAME
-    local name=$1 out=$WORK/$1.tun p0 p1 v0 v1 s0 s1 t0 t1
-    p0=$(proxy_ticks) v0=$(server_ticks) s0=$(stat_snap) t0=$EPOCHREALTIME
+    local name=$1 out=$WORK/$1.tun p0 p1 u0 u1 v0 v1 s0 s1 t0 t1
+    p0=$(proxy_ticks) u0=$(proxy_user_ticks) v0=$(server_ticks) s0=$(stat_snap) t0=$EPOCHREALTIME
     client_lg tunnels --concurrency "$CONCURRENCY" --duration "$RATE_SECONDS" >"$out" 2>"$out.err" ||
         { log "$name: rate test failed:"; cat "$out.err" >&2; exit 1; }
-    t1=$EPOCHREALTIME s1=$(stat_snap) v1=$(server_ticks) p1=$(proxy_ticks)
+    t1=$EPOCHREALTIME s1=$(stat_snap) v1=$(server_ticks) u1=$(proxy_user_ticks) p1=$(proxy_ticks)
     local n wall
     n=$(kv "$out" tunnels)
     wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')
@@ -291,6 +297,8 @@ rate_run() { # NAME
     rec "$name" p50 "$(kv "$out" p50_ms)"
     rec "$name" p99 "$(kv "$out" p99_ms)"
     rec "$name" errors "$(kv "$out" errors)"
+    [[ $T != "$PD" ]] && rec "$name" cpu_k_user "$(awk -v u="$((u1 - u0))" -v h="$CLK_TCK" -v n="$n" \
+        'BEGIN {printf "%.1f", u / h / n * 1e6}')"
     read -r -a s0 <<<"$s0"
     read -r -a s1 <<<"$s1"
     awk -v p="$((p1 - p0))" -v v="$((v1 - v0))" -v h="$CLK_TCK" -v w="$wall" -v n="$n" \
@@ -345,11 +353,26 @@ run_direct() { # NAME
     rate_run "$1"
 }
 
-# One run of a proxy in topology PP: started with START ARGS..., warmed up, measured,
-# stopped. DIAL says how the client reaches it.
+# Starts a proxy with START ARGS... while the client retries one exchange through it:
+# the time from just before the start to the first exchange served.
+startup_run() { # NAME START ARGS...
+    local out=$WORK/$1.first since lg ms
+    client_lg first >"$out" 2>&1 &
+    lg=$!
+    for _ in $(seq 500); do grep -q waiting "$out" && break; sleep 0.01; done
+    since=${EPOCHREALTIME/./}
+    "${@:2}"
+    wait "$lg" || { log "$1: no exchange after the start:"; cat "$out" >&2; exit 1; }
+    ms=$(awk -v a="$(kv "$out" first_at_us)" -v b="$since" 'BEGIN {if (a > b) printf "%.1f", (a - b) / 1000}')
+    [[ -n $ms ]] || { log "$1: the proxy answered before it was started:"; cat "$out" >&2; exit 1; }
+    rec "$1" first "$ms"
+}
+
+# One run of a proxy in topology PP: started with START ARGS... (its startup time
+# measured), warmed up, measured, stopped. DIAL says how the client reaches it.
 run_proxy() { # NAME DIAL START ARGS...
     T=$PP DIAL=$2
-    "${@:3}"
+    startup_run "$1" "${@:3}"
     client_lg tunnels --concurrency 4 --duration 1 >"$WORK/$1.warm" 2>&1 ||
         { log "$1: warm-up failed:"; cat "$WORK/$1.warm" >&2; exit 1; }
     idle_run "$1"
@@ -425,6 +448,7 @@ report() { # TITLE DIRECT PEER PEER_LABEL ER
     row "connection latency p50" ms p50 %.2f latency
     row "connection latency p99" ms p99 %.2f latency
     row "proxy CPU per 1,000 connections" ms cpu_k %.1f
+    row "  of which in user space" ms cpu_k_user %.1f
     row "bulk down 1 GiB (server -> client)" MB/s down %.0f
     row "  % of direct" % down_pct %.0f
     row "bulk up 1 GiB (client -> server)" MB/s up %.0f
@@ -432,6 +456,7 @@ report() { # TITLE DIRECT PEER PEER_LABEL ER
     row "proxy CPU per GiB (down and up)" s cpu_gib %.2f
     row "RSS per idle connection ($IDLE open)" KiB rss %.1f
     row "RSS idle" MiB rss_base %.1f
+    row "startup to first exchange served" ms first %.1f
     # shellcheck disable=SC2059
     printf "$TABLE_FORMAT" "failed connections, all runs" count \
         "$(awk '{s += $1} END {print s + 0}' "$WORK/$d.errors")" \

@@ -7,7 +7,8 @@
 //! - [`config`]: the variables; [`startup`]: what each forwarder starts with;
 //!   [`forward`]: one connection (pick, connect with retries, relay, one log line)
 //!   and which addresses may be backends.
-//! - this module: listeners, re-resolution, and the accept loops.
+//! - this module: listeners, re-resolution, and the accept loops (one per forwarder on
+//!   every worker).
 
 pub mod answer;
 pub mod backends;
@@ -16,6 +17,7 @@ pub mod destination;
 pub mod forward;
 pub mod startup;
 
+use std::net::TcpListener as StdListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,9 +27,9 @@ use tracing::{debug, info, warn};
 use crate::config::address::{self, OwnSockets};
 use crate::error::{Error, Result};
 use crate::serve::limits::{self, ConnectionSlots};
-use crate::serve::listener;
 use crate::serve::resolver::Resolver;
 use crate::serve::shutdown::{self, Shutdown};
+use crate::serve::{listener, workers};
 
 use config::{DnsProxyConfig, MAX_CONNECTIONS};
 use destination::Target;
@@ -71,7 +73,10 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
     }
     let mut listeners = Vec::new();
     for forward in &forwards {
-        listeners.push(listener::bind_all(forward.forwarder.port).await?);
+        listeners.push(listener::bind_all(
+            forward.forwarder.port,
+            workers::count(),
+        )?);
     }
     let shutdown = shutdown::on_signals()?;
     if let Some(address) = config.answer_address {
@@ -143,38 +148,75 @@ async fn refresh(
 }
 
 /// Accepts on every listener until shutdown, then drains like the HTTP proxy.
+/// `listeners` holds, for each forwarder, one socket per worker (see [`workers`]): each
+/// worker accepts for every forwarder.
 async fn serve(
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Vec<StdListener>>,
     forwards: Vec<Arc<Forward>>,
     config: Arc<DnsProxyConfig>,
     max_connections: u32,
     shutdown: Shutdown,
 ) -> Result<()> {
     let slots = ConnectionSlots::new(max_connections);
-    let mut acceptors = tokio::task::JoinSet::new();
-    for (listener, forward) in listeners.into_iter().zip(forwards) {
-        let address = listener
-            .local_addr()
-            .map_err(|e| Error::io("reading the listening address", e))?;
-        let (target, target_port) = (&forward.forwarder.target, forward.forwarder.target_port);
-        info!(%address, %target, target_port, "dns proxy listening");
-        let config = config.clone();
-        let cut = slots.cut_notice();
-        acceptors.spawn(listener::accept_until_shutdown(listener, slots.clone(), shutdown.clone(), move |client, peer, slot| {
-            match slot {
-                Some(slot) => drop(tokio::spawn(forward_connection(forward.clone(), config.clone(), client, peer, (slot, cut.clone())))),
-                None => warn!(client = %peer, port = forward.forwarder.port, "connection limit reached: closed"),
-            }
-        }));
+    for (sockets, forward) in listeners.iter().zip(&forwards) {
+        if let Some(first) = sockets.first() {
+            let address = first
+                .local_addr()
+                .map_err(|e| Error::io("reading the listening address", e))?;
+            let (target, target_port) = (&forward.forwarder.target, forward.forwarder.target_port);
+            info!(%address, %target, target_port, workers = sockets.len(), "dns proxy listening");
+        }
     }
-    acceptors.join_all().await;
-    slots.drain(config.grace_period).await;
-    Ok(())
+    let grace = config.grace_period;
+    let accept = {
+        let slots = slots.clone();
+        let forwards = Arc::new(forwards);
+        move |listeners: Vec<TcpListener>| {
+            let loops = listeners.into_iter().zip(forwards.iter().cloned()).map(|(listener, forward)| {
+                let (config, cut) = (config.clone(), slots.cut_notice());
+                listener::accept_until_shutdown(listener, slots.clone(), shutdown.clone(), move |client, peer, slot| {
+                    match slot {
+                        Some(slot) => drop(tokio::spawn(forward_connection(forward.clone(), config.clone(), client, peer, (slot, cut.clone())))),
+                        None => warn!(client = %peer, port = forward.forwarder.port, "connection limit reached: closed"),
+                    }
+                })
+            });
+            let loops: Vec<_> = loops.collect();
+            async move {
+                futures::future::join_all(loops).await;
+            }
+        }
+    };
+    workers::serve_on_every_core(by_worker(listeners), accept, slots.drain(grace)).await
+}
+
+/// Regroups sockets from per forwarder (each with one per worker) to per worker (each
+/// with one per forwarder, in the forwarders' order).
+fn by_worker<T>(per_forwarder: Vec<Vec<T>>) -> Vec<Vec<T>> {
+    let mut per_worker: Vec<Vec<T>> = Vec::new();
+    for sockets in per_forwarder {
+        for (worker, socket) in sockets.into_iter().enumerate() {
+            if per_worker.len() <= worker {
+                per_worker.push(Vec::new());
+            }
+            per_worker[worker].push(socket);
+        }
+    }
+    per_worker
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_worker_gets_one_socket_of_every_forwarder() {
+        let per_forwarder = vec![vec!["a0", "a1"], vec!["b0", "b1"], vec!["c0", "c1"]];
+        assert_eq!(
+            by_worker(per_forwarder),
+            vec![vec!["a0", "b0", "c0"], vec!["a1", "b1", "c1"]]
+        );
+    }
 
     #[test]
     fn refresh_follows_the_ttl_within_bounds() {

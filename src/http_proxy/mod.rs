@@ -18,7 +18,7 @@ pub mod request_log;
 pub mod rules;
 pub mod upstream;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,9 +33,9 @@ use tracing::{debug, info, warn};
 use crate::config::vars::{DurationRange, Vars};
 use crate::error::{Error, Result};
 use crate::serve::limits::{self, ConnectionCap, ConnectionSlots};
-use crate::serve::listener;
 use crate::serve::resolver::{Families, Resolver};
 use crate::serve::shutdown::{self, Shutdown};
+use crate::serve::{listener, workers};
 use rules::Rule;
 
 /// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.
@@ -108,28 +108,54 @@ pub async fn run(config: ProxyConfig) -> Result<()> {
     let open_files = limits::raise_open_file_limit()?;
     let max_connections = config.max_connections.fit(MAX_CONNECTIONS, open_files)?;
     debug!(open_files, max_connections, "open-file limit");
-    let listener = listener::bind_all(config.port).await?;
+    let listeners = listener::bind_all(config.port, workers::count())?;
     let proxy = Arc::new(Proxy {
         resolver: Resolver::from_system(Families::Both)?,
         config,
     });
-    serve(listener, proxy, max_connections, shutdown::on_signals()?).await
+    serve(listeners, proxy, max_connections, shutdown::on_signals()?).await
 }
 
-/// Serves connections from `listener` until `shutdown`, at most `max_connections` at
-/// once, then stops accepting, lets open connections finish for the grace period and
-/// cuts the rest.
+/// Serves connections from `listeners` (one per worker, see [`workers`]) until
+/// `shutdown`, at most `max_connections` at once, then stops accepting, lets open
+/// connections finish for the grace period and cuts the rest.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<StdListener>,
     proxy: Arc<Proxy>,
     max_connections: u32,
     shutdown: Shutdown,
 ) -> Result<()> {
     let slots = ConnectionSlots::new(max_connections);
-    let address = listener
-        .local_addr()
-        .map_err(|e| Error::io("reading the listening address", e))?;
-    info!(%address, rules = proxy.config.rules.len(), max_connections, "http proxy listening");
+    if let Some(first) = listeners.first() {
+        let address = first
+            .local_addr()
+            .map_err(|e| Error::io("reading the listening address", e))?;
+        info!(%address, workers = listeners.len(), rules = proxy.config.rules.len(), max_connections, "http proxy listening");
+    }
+    let grace = proxy.config.grace_period;
+    let accept = {
+        let slots = slots.clone();
+        move |listeners: Vec<TcpListener>| {
+            let (proxy, slots, shutdown) = (proxy.clone(), slots.clone(), shutdown.clone());
+            let loops = listeners.into_iter().map(move |listener| {
+                accept_until_shutdown(listener, proxy.clone(), slots.clone(), shutdown.clone())
+            });
+            async move {
+                futures::future::join_all(loops).await;
+            }
+        }
+    };
+    let per_worker = listeners.into_iter().map(|l| vec![l]).collect();
+    workers::serve_on_every_core(per_worker, accept, slots.drain(grace)).await
+}
+
+/// One worker's accept loop: each connection on a task of its own.
+async fn accept_until_shutdown(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    slots: ConnectionSlots,
+    shutdown: Shutdown,
+) {
     listener::accept_until_shutdown(
         listener,
         slots.clone(),
@@ -151,8 +177,6 @@ pub async fn serve(
         },
     )
     .await;
-    slots.drain(proxy.config.grace_period).await;
-    Ok(())
 }
 
 /// A connection's share of the cap, and the notice that cuts it after the grace period.

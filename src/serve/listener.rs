@@ -1,10 +1,15 @@
-//! Listening on all addresses, and the accept loop: a slot per connection, no spinning
+//! Listening on all addresses (a socket per worker), and the accept loop: a slot per connection, no spinning
 //! when descriptors run out.
 
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener as StdListener};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use nix::errno::Errno;
+use nix::sys::socket::{
+    self, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, sockopt,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -12,14 +17,42 @@ use super::limits::ConnectionSlots;
 use super::shutdown::{Shutdown, requested};
 use crate::error::{Error, Result};
 
-/// Binds `port` on every address: dual-stack when IPv6 is available, else IPv4.
-pub async fn bind_all(port: u16) -> Result<TcpListener> {
-    match TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).await {
-        Ok(listener) => Ok(listener),
-        Err(_) => TcpListener::bind(("0.0.0.0", port))
-            .await
-            .map_err(|e| Error::io(format!("listening on port {port}"), e)),
+/// Binds `port` on every address, `count` sockets (one per worker, SO_REUSEPORT when
+/// more than one): dual-stack when IPv6 is available, else IPv4. Port 0 picks a free
+/// port for the first socket and binds the others to the same one.
+pub fn bind_all(port: u16, count: usize) -> Result<Vec<StdListener>> {
+    let failed = |e: Errno| Error::io(format!("listening on port {port}"), e.into());
+    let first = bind_one(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)), count > 1)
+        .or_else(|_| bind_one(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), count > 1))
+        .map_err(failed)?;
+    let bound = first
+        .local_addr()
+        .map_err(|e| Error::io(format!("listening on port {port}"), e))?;
+    let mut listeners = vec![first];
+    while listeners.len() < count {
+        listeners.push(bind_one(bound, true).map_err(failed)?);
     }
+    Ok(listeners)
+}
+
+/// One nonblocking listening socket on `address` (an IPv6 one accepts IPv4 too).
+fn bind_one(address: SocketAddr, reuse_port: bool) -> nix::Result<StdListener> {
+    let family = match address {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket::socket(family, SockType::Stream, flags, None)?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if reuse_port {
+        socket::setsockopt(&fd, sockopt::ReusePort, &true)?;
+    }
+    if family == AddressFamily::Inet6 {
+        socket::setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
+    }
+    socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(address))?;
+    socket::listen(&fd, Backlog::MAXCONN)?;
+    Ok(StdListener::from(fd))
 }
 
 /// Accepts on `listener` until shutdown is requested (then the listener is closed, so

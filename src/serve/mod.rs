@@ -1,7 +1,8 @@
 //! What the proxies share: [`shutdown`] the signal notice; [`listener`] listening and
 //! the accept loop; [`limits`] the open-file limit, the connection cap and the drain;
 //! [`relay`] the splice relay between two connections; [`access_log`] the one log line
-//! per connection; [`resolver`] the resolv.conf resolver.
+//! per connection; [`resolver`] the resolv.conf resolver; [`workers`] a worker thread
+//! per core, each with its own runtime and listening sockets.
 
 pub mod access_log;
 pub mod limits;
@@ -9,3 +10,4 @@ pub mod listener;
 pub mod relay;
 pub mod resolver;
 pub mod shutdown;
+pub mod workers;

@@ -107,7 +107,8 @@ pub async fn relay(
             one_ended: &one_ended,
         },
     );
-    let both = async { tokio::try_join!(up, down) };
+    // Joined without an async block: one copy of each direction's state, not two.
+    let both = futures::future::try_join(up, down);
     tokio::pin!(both);
     loop {
         let last = Duration::from_millis(transfer.last_activity_ms.load(Ordering::Relaxed));
@@ -200,7 +201,18 @@ async fn pump(
         activity.record(read);
         moved += read as u64;
     }
-    let (src, dst) = (src.as_ref(), dst.as_ref());
+    // Boxed: the splice phase's state is allocated only for the connections that reach
+    // it, so every idle connection's task stays small.
+    Box::pin(splice_rest(src.as_ref(), dst.as_ref(), activity, moved)).await
+}
+
+/// The rest of a direction, through a pipe with splice(2), after `moved` copied bytes.
+async fn splice_rest(
+    src: &TcpStream,
+    dst: &TcpStream,
+    activity: Activity<'_>,
+    mut moved: u64,
+) -> io::Result<()> {
     let mut pipe = Pipe::new()?;
     loop {
         let chunk = pipe.capacity;
