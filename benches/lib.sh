@@ -18,7 +18,8 @@
 #   rss       (VmRSS with IDLE idle connections - VmRSS before) / IDLE, all proxy
 #             processes (/proc/PID/status)
 #   startup   from just before the proxy is started (the client already retrying every
-#             0.2 ms) to the first exchange it served, ms; includes `ip netns exec`
+#             0.2 ms) to the first exchange it served, ms; direct: the time to start
+#             `true` the same way (ip netns exec, env), which the proxies' figures include
 #   cores     during the rate test: the proxy's and loadgen server's CPU (/proc/PID/stat),
 #             the client's (getrusage, printed by loadgen) and the machine's (/proc/stat),
 #             each / wall time: whether the proxy or the client was the bottleneck
@@ -120,6 +121,15 @@ busy_now() {
 }
 # Other work on the machine disturbs the figures: wait (at most WAIT seconds) until it
 # is quiet; QUIET_AT_START is the load then.
+# Up to 5 s for the machine to calm down after the previous subject (its connections'
+# teardown), so that a startup is timed on a quiet machine.
+settle() {
+    local _
+    for _ in 1 2 3 4 5; do
+        awk -v b="$(busy_now)" 'BEGIN {exit !(b < 0.25)}' && return 0
+    done
+    return 0
+}
 wait_quiet() { # WAIT
     local i
     for i in $(seq "$1"); do
@@ -346,9 +356,20 @@ idle_run() { # NAME: RSS per idle connection
     sleep 0.5
 }
 
+# What starting any program in the router namespace costs, as the proxies are started:
+# the time to run `true` there. The startup figures of the proxies include it.
+launch_run() { # NAME
+    local since
+    since=${EPOCHREALTIME/./}
+    "${PX_PIN[@]}" ip netns exec "$T-router" env -i PATH="$PATH" true
+    rec "$1" first "$(awk -v a="${EPOCHREALTIME/./}" -v b="$since" 'BEGIN {printf "%.1f", (a - b) / 1000}')"
+}
+
 # One run of the direct path: topology PD, no proxy.
 run_direct() { # NAME
     T=$PD DIAL=direct
+    settle
+    launch_run "$1"
     bulk_run "$1"
     rate_run "$1"
 }
@@ -356,7 +377,7 @@ run_direct() { # NAME
 # Starts a proxy with START ARGS... while the client retries one exchange through it:
 # the time from just before the start to the first exchange served.
 startup_run() { # NAME START ARGS...
-    local out=$WORK/$1.first since lg ms
+    local out=$WORK/$1.startup-out since lg ms
     client_lg first >"$out" 2>&1 &
     lg=$!
     for _ in $(seq 500); do grep -q waiting "$out" && break; sleep 0.01; done
@@ -372,6 +393,7 @@ startup_run() { # NAME START ARGS...
 # measured), warmed up, measured, stopped. DIAL says how the client reaches it.
 run_proxy() { # NAME DIAL START ARGS...
     T=$PP DIAL=$2
+    settle
     startup_run "$1" "${@:3}"
     client_lg tunnels --concurrency 4 --duration 1 >"$WORK/$1.warm" 2>&1 ||
         { log "$1: warm-up failed:"; cat "$WORK/$1.warm" >&2; exit 1; }
@@ -456,7 +478,7 @@ report() { # TITLE DIRECT PEER PEER_LABEL ER
     row "proxy CPU per GiB (down and up)" s cpu_gib %.2f
     row "RSS per idle connection ($IDLE open)" KiB rss %.1f
     row "RSS idle" MiB rss_base %.1f
-    row "startup to first exchange served" ms first %.1f
+    row "startup to first exchange (direct: launch)" ms first %.1f
     # shellcheck disable=SC2059
     printf "$TABLE_FORMAT" "failed connections, all runs" count \
         "$(awk '{s += $1} END {print s + 0}' "$WORK/$d.errors")" \
