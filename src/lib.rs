@@ -20,6 +20,7 @@ pub mod config;
 pub mod dns_proxy;
 pub mod error;
 pub mod http_proxy;
+pub mod logging;
 pub mod role;
 pub mod router;
 pub mod serve;

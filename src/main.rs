@@ -1,6 +1,5 @@
 //! Command line of egress-router: picks the role and reports errors as one line.
 
-use std::io::IsTerminal;
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -105,7 +104,7 @@ fn main() -> ExitCode {
     if let Err(e) = vars.check_utf8() {
         return report(&e);
     }
-    init_tracing(&vars);
+    egress_router::logging::init(&vars);
     exit_on_panic();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -115,12 +114,17 @@ fn main() -> ExitCode {
         Err(e) => return report(&Error::io("starting the async runtime", e)),
     };
     match runtime.block_on(dispatch(cli.command, &vars)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            egress_router::logging::flush();
+            ExitCode::SUCCESS
+        }
         Err(e) => report(&e),
     }
 }
 
+/// The error line, after the log lines still waiting (so the error comes last).
 fn report(error: &Error) -> ExitCode {
+    egress_router::logging::flush();
     if let Error::Usage(_) = error {
         eprintln!("{}\n", Cli::command().render_usage());
     }
@@ -171,26 +175,8 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
 /// kubelet sees the failure and restarts the container.
 fn exit_on_panic() {
     std::panic::set_hook(Box::new(|info| {
+        egress_router::logging::flush();
         eprintln!("error: internal error, exiting: {info}");
         std::process::exit(1);
     }));
-}
-
-/// Logs go to stderr; `EGRESS_ROUTER_DEBUG` (or the DNS proxy image's
-/// `EGRESS_DNS_PROXY_DEBUG`) raises the level, `RUST_LOG` overrides it.
-fn init_tracing(vars: &Vars) {
-    let default = if vars.is_set("EGRESS_ROUTER_DEBUG") || vars.is_set("EGRESS_DNS_PROXY_DEBUG") {
-        "debug"
-    } else {
-        "info"
-    };
-    let filter = vars
-        .get("RUST_LOG")
-        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
