@@ -14,20 +14,19 @@
 //! exchange costs one read per message and one for the end of stream.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{self, FcntlArg, OFlag, SpliceFFlags};
 use nix::sys::socket;
-use nix::unistd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::time::Instant;
 
 use crate::serve::shutdown::{Shutdown, requested};
+use pipe::{Pipe, splice};
 
 /// Bytes moved by a relay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -207,6 +206,9 @@ async fn pump(
 }
 
 /// The rest of a direction, through a pipe with splice(2), after `moved` copied bytes.
+///
+/// Between writes that `dst` takes only in part, the pipe is topped up from `src`
+/// without waiting, so the sender's window opens again while `dst` catches up.
 async fn splice_rest(
     src: &TcpStream,
     dst: &TcpStream,
@@ -214,24 +216,46 @@ async fn splice_rest(
     mut moved: u64,
 ) -> io::Result<()> {
     let mut pipe = Pipe::new()?;
+    let mut held = 0;
+    let mut src_ended = false;
     loop {
-        let chunk = pipe.capacity;
-        let read = transfer(src, Interest::READABLE, || {
-            splice(src.as_fd(), pipe.write.as_fd(), chunk)
-        })
-        .await?;
-        if read == 0 {
-            return activity.end(dst);
+        let read = if held == 0 {
+            if src_ended {
+                return activity.end(dst);
+            }
+            let room = pipe.capacity;
+            Some(
+                transfer(src, Interest::READABLE, || {
+                    splice(src.as_fd(), pipe.write.as_fd(), room)
+                })
+                .await?,
+            )
+        } else if !src_ended && held < pipe.capacity {
+            // Not through the socket's readiness: with bytes in the pipe, EAGAIN may mean
+            // a full pipe rather than an empty socket, and must not clear the readiness.
+            match splice(src.as_fd(), pipe.write.as_fd(), pipe.capacity - held) {
+                Ok(read) => Some(read),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        match read {
+            Some(0) => src_ended = true,
+            Some(read) => {
+                held += read;
+                activity.record(read);
+                moved += read as u64;
+            }
+            None => {}
         }
-        let mut left = read;
-        while left > 0 {
-            left -= transfer(dst, Interest::WRITABLE, || {
-                splice(pipe.read.as_fd(), dst.as_fd(), left)
+        if held > 0 {
+            held -= transfer(dst, Interest::WRITABLE, || {
+                splice(pipe.read.as_fd(), dst.as_fd(), held)
             })
             .await?;
         }
-        activity.record(read);
-        moved += read as u64;
         if moved >= BULK_THRESHOLD && pipe.capacity < BULK_PIPE {
             pipe.grow(BULK_PIPE);
         }
@@ -260,39 +284,6 @@ fn shutdown_write(stream: &TcpStream) -> io::Result<()> {
     }
 }
 
-fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
-    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
-    fcntl::splice(from, None, to, None, len, flags).map_err(io::Error::from)
-}
-
-/// A pipe used as the in-kernel buffer between two sockets.
-struct Pipe {
-    read: OwnedFd,
-    write: OwnedFd,
-    capacity: usize,
-}
-
-impl Pipe {
-    fn new() -> io::Result<Self> {
-        let (read, write) = unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
-        let capacity = fcntl::fcntl(&write, FcntlArg::F_GETPIPE_SZ)?;
-        Ok(Pipe {
-            read,
-            write,
-            capacity: usize::try_from(capacity).unwrap_or(1 << 16),
-        })
-    }
-
-    /// Asks for a larger (empty) pipe; when the quota refuses, the current size stays.
-    fn grow(&mut self, size: usize) {
-        let size = i32::try_from(size).unwrap_or(i32::MAX);
-        if let Ok(granted) = fcntl::fcntl(&self.write, FcntlArg::F_SETPIPE_SZ(size))
-            && let Ok(granted) = usize::try_from(granted)
-        {
-            self.capacity = granted;
-        }
-    }
-}
-
+mod pipe;
 #[cfg(test)]
 mod tests;
