@@ -119,3 +119,5 @@ echo "  cores: CPU time / wall time during the rate test; proxy and server from 
 echo "  client from loadgen's getrusage, machine (busy: not idle) from /proc/stat. steal: time the"
 echo "  hypervisor did not run a CPU that wanted to run (counted as busy). other: busy time outside"
 echo "  the three and steal (network softirq work outside their time slices, other programs)."
+echo "  startup: from the start command to the first exchange served; direct: the time to start"
+echo "  \`true\` the same way (ip netns exec, env), which the proxies' figures include."

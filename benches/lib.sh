@@ -478,7 +478,7 @@ report() { # TITLE DIRECT PEER PEER_LABEL ER
     row "proxy CPU per GiB (down and up)" s cpu_gib %.2f
     row "RSS per idle connection ($IDLE open)" KiB rss %.1f
     row "RSS idle" MiB rss_base %.1f
-    row "startup to first exchange (direct: launch)" ms first %.1f
+    row "startup to first exchange" ms first %.1f
     # shellcheck disable=SC2059
     printf "$TABLE_FORMAT" "failed connections, all runs" count \
         "$(awk '{s += $1} END {print s + 0}' "$WORK/$d.errors")" \
