@@ -45,12 +45,7 @@ where
     for (index, listeners) in per_worker.enumerate() {
         workers.push(start(index + 1, listeners, accept.clone(), released.clone()).await?);
     }
-    let mut accepting = Vec::new();
-    let mut exited = Vec::new();
-    for (accept_ended, worker_exited) in workers {
-        accepting.push(accept_ended);
-        exited.push(worker_exited);
-    }
+    let (accepting, exited): (Vec<_>, Vec<_>) = workers.into_iter().unzip();
     accept(own).await;
     for accept_ended in accepting {
         let _ = accept_ended.await;
