@@ -683,37 +683,12 @@ fn check_passes_when_healthy_and_names_what_is_missing() {
             "reply table 4552 has no route via eth0",
         ],
     );
-    cmd(&[
-        "ip",
-        "-n",
-        r,
-        "route",
-        "add",
-        "default",
-        "via",
-        "192.0.2.65",
-        "dev",
-        "eth0",
-        "table",
-        "4552",
-    ]);
+    cmd(&ip_in(r, RESTORE_REPLY_ROUTE));
     pod.check(Some(&result)).error(
         100,
         &["ip rule `fwmark 0x400000/0x400000 lookup 4552` is missing"],
     );
-    cmd(&[
-        "ip",
-        "-n",
-        r,
-        "rule",
-        "add",
-        "fwmark",
-        "0x400000/0x400000",
-        "lookup",
-        "4552",
-        "priority",
-        "4552",
-    ]);
+    cmd(&ip_in(r, RESTORE_REPLY_RULE));
     pod.check(Some(&result)).ok_silent();
 
     // a NAT rule deleted

@@ -690,6 +690,41 @@ pub fn eventually<T>(
     }
 }
 
+/// `ip` commands that restore the router's reply routing (the fwmark rule and the
+/// table 4552 route via eth0), shared by the router's and the CNI plugin's check tests.
+pub const RESTORE_REPLY_RULE: &[&str] = &[
+    "ip",
+    "rule",
+    "add",
+    "fwmark",
+    "0x400000/0x400000",
+    "lookup",
+    "4552",
+    "priority",
+    "4552",
+];
+/// See [`RESTORE_REPLY_RULE`].
+pub const RESTORE_REPLY_ROUTE: &[&str] = &[
+    "ip",
+    "route",
+    "add",
+    "default",
+    "via",
+    "192.0.2.65",
+    "dev",
+    "eth0",
+    "table",
+    "4552",
+];
+
+/// An `ip ...` command (as in [`RESTORE_REPLY_RULE`]) run on namespace `ns`: `ip -n NS ...`.
+pub fn ip_in<'a>(ns: &'a str, command: &[&'a str]) -> Vec<&'a str> {
+    ["ip", "-n", ns]
+        .into_iter()
+        .chain(command.iter().skip(1).copied())
+        .collect()
+}
+
 /// The value of `key=` in a log line (values without spaces).
 pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line.split_whitespace()
