@@ -113,6 +113,15 @@ run() { # run NAME NETWORK [podman run options...]: a detached container, sleepi
     podman run -d --name "$name" --network "$network:interface_name=net1" \
         --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$@" "$IMAGE" sleep 300 >/dev/null
 }
+# run_failing NAME NETWORK: a podman run that must fail; its output (without podman's
+# warnings) is shown and left in $out
+run_failing() {
+    local rc
+    out=$(run "$1" "$2" 2>&1) && rc=0 || rc=$?
+    echo "  podman run --name $1 --network $2: exit $rc"
+    grep -v 'level=warning' <<<"$out" | sed 's/^/    /'
+    check "podman run fails" test "$rc" -ne 0
+}
 inside() { podman exec "$@"; } # inside CONTAINER COMMAND...: run in the container
 quiet() { "$@" >/dev/null; }
 sandbox_of() { podman inspect --format '{{.NetworkSettings.SandboxKey}}' "$1"; }
@@ -327,10 +336,7 @@ for sandbox in $sandboxes; do check "podman's namespace $sandbox is gone" test !
 check "nothing left after the three teardowns" nothing_left
 
 say "a failing ADD fails podman run and leaves nothing"
-out=$(run "$P-gamma" "$NET" 2>&1) && rc=0 || rc=$?
-echo "  podman run --name $P-gamma: exit $rc"
-grep -v 'level=warning' <<<"$out" | sed 's/^/    /'
-check "podman run fails" test "$rc" -ne 0
+run_failing "$P-gamma" "$NET"
 check "podman reports the plugin's message (no podIP entry matches)" \
     grep -q "no entry matches pod \"$P-gamma\"" <<<"$out"
 check "nothing left after the failed ADD" nothing_left
@@ -352,10 +358,7 @@ cat >"$WORK/net.d/$NET.conflist" <<EOF
    "ip": {"addresses": ["198.51.100.95/24"], "gateway": "198.51.100.1", "destinations": ["203.0.113.7"]}}
 ]}
 EOF
-out=$(run "$P-delta" "$NET" 2>&1) && rc=0 || rc=$?
-echo "  podman run --network $NET: exit $rc"
-grep -v 'level=warning' <<<"$out" | sed 's/^/    /'
-check "podman run fails" test "$rc" -ne 0
+run_failing "$P-delta" "$NET"
 check "podman reports the failed step and the rollback" \
     grep -q "iptables-nft-restore --noflush: .*simulated failure (changes rolled back)" <<<"$out"
 echo "  in the pod when the restore failed: $(cat "$WORK/at-failure" 2>/dev/null)"
