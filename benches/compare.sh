@@ -63,16 +63,25 @@ each figure: median (min-max) of $REPS runs; other work on the machine at start:
 
 topology_up "$PD" init
 
+# The proxy topology in MODE, then REPS runs of direct, the peer (started by
+# start_PEER, reached by DIAL) and egress-router (start_er PORT VAR=VALUE...),
+# interleaved; the topology stays up for the caller.
+interleaved_runs() { # MODE DIRECT PEER DIAL ER PORT VAR=VALUE...
+    local mode=$1 direct=$2 peer=$3 dial=$4 er=$5 i
+    shift 5
+    topology_up "$PP" "$mode"
+    for i in $(seq "$REPS"); do
+        log "  run $i of $REPS: direct, $peer, egress-router"
+        run_direct "$direct"
+        run_proxy "$peer" "$dial" "start_$peer"
+        run_proxy "$er" "$dial" start_er "$@"
+    done
+}
+
 if [[ $ONLY != dns ]]; then
     SQUID_VERSION=$(squid -v | head -1 | awk '{print $4}')
     log "HTTP proxy: squid $SQUID_VERSION vs egress-router"
-    topology_up "$PP" http-proxy
-    for i in $(seq "$REPS"); do
-        log "  run $i of $REPS: direct, squid, egress-router"
-        run_direct direct-http
-        run_proxy squid connect start_squid
-        run_proxy er-http connect start_er 8080 EGRESS_HTTP_PROXY_DESTINATION='*'
-    done
+    interleaved_runs http-proxy direct-http squid connect er-http 8080 EGRESS_HTTP_PROXY_DESTINATION='*'
     bash tests/topology.sh down "$PP"
     HTTP_REPORT=$(report "HTTP proxy (CONNECT tunnels) vs squid $SQUID_VERSION" direct-http squid squid er-http)
 fi
@@ -80,13 +89,7 @@ fi
 if [[ $ONLY != http ]]; then
     HAPROXY_VERSION=$(haproxy -v | head -1 | awk '{print $3}')
     log "DNS proxy (TCP forwarder): haproxy $HAPROXY_VERSION vs egress-router"
-    topology_up "$PP" dns-proxy
-    for i in $(seq "$REPS"); do
-        log "  run $i of $REPS: direct, haproxy, egress-router"
-        run_direct direct-dns
-        run_proxy haproxy direct start_haproxy
-        run_proxy er-dns direct start_er "$PORT" EGRESS_DNS_PROXY_DESTINATION="$PORT ${SERVER%:*}"
-    done
+    interleaved_runs dns-proxy direct-dns haproxy direct er-dns "$PORT" EGRESS_DNS_PROXY_DESTINATION="$PORT ${SERVER%:*}"
     NAME_LINE=
     if DNSMASQ=$(command -v dnsmasq); then
         log "  egress-router with a host name target"
