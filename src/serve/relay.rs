@@ -11,7 +11,10 @@
 //!
 //! A short read (fewer bytes than the buffer holds) drains the socket, so the next read
 //! waits for the kernel's next event instead of trying and failing: a request-reply
-//! exchange costs one read per message and one for the end of stream.
+//! exchange costs one read per message and one for the end of stream. When the peer's
+//! FIN had already arrived before such a read, its bytes are the last: they are sent
+//! with `MSG_MORE` and the end follows at once, so data and FIN leave in one segment
+//! and the read of the end of stream is skipped.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -190,10 +193,16 @@ async fn pump(
     let mut moved = 0u64;
     while moved < COPY_LIMIT {
         // The buffer is made only once data is there, so a waiting connection holds none.
-        src.as_ref().readable().await?;
+        let ready = src.as_ref().ready(Interest::READABLE).await?;
         let mut buffer = Vec::with_capacity(COPY_CHUNK);
         let read = src.read_buf(&mut buffer).await?;
         if read == 0 {
+            return activity.end(dst.as_ref());
+        }
+        // The FIN came before this read and the read drained the socket: nothing follows.
+        if ready.is_read_closed() && buffer.len() < buffer.capacity() {
+            send_corked(dst.as_ref(), &buffer).await?;
+            activity.record(read);
             return activity.end(dst.as_ref());
         }
         dst.write_all(&buffer).await?;
@@ -275,6 +284,20 @@ async fn transfer<T>(
             other => return other,
         }
     }
+}
+
+/// Sends all of `bytes` with `MSG_MORE`: the kernel holds them for the FIN (shutdown or
+/// close) that the caller sends next, so both leave in one segment.
+async fn send_corked(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let sent = transfer(stream, Interest::WRITABLE, || {
+            let more = socket::MsgFlags::from_bits_retain(nix::libc::MSG_MORE);
+            socket::send(stream.as_raw_fd(), bytes, more).map_err(io::Error::from)
+        })
+        .await?;
+        bytes = &bytes[sent..];
+    }
+    Ok(())
 }
 
 fn shutdown_write(stream: &TcpStream) -> io::Result<()> {

@@ -5,16 +5,26 @@
 //! no lock, queue or wakeup between threads on its path, one epoll instance per core.
 //! What the workers share (the connection cap, the shutdown notice, the forwarders'
 //! backends) is behind atomics and mutexes touched once per connection.
+//!
+//! Each worker also keeps a timer due within [`TIMER_FLOOR`]: tokio wakes its driver (a
+//! write to an eventfd) whenever a timer is registered that is due earlier than every
+//! timer already there, and a new connection's connect timeout (seconds away) would
+//! otherwise be that timer, as open connections' idle timeouts lie further out.
 
 use std::future::Future;
 use std::net::TcpListener as StdListener;
 use std::num::NonZero;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
+use tokio::time::MissedTickBehavior;
 
 use super::shutdown::requested;
 use crate::error::{Error, Result};
+
+/// How far ahead each worker's earliest timer is at most.
+const TIMER_FLOOR: Duration = Duration::from_secs(1);
 
 /// The workers to run: the cores this process may use (its CPU affinity and cgroup CPU
 /// quota), at least one.
@@ -46,7 +56,7 @@ where
         workers.push(start(index + 1, listeners, accept.clone(), released.clone()).await?);
     }
     let (accepting, exited): (Vec<_>, Vec<_>) = workers.into_iter().unzip();
-    accept(own).await;
+    with_timer_floor(accept(own)).await;
     for accept_ended in accepting {
         let _ = accept_ended.await;
     }
@@ -91,7 +101,7 @@ where
                     }
                 };
                 let _ = ready.send(Ok(()));
-                accept(listeners).await;
+                with_timer_floor(accept(listeners)).await;
                 let _ = accept_ended.send(());
                 requested(&mut released).await;
             });
@@ -103,6 +113,20 @@ where
         Ok(Ok(())) => Ok((accepting, exited)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::State(format!("worker {index} ended while starting"))),
+    }
+}
+
+/// Runs `work` while a timer due within [`TIMER_FLOOR`] stays registered beside it, so
+/// the later timers that `work` registers do not wake the runtime's driver.
+async fn with_timer_floor<T>(work: impl Future<Output = T>) -> T {
+    let mut floor = tokio::time::interval(TIMER_FLOOR);
+    floor.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = floor.tick() => {}
+        }
     }
 }
 

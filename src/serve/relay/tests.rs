@@ -81,6 +81,42 @@ async fn relays_both_ways_with_half_close_and_counts_bytes() {
 }
 
 #[tokio::test]
+async fn last_bytes_that_came_with_the_fin_arrive_and_half_close_only_that_way() {
+    let Lab {
+        mut client,
+        client_side,
+        server_side,
+        mut server,
+    } = lab().await;
+    // The answer and its FIN are queued before the relay reads anything.
+    server.write_all(b"the whole answer").await.unwrap();
+    server.shutdown().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let counters = Counters::default();
+    let mut cut = never_cut();
+    let relay = relay(
+        client_side,
+        server_side,
+        Duration::from_secs(5),
+        &counters,
+        &mut cut,
+    );
+    let peers = async {
+        let mut back = String::new();
+        client.read_to_string(&mut back).await.unwrap();
+        assert_eq!(back, "the whole answer", "the bytes, then EOF");
+        client.write_all(b"still heard").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut got = String::new();
+        server.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "still heard", "the other direction stayed open");
+    };
+    let (end, ()) = tokio::join!(relay, peers);
+    assert!(matches!(end, RelayEnd::Closed), "{end:?}");
+    assert_eq!(counters.transfer(), Transfer { up: 11, down: 16 });
+}
+
+#[tokio::test]
 async fn bulk_data_arrives_intact_after_the_pipe_grows() {
     let Lab {
         mut client,
