@@ -1,184 +1,100 @@
-//! Log output: one line per event on stderr, written in batches.
+//! Logging: the settings read from the environment, the subscriber, and the id that
+//! ties a connection's lines together.
 //!
-//! Under load the proxies log a line per connection. A write(2) for each would be one in
-//! fifteen of a connection's system calls, and on a pipe to the container runtime a
-//! wakeup of its reader each time. Lines are appended to a buffer instead, which goes
-//! out in one write when it holds [`BATCH_BYTES`], when a line comes [`BATCH_DELAY`] or
-//! more after the last write (so a quiet process writes every line at once), and
-//! otherwise from a flusher thread at most [`BATCH_DELAY`] after the line that started
-//! the batch. [`flush`] writes what is left: the process calls it before it exits, on an
-//! error and on a panic too. Only a SIGKILL loses lines: those of the last
-//! [`BATCH_DELAY`].
+//! Lines are text (`tracing`'s format: time, level, span, target, message, fields) or
+//! JSON (one object a line: `timestamp`, `level`, `message`, the event's fields at the
+//! top level, and `span` with the connection id), per `EGRESS_LOG_FORMAT`. The filter
+//! covers this crate only: `EGRESS_ROUTER_DEBUG` turns on its debug lines, while the
+//! libraries under it (hyper, hickory) stay at warnings; `RUST_LOG` replaces the filter
+//! whole. Output goes through [`batch`], so [`flush`] must run before the process exits.
 
-use std::io::{self, IsTerminal, Write};
-use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::io::{self, IsTerminal};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use tracing::Span;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::vars::Vars;
+use crate::error::{Error, Result};
 
-/// A batch goes out once it holds this many bytes.
-pub const BATCH_BYTES: usize = 32 << 10;
-/// A line waits in the buffer at most this long.
-pub const BATCH_DELAY: Duration = Duration::from_millis(50);
+mod batch;
 
-/// Installs the subscriber: INFO, or DEBUG when `EGRESS_ROUTER_DEBUG` (or the DNS proxy
-/// image's `EGRESS_DNS_PROXY_DEBUG`) is set; `RUST_LOG` overrides both.
-pub fn init(vars: &Vars) {
-    let default = if vars.is_set("EGRESS_ROUTER_DEBUG") || vars.is_set("EGRESS_DNS_PROXY_DEBUG") {
-        "debug"
-    } else {
-        "info"
+pub use batch::flush;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `tracing`'s text lines (the default).
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// What to log and how, from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// The line format (`EGRESS_LOG_FORMAT`).
+    pub format: LogFormat,
+    /// `tracing` filter directives: `RUST_LOG`, or this crate at info (debug with
+    /// `EGRESS_ROUTER_DEBUG` or `EGRESS_DNS_PROXY_DEBUG`) and the rest at warn.
+    pub filter: String,
+}
+
+impl LogSettings {
+    /// Reads `EGRESS_LOG_FORMAT`, `RUST_LOG`, `EGRESS_ROUTER_DEBUG` and
+    /// `EGRESS_DNS_PROXY_DEBUG`; a bad format or filter is an error naming the variable.
+    pub fn from_vars(vars: &Vars) -> Result<Self> {
+        let format = match vars.get("EGRESS_LOG_FORMAT").map(str::trim) {
+            None => LogFormat::Text,
+            Some(text) if text.eq_ignore_ascii_case("text") => LogFormat::Text,
+            Some(json) if json.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(Error::config(
+                    "EGRESS_LOG_FORMAT",
+                    format!("{other:?} is not a log format: text or json"),
+                ));
+            }
+        };
+        let filter = match vars.get("RUST_LOG") {
+            Some(directives) => {
+                EnvFilter::try_new(directives)
+                    .map_err(|e| Error::config("RUST_LOG", format!("{directives:?}: {e}")))?;
+                directives.to_string()
+            }
+            None => {
+                let debug =
+                    vars.is_set("EGRESS_ROUTER_DEBUG") || vars.is_set("EGRESS_DNS_PROXY_DEBUG");
+                let level = if debug { "debug" } else { "info" };
+                format!("warn,egress_router={level}")
+            }
+        };
+        Ok(LogSettings { format, filter })
+    }
+}
+
+/// Installs the subscriber (once per process; later calls change nothing).
+pub fn init(settings: &LogSettings) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(&settings.filter))
+        .with_writer(batch::Batched);
+    let _ = match settings.format {
+        LogFormat::Text => builder.with_ansi(io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            // the module path would collide with the lines' own `target` field
+            .with_target(false)
+            .try_init(),
     };
-    let filter = vars
-        .get("RUST_LOG")
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(Batched)
-        .with_ansi(io::stderr().is_terminal())
-        .init();
 }
 
-/// Writes the lines still in the buffer. Gives up after a second if the buffer stays
-/// locked (a panic while this thread held it must not hang the exit).
-pub fn flush() {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        match BATCH.state.try_lock() {
-            Ok(mut pending) => return pending.write_out(),
-            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner().write_out(),
-            Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(std::sync::TryLockError::WouldBlock) => return,
-        }
-    }
-}
-
-/// The subscriber's writer: appends to the shared batch.
-struct Batched;
-
-impl<'a> MakeWriter<'a> for Batched {
-    type Writer = Batched;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        Batched
-    }
-}
-
-impl Write for Batched {
-    /// Takes a whole event (the subscriber writes each in one call).
-    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        BATCH.append(line);
-        Ok(line.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The buffer, shared by every thread, and the flusher's wakeup.
-struct Batch {
-    state: Mutex<Pending>,
-    started: Condvar,
-}
-
-static BATCH: LazyLock<Batch> = LazyLock::new(|| Batch {
-    state: Mutex::new(Pending::default()),
-    started: Condvar::new(),
-});
-
-/// Lines not written yet, and when the last write was: the batching rule, kept apart
-/// from the writing so that it is tested without stderr.
-#[derive(Default)]
-struct Pending {
-    bytes: Vec<u8>,
-    last_write: Option<Instant>,
-    /// Whether the flusher thread runs.
-    flusher: bool,
-}
-
-/// What a new line asks for.
-#[derive(Debug, PartialEq, Eq)]
-enum Push {
-    /// Write the batch now.
-    WriteNow,
-    /// Let it wait; `started`: the line began a new batch (wake the flusher).
-    Wait { started: bool },
-}
-
-impl Pending {
-    fn push(&mut self, line: &[u8], now: Instant) -> Push {
-        let started = self.bytes.is_empty();
-        self.bytes.extend_from_slice(line);
-        let quiet = self
-            .last_write
-            .is_none_or(|at| now.saturating_duration_since(at) >= BATCH_DELAY);
-        if (started && quiet) || self.bytes.len() >= BATCH_BYTES {
-            Push::WriteNow
-        } else {
-            Push::Wait { started }
-        }
-    }
-
-    /// The batch to write now.
-    fn take(&mut self, now: Instant) -> Vec<u8> {
-        self.last_write = Some(now);
-        std::mem::take(&mut self.bytes)
-    }
-
-    /// Writes the batch, holding the lock so that batches keep their order.
-    fn write_out(&mut self) {
-        let bytes = self.take(Instant::now());
-        if !bytes.is_empty() {
-            // Nowhere to report a failed log write: the lines are dropped, as eprintln's.
-            let _ = io::stderr().lock().write_all(&bytes);
-        }
-    }
-}
-
-impl Batch {
-    fn lock(&self) -> MutexGuard<'_, Pending> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn append(&self, line: &[u8]) {
-        let mut pending = self.lock();
-        match pending.push(line, Instant::now()) {
-            Push::WriteNow => pending.write_out(),
-            Push::Wait { started } => {
-                if !pending.flusher {
-                    // If the thread cannot start, lines wait for the next write or the exit.
-                    pending.flusher = std::thread::Builder::new()
-                        .name("log-flush".into())
-                        .spawn(|| BATCH.flush_forever())
-                        .is_ok();
-                }
-                if started {
-                    self.started.notify_one();
-                }
-            }
-        }
-    }
-
-    /// The flusher: waits for a batch to start, gives it [`BATCH_DELAY`], writes it.
-    fn flush_forever(&self) {
-        loop {
-            let pending = self.lock();
-            let pending = self
-                .started
-                .wait_while(pending, |p| p.bytes.is_empty())
-                .unwrap_or_else(|p| p.into_inner());
-            drop(pending);
-            std::thread::sleep(BATCH_DELAY);
-            self.lock().write_out();
-        }
-    }
+/// A new connection's span: every line logged while serving it carries its id, unique
+/// in the process (`connection{id=7}` in text, `"span":{"id":7,...}` in JSON).
+pub fn connection_span() -> Span {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    tracing::info_span!("connection", id = NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 #[cfg(test)]

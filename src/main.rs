@@ -8,6 +8,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use egress_router::config::router::{RouterConfig, RouterMode};
 use egress_router::config::vars::Vars;
 use egress_router::error::{Error, Result};
+use egress_router::logging::LogSettings;
 use egress_router::role::{Role, select_role};
 use egress_router::{dns_proxy, http_proxy, router};
 
@@ -27,6 +28,7 @@ Router variables:
   EGRESS_DESTINATION       redirect list, one entry a line: IP | PORT PROTO IP [DESTPORT]
   EGRESS_ROUTER_MODE       init | legacy | http-proxy | dns-proxy | unit-test
   EGRESS_ROUTER_DEBUG      non-empty: log every step at debug level
+  EGRESS_LOG_FORMAT        text (default) | json: log line format, every role
   EGRESS_ROUTER_IPTABLES_BACKEND  auto (default) | nft | legacy
 
 Exit status: 0 on success, 2 for bad input, 1 for any other failure.";
@@ -104,7 +106,10 @@ fn main() -> ExitCode {
     if let Err(e) = vars.check_utf8() {
         return report(&e);
     }
-    egress_router::logging::init(&vars);
+    match LogSettings::from_vars(&vars) {
+        Ok(settings) => egress_router::logging::init(&settings),
+        Err(e) => return report(&e),
+    }
     exit_on_panic();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -348,3 +348,22 @@ fn dns_proxy_bad_settings_are_startup_errors() {
         ],
     );
 }
+
+#[test]
+fn bad_log_settings_are_startup_errors_in_every_role() {
+    let roles: [&[(&str, &str)]; 3] = [
+        &[("EGRESS_HTTP_PROXY_DESTINATION", "*")],
+        &[("EGRESS_DNS_PROXY_DESTINATION", "53 203.0.113.53")],
+        &unit_test_env("203.0.113.7"),
+    ];
+    for role in roles {
+        for (var, value) in [
+            ("EGRESS_LOG_FORMAT", "yaml"),
+            ("RUST_LOG", "egress_router=loud"),
+        ] {
+            let mut env = role.to_vec();
+            env.push((var, value));
+            assert_startup_error(&[], &env, var, &[value]);
+        }
+    }
+}

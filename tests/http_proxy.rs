@@ -711,6 +711,162 @@ fn decision_lines_log_outcome_and_rule() {
     assert_eq!(field(&line, "rule"), Some("default"), "{line}");
 }
 
+/// The JSON object of every stderr line of `p` (each must be one).
+fn json_lines(p: &ChildGuard) -> Vec<serde_json::Value> {
+    p.stderr()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn json_lines_carry_the_decision_fields_and_a_connection_id() {
+    let lab = Lab::new();
+    let p = lab.proxy(
+        "web.example.com\n203.0.113.5",
+        &[("EGRESS_LOG_FORMAT", "json")],
+    );
+    // two requests on one connection, then a tunnel and a denied CONNECT on others
+    let mut w = client(&lab.t, PROXY).expect("connect to proxy");
+    for path in ["one", "two"] {
+        let resp = send_request(
+            &mut w,
+            &format!(
+                "GET http://web.example.com:{ORIGIN_PORT}/{path} HTTP/1.1\r\n\
+                 Host: web.example.com:{ORIGIN_PORT}\r\n\r\n"
+            ),
+        );
+        assert_eq!(resp.status(), 200, "{path}: {resp:?}");
+    }
+    drop(w);
+    lab.assert_tunnel(&format!("203.0.113.5:{LINE_PORT}"), "203.0.113.5");
+    lab.assert_denied("other.example.net:80");
+    let decided = |target: &str| {
+        p.wait_line(
+            |l| l.contains("\"decision\"") && l.contains(target),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|| panic!("no decision line for {target}:\n{}", p.stderr()));
+    };
+    decided("other.example.net:80");
+    decided("web.example.com");
+    decided("203.0.113.5:80");
+
+    let lines = json_lines(&p);
+    for line in &lines {
+        for key in ["timestamp", "level", "message"] {
+            assert!(line.get(key).is_some(), "{key} missing: {line}");
+        }
+    }
+    let decisions: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "decision")
+        .collect();
+    assert_eq!(decisions.len(), 4, "four decisions: {lines:?}");
+    let of = |target: &str| {
+        decisions
+            .iter()
+            .filter(|l| l["target"] == target)
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    let web = of(&format!("web.example.com:{ORIGIN_PORT}"));
+    assert_eq!(web.len(), 2, "{lines:?}");
+    let (first, second) = (web[0], web[1]);
+    let tunnel = of(&format!("203.0.113.5:{LINE_PORT}"))[0];
+    let denied = of("other.example.net:80")[0];
+    assert_eq!(
+        first["target"],
+        format!("web.example.com:{ORIGIN_PORT}"),
+        "{first}"
+    );
+    assert_eq!(first["outcome"], "allowed", "{first}");
+    assert_eq!(first["rule"], "web.example.com", "{first}");
+    assert_eq!(first["level"], "INFO", "{first}");
+    assert!(
+        first["client"]
+            .as_str()
+            .is_some_and(|c| c.starts_with(&format!("{CLIENT_IP}:"))),
+        "{first}"
+    );
+    assert!(
+        first["bytes_down"].as_u64().is_some_and(|b| b > 0),
+        "{first}"
+    );
+    assert!(first["duration_ms"].as_u64().is_some(), "{first}");
+    assert_eq!(denied["outcome"], "denied", "{denied}");
+    let id = |line: &serde_json::Value| {
+        line["span"]["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no connection id: {line}"))
+    };
+    assert_eq!(id(first), id(second), "one connection, one id");
+    let ids = [id(first), id(tunnel), id(denied)];
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "another connection, another id: {ids:?}"
+    );
+    assert_eq!(tunnel["outcome"], "allowed", "{tunnel}");
+    assert!(
+        tunnel["bytes_down"].as_u64().is_some_and(|b| b > 0),
+        "{tunnel}"
+    );
+}
+
+#[test]
+fn debug_lines_are_this_crates_only_unless_rust_log_says_otherwise() {
+    let lab = Lab::new();
+    // The module path of each text line: after the time and the level, the first word
+    // ending in ':' that is not a span (`connection{id=3}:`).
+    let targets = |p: &ChildGuard| -> Vec<String> {
+        p.stderr()
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace().skip(2);
+                let word = words.find(|w| w.ends_with(':') && !w.contains('{'))?;
+                Some(word.trim_end_matches(':').to_string())
+            })
+            .collect()
+    };
+    let traffic = || {
+        let resp = request(
+            &lab.t,
+            &format!(
+                "GET http://web.example.com:{ORIGIN_PORT}/x HTTP/1.1\r\n\
+                 Host: web.example.com:{ORIGIN_PORT}\r\n\r\n"
+            ),
+        );
+        assert_eq!(resp.status(), 200, "{resp:?}");
+    };
+
+    let p = lab.proxy("web.example.com", &[("EGRESS_ROUTER_DEBUG", "1")]);
+    traffic();
+    decision_line(&p, &format!("web.example.com:{ORIGIN_PORT}"));
+    let ours = targets(&p);
+    assert!(
+        p.stderr()
+            .lines()
+            .any(|l| l.contains(" DEBUG ") && l.contains(" egress_router::")),
+        "EGRESS_ROUTER_DEBUG shows this crate's debug lines:\n{}",
+        p.stderr()
+    );
+    assert!(
+        ours.iter().all(|t| t.starts_with("egress_router")),
+        "only this crate's lines with EGRESS_ROUTER_DEBUG: {ours:?}\n{}",
+        p.stderr()
+    );
+    drop(p);
+
+    let p = lab.proxy("web.example.com", &[("RUST_LOG", "debug")]);
+    traffic();
+    decision_line(&p, &format!("web.example.com:{ORIGIN_PORT}"));
+    assert!(
+        targets(&p).iter().any(|t| !t.starts_with("egress_router")),
+        "RUST_LOG=debug shows the libraries' lines too:\n{}",
+        p.stderr()
+    );
+}
+
 #[test]
 fn sigterm_stops_accepting_and_lets_open_tunnels_finish() {
     let lab = Lab::new();

@@ -175,9 +175,12 @@ async fn serve(
             let loops = listeners.into_iter().zip(forwards.iter().cloned()).map(|(listener, forward)| {
                 let (config, cut) = (config.clone(), slots.cut_notice());
                 listener::accept_until_shutdown(listener, slots.clone(), shutdown.clone(), move |client, peer, slot| {
-                    match slot {
-                        Some(slot) => drop(tokio::spawn(forward_connection(forward.clone(), config.clone(), client, peer, (slot, cut.clone())))),
-                        None => warn!(client = %peer, port = forward.forwarder.port, "connection limit reached: closed"),
+                    let (forward, config, cut) = (forward.clone(), config.clone(), cut.clone());
+                    async move {
+                        match slot {
+                            Some(slot) => forward_connection(forward, config, client, peer, (slot, cut)).await,
+                            None => warn!(client = %peer, port = forward.forwarder.port, "connection limit reached: closed"),
+                        }
                     }
                 })
             });

@@ -16,6 +16,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tracing::Instrument;
 
 use super::body::Counted;
 use super::idle::Watched;
@@ -104,7 +105,8 @@ async fn connect(
     let mut upstream = upstream::open(proxy, &host, port, log).await?;
     let idle = proxy.config.idle_timeout;
     let log = log.hand_off();
-    tokio::spawn(async move {
+    // In the connection's span, so that the tunnel's decision line carries its id.
+    let tunnel = async move {
         let mut cut = slot.cut.clone();
         let counters = Counters::default();
         let end = match hyper::upgrade::on(request).await {
@@ -131,7 +133,8 @@ async fn connect(
             &end.describe("tunnel", idle),
         );
         drop(slot);
-    });
+    };
+    tokio::spawn(tunnel.in_current_span());
     Ok(Response::new(full(Bytes::new())))
 }
 

@@ -149,7 +149,7 @@ pub async fn serve(
     workers::serve_on_every_core(per_worker, accept, slots.drain(grace)).await
 }
 
-/// One worker's accept loop: each connection on a task of its own.
+/// One worker's accept loop: each connection on a task of its own, in its span.
 async fn accept_until_shutdown(
     listener: TcpListener,
     proxy: Arc<Proxy>,
@@ -161,19 +161,19 @@ async fn accept_until_shutdown(
         slots.clone(),
         shutdown.clone(),
         |stream, peer, slot| {
-            match slot {
-                Some(slot) => tokio::spawn(serve_connection(
-                    proxy.clone(),
-                    stream,
-                    peer,
-                    Slot {
-                        _permit: slot,
-                        cut: slots.cut_notice(),
-                    },
-                    shutdown.clone(),
-                )),
-                None => tokio::spawn(refuse_busy(stream, peer)),
-            };
+            let (proxy, cut, shutdown) = (proxy.clone(), slots.cut_notice(), shutdown.clone());
+            async move {
+                match slot {
+                    Some(permit) => {
+                        let slot = Slot {
+                            _permit: permit,
+                            cut,
+                        };
+                        serve_connection(proxy, stream, peer, slot, shutdown).await;
+                    }
+                    None => refuse_busy(stream, peer).await,
+                }
+            }
         },
     )
     .await;

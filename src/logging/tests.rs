@@ -1,55 +1,60 @@
 use super::*;
 
-#[test]
-fn a_quiet_process_writes_every_line_at_once() {
-    let mut pending = Pending::default();
-    let start = Instant::now();
-    assert_eq!(pending.push(b"one\n", start), Push::WriteNow);
-    assert_eq!(pending.take(start), b"one\n");
-    let later = start + BATCH_DELAY;
-    assert_eq!(pending.push(b"two\n", later), Push::WriteNow);
+fn settings(pairs: &[(&str, &str)]) -> Result<LogSettings> {
+    LogSettings::from_vars(&Vars::from_pairs(pairs.iter().copied()))
 }
 
 #[test]
-fn lines_in_quick_succession_wait_for_a_full_batch_or_the_flusher() {
-    let mut pending = Pending::default();
-    let start = Instant::now();
-    assert_eq!(pending.push(b"first\n", start), Push::WriteNow);
-    let _ = pending.take(start);
-    let soon = start + Duration::from_millis(1);
-    assert_eq!(
-        pending.push(b"second\n", soon),
-        Push::Wait { started: true }
-    );
-    assert_eq!(
-        pending.push(b"third\n", soon),
-        Push::Wait { started: false },
-        "a line joining a waiting batch does not restart it"
-    );
-    let line = vec![b'x'; BATCH_BYTES];
-    assert_eq!(
-        pending.push(&line, soon),
-        Push::WriteNow,
-        "a full batch goes out"
-    );
-    let batch = pending.take(soon);
-    assert!(batch.starts_with(b"second\nthird\nxx"), "in order");
-    assert_eq!(batch.len(), 13 + BATCH_BYTES);
-    assert!(pending.take(soon).is_empty());
+fn text_and_this_crate_at_info_by_default() {
+    let s = settings(&[]).unwrap();
+    assert_eq!(s.format, LogFormat::Text);
+    assert_eq!(s.filter, "warn,egress_router=info");
 }
 
 #[test]
-fn a_waiting_batch_is_not_written_early_by_a_later_quiet_line() {
-    // The flusher writes a started batch; a line after BATCH_DELAY joins it and writes
-    // the whole batch, in order.
-    let mut pending = Pending::default();
-    let start = Instant::now();
-    let _ = pending.push(b"a\n", start);
-    let _ = pending.take(start);
-    let _ = pending.push(b"b\n", start + Duration::from_millis(10));
+fn the_debug_variables_raise_this_crate_only() {
+    for var in ["EGRESS_ROUTER_DEBUG", "EGRESS_DNS_PROXY_DEBUG"] {
+        let s = settings(&[(var, "1")]).unwrap();
+        assert_eq!(s.filter, "warn,egress_router=debug", "{var}");
+    }
+}
+
+#[test]
+fn rust_log_replaces_the_filter() {
+    let s = settings(&[("RUST_LOG", "hyper=trace"), ("EGRESS_ROUTER_DEBUG", "1")]).unwrap();
+    assert_eq!(s.filter, "hyper=trace");
+}
+
+#[test]
+fn the_format_is_text_or_json_in_any_case() {
     assert_eq!(
-        pending.push(b"c\n", start + BATCH_DELAY * 2),
-        Push::Wait { started: false }
+        settings(&[("EGRESS_LOG_FORMAT", "json")]).unwrap().format,
+        LogFormat::Json
     );
-    assert_eq!(pending.take(start + BATCH_DELAY * 2), b"b\nc\n");
+    assert_eq!(
+        settings(&[("EGRESS_LOG_FORMAT", " JSON ")]).unwrap().format,
+        LogFormat::Json
+    );
+    assert_eq!(
+        settings(&[("EGRESS_LOG_FORMAT", "Text")]).unwrap().format,
+        LogFormat::Text
+    );
+}
+
+#[test]
+fn bad_values_name_the_variable_and_the_value() {
+    let e = settings(&[("EGRESS_LOG_FORMAT", "yaml")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("EGRESS_LOG_FORMAT: ") && e.contains("\"yaml\""),
+        "{e}"
+    );
+    let e = settings(&[("RUST_LOG", "egress_router=loud")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("RUST_LOG: ") && e.contains("egress_router=loud"),
+        "{e}"
+    );
 }

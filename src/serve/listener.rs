@@ -1,6 +1,7 @@
 //! Listening on all addresses (a socket per worker), and the accept loop: a slot per connection, no spinning
 //! when descriptors run out.
 
+use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener as StdListener};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -12,10 +13,12 @@ use nix::sys::socket::{
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use super::limits::ConnectionSlots;
 use super::shutdown::{Shutdown, requested};
 use crate::error::{Error, Result};
+use crate::logging;
 
 /// Binds `port` on every address, `count` sockets (one per worker, SO_REUSEPORT when
 /// more than one): dual-stack when IPv6 is available, else IPv4. Port 0 picks a free
@@ -57,17 +60,20 @@ fn bind_one(address: SocketAddr, reuse_port: bool) -> nix::Result<StdListener> {
 
 /// Accepts on `listener` until shutdown is requested (then the listener is closed, so
 /// new connections are refused). Each connection goes to `handle` with the client's
-/// address and its slot, or `None` when the cap is reached.
+/// address and its slot, or `None` when the cap is reached; the future `handle` returns
+/// runs on a task of its own, in the connection's span (its lines share an id).
 ///
 /// When the process is out of descriptors, a spare one is released to take the
 /// waiting connection and close it at once (the client learns now instead of waiting
 /// in the backlog); failures are logged at most once every few seconds, with a count.
-pub async fn accept_until_shutdown(
+pub async fn accept_until_shutdown<F>(
     listener: TcpListener,
     slots: ConnectionSlots,
     mut shutdown: Shutdown,
-    mut handle: impl FnMut(TcpStream, SocketAddr, Option<OwnedSemaphorePermit>),
-) {
+    mut handle: impl FnMut(TcpStream, SocketAddr, Option<OwnedSemaphorePermit>) -> F,
+) where
+    F: Future<Output = ()> + Send + 'static,
+{
     let mut spare = spare_descriptor();
     let mut failures = FailureLog::default();
     loop {
@@ -76,7 +82,8 @@ pub async fn accept_until_shutdown(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                    handle(stream, peer, slots.take());
+                    let serve = handle(stream, peer, slots.take());
+                    tokio::spawn(serve.instrument(logging::connection_span()));
                 }
                 Err(error) => {
                     let out_of_descriptors = matches!(
