@@ -1,17 +1,14 @@
-//! Logging: the settings read from the environment, the subscriber, and the id that
-//! ties a connection's lines together.
+//! Logging: the settings read from the environment, and the subscriber.
 //!
 //! Lines are text (`tracing`'s format: time, level, span, target, message, fields) or
-//! JSON (one object a line: `timestamp`, `level`, `message`, the event's fields at the
-//! top level, and `span` with the connection id), per `EGRESS_LOG_FORMAT`. The filter
+//! JSON (one object a line: `timestamp`, `level`, `message` and the event's fields at
+//! the top level), per `EGRESS_LOG_FORMAT`. The filter
 //! covers this crate only: `EGRESS_ROUTER_DEBUG` turns on its debug lines, while the
 //! libraries under it (hyper, hickory) stay at warnings; `RUST_LOG` replaces the filter
 //! whole. Output goes through [`batch`], so [`flush`] must run before the process exits.
 
 use std::io::{self, IsTerminal};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use tracing::Span;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::vars::Vars;
@@ -82,19 +79,12 @@ pub fn init(settings: &LogSettings) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            .with_current_span(true)
+            .with_current_span(false)
             .with_span_list(false)
             // the module path would collide with the lines' own `target` field
             .with_target(false)
             .try_init(),
     };
-}
-
-/// A new connection's span: every line logged while serving it carries its id, unique
-/// in the process (`connection{id=7}` in text, `"span":{"id":7,...}` in JSON).
-pub fn connection_span() -> Span {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    tracing::info_span!("connection", id = NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 #[cfg(test)]

@@ -796,7 +796,7 @@ fn json_lines_carry_the_decision_fields_and_a_connection_id() {
     assert!(first["duration_ms"].as_u64().is_some(), "{first}");
     assert_eq!(denied["outcome"], "denied", "{denied}");
     let id = |line: &serde_json::Value| {
-        line["span"]["id"]
+        line["connection"]
             .as_u64()
             .unwrap_or_else(|| panic!("no connection id: {line}"))
     };

@@ -2,7 +2,7 @@
 //! one access-log line, also when the connection is cut at the end of the grace
 //! period; and which resolved addresses may be backends at all.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use super::config::DnsProxyConfig;
 use super::destination::Forwarder;
 use crate::config::address::{self, Class, OwnSockets};
 use crate::serve::access_log::{self, Line};
+use crate::serve::listener::Peer;
 use crate::serve::relay::{self, Counters, Transfer};
 use crate::serve::shutdown::{Shutdown, requested};
 
@@ -57,7 +58,7 @@ pub(super) async fn forward_connection(
     forward: Arc<Forward>,
     config: Arc<DnsProxyConfig>,
     client: TcpStream,
-    peer: SocketAddr,
+    peer: Peer,
     (_slot, mut cut): (OwnedSemaphorePermit, Shutdown),
 ) {
     let started = Instant::now();

@@ -179,7 +179,7 @@ async fn serve(
                     async move {
                         match slot {
                             Some(slot) => forward_connection(forward, config, client, peer, (slot, cut)).await,
-                            None => warn!(client = %peer, port = forward.forwarder.port, "connection limit reached: closed"),
+                            None => warn!(connection = peer.connection, client = %peer.address, port = forward.forwarder.port, "connection limit reached: closed"),
                         }
                     }
                 })

@@ -3,7 +3,6 @@
 //! request ends in exactly one `decision` log line ([`super::request_log`]).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -16,7 +15,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tracing::Instrument;
 
 use super::body::Counted;
 use super::idle::Watched;
@@ -24,6 +22,7 @@ use super::policy::Host;
 use super::request_log::RequestLog;
 use super::upstream::{self, Refusal};
 use super::{Proxy, Slot};
+use crate::serve::listener::Peer;
 use crate::serve::relay::{self, Counters, RelayEnd, Transfer};
 
 /// The body type of every response the proxy sends.
@@ -33,7 +32,7 @@ pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 /// is kept by a tunnel for as long as it lives.
 pub async fn handle(
     proxy: Arc<Proxy>,
-    client: SocketAddr,
+    client: Peer,
     slot: Arc<Slot>,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
@@ -105,7 +104,6 @@ async fn connect(
     let mut upstream = upstream::open(proxy, &host, port, log).await?;
     let idle = proxy.config.idle_timeout;
     let log = log.hand_off();
-    // In the connection's span, so that the tunnel's decision line carries its id.
     let tunnel = async move {
         let mut cut = slot.cut.clone();
         let counters = Counters::default();
@@ -134,7 +132,7 @@ async fn connect(
         );
         drop(slot);
     };
-    tokio::spawn(tunnel.in_current_span());
+    tokio::spawn(tunnel);
     Ok(Response::new(full(Bytes::new())))
 }
 

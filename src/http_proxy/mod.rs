@@ -18,7 +18,7 @@ pub mod request_log;
 pub mod rules;
 pub mod upstream;
 
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::TcpListener as StdListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,9 +33,10 @@ use tracing::{debug, info, warn};
 use crate::config::vars::{DurationRange, Vars};
 use crate::error::{Error, Result};
 use crate::serve::limits::{self, ConnectionCap, ConnectionSlots};
+use crate::serve::listener::{self, Peer};
 use crate::serve::resolver::{Families, Resolver};
 use crate::serve::shutdown::{self, Shutdown};
-use crate::serve::{listener, workers};
+use crate::serve::workers;
 use rules::Rule;
 
 /// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.
@@ -189,7 +190,7 @@ pub struct Slot {
 async fn serve_connection(
     proxy: Arc<Proxy>,
     stream: TcpStream,
-    peer: SocketAddr,
+    peer: Peer,
     slot: Slot,
     mut shutdown: Shutdown,
 ) {
@@ -216,7 +217,7 @@ async fn serve_connection(
     let result = tokio::select! {
         result = connection.as_mut() => result,
         _ = activity.idle_for(config.idle_timeout) => {
-            debug!(client = %peer, "client connection idle, closed");
+            debug!(connection = peer.connection, client = %peer.address, "client connection idle, closed");
             return;
         }
         _ = shutdown::requested(&mut shutdown) => {
@@ -229,7 +230,7 @@ async fn serve_connection(
         }
     };
     if let Err(e) = result {
-        debug!(client = %peer, error = %e, "client connection ended with an error");
+        debug!(connection = peer.connection, client = %peer.address, error = %e, "client connection ended with an error");
     }
 }
 
@@ -237,8 +238,8 @@ async fn serve_connection(
 pub const BUSY_BODY: &str = "egress-router: too many connections, try again later\n";
 
 /// Answers a connection over the cap with 503 and closes it, without reading the request.
-async fn refuse_busy(mut stream: TcpStream, peer: SocketAddr) {
-    warn!(client = %peer, "connection limit reached: 503");
+async fn refuse_busy(mut stream: TcpStream, peer: Peer) {
+    warn!(connection = peer.connection, client = %peer.address, "connection limit reached: 503");
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{BUSY_BODY}",

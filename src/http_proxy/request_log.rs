@@ -2,17 +2,17 @@
 //! was written (the client left, or the process cut it at the end of the grace period)
 //! still writes one, with outcome `cut`, when its log is dropped.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use http::{Method, StatusCode};
 
 use crate::serve::access_log::{self, Line};
+use crate::serve::listener::Peer;
 use crate::serve::relay::Transfer;
 
 /// The fields of one request's decision line, and the duty to write it once.
 pub struct RequestLog {
-    client: SocketAddr,
+    client: Peer,
     listener: u16,
     method: Method,
     /// The target as `host:port` once parsed, the raw request target before.
@@ -25,7 +25,7 @@ pub struct RequestLog {
 
 impl RequestLog {
     /// A log for a request from `client` to the proxy's `listener` port.
-    pub fn new(client: SocketAddr, listener: u16, method: Method, target: String) -> Self {
+    pub fn new(client: Peer, listener: u16, method: Method, target: String) -> Self {
         RequestLog {
             client,
             listener,

@@ -3,11 +3,11 @@
 //! log pipeline parses both alike. A field that does not apply is `-`.
 
 use std::fmt::Display;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tracing::info;
 
+use super::listener::Peer;
 use super::relay::Transfer;
 
 /// The fields of one line.
@@ -15,8 +15,8 @@ use super::relay::Transfer;
 pub struct Line<'a> {
     /// `decision` or `connection`: the message of the line.
     pub kind: &'static str,
-    /// The client's address.
-    pub client: SocketAddr,
+    /// The client: its address and connection id.
+    pub client: Peer,
     /// The local port the client connected to.
     pub listener: Option<u16>,
     /// The HTTP method.
@@ -42,7 +42,8 @@ pub struct Line<'a> {
 /// Writes `line` at level INFO.
 pub fn write(line: &Line<'_>) {
     info!(
-        client = %line.client,
+        connection = line.client.connection,
+        client = %line.client.address,
         listener = %or_dash(line.listener),
         method = %line.method.unwrap_or("-"),
         target = %line.target,

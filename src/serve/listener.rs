@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener as StdListener};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -13,12 +14,10 @@ use nix::sys::socket::{
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
-use tracing::Instrument;
 
 use super::limits::ConnectionSlots;
 use super::shutdown::{Shutdown, requested};
 use crate::error::{Error, Result};
-use crate::logging;
 
 /// Binds `port` on every address, `count` sockets (one per worker, SO_REUSEPORT when
 /// more than one): dual-stack when IPv6 is available, else IPv4. Port 0 picks a free
@@ -59,9 +58,9 @@ fn bind_one(address: SocketAddr, reuse_port: bool) -> nix::Result<StdListener> {
 }
 
 /// Accepts on `listener` until shutdown is requested (then the listener is closed, so
-/// new connections are refused). Each connection goes to `handle` with the client's
-/// address and its slot, or `None` when the cap is reached; the future `handle` returns
-/// runs on a task of its own, in the connection's span (its lines share an id).
+/// new connections are refused). Each connection goes to `handle` with its [`Peer`]
+/// and its slot, or `None` when the cap is reached; the future `handle` returns runs on
+/// a task of its own.
 ///
 /// When the process is out of descriptors, a spare one is released to take the
 /// waiting connection and close it at once (the client learns now instead of waiting
@@ -70,7 +69,7 @@ pub async fn accept_until_shutdown<F>(
     listener: TcpListener,
     slots: ConnectionSlots,
     mut shutdown: Shutdown,
-    mut handle: impl FnMut(TcpStream, SocketAddr, Option<OwnedSemaphorePermit>) -> F,
+    mut handle: impl FnMut(TcpStream, Peer, Option<OwnedSemaphorePermit>) -> F,
 ) where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -81,9 +80,8 @@ pub async fn accept_until_shutdown<F>(
             _ = requested(&mut shutdown) => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                    let serve = handle(stream, peer, slots.take());
-                    tokio::spawn(serve.instrument(logging::connection_span()));
+                    let peer = Peer::new(SocketAddr::new(peer.ip().to_canonical(), peer.port()));
+                    tokio::spawn(handle(stream, peer, slots.take()));
                 }
                 Err(error) => {
                     let out_of_descriptors = matches!(
@@ -102,6 +100,27 @@ pub async fn accept_until_shutdown<F>(
                     }
                 }
             }
+        }
+    }
+}
+
+/// An accepted client: its address, and the id that the log lines about its connection
+/// share (unique in the process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// The client's address and port.
+    pub address: SocketAddr,
+    /// The connection id.
+    pub connection: u64,
+}
+
+impl Peer {
+    /// A newly accepted client from `address`, with the next connection id.
+    pub fn new(address: SocketAddr) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Peer {
+            address,
+            connection: NEXT.fetch_add(1, Ordering::Relaxed),
         }
     }
 }
