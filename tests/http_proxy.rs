@@ -711,6 +711,60 @@ fn decision_lines_log_outcome_and_rule() {
     assert_eq!(field(&line, "rule"), Some("default"), "{line}");
 }
 
+#[test]
+fn report_mode_lets_what_the_list_denies_through_but_not_what_the_screens_refuse() {
+    let lab = Lab::new();
+    let p = lab.proxy(
+        "!203.0.113.6\n203.0.113.5",
+        &[("EGRESS_HTTP_PROXY_MODE", "report")],
+    );
+    assert!(
+        p.wait_line(
+            |l| l.contains("WARN") && l.contains("EGRESS_HTTP_PROXY_MODE=report"),
+            Duration::from_secs(5)
+        )
+        .is_some(),
+        "a warning that the list is not enforced:\n{}",
+        p.stderr()
+    );
+    for ip in ["203.0.113.6", "203.0.113.7", "203.0.113.5"] {
+        lab.assert_tunnel(&format!("{ip}:{LINE_PORT}"), ip);
+    }
+    for target in [
+        "192.0.2.70:8080",
+        "127.0.0.1:80",
+        "0.0.0.0:80",
+        "169.254.169.254:80",
+    ] {
+        lab.assert_denied(target);
+    }
+
+    let line = decision_line(&p, "203.0.113.6:80");
+    assert_eq!(field(&line, "outcome"), Some("reported"), "{line}");
+    assert_eq!(
+        field(&line, "rule"),
+        Some("!203.0.113.6"),
+        "the rule that would deny: {line}"
+    );
+    assert!(line.contains("the list would deny it"), "{line}");
+    let line = decision_line(&p, "203.0.113.7:80");
+    assert_eq!(field(&line, "outcome"), Some("reported"), "{line}");
+    assert_eq!(field(&line, "rule"), Some("default"), "{line}");
+    let line = decision_line(&p, "203.0.113.5:80");
+    assert_eq!(field(&line, "outcome"), Some("allowed"), "{line}");
+    assert_eq!(field(&line, "rule"), Some("203.0.113.5"), "{line}");
+    for (target, rule) in [
+        ("192.0.2.70:8080", "own-listener"),
+        ("127.0.0.1:80", "local-only"),
+        ("0.0.0.0:80", "never-dialed"),
+        ("169.254.169.254:80", "local-only"),
+    ] {
+        let line = decision_line(&p, target);
+        assert_eq!(field(&line, "outcome"), Some("denied"), "{line}");
+        assert_eq!(field(&line, "rule"), Some(rule), "{line}");
+    }
+}
+
 /// The JSON object of every stderr line of `p` (each must be one).
 fn json_lines(p: &ChildGuard) -> Vec<serde_json::Value> {
     p.stderr()

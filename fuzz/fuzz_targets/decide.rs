@@ -1,6 +1,7 @@
 //! `decide`: a target whose address a deny rule ahead of the deciding rule covers is
 //! never allowed, whatever its spelling; nothing never-dialed is ever allowed; a
-//! literal decides like its canonical form.
+//! literal decides like its canonical form. `decide_in` report mode: what it lets
+//! through was checked, and is neither never-dialed, the proxy, nor local-only.
 //!
 //! Input: line 1 the host, line 2 the port, then resolved addresses up to a blank
 //! line, then the rule list.
@@ -9,7 +10,7 @@
 use std::net::IpAddr;
 
 use egress_router::config::address::{self, Class, OwnSockets};
-use egress_router::http_proxy::policy::{Decision, Host, decide};
+use egress_router::http_proxy::policy::{Decision, Host, ListMode, decide, decide_in};
 use egress_router::http_proxy::rules::{Matcher, parse_rules};
 use libfuzzer_sys::fuzz_target;
 
@@ -46,6 +47,16 @@ fuzz_target!(|data: &[u8]| {
             (decision, candidates)
         }
     };
+    let given = matches!(host, Host::Name(_)).then_some(&resolved[..]);
+    if let Decision::Report { addresses, .. } =
+        decide_in(ListMode::Report, &rules, &host, port, given, &own)
+    {
+        for through in &addresses {
+            assert!(candidates.contains(through), "{through} was never checked");
+            assert!(matches!(address::class(*through), Class::Dialable), "{through}");
+            assert!(!own.contains(*through, port), "{through}:{port} is the proxy");
+        }
+    }
     let Decision::Allow { rule, addresses } = decision else {
         return;
     };

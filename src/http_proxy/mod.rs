@@ -8,9 +8,11 @@
 //! - [`request_log`]: the decision log line, exactly one per request.
 //! - [`body`]: a body wrapper that counts bytes and logs when the response is done.
 //! - [`idle`]: closing client connections on which nothing moved for the idle timeout.
-//! - this module: configuration and the accept loop (connection cap, drain on shutdown).
+//! - [`config`]: the variables, read and validated.
+//! - this module: the accept loop (connection cap, drain on shutdown).
 
 pub mod body;
+pub mod config;
 pub mod handler;
 pub mod idle;
 pub mod policy;
@@ -30,71 +32,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
-use crate::config::vars::{DurationRange, Vars};
 use crate::error::{Error, Result};
-use crate::serve::limits::{self, ConnectionCap, ConnectionSlots};
+use crate::serve::limits::{self, ConnectionSlots};
 use crate::serve::listener::{self, Peer};
 use crate::serve::resolver::{Families, Resolver};
 use crate::serve::shutdown::{self, Shutdown};
 use crate::serve::workers;
-use rules::Rule;
-
-/// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.
-pub const CONNECT_TIMEOUT: DurationRange = DurationRange::seconds(10, 100, 300);
-/// `EGRESS_HTTP_PROXY_HEADER_TIMEOUT`: 10 s, from 1 s to 10 min.
-pub const HEADER_TIMEOUT: DurationRange = DurationRange::seconds(10, 1000, 600);
-/// `EGRESS_HTTP_PROXY_IDLE_TIMEOUT`: 5 min, from 1 s to 24 h.
-pub const IDLE_TIMEOUT: DurationRange = DurationRange::seconds(300, 1000, 86_400);
-/// `EGRESS_HTTP_PROXY_GRACE_PERIOD`: 25 s, from 1 s to 1 h.
-pub const GRACE_PERIOD: DurationRange = DurationRange::seconds(25, 1000, 3600);
-/// The variable of the connection cap.
-pub const MAX_CONNECTIONS: &str = "EGRESS_HTTP_PROXY_MAX_CONNECTIONS";
-
-/// Validated HTTP proxy configuration.
-#[derive(Debug, Clone)]
-pub struct ProxyConfig {
-    /// `EGRESS_HTTP_PROXY_DESTINATION`.
-    pub rules: Vec<Rule>,
-    /// `EGRESS_HTTP_PROXY_PORT` (8080).
-    pub port: u16,
-    /// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT` (10 s).
-    pub connect_timeout: Duration,
-    /// `EGRESS_HTTP_PROXY_HEADER_TIMEOUT` (10 s); also closes idle keep-alive connections.
-    pub header_timeout: Duration,
-    /// `EGRESS_HTTP_PROXY_IDLE_TIMEOUT` (300 s): connections and tunnels with no traffic either way.
-    pub idle_timeout: Duration,
-    /// `EGRESS_HTTP_PROXY_MAX_CONNECTIONS` (4000, from 1 to 1,000,000).
-    pub max_connections: ConnectionCap,
-    /// `EGRESS_HTTP_PROXY_MAX_HEADER_BYTES` (16384).
-    pub max_header_bytes: usize,
-    /// `EGRESS_HTTP_PROXY_GRACE_PERIOD` (25 s): how long open connections may finish after SIGTERM.
-    pub grace_period: Duration,
-}
-
-impl ProxyConfig {
-    /// Reads and validates the proxy variables.
-    pub fn from_vars(vars: &Vars) -> Result<Self> {
-        const RULES: &str = "EGRESS_HTTP_PROXY_DESTINATION";
-        let rules = vars
-            .get(RULES)
-            .ok_or_else(|| Error::config(RULES, "is required but not set"))?;
-        Ok(ProxyConfig {
-            rules: rules::parse_rules(rules)?,
-            port: vars.number("EGRESS_HTTP_PROXY_PORT", 8080, 1, 65535)?,
-            connect_timeout: vars.duration("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", CONNECT_TIMEOUT)?,
-            header_timeout: vars.duration("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", HEADER_TIMEOUT)?,
-            idle_timeout: vars.duration("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", IDLE_TIMEOUT)?,
-            max_connections: ConnectionCap::from_vars(vars, MAX_CONNECTIONS, 4000)?,
-            max_header_bytes: vars.number(
-                "EGRESS_HTTP_PROXY_MAX_HEADER_BYTES",
-                16384,
-                8192,
-                1 << 20,
-            )?,
-            grace_period: vars.duration("EGRESS_HTTP_PROXY_GRACE_PERIOD", GRACE_PERIOD)?,
-        })
-    }
-}
+pub use config::{MAX_CONNECTIONS, ProxyConfig};
+use policy::ListMode;
 
 /// What every request handler shares.
 pub struct Proxy {
@@ -132,6 +77,11 @@ pub async fn serve(
             .local_addr()
             .map_err(|e| Error::io("reading the listening address", e))?;
         info!(%address, workers = listeners.len(), rules = proxy.config.rules.len(), max_connections, "http proxy listening");
+        if proxy.config.list_mode == ListMode::Report {
+            warn!(
+                "EGRESS_HTTP_PROXY_MODE=report: the list is not enforced; what it would deny is let through and logged as outcome=reported"
+            );
+        }
     }
     let grace = proxy.config.grace_period;
     let accept = {
@@ -250,60 +200,4 @@ async fn refuse_busy(mut stream: TcpStream, peer: Peer) {
         stream.write_all(response.as_bytes()),
     )
     .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_match_the_documentation() {
-        let config =
-            ProxyConfig::from_vars(&Vars::from_pairs([("EGRESS_HTTP_PROXY_DESTINATION", "*")]))
-                .unwrap();
-        assert_eq!(config.port, 8080);
-        assert_eq!(config.connect_timeout, Duration::from_secs(10));
-        assert_eq!(config.header_timeout, Duration::from_secs(10));
-        assert_eq!(config.idle_timeout, Duration::from_secs(300));
-        assert_eq!(
-            config.max_connections,
-            ConnectionCap {
-                max: 4000,
-                explicit: false
-            }
-        );
-        assert_eq!(config.max_header_bytes, 16384);
-        assert_eq!(config.grace_period, Duration::from_secs(25));
-    }
-
-    #[test]
-    fn every_knob_is_validated_with_its_name() {
-        for (var, value) in [
-            ("EGRESS_HTTP_PROXY_PORT", "0"),
-            ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "soon"),
-            ("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", "0"),
-            ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "25h"),
-            ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "10000000000000000000"),
-            ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "50ms"),
-            ("EGRESS_HTTP_PROXY_PORT", "+8080"),
-            ("EGRESS_HTTP_PROXY_PORT", "08080"),
-            ("EGRESS_HTTP_PROXY_MAX_CONNECTIONS", "0"),
-            ("EGRESS_HTTP_PROXY_MAX_HEADER_BYTES", "100"),
-            ("EGRESS_HTTP_PROXY_GRACE_PERIOD", "-1"),
-        ] {
-            let vars = Vars::from_pairs([("EGRESS_HTTP_PROXY_DESTINATION", "*"), (var, value)]);
-            let err = ProxyConfig::from_vars(&vars).unwrap_err().to_string();
-            assert!(
-                err.starts_with(&format!("{var}: ")) && err.contains(&format!("{value:?}")),
-                "{err}"
-            );
-        }
-        let missing = ProxyConfig::from_vars(&Vars::default())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            missing.starts_with("EGRESS_HTTP_PROXY_DESTINATION: "),
-            "{missing}"
-        );
-    }
 }

@@ -70,6 +70,24 @@ pub enum Decision {
     Deny(Denial),
     /// The decision depends on the addresses of the host name: resolve it and ask again.
     NeedAddresses,
+    /// Report mode: the list denies the target for this reason, but it may connect to
+    /// these checked addresses (the screens applied, as for [`Decision::Allow`]).
+    Report {
+        /// Why the list would refuse it.
+        denial: Denial,
+        /// Addresses the request may be sent to.
+        addresses: Vec<IpAddr>,
+    },
+}
+
+/// How the list is applied (`EGRESS_HTTP_PROXY_MODE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListMode {
+    /// What the list denies is refused (403).
+    #[default]
+    Enforce,
+    /// What the list denies is let through and reported; the screens still refuse.
+    Report,
 }
 
 /// Why a target is refused.
@@ -221,6 +239,36 @@ pub fn decide(
     Decision::Deny(local_only.or(refused).unwrap_or(Denial::NoRule))
 }
 
+/// [`decide`] in `mode`. In report mode a target that the list denies (a deny rule, or
+/// no rule) is decided again as if the list were `*`: only the screens (never dialed,
+/// own listener, local-only) can still refuse it, and what they let through comes back
+/// as [`Decision::Report`] with the list's reason.
+pub fn decide_in(
+    mode: ListMode,
+    rules: &[Rule],
+    host: &Host,
+    port: u16,
+    resolved: Option<&[IpAddr]>,
+    own: &OwnSockets,
+) -> Decision {
+    let decision = decide(rules, host, port, resolved, own);
+    let denial = match decision {
+        Decision::Deny(denial @ (Denial::Rule(_) | Denial::NoRule)) if mode == ListMode::Report => {
+            denial
+        }
+        other => return other,
+    };
+    let everything = [Rule {
+        text: "*".into(),
+        deny: false,
+        matcher: Matcher::Any,
+    }];
+    match decide(&everything, host, port, resolved, own) {
+        Decision::Allow { addresses, .. } => Decision::Report { denial, addresses },
+        screened => screened,
+    }
+}
+
 /// Refuses addresses that are never dialed, whatever the rules say.
 fn screen(address: IpAddr, port: u16, own: &OwnSockets) -> Result<(), Denial> {
     if let Class::Never(kind) = address::class(address) {
@@ -245,5 +293,7 @@ fn in_domain(host: &str, domain: &str) -> bool {
             .is_some_and(|prefix| prefix.ends_with('.'))
 }
 
+#[cfg(test)]
+mod report_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! The decision log line: exactly one per request. A request that ends before its line
 //! was written (the client left, or the process cut it at the end of the grace period)
-//! still writes one, with outcome `cut`, when its log is dropped.
+//! still writes one, with outcome `cut`, when its log is dropped. In report mode a
+//! request the list would deny, let through, is `reported` instead of `allowed`.
 
 use std::time::Instant;
 
@@ -19,6 +20,8 @@ pub struct RequestLog {
     pub target: String,
     /// The deciding rule, or what refused the request.
     pub rule: String,
+    /// Report mode: why the list would have denied the request it let through.
+    pub would_deny: Option<String>,
     started: Instant,
     written: bool,
 }
@@ -32,6 +35,7 @@ impl RequestLog {
             method,
             target,
             rule: "-".into(),
+            would_deny: None,
             started: Instant::now(),
             written: false,
         }
@@ -47,6 +51,7 @@ impl RequestLog {
             method: self.method.clone(),
             target: self.target.clone(),
             rule: self.rule.clone(),
+            would_deny: self.would_deny.take(),
             started: self.started,
             written: false,
         }
@@ -60,6 +65,14 @@ impl RequestLog {
     /// `status` is 0 when no response was sent.
     fn emit(&mut self, outcome: &str, status: u16, transfer: Transfer, detail: &str) {
         self.written = true;
+        let reported;
+        let (outcome, detail) = match (&self.would_deny, outcome) {
+            (Some(reason), "allowed") => {
+                reported = format!("report mode, the list would deny it: {reason}; {detail}");
+                ("reported", reported.as_str())
+            }
+            _ => (outcome, detail),
+        };
         access_log::write(&Line {
             kind: "decision",
             client: self.client,

@@ -31,18 +31,19 @@ impl Refusal {
     }
 }
 
-/// Decides on `host`:`port`, resolving it only when the decision needs its addresses,
-/// and connects to one of the addresses that were checked. Records the deciding rule
-/// in `log`.
+/// Decides on `host`:`port` (in the configured list mode), resolving it only when the
+/// decision needs its addresses, and connects to one of the addresses that were
+/// checked. Records the deciding rule in `log`, and in report mode what the list would
+/// have denied.
 pub async fn open(
     proxy: &Proxy,
     host: &Host,
     port: u16,
     log: &mut RequestLog,
 ) -> Result<TcpStream, Refusal> {
-    let rules = &proxy.config.rules;
+    let (rules, mode) = (&proxy.config.rules, proxy.config.list_mode);
     let own = own_listener(proxy.config.port, port)?;
-    let mut decision = policy::decide(rules, host, port, None, &own);
+    let mut decision = policy::decide_in(mode, rules, host, port, None, &own);
     let mut unresolved = None;
     if let (Decision::NeedAddresses, Host::Name(name)) = (&decision, host) {
         let addresses = match proxy.resolver.lookup(name).await {
@@ -52,32 +53,38 @@ pub async fn open(
                 Vec::new()
             }
         };
-        decision = policy::decide(rules, host, port, Some(&addresses), &own);
+        decision = policy::decide_in(mode, rules, host, port, Some(&addresses), &own);
     }
-    match decision {
+    let addresses = match decision {
         Decision::Allow { rule, addresses } => {
             log.rule = rules[rule].text.clone();
-            if addresses.is_empty() {
-                let reason = unresolved.unwrap_or_else(|| format!("{host} has no address"));
-                return Err(Refusal::new(StatusCode::BAD_GATEWAY, reason));
-            }
-            dial(&addresses, port, proxy.config.connect_timeout, host).await
+            addresses
+        }
+        Decision::Report { denial, addresses } => {
+            log.rule = denial.log_rule(rules);
+            log.would_deny = Some(denial.reason(rules, host));
+            addresses
         }
         Decision::Deny(denial) => {
             log.rule = denial.log_rule(rules);
-            Err(Refusal::new(
+            return Err(Refusal::new(
                 StatusCode::FORBIDDEN,
                 denial.reason(rules, host),
-            ))
+            ));
         }
         Decision::NeedAddresses => {
             log.rule = "default".into();
-            Err(Refusal::new(
+            return Err(Refusal::new(
                 StatusCode::FORBIDDEN,
                 format!("no rule allows {host}"),
-            ))
+            ));
         }
+    };
+    if addresses.is_empty() {
+        let reason = unresolved.unwrap_or_else(|| format!("{host} has no address"));
+        return Err(Refusal::new(StatusCode::BAD_GATEWAY, reason));
     }
+    dial(&addresses, port, proxy.config.connect_timeout, host).await
 }
 
 /// The proxy's own listener as the decision needs it: the local addresses are listed

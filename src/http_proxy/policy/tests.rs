@@ -1,6 +1,7 @@
 //! The decision table, the screening of special addresses, and a bounded property
 //! test: every spelling of an address gets the decision of its canonical form, and an
-//! address a leading deny rule covers is never allowed.
+//! address a leading deny rule covers is never allowed, and report mode lets through
+//! only ordinary addresses that are not the proxy.
 
 use super::*;
 use crate::http_proxy::rules::parse_rules;
@@ -581,6 +582,23 @@ fn property_every_spelling_decides_alike_and_deny_rules_hold() {
                 by_name(answer),
                 name_canonical,
                 "rules {rules:?}, answer {answer}"
+            );
+        }
+        let reported = decide_in(
+            ListMode::Report,
+            &rules,
+            &Host::Ip(IpAddr::V4(v4)),
+            port,
+            None,
+            &own(),
+        );
+        if let Decision::Report { addresses, .. } = &reported {
+            assert!(
+                addresses
+                    .iter()
+                    .all(|a| !never_dialed(*a, port)
+                        && matches!(address::class(*a), Class::Dialable)),
+                "rules {rules:?}: report mode lets {reported:?} through"
             );
         }
         for decision in [&canonical, &name_canonical] {
