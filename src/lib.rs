@@ -13,6 +13,7 @@
 //! - [`serve`]: what the proxies share: listeners, cap, shutdown, relay, resolver.
 //! - [`cni`]: the CNI plugin role; its invocation, configuration, NAT rules and
 //!   answers are plain data (pure).
+//! - [`validate`]: every problem of an environment at once, for `egress-router validate`.
 //! - [`error`]: the one error type.
 
 pub mod cni;
@@ -26,3 +27,4 @@ pub mod router;
 pub mod serve;
 pub mod setup;
 pub mod sys;
+pub mod validate;

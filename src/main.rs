@@ -1,10 +1,12 @@
 //! Command line of egress-router: picks the role and reports errors as one line.
 
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use egress_router::config::env_file;
 use egress_router::config::router::{RouterConfig, RouterMode};
 use egress_router::config::vars::Vars;
 use egress_router::error::{Error, Result};
@@ -58,6 +60,16 @@ enum Command {
     DnsProxy,
     /// CNI plugin (CNI_COMMAND, CNI_NETNS, CNI_IFNAME, config on stdin).
     Cni,
+    /// Check the environment (or --env-file) as the container would read it: every
+    /// problem at once, exit 0 (valid) or 1; changes nothing.
+    Validate {
+        /// Read the variables from this file (NAME=VALUE lines) instead of the environment.
+        #[arg(long)]
+        env_file: Option<PathBuf>,
+        /// As `router --mode MODE`: check the router with this mode (EGRESS_ROUTER_MODE).
+        #[arg(long)]
+        mode: Option<String>,
+    },
     /// Internal: send the delayed unsolicited ARP request.
     #[command(hide = true)]
     Announce {
@@ -102,6 +114,9 @@ fn parse_mac(text: &str) -> std::result::Result<MacArg, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Validate { env_file, mode }) = cli.command {
+        return validate(env_file.as_deref(), mode.as_deref());
+    }
     let vars = Vars::from_process();
     if let Err(e) = vars.check_utf8() {
         return report(&e);
@@ -124,6 +139,58 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => report(&e),
+    }
+}
+
+/// `egress-router validate`: the problems on stdout, one a line, then a summary.
+fn validate(env_file: Option<&Path>, mode: Option<&str>) -> ExitCode {
+    let vars = match env_file {
+        None => Vars::from_process(),
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("error: reading {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            match env_file::parse(&text) {
+                Ok(pairs) => Vars::from_pairs(pairs),
+                Err(e) => {
+                    println!("{}:{}: {}", path.display(), e.line, e.message);
+                    println!("invalid: the env file cannot be read");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let vars = match mode {
+        Some(mode) => vars.with("EGRESS_ROUTER_MODE", Some(mode)),
+        None => vars,
+    };
+    let checked = egress_router::validate::validate(&vars);
+    for problem in &checked.problems {
+        println!("{problem}");
+    }
+    let role = match checked.role {
+        Some(Role::Router) => "router",
+        Some(Role::HttpProxy) => "HTTP proxy",
+        Some(Role::DnsProxy) => "DNS proxy",
+        Some(Role::Cni) => "CNI plugin",
+        None => "no role",
+    };
+    match checked.problems.len() {
+        0 => {
+            println!("valid: {role} configuration");
+            ExitCode::SUCCESS
+        }
+        n => {
+            println!(
+                "invalid: {role} configuration, {n} problem{}",
+                if n == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -160,6 +227,7 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
             dns_proxy::run(dns_proxy::config::DnsProxyConfig::from_vars(vars)?).await
         }
         Command::Cni => egress_router::cni::plugin::run(vars).await,
+        Command::Validate { .. } => unreachable!("validate runs before the runtime starts"),
         Command::Announce {
             socket_fd,
             ifindex,

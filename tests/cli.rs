@@ -368,3 +368,81 @@ fn bad_log_settings_are_startup_errors_in_every_role() {
         }
     }
 }
+
+#[test]
+fn validate_reports_every_problem_at_once_and_changes_nothing() {
+    // from the environment: exit 1, a line per problem with the list's line number
+    let out = run(
+        &["validate"],
+        &[
+            (
+                "EGRESS_HTTP_PROXY_DESTINATION",
+                "203.0.113.5\n\n10.0.0.0/33\n*",
+            ),
+            ("EGRESS_HTTP_PROXY_PORT", "0"),
+            ("EGRESS_LOG_FORMAT", "yaml"),
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    for needle in [
+        "EGRESS_HTTP_PROXY_DESTINATION line 3: line \"10.0.0.0/33\"",
+        "EGRESS_HTTP_PROXY_PORT: \"0\"",
+        "EGRESS_LOG_FORMAT: \"yaml\"",
+        "invalid: HTTP proxy configuration, 3 problems",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} in:\n{stdout}");
+    }
+    // nothing starts: no listening line, no error line
+    assert!(stderr.is_empty(), "{stderr}");
+
+    // from an env file (quoted multi-line list): valid, exit 0
+    let dir = std::env::temp_dir().join(format!("egress-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("router.env");
+    std::fs::write(
+        &file,
+        "# the init container\nEGRESS_SOURCE=198.51.100.99/24\nexport EGRESS_GATEWAY=198.51.100.1\n\
+         EGRESS_DESTINATION=\"80 tcp 203.0.113.5\\n203.0.113.7\"\nEGRESS_ROUTER_MODE=init\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let out = run(&["validate", "--env-file", path], &[("RUST_LOG", "=bad=")]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(stdout.trim(), "valid: router configuration", "{stderr}");
+
+    // the init container of the HTTP proxy: its mode comes from its args
+    std::fs::write(
+        &file,
+        "EGRESS_SOURCE=198.51.100.99/24\nEGRESS_GATEWAY=198.51.100.1\n",
+    )
+    .unwrap();
+    let out = run(
+        &["validate", "--env-file", path, "--mode", "http-proxy"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let out = run(&["validate", "--env-file", path], &[]);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "legacy needs a list: {stdout}");
+    assert!(
+        stdout.contains("EGRESS_DESTINATION: is required"),
+        "{stdout}"
+    );
+
+    // a broken env file names its line
+    std::fs::write(
+        &file,
+        "EGRESS_SOURCE=198.51.100.99\nEGRESS_GATEWAY=\"open\n",
+    )
+    .unwrap();
+    let out = run(&["validate", "--env-file", path], &[]);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{path}:2: EGRESS_GATEWAY: no closing")),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

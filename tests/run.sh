@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need, then format, lint, unit and
-# root integration tests, the container image test (tests/container.sh) and the CNI plugin
-# under podman (tests/cni_podman.sh). Run as root on Debian/Ubuntu: `sudo bash tests/run.sh`.
+# root integration tests, the container image test (tests/container.sh), the CNI plugin
+# under podman (tests/cni_podman.sh) and the README's demo (examples/demo.sh). Run as root on Debian/Ubuntu: `sudo bash tests/run.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +33,4 @@ cargo clippy --all-targets --quiet -- -D warnings
 cargo test --quiet
 bash tests/container.sh
 bash tests/cni_podman.sh
+bash examples/demo.sh

@@ -1,9 +1,11 @@
 //! Configuration, from an injectable key/value source into validated types (pure):
 //! [`vars`] the source, [`names`] and [`address`] one reading of host names, ports and
 //! addresses for every parser, [`lines`] the one reader of the line-list format,
-//! [`router`] the router variables, [`redirect`] the `EGRESS_DESTINATION` list.
+//! [`router`] the router variables, [`redirect`] the `EGRESS_DESTINATION` list,
+//! [`env_file`] the `--env-file` format of `validate`.
 
 pub mod address;
+pub mod env_file;
 pub mod lines;
 pub mod names;
 pub mod redirect;

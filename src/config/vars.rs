@@ -140,6 +140,16 @@ impl Vars {
         }
     }
 
+    /// The same source with `key` set to `value`, or removed when `value` is `None`.
+    pub fn with(&self, key: &str, value: Option<&str>) -> Vars {
+        let mut changed = self.clone();
+        match value {
+            Some(value) => changed.values.insert(key.to_string(), value.to_string()),
+            None => changed.values.remove(key),
+        };
+        changed
+    }
+
     /// Iterates over all pairs, as envy expects.
     pub fn iter(&self) -> impl Iterator<Item = (String, String)> + '_ {
         self.values.iter().map(|(k, v)| (k.clone(), v.clone()))

@@ -21,6 +21,7 @@ use std::net::TcpListener as StdListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::Either;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
@@ -175,11 +176,13 @@ async fn serve(
             let loops = listeners.into_iter().zip(forwards.iter().cloned()).map(|(listener, forward)| {
                 let (config, cut) = (config.clone(), slots.cut_notice());
                 listener::accept_until_shutdown(listener, slots.clone(), shutdown.clone(), move |client, peer, slot| {
-                    let (forward, config, cut) = (forward.clone(), config.clone(), cut.clone());
-                    async move {
-                        match slot {
-                            Some(slot) => forward_connection(forward, config, client, peer, (slot, cut)).await,
-                            None => warn!(connection = peer.connection, client = %peer.address, port = forward.forwarder.port, "connection limit reached: closed"),
+                    // Either, not an async block: a block would keep a second copy of what it
+                    // captures beside the connection's future, in every connection's task.
+                    match slot {
+                        Some(slot) => Either::Left(forward_connection(forward.clone(), config.clone(), client, peer, (slot, cut.clone()))),
+                        None => {
+                            warn!(connection = peer.connection, client = %peer.address, port = forward.forwarder.port, "connection limit reached: closed");
+                            Either::Right(std::future::ready(()))
                         }
                     }
                 })

@@ -24,6 +24,7 @@ use std::net::TcpListener as StdListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::Either;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -100,7 +101,7 @@ pub async fn serve(
     workers::serve_on_every_core(per_worker, accept, slots.drain(grace)).await
 }
 
-/// One worker's accept loop: each connection on a task of its own, in its span.
+/// One worker's accept loop: each connection on a task of its own.
 async fn accept_until_shutdown(
     listener: TcpListener,
     proxy: Arc<Proxy>,
@@ -111,20 +112,23 @@ async fn accept_until_shutdown(
         listener,
         slots.clone(),
         shutdown.clone(),
-        |stream, peer, slot| {
-            let (proxy, cut, shutdown) = (proxy.clone(), slots.cut_notice(), shutdown.clone());
-            async move {
-                match slot {
-                    Some(permit) => {
-                        let slot = Slot {
-                            _permit: permit,
-                            cut,
-                        };
-                        serve_connection(proxy, stream, peer, slot, shutdown).await;
-                    }
-                    None => refuse_busy(stream, peer).await,
-                }
+        // Either, not an async block: a block would keep a second copy of what it
+        // captures beside the connection's future, in every connection's task.
+        |stream, peer, slot| match slot {
+            Some(permit) => {
+                let slot = Slot {
+                    _permit: permit,
+                    cut: slots.cut_notice(),
+                };
+                Either::Left(serve_connection(
+                    proxy.clone(),
+                    stream,
+                    peer,
+                    slot,
+                    shutdown.clone(),
+                ))
             }
+            None => Either::Right(refuse_busy(stream, peer)),
         },
     )
     .await;
