@@ -3,8 +3,9 @@
 //!
 //! A decision about a host name may need its addresses (address rules match when a
 //! resolved address is inside). [`decide`] says so instead of resolving, so a name
-//! denied by a name rule is never looked up, and an allow always comes with the exact
-//! addresses that were checked: the only ones the proxy may dial.
+//! denied by a name rule is never looked up (in report mode it is, to let it through),
+//! and an allow always comes with the exact addresses that were checked: the only ones
+//! the proxy may dial.
 //!
 //! Before any rule is read, every address is put in its one spelling
 //! ([`address::canonical`]) and screened: addresses of [`Class::Never`] and the
@@ -242,7 +243,9 @@ pub fn decide(
 /// [`decide`] in `mode`. In report mode a target that the list denies (a deny rule, or
 /// no rule) is decided again as if the list were `*`: only the screens (never dialed,
 /// own listener, local-only) can still refuse it, and what they let through comes back
-/// as [`Decision::Report`] with the list's reason.
+/// as [`Decision::Report`] with the list's reason. A name refused by a screen is decided
+/// again too: no rule allowed its other addresses (the reason reported), and the
+/// screens refuse the screened ones again.
 pub fn decide_in(
     mode: ListMode,
     rules: &[Rule],
@@ -252,11 +255,12 @@ pub fn decide_in(
     own: &OwnSockets,
 ) -> Decision {
     let decision = decide(rules, host, port, resolved, own);
-    let denial = match decision {
-        Decision::Deny(denial @ (Denial::Rule(_) | Denial::NoRule)) if mode == ListMode::Report => {
+    let denial = match (mode, decision, host) {
+        (ListMode::Report, Decision::Deny(denial @ (Denial::Rule(_) | Denial::NoRule)), _) => {
             denial
         }
-        other => return other,
+        (ListMode::Report, Decision::Deny(_), Host::Name(_)) => Denial::NoRule,
+        (_, other, _) => return other,
     };
     let everything = [Rule {
         text: "*".into(),

@@ -1,7 +1,8 @@
 //! The decision log line: exactly one per request. A request that ends before its line
 //! was written (the client left, or the process cut it at the end of the grace period)
 //! still writes one, with outcome `cut`, when its log is dropped. In report mode a
-//! request the list would deny, let through, is `reported` instead of `allowed`.
+//! request the list would deny, let through, is `reported` instead of `allowed`, and its
+//! `detail` says so whatever the outcome (it may still fail, or be cut).
 
 use std::time::Instant;
 
@@ -66,12 +67,17 @@ impl RequestLog {
     fn emit(&mut self, outcome: &str, status: u16, transfer: Transfer, detail: &str) {
         self.written = true;
         let reported;
-        let (outcome, detail) = match (&self.would_deny, outcome) {
-            (Some(reason), "allowed") => {
+        let (outcome, detail) = match &self.would_deny {
+            Some(reason) => {
                 reported = format!("report mode, the list would deny it: {reason}; {detail}");
-                ("reported", reported.as_str())
+                let outcome = if outcome == "allowed" {
+                    "reported"
+                } else {
+                    outcome
+                };
+                (outcome, reported.as_str())
             }
-            _ => (outcome, detail),
+            None => (outcome, detail),
         };
         access_log::write(&Line {
             kind: "decision",

@@ -122,6 +122,41 @@ fn the_screens_still_refuse() {
 }
 
 #[test]
+fn a_name_with_some_screened_addresses_goes_through_to_the_others() {
+    let through = |rules: &str, port: u16, answers: &[&str]| {
+        report(rules, "mixed.example.com", port, Some(answers))
+    };
+    let others = Decision::Report {
+        denial: Denial::NoRule,
+        addresses: vec![ip("203.0.113.9")],
+    };
+    assert_eq!(
+        through("203.0.113.5", 443, &["0.0.0.0", "203.0.113.9"]),
+        others
+    );
+    assert_eq!(
+        through("203.0.113.5", 8080, &["192.0.2.70", "203.0.113.9"]),
+        others
+    );
+    assert_eq!(through("::/0", 443, &["::1", "203.0.113.9"]), others);
+    assert!(matches!(
+        through("203.0.113.5", 443, &["0.0.0.0", "127.0.0.1"]),
+        Decision::Deny(Denial::Never { .. } | Denial::LocalOnly { .. })
+    ));
+    // enforce: refused, as before
+    assert!(matches!(
+        decide_as(
+            ListMode::Enforce,
+            "203.0.113.5",
+            "mixed.example.com",
+            443,
+            Some(&["0.0.0.0", "203.0.113.9"])
+        ),
+        Decision::Deny(Denial::Never { .. })
+    ));
+}
+
+#[test]
 fn enforce_mode_is_the_plain_decision() {
     let rules = "!203.0.113.6\n203.0.113.0/24\n*.example.com";
     for (target, resolved) in [

@@ -601,6 +601,38 @@ fn property_every_spelling_decides_alike_and_deny_rules_hold() {
                 "rules {rules:?}: report mode lets {reported:?} through"
             );
         }
+        // a name answering with this address and another: report mode refuses it only
+        // when no answer is an ordinary address other than the proxy's
+        let other: IpAddr = g.pick(ADDRESSES).parse().unwrap();
+        let answers = [IpAddr::V4(v4), other];
+        let ordinary: Vec<IpAddr> = answers
+            .iter()
+            .map(|a| address::canonical(*a))
+            .filter(|a| matches!(address::class(*a), Class::Dialable) && !own().contains(*a, port))
+            .collect();
+        let named = decide_in(
+            ListMode::Report,
+            &rules,
+            &host("web.example.com"),
+            port,
+            Some(&answers),
+            &own(),
+        );
+        match &named {
+            Decision::Report { addresses, .. } => assert!(
+                addresses.iter().all(|a| ordinary.contains(a)),
+                "rules {rules:?}, answers {answers:?}: {named:?}"
+            ),
+            Decision::Allow { addresses, .. } => assert!(
+                addresses.iter().all(|a| !never_dialed(*a, port)),
+                "rules {rules:?}, answers {answers:?}: {named:?}"
+            ),
+            Decision::Deny(_) => assert!(
+                ordinary.is_empty(),
+                "rules {rules:?}, answers {answers:?}: report mode refused {named:?}"
+            ),
+            Decision::NeedAddresses => panic!("answers were given: {named:?}"),
+        }
         for decision in [&canonical, &name_canonical] {
             if let Decision::Allow { addresses, .. } = decision {
                 assert!(
