@@ -30,8 +30,15 @@ Router variables:
   EGRESS_DESTINATION       redirect list, one entry a line: IP | PORT PROTO IP [DESTPORT]
   EGRESS_ROUTER_MODE       init | legacy | http-proxy | dns-proxy | unit-test
   EGRESS_ROUTER_DEBUG      non-empty: log every step at debug level
-  EGRESS_LOG_FORMAT        text (default) | json: log line format, every role
   EGRESS_ROUTER_IPTABLES_BACKEND  auto (default) | nft | legacy
+
+Every role:
+  EGRESS_LOG_FORMAT        text (default) | json: log line format
+  RUST_LOG                 replaces the log filter (default warn,egress_router=info)
+
+HTTP proxy: EGRESS_HTTP_PROXY_DESTINATION, EGRESS_HTTP_PROXY_MODE (enforce | report),
+  EGRESS_HTTP_PROXY_PORT and its timeouts and limits; DNS proxy:
+  EGRESS_DNS_PROXY_DESTINATION and its knobs (see README).
 
 Exit status: 0 on success, 2 for bad input, 1 for any other failure.";
 
@@ -173,20 +180,20 @@ fn validate(env_file: Option<&Path>, mode: Option<&str>) -> ExitCode {
         println!("{problem}");
     }
     let role = match checked.role {
-        Some(Role::Router) => "router",
-        Some(Role::HttpProxy) => "HTTP proxy",
-        Some(Role::DnsProxy) => "DNS proxy",
-        Some(Role::Cni) => "CNI plugin",
-        None => "no role",
+        Some(Role::Router) => "router configuration",
+        Some(Role::HttpProxy) => "HTTP proxy configuration",
+        Some(Role::DnsProxy) => "DNS proxy configuration",
+        Some(Role::Cni) => "CNI plugin configuration",
+        None => "no role selected",
     };
     match checked.problems.len() {
         0 => {
-            println!("valid: {role} configuration");
+            println!("valid: {role}");
             ExitCode::SUCCESS
         }
         n => {
             println!(
-                "invalid: {role} configuration, {n} problem{}",
+                "invalid: {role}, {n} problem{}",
                 if n == 1 { "" } else { "s" }
             );
             ExitCode::FAILURE

@@ -69,41 +69,6 @@ pub fn validate(vars: &Vars) -> Validation {
         }
     };
     match role {
-        Some(Role::Router) => {
-            check_lines(
-                vars,
-                LIST_DESTINATION,
-                |line| parse_destinations(line).map(drop),
-                &mut problems,
-            );
-            check_each_variable(
-                vars,
-                |v| RouterConfig::from_vars(v, None).map(drop),
-                &mut problems,
-            );
-        }
-        Some(Role::HttpProxy) => {
-            check_lines(
-                vars,
-                LIST_HTTP,
-                |line| parse_rules(line).map(drop),
-                &mut problems,
-            );
-            check_each_variable(vars, |v| ProxyConfig::from_vars(v).map(drop), &mut problems);
-        }
-        Some(Role::DnsProxy) => {
-            check_lines(
-                vars,
-                LIST_DNS,
-                |line| parse_forwarders(line).map(drop),
-                &mut problems,
-            );
-            check_each_variable(
-                vars,
-                |v| DnsProxyConfig::from_vars(v).map(drop),
-                &mut problems,
-            );
-        }
         Some(Role::Cni) => problems.push(Problem {
             var: "CNI_COMMAND".into(),
             line: None,
@@ -111,9 +76,40 @@ pub fn validate(vars: &Vars) -> Validation {
                       validate checks the router and proxy roles"
                 .into(),
         }),
+        Some(role) => {
+            let (list, each_line, whole) = parsers(role);
+            check_lines(vars, list, each_line, &mut problems);
+            check_each_variable(vars, whole, &mut problems);
+        }
         None => {}
     }
     Validation { role, problems }
+}
+
+/// A check of one line of a list.
+type LineCheck = fn(&str) -> crate::error::Result<()>;
+/// A check of all the variables of a role.
+type VarsCheck = fn(&Vars) -> crate::error::Result<()>;
+
+/// A role's list variable, its line check, and the check of all its variables.
+fn parsers(role: Role) -> (&'static str, LineCheck, VarsCheck) {
+    match role {
+        Role::Router => (
+            LIST_DESTINATION,
+            |line| parse_destinations(line).map(drop),
+            |vars| RouterConfig::from_vars(vars, None).map(drop),
+        ),
+        Role::HttpProxy => (
+            LIST_HTTP,
+            |line| parse_rules(line).map(drop),
+            |vars| ProxyConfig::from_vars(vars).map(drop),
+        ),
+        Role::DnsProxy | Role::Cni => (
+            LIST_DNS,
+            |line| parse_forwarders(line).map(drop),
+            |vars| DnsProxyConfig::from_vars(vars).map(drop),
+        ),
+    }
 }
 
 const LIST_DESTINATION: &str = "EGRESS_DESTINATION";
@@ -131,12 +127,7 @@ const STAND_INS: [(&str, &str); 5] = [
 ];
 
 /// Each entry of the list in `var` alone through `parse`; every error with its line.
-fn check_lines(
-    vars: &Vars,
-    var: &str,
-    parse: impl Fn(&str) -> crate::error::Result<()>,
-    problems: &mut Vec<Problem>,
-) {
+fn check_lines(vars: &Vars, var: &str, parse: LineCheck, problems: &mut Vec<Problem>) {
     let Some(text) = vars.get(var) else { return };
     for (index, line) in text.lines().enumerate() {
         if lines::entries(line).next().is_none() {
@@ -153,11 +144,7 @@ fn check_lines(
 
 /// Runs `parse` until it passes, recording each error (once per variable) and putting
 /// a stand-in in place of the variable at fault.
-fn check_each_variable(
-    vars: &Vars,
-    parse: impl Fn(&Vars) -> crate::error::Result<()>,
-    problems: &mut Vec<Problem>,
-) {
+fn check_each_variable(vars: &Vars, parse: VarsCheck, problems: &mut Vec<Problem>) {
     let mut vars = vars.clone();
     let mut replaced: Vec<String> = Vec::new();
     while let Err(e) = parse(&vars) {

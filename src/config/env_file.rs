@@ -4,8 +4,9 @@
 //! - blank lines and lines starting with `#` are skipped; `export NAME=VALUE` is
 //!   `NAME=VALUE`;
 //! - an unquoted value is the rest of the line, trimmed;
-//! - `"..."` may span lines and understands `\n`, `\t`, `\"` and `\\` (so a JSON string,
-//!   as `yq` or `jq` print one, is a valid value); `'...'` may span lines and is taken
+//! - `"..."` may span lines and understands JSON's escapes (`\n`, `\t`, `\r`, `\b`,
+//!   `\f`, `\/`, `\"`, `\\`, `\uXXXX` in the Basic Multilingual Plane), so a JSON
+//!   string, as `jq` prints one, is a valid value; `'...'` may span lines and is taken
 //!   as written;
 //! - a name is letters, digits and `_`, not starting with a digit; a name given twice,
 //!   an unterminated quote or anything after a closing quote is an error naming the line.
@@ -92,7 +93,20 @@ fn quoted(quote: char, first: &str, more: &[&str]) -> Result<(String, usize), St
                 '\\' if quote == '"' => match chars.next().map(|(_, e)| e) {
                     Some('n') => value.push('\n'),
                     Some('t') => value.push('\t'),
-                    Some(e @ ('"' | '\\')) => value.push(e),
+                    Some('r') => value.push('\r'),
+                    Some('b') => value.push('\u{8}'),
+                    Some('f') => value.push('\u{c}'),
+                    Some(e @ ('"' | '\\' | '/')) => value.push(e),
+                    Some('u') => {
+                        let hex: String = chars.by_ref().take(4).map(|(_, h)| h).collect();
+                        let unicode = u32::from_str_radix(&hex, 16)
+                            .ok()
+                            .filter(|_| hex.len() == 4);
+                        match unicode.and_then(char::from_u32) {
+                            Some(c) => value.push(c),
+                            None => return Err(format!("\\u{hex} is not a character")),
+                        }
+                    }
                     Some(e) => return Err(format!("unknown escape \\{e}")),
                     None => return Err("a \\ at the end of a line".into()),
                 },
@@ -135,13 +149,14 @@ mod tests {
 
     #[test]
     fn quoted_values_span_lines_and_unescape() {
-        let text = "A=\"80 tcp 203.0.113.5\\n8080 tcp 203.0.113.6 80\\n\\\"q\\\" \\\\\"\nB='line one\n  # kept\nline three'\nC=\"multi\nline\" # comment\n";
+        let text = "A=\"80 tcp 203.0.113.5\\n8080 tcp 203.0.113.6 80\\n\\\"q\\\" \\\\\"\nB='line one\n  # kept\nline three'\nC=\"multi\nline\" # comment\nD=\"\\r\\/\\u00e9\\u001b\"\n";
         assert_eq!(
             ok(text),
             [
                 pair("A", "80 tcp 203.0.113.5\n8080 tcp 203.0.113.6 80\n\"q\" \\"),
                 pair("B", "line one\n  # kept\nline three"),
                 pair("C", "multi\nline"),
+                pair("D", "\r/\u{e9}\u{1b}"),
             ]
         );
     }
@@ -155,6 +170,8 @@ mod tests {
             ("A=1\nB=\"open\nstill open\n", 2, "no closing \""),
             ("A='x' y\n", 1, "after the closing quote"),
             ("A=\"\\q\"\n", 1, "unknown escape"),
+            ("A=\"\\ud800\"\n", 1, "not a character"),
+            ("A=\"\\u12\"\n", 1, "not a character"),
         ] {
             let e = parse(text).unwrap_err();
             assert_eq!(e.line, line, "{text:?}: {e:?}");
