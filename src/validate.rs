@@ -68,19 +68,18 @@ pub fn validate(vars: &Vars) -> Validation {
             None
         }
     };
-    match role {
-        Some(Role::Cni) => problems.push(Problem {
+    match role.map(parsers) {
+        Some(Some((list, each_line, whole))) => {
+            check_lines(vars, list, each_line, &mut problems);
+            check_each_variable(vars, whole, &mut problems);
+        }
+        Some(None) => problems.push(Problem {
             var: "CNI_COMMAND".into(),
             line: None,
             message: "selects the CNI plugin, whose configuration comes on stdin: \
                       validate checks the router and proxy roles"
                 .into(),
         }),
-        Some(role) => {
-            let (list, each_line, whole) = parsers(role);
-            check_lines(vars, list, each_line, &mut problems);
-            check_each_variable(vars, whole, &mut problems);
-        }
         None => {}
     }
     Validation { role, problems }
@@ -91,9 +90,10 @@ type LineCheck = fn(&str) -> crate::error::Result<()>;
 /// A check of all the variables of a role.
 type VarsCheck = fn(&Vars) -> crate::error::Result<()>;
 
-/// A role's list variable, its line check, and the check of all its variables.
-fn parsers(role: Role) -> (&'static str, LineCheck, VarsCheck) {
-    match role {
+/// A role's list variable, its line check, and the check of all its variables; `None`
+/// for the CNI plugin, whose configuration is not in the environment.
+fn parsers(role: Role) -> Option<(&'static str, LineCheck, VarsCheck)> {
+    Some(match role {
         Role::Router => (
             LIST_DESTINATION,
             |line| parse_destinations(line).map(drop),
@@ -104,12 +104,13 @@ fn parsers(role: Role) -> (&'static str, LineCheck, VarsCheck) {
             |line| parse_rules(line).map(drop),
             |vars| ProxyConfig::from_vars(vars).map(drop),
         ),
-        Role::DnsProxy | Role::Cni => (
+        Role::DnsProxy => (
             LIST_DNS,
             |line| parse_forwarders(line).map(drop),
             |vars| DnsProxyConfig::from_vars(vars).map(drop),
         ),
-    }
+        Role::Cni => return None,
+    })
 }
 
 const LIST_DESTINATION: &str = "EGRESS_DESTINATION";

@@ -104,7 +104,7 @@ async fn connect(
     let mut upstream = upstream::open(proxy, &host, port, log).await?;
     let idle = proxy.config.idle_timeout;
     let log = log.hand_off();
-    let tunnel = async move {
+    tokio::spawn(async move {
         let mut cut = slot.cut.clone();
         let counters = Counters::default();
         let end = match hyper::upgrade::on(request).await {
@@ -131,8 +131,7 @@ async fn connect(
             &end.describe("tunnel", idle),
         );
         drop(slot);
-    };
-    tokio::spawn(tunnel);
+    });
     Ok(Response::new(full(Bytes::new())))
 }
 
