@@ -13,6 +13,7 @@
 //! - [`serve`]: what the proxies share: listeners, cap, shutdown, relay, resolver.
 //! - [`cni`]: the CNI plugin role; its invocation, configuration, NAT rules and
 //!   answers are plain data (pure).
+//! - [`ops`]: metrics, health and readiness on their own listener, beside a role.
 //! - [`validate`]: every problem of an environment at once, for `egress-router validate`.
 //! - [`error`]: the one error type.
 
@@ -22,6 +23,7 @@ pub mod dns_proxy;
 pub mod error;
 pub mod http_proxy;
 pub mod logging;
+pub mod ops;
 pub mod role;
 pub mod router;
 pub mod serve;

@@ -55,6 +55,31 @@ pub enum Destination {
     Fallback(Ipv4Addr),
 }
 
+impl fmt::Display for Destination {
+    /// The entry as a line of `EGRESS_DESTINATION`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::Port {
+                port,
+                protocol,
+                address,
+                target_port: None,
+            } => {
+                write!(f, "{port} {protocol} {address}")
+            }
+            Destination::Port {
+                port,
+                protocol,
+                address,
+                target_port: Some(target),
+            } => {
+                write!(f, "{port} {protocol} {address} {target}")
+            }
+            Destination::Fallback(address) => write!(f, "{address}"),
+        }
+    }
+}
+
 /// Where a list comes from: what its entries may hold and how errors name them.
 #[derive(Clone, Copy)]
 struct Dialect {

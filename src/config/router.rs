@@ -13,6 +13,7 @@ use crate::config::address::is_unicast;
 use crate::config::redirect::{Destination, parse_destinations};
 use crate::config::vars::Vars;
 use crate::error::{Error, Result};
+use crate::ops::address::MetricsAddress;
 
 /// What the router does after validating its configuration (`EGRESS_ROUTER_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +93,8 @@ pub struct RouterConfig {
     pub destinations: Vec<Destination>,
     /// `EGRESS_ROUTER_IPTABLES_BACKEND`.
     pub backend: BackendChoice,
+    /// `EGRESS_METRICS_ADDRESS`: the endpoint of `legacy` and `redirect`.
+    pub metrics: MetricsAddress,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +147,7 @@ impl RouterConfig {
             mode,
             destinations,
             backend,
+            metrics: MetricsAddress::from_vars(vars)?,
         })
     }
 }

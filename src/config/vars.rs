@@ -77,6 +77,11 @@ impl Vars {
             .filter(|v| !v.trim().is_empty())
     }
 
+    /// The value of `key` as set, blank or not: `Some("")` is set and empty.
+    pub fn raw(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
     /// Whether `key` is set to a non-blank value.
     pub fn is_set(&self, key: &str) -> bool {
         self.get(key).is_some()

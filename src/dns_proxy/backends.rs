@@ -70,6 +70,14 @@ impl Backends {
         self.backends.is_empty()
     }
 
+    /// Each address and whether it is up at `now` (not marked down, or its time is over).
+    pub fn states(&self, now: Instant) -> Vec<(IpAddr, bool)> {
+        self.backends
+            .iter()
+            .map(|b| (b.address, b.down_until.is_none_or(|t| t <= now)))
+            .collect()
+    }
+
     /// Picks the next backend to try at `now`, never one in `tried`.
     pub fn pick(&mut self, now: Instant, tried: &[IpAddr]) -> Option<IpAddr> {
         let count = self.backends.len();
@@ -115,6 +123,19 @@ mod tests {
 
     fn ips(list: &[&str]) -> Vec<IpAddr> {
         list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn states_say_which_backends_are_up() {
+        let mut set = Backends::new(&ips(&["203.0.113.5", "203.0.113.7"]));
+        let now = Instant::now();
+        set.mark_down(ips(&["203.0.113.7"])[0], now);
+        let [five, seven] = [ips(&["203.0.113.5"])[0], ips(&["203.0.113.7"])[0]];
+        assert_eq!(set.states(now), vec![(five, true), (seven, false)]);
+        assert_eq!(
+            set.states(now + DOWN_TIME),
+            vec![(five, true), (seven, true)]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::destination::{self, Forwarder};
 use crate::config::address;
 use crate::config::vars::{DurationRange, Vars};
 use crate::error::{Error, Result};
+use crate::ops::address::MetricsAddress;
 use crate::serve::limits::ConnectionCap;
 
 /// `EGRESS_DNS_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.
@@ -38,6 +39,8 @@ pub struct DnsProxyConfig {
     pub answer_address: Option<Ipv4Addr>,
     /// `EGRESS_DNS_PROXY_ANSWER_PORT` (53).
     pub answer_port: u16,
+    /// `EGRESS_METRICS_ADDRESS`: the metrics and health endpoint.
+    pub metrics: MetricsAddress,
 }
 
 impl DnsProxyConfig {
@@ -75,6 +78,7 @@ impl DnsProxyConfig {
             allow_unresolved,
             answer_address,
             answer_port: vars.number("EGRESS_DNS_PROXY_ANSWER_PORT", 53, 1, 65535)?,
+            metrics: MetricsAddress::from_vars(vars)?,
         })
     }
 }

@@ -13,6 +13,7 @@ use super::backends::Backends;
 use super::config::DnsProxyConfig;
 use super::destination::Forwarder;
 use crate::config::address::{self, Class, OwnSockets};
+use crate::ops::metrics::{Active, DNS_PROXY, METRICS, UpstreamError};
 use crate::serve::access_log::{self, Line};
 use crate::serve::listener::Peer;
 use crate::serve::relay::{self, Counters, Transfer};
@@ -59,7 +60,7 @@ pub(super) async fn forward_connection(
     config: Arc<DnsProxyConfig>,
     client: TcpStream,
     peer: Peer,
-    (_slot, mut cut): (OwnedSemaphorePermit, Shutdown),
+    (_slot, _active, mut cut): (OwnedSemaphorePermit, Active, Shutdown),
 ) {
     let started = Instant::now();
     let port = forward.forwarder.target_port;
@@ -87,24 +88,29 @@ pub(super) async fn forward_connection(
     let (address, upstream, failures) = match attempt {
         Ok(connected) => connected,
         Err(failures) => {
-            let detail = if failures.is_empty() {
-                "no backend address".to_string()
+            let (reason, detail) = if failures.is_empty() {
+                METRICS.upstream_failed(DNS_PROXY, UpstreamError::Resolve);
+                ("no-backend", "no backend address".to_string())
             } else {
-                failures.join("; ")
+                ("connect-failed", failures.join("; "))
             };
+            METRICS.decided(DNS_PROXY, forward.forwarder.port, true, reason);
             log("failed", None, Transfer::default(), &detail);
             return;
         }
     };
+    METRICS.decided(DNS_PROXY, forward.forwarder.port, true, "forwarded");
     let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
     let counters = Counters::default();
     let end = relay::relay(client, upstream, config.idle_timeout, &counters, &mut cut).await;
+    let transfer = counters.transfer();
+    METRICS.transferred(DNS_PROXY, transfer.up, transfer.down);
     let mut detail = end.describe("connection", config.idle_timeout);
     if !failures.is_empty() {
         detail = format!("{detail}; skipped {}", failures.join("; "));
     }
     let backend = format!("{address}:{port}");
-    log("forwarded", Some(&backend), counters.transfer(), &detail);
+    log("forwarded", Some(&backend), transfer, &detail);
 }
 
 /// A connected backend and the failures of the attempts before it; or every failure.
@@ -120,15 +126,23 @@ async fn connect_backend(forward: &Forward, timeout: Duration) -> Attempt {
             break;
         };
         tried.push(address);
+        let started = Instant::now();
         match tokio::time::timeout(timeout, TcpStream::connect((address, port))).await {
             Ok(Ok(stream)) => {
+                METRICS.connected(DNS_PROXY, started.elapsed());
                 forward.backends().mark_up(address);
                 return Ok((address, stream, failures));
             }
-            Ok(Err(e)) => failures.push(format!("{address}:{port}: {e}")),
-            Err(_) => failures.push(format!(
-                "{address}:{port}: no connection within {timeout:?}"
-            )),
+            Ok(Err(e)) => {
+                METRICS.upstream_failed(DNS_PROXY, UpstreamError::of(&e));
+                failures.push(format!("{address}:{port}: {e}"));
+            }
+            Err(_) => {
+                METRICS.upstream_failed(DNS_PROXY, UpstreamError::Timeout);
+                failures.push(format!(
+                    "{address}:{port}: no connection within {timeout:?}"
+                ));
+            }
         }
         forward.backends().mark_down(address, Instant::now());
     }

@@ -6,7 +6,8 @@
 //! - [`answer`]: optional DNS answers that point the listed names at the router.
 //! - [`config`]: the variables; [`startup`]: what each forwarder starts with;
 //!   [`forward`]: one connection (pick, connect with retries, relay, one log line)
-//!   and which addresses may be backends.
+//!   and which addresses may be backends; [`status`]: readiness and backend states
+//!   for the operations endpoint.
 //! - this module: listeners, re-resolution, and the accept loops (one per forwarder on
 //!   every worker).
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod destination;
 pub mod forward;
 pub mod startup;
+mod status;
 
 use std::net::TcpListener as StdListener;
 use std::sync::{Arc, Mutex};
@@ -27,6 +29,10 @@ use tracing::{debug, info, warn};
 
 use crate::config::address::{self, OwnSockets};
 use crate::error::{Error, Result};
+use crate::ops::{
+    self,
+    metrics::{DNS_PROXY, METRICS},
+};
 use crate::serve::limits::{self, ConnectionSlots};
 use crate::serve::resolver::Resolver;
 use crate::serve::shutdown::{self, Shutdown};
@@ -35,6 +41,7 @@ use crate::serve::{listener, workers};
 use config::{DnsProxyConfig, MAX_CONNECTIONS};
 use destination::Target;
 use forward::{Forward, dialable, forward_connection};
+use status::DnsStatus;
 
 /// Re-resolution happens at most this often, whatever the TTL.
 pub const MIN_REFRESH: Duration = Duration::from_secs(2);
@@ -51,8 +58,11 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
     let open_files = limits::raise_open_file_limit()?;
     let max_connections = config.max_connections.fit(MAX_CONNECTIONS, open_files)?;
     debug!(open_files, max_connections, "open-file limit");
+    let mut role_ports: Vec<u16> = config.forwarders.iter().map(|f| f.port).collect();
+    role_ports.extend(config.answer_address.map(|_| config.answer_port));
+    let metrics_port = config.metrics.resolve(&role_ports)?.map(|(_, port)| port);
     let own = OwnSockets {
-        ports: config.forwarders.iter().map(|f| f.port).collect(),
+        ports: role_ports.iter().copied().chain(metrics_port).collect(),
         addresses: address::local_addresses()
             .map_err(|e| Error::io("listing this pod's addresses", e))?,
     };
@@ -80,6 +90,10 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         )?);
     }
     let shutdown = shutdown::on_signals()?;
+    let status = DnsStatus {
+        forwards: forwards.clone(),
+    };
+    ops::start(config.metrics, &role_ports, status, shutdown.clone())?;
     if let Some(address) = config.answer_address {
         let names = config.forwarders.iter().filter_map(|f| match &f.target {
             Target::Name(name) => Some(name.clone()),
@@ -126,6 +140,7 @@ async fn refresh(
         }
         delay = match resolver.lookup(name).await {
             Ok(found) => {
+                METRICS.resolved(name, true);
                 let addresses = dialable(
                     &found.addresses,
                     forward.forwarder.target_port,
@@ -140,6 +155,7 @@ async fn refresh(
                 refresh_delay(found.valid_until.saturating_duration_since(Instant::now()))
             }
             Err(reason) => {
+                METRICS.resolved(name, false);
                 let kept = forward.backends().addresses();
                 warn!(port = forward.forwarder.port, target = %name, %reason, ?kept, "re-resolution failed; keeping the last addresses");
                 MIN_REFRESH
@@ -178,9 +194,14 @@ async fn serve(
                 listener::accept_until_shutdown(listener, slots.clone(), shutdown.clone(), move |client, peer, slot| {
                     // Either, not an async block: a block would keep a second copy of what it
                     // captures beside the connection's future, in every connection's task.
+                    let port = forward.forwarder.port;
                     match slot {
-                        Some(slot) => Either::Left(forward_connection(forward.clone(), config.clone(), client, peer, (slot, cut.clone()))),
+                        Some(slot) => {
+                            let active = METRICS.open(DNS_PROXY, port);
+                            Either::Left(forward_connection(forward.clone(), config.clone(), client, peer, (slot, active, cut.clone())))
+                        }
                         None => {
+                            METRICS.decided(DNS_PROXY, port, false, "connection-limit");
                             warn!(connection = peer.connection, client = %peer.address, port = forward.forwarder.port, "connection limit reached: closed");
                             Either::Right(std::future::ready(()))
                         }

@@ -13,6 +13,7 @@ use super::forward::dialable;
 use super::{MIN_REFRESH, refresh_delay};
 use crate::config::address::OwnSockets;
 use crate::error::{Error, Result};
+use crate::ops::metrics::METRICS;
 use crate::serve::resolver::{Addresses, Families, Resolver};
 
 /// A first lookup: `None` for an address target.
@@ -85,10 +86,12 @@ pub fn backends(
         }
         (Target::Name(name), Some(Ok((addresses, ttl)))) => {
             info!(port = forwarder.port, target = %name, ?addresses, "resolved");
+            METRICS.resolved(name, true);
             Ok((Backends::new(&addresses), Some(refresh_delay(ttl))))
         }
         (Target::Name(name), Some(Err(reason))) if config.allow_unresolved => {
             warn!(port = forwarder.port, target = %name, %reason, "not resolved yet; retrying");
+            METRICS.resolved(name, false);
             Ok((Backends::default(), Some(MIN_REFRESH)))
         }
         (Target::Name(name), Some(Err(reason))) => Err(Error::State(format!(

@@ -6,6 +6,7 @@ use super::policy::ListMode;
 use super::rules::{self, Rule};
 use crate::config::vars::{DurationRange, Vars};
 use crate::error::{Error, Result};
+use crate::ops::address::MetricsAddress;
 use crate::serve::limits::ConnectionCap;
 
 /// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.
@@ -40,6 +41,8 @@ pub struct ProxyConfig {
     pub max_header_bytes: usize,
     /// `EGRESS_HTTP_PROXY_GRACE_PERIOD` (25 s): how long open connections may finish after SIGTERM.
     pub grace_period: Duration,
+    /// `EGRESS_METRICS_ADDRESS`: the metrics and health endpoint.
+    pub metrics: MetricsAddress,
 }
 
 impl ProxyConfig {
@@ -64,6 +67,7 @@ impl ProxyConfig {
                 1 << 20,
             )?,
             grace_period: vars.duration("EGRESS_HTTP_PROXY_GRACE_PERIOD", GRACE_PERIOD)?,
+            metrics: MetricsAddress::from_vars(vars)?,
         })
     }
 }

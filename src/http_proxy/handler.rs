@@ -22,6 +22,7 @@ use super::policy::Host;
 use super::request_log::RequestLog;
 use super::upstream::{self, Refusal};
 use super::{Proxy, Slot};
+use crate::ops::metrics::{HTTP_PROXY, METRICS};
 use crate::serve::listener::Peer;
 use crate::serve::relay::{self, Counters, RelayEnd, Transfer};
 
@@ -58,7 +59,10 @@ pub async fn handle(
 fn respond(refusal: Refusal, log: RequestLog) -> Response<ProxyBody> {
     let outcome = match refusal.status {
         StatusCode::FORBIDDEN => "denied",
-        StatusCode::BAD_REQUEST => "rejected",
+        StatusCode::BAD_REQUEST => {
+            METRICS.decided(HTTP_PROXY, log.listener(), false, "bad-request");
+            "rejected"
+        }
         _ => "failed",
     };
     log.write(

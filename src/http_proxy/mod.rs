@@ -34,6 +34,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
+use crate::ops::{
+    self,
+    health::{self, RoleStatus},
+    metrics::{Active, HTTP_PROXY, METRICS},
+};
 use crate::serve::limits::{self, ConnectionSlots};
 use crate::serve::listener::{self, Peer};
 use crate::serve::resolver::{Families, Resolver};
@@ -48,6 +53,19 @@ pub struct Proxy {
     pub config: ProxyConfig,
     /// The resolver of `/etc/resolv.conf`.
     pub resolver: Resolver,
+    /// The ports the pod itself listens on (the proxy's, the metrics endpoint's):
+    /// never dialed on the pod's own addresses.
+    pub own_ports: Vec<u16>,
+}
+
+/// The HTTP proxy's readiness: the egress path is in place.
+struct ProxyStatus;
+
+#[async_trait::async_trait]
+impl RoleStatus for ProxyStatus {
+    async fn setup_problems(&self) -> Vec<String> {
+        health::egress_problems().await
+    }
 }
 
 /// Runs the proxy on its configured port until SIGTERM/SIGINT.
@@ -56,11 +74,19 @@ pub async fn run(config: ProxyConfig) -> Result<()> {
     let max_connections = config.max_connections.fit(MAX_CONNECTIONS, open_files)?;
     debug!(open_files, max_connections, "open-file limit");
     let listeners = listener::bind_all(config.port, workers::count())?;
+    let shutdown = shutdown::on_signals()?;
+    let metrics = ops::start(
+        config.metrics,
+        &[config.port],
+        ProxyStatus,
+        shutdown.clone(),
+    )?;
     let proxy = Arc::new(Proxy {
         resolver: Resolver::from_system(Families::Both)?,
+        own_ports: [Some(config.port), metrics].into_iter().flatten().collect(),
         config,
     });
-    serve(listeners, proxy, max_connections, shutdown::on_signals()?).await
+    serve(listeners, proxy, max_connections, shutdown).await
 }
 
 /// Serves connections from `listeners` (one per worker, see [`workers`]) until
@@ -118,6 +144,7 @@ async fn accept_until_shutdown(
             Some(permit) => {
                 let slot = Slot {
                     _permit: permit,
+                    _active: METRICS.open(HTTP_PROXY, proxy.config.port),
                     cut: slots.cut_notice(),
                 };
                 Either::Left(serve_connection(
@@ -128,7 +155,10 @@ async fn accept_until_shutdown(
                     shutdown.clone(),
                 ))
             }
-            None => Either::Right(refuse_busy(stream, peer)),
+            None => {
+                METRICS.decided(HTTP_PROXY, proxy.config.port, false, "connection-limit");
+                Either::Right(refuse_busy(stream, peer))
+            }
         },
     )
     .await;
@@ -137,6 +167,7 @@ async fn accept_until_shutdown(
 /// A connection's share of the cap, and the notice that cuts it after the grace period.
 pub struct Slot {
     _permit: OwnedSemaphorePermit,
+    _active: Active,
     /// Turns `true` when the grace period is over.
     pub cut: Shutdown,
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use http::{Method, StatusCode};
 
+use crate::ops::metrics::{HTTP_PROXY, METRICS};
 use crate::serve::access_log::{self, Line};
 use crate::serve::listener::Peer;
 use crate::serve::relay::Transfer;
@@ -42,6 +43,11 @@ impl RequestLog {
         }
     }
 
+    /// The proxy port the request came in on.
+    pub fn listener(&self) -> u16 {
+        self.listener
+    }
+
     /// Moves the duty to write the line to the returned log (held by a tunnel task or
     /// a response body); this one will write nothing.
     pub fn hand_off(&mut self) -> RequestLog {
@@ -66,6 +72,7 @@ impl RequestLog {
     /// `status` is 0 when no response was sent.
     fn emit(&mut self, outcome: &str, status: u16, transfer: Transfer, detail: &str) {
         self.written = true;
+        METRICS.transferred(HTTP_PROXY, transfer.up, transfer.down);
         let reported;
         let (outcome, detail) = match &self.would_deny {
             Some(reason) => {

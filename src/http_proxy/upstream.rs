@@ -2,7 +2,7 @@
 //! needs it, and dial exactly one of the addresses that were checked.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use tokio::net::TcpStream;
@@ -11,6 +11,7 @@ use super::Proxy;
 use super::policy::{self, Decision, Host};
 use super::request_log::RequestLog;
 use crate::config::address::{self, OwnSockets};
+use crate::ops::metrics::{HTTP_PROXY, METRICS, UpstreamError};
 
 /// Why a request gets an error response instead of being proxied.
 #[derive(Debug)]
@@ -42,7 +43,10 @@ pub async fn open(
     log: &mut RequestLog,
 ) -> Result<TcpStream, Refusal> {
     let (rules, mode) = (&proxy.config.rules, proxy.config.list_mode);
-    let own = own_listener(proxy.config.port, port)?;
+    let listener = proxy.config.port;
+    let own = own_listener(&proxy.own_ports, port).inspect_err(|_| {
+        METRICS.decided(HTTP_PROXY, listener, false, "own-listener");
+    })?;
     let mut decision = policy::decide_in(mode, rules, host, port, None, &own);
     let mut unresolved = None;
     if let (Decision::NeedAddresses, Host::Name(name)) = (&decision, host) {
@@ -58,15 +62,19 @@ pub async fn open(
     let addresses = match decision {
         Decision::Allow { rule, addresses } => {
             log.rule = rules[rule].text.clone();
+            METRICS.decided(HTTP_PROXY, listener, true, log.rule.clone());
             addresses
         }
         Decision::Report { denial, addresses } => {
             log.rule = denial.log_rule(rules);
             log.would_deny = Some(denial.reason(rules, host));
+            METRICS.decided(HTTP_PROXY, listener, true, log.rule.clone());
+            METRICS.would_deny(HTTP_PROXY, log.rule.clone());
             addresses
         }
         Decision::Deny(denial) => {
             log.rule = denial.log_rule(rules);
+            METRICS.decided(HTTP_PROXY, listener, false, log.rule.clone());
             return Err(Refusal::new(
                 StatusCode::FORBIDDEN,
                 denial.reason(rules, host),
@@ -74,6 +82,7 @@ pub async fn open(
         }
         Decision::NeedAddresses => {
             log.rule = "default".into();
+            METRICS.decided(HTTP_PROXY, listener, false, "default");
             return Err(Refusal::new(
                 StatusCode::FORBIDDEN,
                 format!("no rule allows {host}"),
@@ -81,17 +90,18 @@ pub async fn open(
         }
     };
     if addresses.is_empty() {
+        METRICS.upstream_failed(HTTP_PROXY, UpstreamError::Resolve);
         let reason = unresolved.unwrap_or_else(|| format!("{host} has no address"));
         return Err(Refusal::new(StatusCode::BAD_GATEWAY, reason));
     }
     dial(&addresses, port, proxy.config.connect_timeout, host).await
 }
 
-/// The proxy's own listener as the decision needs it: the local addresses are listed
-/// only when the target port is the listening port. When they cannot be listed the
-/// request is refused (fail closed).
-fn own_listener(listen_port: u16, port: u16) -> Result<OwnSockets, Refusal> {
-    let addresses = if port == listen_port {
+/// The proxy's own listeners as the decision needs them: the local addresses are
+/// listed only when the target port is one of the pod's own (the proxy's, the metrics
+/// endpoint's). When they cannot be listed the request is refused (fail closed).
+fn own_listener(own_ports: &[u16], port: u16) -> Result<OwnSockets, Refusal> {
+    let addresses = if own_ports.contains(&port) {
         address::local_addresses().map_err(|e| {
             Refusal::new(
                 StatusCode::FORBIDDEN,
@@ -102,7 +112,7 @@ fn own_listener(listen_port: u16, port: u16) -> Result<OwnSockets, Refusal> {
         Vec::new()
     };
     Ok(OwnSockets {
-        ports: vec![listen_port],
+        ports: own_ports.to_vec(),
         addresses,
     })
 }
@@ -114,18 +124,23 @@ async fn dial(
     timeout: Duration,
     host: &Host,
 ) -> Result<TcpStream, Refusal> {
+    let started = Instant::now();
     let attempts = async {
         let mut last = None;
         for address in addresses {
             match TcpStream::connect((*address, port)).await {
                 Ok(stream) => return Ok(stream),
-                Err(e) => last = Some(format!("{address}:{port}: {e}")),
+                Err(e) => {
+                    METRICS.upstream_failed(HTTP_PROXY, UpstreamError::of(&e));
+                    last = Some(format!("{address}:{port}: {e}"));
+                }
             }
         }
         Err(last.unwrap_or_else(|| format!("{host} has no address")))
     };
     match tokio::time::timeout(timeout, attempts).await {
         Ok(Ok(stream)) => {
+            METRICS.connected(HTTP_PROXY, started.elapsed());
             let _ = stream.set_nodelay(true);
             Ok(stream)
         }
@@ -133,9 +148,12 @@ async fn dial(
             StatusCode::BAD_GATEWAY,
             format!("cannot connect to {reason}"),
         )),
-        Err(_) => Err(Refusal::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("connecting to {host}:{port} timed out after {timeout:?}"),
-        )),
+        Err(_) => Err({
+            METRICS.upstream_failed(HTTP_PROXY, UpstreamError::Timeout);
+            Refusal::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("connecting to {host}:{port} timed out after {timeout:?}"),
+            )
+        }),
     }
 }

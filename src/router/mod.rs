@@ -2,10 +2,14 @@
 
 use std::time::Duration;
 
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
+mod status;
+
+use crate::config::redirect::{Destination, Protocol};
 use crate::config::router::{RouterConfig, RouterMode};
 use crate::error::{Error, Result};
+use crate::ops;
 use crate::serve::shutdown;
 use crate::setup::firewall;
 use crate::setup::{self, Intent, MACVLAN, Namespace, announce};
@@ -96,6 +100,20 @@ async fn probe(config: &RouterConfig, ns: &Namespace) -> Result<()> {
 /// Waits for SIGTERM or SIGINT, re-verifying the setup every [`CHECK_INTERVAL`].
 async fn watch(config: &RouterConfig, ns: &Namespace) -> Result<()> {
     let mut shutdown = shutdown::on_signals()?;
+    let status = status::RouterStatus {
+        config: config.clone(),
+    };
+    let redirected = redirected_tcp_ports(&config.destinations);
+    if ops::start(config.metrics, &redirected, status, shutdown.clone())?.is_some()
+        && config
+            .destinations
+            .iter()
+            .any(|d| matches!(d, Destination::Fallback(_)))
+    {
+        warn!(
+            "EGRESS_DESTINATION has a fallback entry: connections to the metrics port arriving on eth0 are redirected too; probe with `egress-router check` and scrape from inside the pod"
+        );
+    }
     let mut ticks =
         tokio::time::interval_at(tokio::time::Instant::now() + CHECK_INTERVAL, CHECK_INTERVAL);
     loop {
@@ -111,4 +129,20 @@ async fn watch(config: &RouterConfig, ns: &Namespace) -> Result<()> {
     }
     info!("exiting");
     Ok(())
+}
+
+/// The local TCP ports `EGRESS_DESTINATION` redirects: the endpoint cannot be reached
+/// on them.
+fn redirected_tcp_ports(destinations: &[Destination]) -> Vec<u16> {
+    destinations
+        .iter()
+        .filter_map(|d| match d {
+            Destination::Port {
+                port,
+                protocol: Protocol::Tcp,
+                ..
+            } => Some(*port),
+            _ => None,
+        })
+        .collect()
 }

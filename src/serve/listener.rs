@@ -37,6 +37,11 @@ pub fn bind_all(port: u16, count: usize) -> Result<Vec<StdListener>> {
     Ok(listeners)
 }
 
+/// One listening socket on exactly `address`.
+pub fn bind_at(address: SocketAddr) -> Result<StdListener> {
+    bind_one(address, false).map_err(|e| Error::io(format!("listening on {address}"), e.into()))
+}
+
 /// One nonblocking listening socket on `address` (an IPv6 one accepts IPv4 too).
 fn bind_one(address: SocketAddr, reuse_port: bool) -> nix::Result<StdListener> {
     let family = match address {

@@ -3,11 +3,13 @@
 //! namespace; [`plan`] decides the [`Step`]s still missing (pure; [`problems`] names
 //! each missing piece, so a check is observe + problems); [`apply`] makes the steps
 //! while journaling how to undo each, and the [`Journal`] rolls everything back on
-//! failure. [`firewall`] plans the iptables rules (pure). Every kernel call goes
+//! failure. [`firewall`] plans the iptables rules (pure); [`egress`] checks the part
+//! a proxy relies on, without privileges. Every kernel call goes
 //! through a [`Namespace`], bound to an explicit network namespace.
 
 pub mod announce;
 pub mod apply;
+pub mod egress;
 pub mod firewall;
 pub mod intent;
 pub mod observe;

@@ -116,6 +116,24 @@ impl Backend {
         })
     }
 
+    /// The `iptables-save -c` dump of `table` of namespace `ns`: each rule with its
+    /// `[packets:bytes]` counters.
+    pub fn save_counted(&self, ns: &Netns, table: &str) -> Result<String> {
+        let output = ns
+            .run(|| Command::new(self.save).args(["-c", "-t", table]).output())?
+            .map_err(|e| Error::io(format!("running {}", self.save), e))?;
+        if !output.status.success() {
+            return Err(Error::Iptables {
+                command: format!("{} -c -t {table}", self.save),
+                message: diagnostic(&output.stderr, output.status),
+            });
+        }
+        String::from_utf8(output.stdout).map_err(|_| Error::Iptables {
+            command: self.save.into(),
+            message: "output is not UTF-8".into(),
+        })
+    }
+
     /// Applies `script` in namespace `ns`; with `noflush`, tables named in it keep rules
     /// it does not touch.
     pub fn restore(&self, ns: &Netns, script: &str, noflush: bool) -> Result<()> {

@@ -1,0 +1,125 @@
+//! The operations endpoint: `/metrics` (Prometheus text format 0.0.4), `/healthz`
+//! (the process answers) and `/readyz` (200, or 503 with one reason a line), on its
+//! own listener. It keeps answering while the role drains, so that readiness says so.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::debug;
+
+use super::health::Health;
+use super::metrics::METRICS;
+use super::process;
+
+/// Connections the endpoint serves at once; more wait in the backlog.
+const MAX_CONNECTIONS: usize = 16;
+/// A request's head must arrive within this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The content type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Serves the endpoint on `listener` for as long as the runtime runs.
+pub async fn serve(listener: TcpListener, health: Arc<Health>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                debug!(%error, "metrics endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let health = health.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| answer(health.clone(), request));
+            let served = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(error) = served {
+                debug!(%peer, %error, "metrics endpoint: connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+}
+
+async fn answer(
+    health: Arc<Health>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return Ok(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET or HEAD only\n".into(),
+        ));
+    }
+    Ok(match request.uri().path() {
+        "/metrics" => {
+            let mut registry = Registry::with_prefix("egress_router");
+            METRICS.register(&mut registry);
+            process::register(&mut registry);
+            health.collect(&mut registry).await;
+            let mut body = String::new();
+            match prometheus_text::encode(&mut body, &registry) {
+                Ok(()) => {
+                    let mut response = text(StatusCode::OK, body);
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        header::HeaderValue::from_static(CONTENT_TYPE),
+                    );
+                    response
+                }
+                Err(_) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "encoding failed\n".into(),
+                ),
+            }
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n".into()),
+        "/readyz" => {
+            let problems = health.problems().await;
+            if problems.is_empty() {
+                text(StatusCode::OK, "ready\n".into())
+            } else {
+                let lines: String = problems.iter().map(|p| format!("{p}\n")).collect();
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready:\n{lines}"),
+                )
+            }
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "/metrics, /healthz or /readyz\n".into(),
+        ),
+    })
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,94 @@
+//! Readiness: what a role depends on, checked when a probe or a scrape asks, and not
+//! more often than every [`MAX_AGE`] (a check of the router's setup runs `iptables`).
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use prometheus_client::registry::Registry;
+use tokio::sync::Mutex;
+
+use super::metrics::METRICS;
+use crate::serve::shutdown::Shutdown;
+use crate::setup::egress;
+use crate::sys::netlink::Netlink;
+use crate::sys::netns::Netns;
+
+/// A setup check younger than this is answered from the last one.
+pub const MAX_AGE: Duration = Duration::from_secs(5);
+
+/// What a serving role tells the endpoint.
+#[async_trait]
+pub trait RoleStatus: Send + Sync + 'static {
+    /// Problems of the egress setup the role relies on, observed now (empty: in place).
+    async fn setup_problems(&self) -> Vec<String>;
+
+    /// Other reasons the role cannot serve now (DNS proxy: targets with no backend).
+    fn serving_problems(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Metrics of the role read at scrape time (backends, NAT counters).
+    async fn collect(&self, _registry: &mut Registry) {}
+}
+
+/// A role's status with the setup check cached for [`MAX_AGE`], and the shutdown
+/// notice (a draining process is not ready).
+pub struct Health {
+    role: Box<dyn RoleStatus>,
+    last: Mutex<Option<(Instant, Vec<String>)>>,
+    shutdown: Shutdown,
+}
+
+impl Health {
+    /// The health of `role`, not ready once `shutdown` turns true.
+    pub fn new(role: impl RoleStatus, shutdown: Shutdown) -> Self {
+        Health {
+            role: Box::new(role),
+            last: Mutex::new(None),
+            shutdown,
+        }
+    }
+
+    /// Every reason the role is not ready; empty when it is.
+    pub async fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if *self.shutdown.borrow() {
+            problems.push("shutting down: open connections are draining".to_string());
+        }
+        problems.extend(self.setup_problems().await);
+        problems.extend(self.role.serving_problems());
+        problems
+    }
+
+    /// The role's scrape-time metrics, after refreshing `setup_healthy`.
+    pub async fn collect(&self, registry: &mut Registry) {
+        self.setup_problems().await;
+        self.role.collect(registry).await;
+    }
+
+    /// The setup's problems, from a check at most [`MAX_AGE`] old; one check at a time.
+    async fn setup_problems(&self) -> Vec<String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, problems)) = last.as_ref()
+            && at.elapsed() < MAX_AGE
+        {
+            return problems.clone();
+        }
+        let problems = self.role.setup_problems().await;
+        METRICS.setup_healthy.set(i64::from(problems.is_empty()));
+        *last = Some((Instant::now(), problems.clone()));
+        problems
+    }
+}
+
+/// The proxies' setup check: the egress path of this namespace ([`egress`]).
+pub async fn egress_problems() -> Vec<String> {
+    let observed = async {
+        let nl = Netlink::connect(&Netns::current()?)?;
+        egress::observe(&nl).await
+    };
+    match observed.await {
+        Ok(path) => egress::problems(&path),
+        Err(e) => vec![format!("cannot check the egress setup: {e}")],
+    }
+}

@@ -1,0 +1,358 @@
+//! The process's metrics (SPEC section 9), recorded where things happen and encoded in
+//! the Prometheus text format at each scrape.
+//!
+//! One process plays one role, so the metrics live in one process-wide [`METRICS`]:
+//! the code that accepts, decides, dials and relays records into it without handles
+//! threaded through every layer. Recording is an atomic add (histograms: a short
+//! uncontended lock); a label set is looked up in a map (read lock) with labels that
+//! need no allocation but an HTTP rule's text. No label holds a client address or a
+//! requested host name: listeners are ports, reasons are rules of the configured list
+//! or fixed words.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// The metrics of this process.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
+
+/// A role's name as its label value.
+pub type Role = &'static str;
+/// The HTTP proxy's label value.
+pub const HTTP_PROXY: Role = "http-proxy";
+/// The DNS proxy's label value.
+pub const DNS_PROXY: Role = "dns-proxy";
+
+/// `role`, `listener`, `decision`, `reason`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    role: Role,
+    listener: u16,
+    decision: &'static str,
+    reason: Cow<'static, str>,
+}
+
+/// `role`, `listener`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    role: Role,
+    listener: u16,
+}
+
+/// `role`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabels {
+    role: Role,
+}
+
+/// `role`, `direction`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabels {
+    role: Role,
+    direction: &'static str,
+}
+
+/// `role`, `kind`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    role: Role,
+    kind: &'static str,
+}
+
+/// `role`, `reason`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    role: Role,
+    reason: Cow<'static, str>,
+}
+
+/// `target`: a DNS proxy target as configured.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    target: String,
+}
+
+/// Why an upstream connection failed, as the `kind` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// The server refused (RST).
+    Refused,
+    /// No answer within the connect timeout.
+    Timeout,
+    /// The name had no usable address.
+    Resolve,
+    /// Anything else (unreachable, no route, ...).
+    Other,
+}
+
+impl UpstreamError {
+    /// The kind of a failed connect.
+    pub fn of(error: &std::io::Error) -> Self {
+        match error.kind() {
+            std::io::ErrorKind::ConnectionRefused => UpstreamError::Refused,
+            std::io::ErrorKind::TimedOut => UpstreamError::Timeout,
+            _ => UpstreamError::Other,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            UpstreamError::Refused => "refused",
+            UpstreamError::Timeout => "timeout",
+            UpstreamError::Resolve => "resolve",
+            UpstreamError::Other => "other",
+        }
+    }
+}
+
+/// Every metric recorded while serving (scrape-time ones are added by the endpoint).
+#[derive(Debug)]
+pub struct Metrics {
+    connections: Family<DecisionLabels, Counter>,
+    active: Family<ListenerLabels, Gauge>,
+    duration: Family<RoleLabels, Histogram>,
+    bytes: Family<DirectionLabels, Counter>,
+    connect: Family<RoleLabels, Histogram>,
+    upstream_errors: Family<KindLabels, Counter>,
+    would_deny: Family<ReasonLabels, Counter>,
+    resolution_failures: Family<TargetLabels, Counter>,
+    resolved_at: Family<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Set by the readiness check, wherever it ran.
+    pub setup_healthy: Gauge,
+    /// When the process started, for `process_start_time_seconds`.
+    pub started: std::time::SystemTime,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            connections: Family::default(),
+            active: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 4.0, 10))
+            }),
+            bytes: Family::default(),
+            connect: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+            }),
+            upstream_errors: Family::default(),
+            would_deny: Family::default(),
+            resolution_failures: Family::default(),
+            resolved_at: Family::default(),
+            setup_healthy: Gauge::default(),
+            started: std::time::SystemTime::now(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one decided request or connection.
+    pub fn decided(
+        &self,
+        role: Role,
+        listener: u16,
+        allowed: bool,
+        reason: impl Into<Cow<'static, str>>,
+    ) {
+        let decision = if allowed { "allowed" } else { "denied" };
+        self.connections
+            .get_or_create(&DecisionLabels {
+                role,
+                listener,
+                decision,
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Report mode: counts a request let through that the list would have denied.
+    pub fn would_deny(&self, role: Role, reason: impl Into<Cow<'static, str>>) {
+        self.would_deny
+            .get_or_create(&ReasonLabels {
+                role,
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts an open client connection until the returned guard is dropped, which
+    /// also records how long it lasted.
+    pub fn open(&self, role: Role, listener: u16) -> Active {
+        let gauge = self
+            .active
+            .get_or_create_owned(&ListenerLabels { role, listener });
+        gauge.inc();
+        let lasted = self.duration.get_or_create_owned(&RoleLabels { role });
+        Active {
+            gauge,
+            lasted,
+            since: Instant::now(),
+        }
+    }
+
+    /// Counts bytes relayed, `up` from the client, `down` to it.
+    pub fn transferred(&self, role: Role, up: u64, down: u64) {
+        for (direction, bytes) in [("up", up), ("down", down)] {
+            if bytes > 0 {
+                self.bytes
+                    .get_or_create(&DirectionLabels { role, direction })
+                    .inc_by(bytes);
+            }
+        }
+    }
+
+    /// Records how long a successful upstream connect took.
+    pub fn connected(&self, role: Role, took: Duration) {
+        self.connect
+            .get_or_create(&RoleLabels { role })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Counts a failed upstream connect or resolution.
+    pub fn upstream_failed(&self, role: Role, kind: UpstreamError) {
+        self.upstream_errors
+            .get_or_create(&KindLabels {
+                role,
+                kind: kind.label(),
+            })
+            .inc();
+    }
+
+    /// Records a DNS proxy target's resolution: success (time of it) or failure.
+    pub fn resolved(&self, target: &str, success: bool) {
+        let labels = TargetLabels {
+            target: target.to_string(),
+        };
+        if success {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.resolved_at.get_or_create(&labels).set(now);
+        } else {
+            self.resolution_failures.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Registers every metric above in `registry` (prefix `egress_router`).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "connections",
+            "Requests (HTTP proxy) and connections (DNS proxy) decided, by listener port, decision and reason (rule or error class)",
+            self.connections.clone(),
+        );
+        registry.register(
+            "connections_active",
+            "Client connections open",
+            self.active.clone(),
+        );
+        registry.register_with_unit(
+            "connection_duration",
+            "How long client connections lasted",
+            Unit::Seconds,
+            self.duration.clone(),
+        );
+        registry.register(
+            "bytes",
+            "Bytes relayed: up from clients to servers, down from servers to clients",
+            self.bytes.clone(),
+        );
+        registry.register_with_unit(
+            "upstream_connect",
+            "Time to connect to the upstream server",
+            Unit::Seconds,
+            self.connect.clone(),
+        );
+        registry.register(
+            "upstream_errors",
+            "Upstream connects or resolutions that failed, by kind (refused, timeout, resolve, other)",
+            self.upstream_errors.clone(),
+        );
+        registry.register(
+            "report_would_deny",
+            "Report mode: requests let through that the list would have denied, by rule",
+            self.would_deny.clone(),
+        );
+        registry.register(
+            "resolution_failures",
+            "DNS proxy: failed resolutions of a target name",
+            self.resolution_failures.clone(),
+        );
+        registry.register(
+            "resolution_last_success_timestamp_seconds",
+            "DNS proxy: when a target name last resolved (Unix time)",
+            self.resolved_at.clone(),
+        );
+        registry.register(
+            "setup_healthy",
+            "1 when the last check found the egress setup in place, else 0",
+            self.setup_healthy.clone(),
+        );
+    }
+}
+
+/// An open client connection, counted in `connections_active` until dropped.
+#[derive(Debug)]
+pub struct Active {
+    gauge: Gauge,
+    lasted: Histogram,
+    since: Instant,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.gauge.dec();
+        self.lasted.observe(self.since.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::prometheus_text;
+
+    use super::*;
+
+    #[test]
+    fn encodes_the_names_and_labels_of_the_contract() {
+        let metrics = Metrics::default();
+        metrics.decided(HTTP_PROXY, 8080, true, "*.example.com".to_string());
+        metrics.decided(HTTP_PROXY, 8080, true, "*.example.com".to_string());
+        metrics.decided(DNS_PROXY, 5432, false, "connection-limit");
+        drop(metrics.open(DNS_PROXY, 5432));
+        let _open = metrics.open(HTTP_PROXY, 8080);
+        metrics.transferred(HTTP_PROXY, 10, 0);
+        metrics.connected(DNS_PROXY, Duration::from_millis(2));
+        metrics.upstream_failed(HTTP_PROXY, UpstreamError::Refused);
+        metrics.would_deny(HTTP_PROXY, "no-rule");
+        metrics.resolved("db.example.com", false);
+        let mut registry = Registry::with_prefix("egress_router");
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &registry).unwrap();
+        for line in [
+            r#"egress_router_connections_total{role="http-proxy",listener="8080",decision="allowed",reason="*.example.com"} 2"#,
+            r#"egress_router_connections_total{role="dns-proxy",listener="5432",decision="denied",reason="connection-limit"} 1"#,
+            r#"egress_router_connections_active{role="dns-proxy",listener="5432"} 0"#,
+            r#"egress_router_connections_active{role="http-proxy",listener="8080"} 1"#,
+            r#"egress_router_connection_duration_seconds_count{role="dns-proxy"} 1"#,
+            r#"egress_router_bytes_total{role="http-proxy",direction="up"} 10"#,
+            r#"egress_router_upstream_connect_seconds_count{role="dns-proxy"} 1"#,
+            r#"egress_router_upstream_errors_total{role="http-proxy",kind="refused"} 1"#,
+            r#"egress_router_report_would_deny_total{role="http-proxy",reason="no-rule"} 1"#,
+            r#"egress_router_resolution_failures_total{target="db.example.com"} 1"#,
+            "# TYPE egress_router_setup_healthy gauge",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert!(
+            !text.contains(r#"direction="down""#),
+            "no series for bytes never relayed:\n{text}"
+        );
+    }
+}
