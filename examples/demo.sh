@@ -7,6 +7,7 @@
 #      the servers see the router's EGRESS_SOURCE, not the client
 #   2. HTTP proxy: one name allowed, another denied, with the decision lines
 #   3. DNS proxy: a forwarder to a name follows the name when its address changes
+#   4. the operations endpoint: the DNS proxy's /readyz and a few lines of its /metrics
 #
 # Everything runs in throw-away network namespaces (tests/topology.sh), a fresh router
 # pod per role, with documentation addresses only; they are removed on exit.
@@ -177,5 +178,25 @@ kill -HUP "$DNSMASQ"
 for _ in $(seq 40); do grep -q 'backends changed' "$WORK/dns.log" && break; sleep 0.1; done
 grep -o 'backends changed.*' "$WORK/dns.log" | indent
 ask 203.0.113.6
+
+# ------------------------------------------------------------------ metrics
+
+say "4. operations endpoint of the DNS proxy (EGRESS_METRICS_ADDRESS, default :9090)"
+get() { # PATH: the body, fetched from the client namespace
+    printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$1" |
+        timeout 10 ip netns exec "$C" socat -t2 -T5 - TCP:192.0.2.70:9090 | tr -d '\r' |
+        awk 'body; !NF {body = 1}' || true
+}
+echo "    client: GET http://192.0.2.70:9090/readyz -> $(get /readyz)"
+metrics=$(get /metrics)
+echo "    client: GET http://192.0.2.70:9090/metrics (some of its lines)"
+grep -E '^egress_router_(connections_total|backend_up|bytes_total|upstream_connect_seconds_count)' <<<"$metrics" | indent
+forwarded='egress_router_connections_total{role="dns-proxy",listener="5432",decision="allowed",reason="forwarded"} 2'
+if grep -qxF "$forwarded" <<<"$metrics"; then
+    echo "    OK: both connections counted, the current backend up"
+else
+    echo "    FAIL: expected the line $forwarded"
+    failed=1
+fi
 
 ((failed == 0)) && say "demo passed" || { say "demo FAILED"; exit 1; }

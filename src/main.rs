@@ -34,6 +34,8 @@ Router variables:
 
 Every role:
   EGRESS_LOG_FORMAT        text (default) | json: log line format
+  EGRESS_METRICS_ADDRESS   :9090 (default) | [IP]:PORT | empty (off): /metrics, /healthz,
+                           /readyz of the proxies, redirect and legacy
   RUST_LOG                 replaces the log filter (default warn,egress_router=info)
 
 HTTP proxy: EGRESS_HTTP_PROXY_DESTINATION, EGRESS_HTTP_PROXY_MODE (enforce | report),

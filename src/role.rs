@@ -2,6 +2,7 @@
 
 use crate::config::vars::Vars;
 use crate::error::{Error, Result};
+use crate::{dns_proxy, http_proxy};
 
 /// The roles one binary can play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +23,14 @@ pub fn select_role(vars: &Vars) -> Result<Role> {
         Ok(Role::Cni)
     } else if vars.is_set("EGRESS_ROUTER_MODE") || vars.is_set("EGRESS_SOURCE") {
         Ok(Role::Router)
-    } else if vars.is_set("EGRESS_HTTP_PROXY_DESTINATION") {
+    } else if http_proxy::config::LIST.is_set(vars) {
         Ok(Role::HttpProxy)
-    } else if vars.is_set("EGRESS_DNS_PROXY_DESTINATION") {
+    } else if dns_proxy::config::LIST.is_set(vars) {
         Ok(Role::DnsProxy)
     } else {
         Err(Error::Usage(
-            "no role selected: set EGRESS_SOURCE (router), EGRESS_HTTP_PROXY_DESTINATION, \
-             EGRESS_DNS_PROXY_DESTINATION or CNI_COMMAND, or give a subcommand (see --help)"
+            "no role selected: set EGRESS_SOURCE (router), EGRESS_HTTP_PROXY_DESTINATION(_FILE), \
+             EGRESS_DNS_PROXY_DESTINATION(_FILE) or CNI_COMMAND, or give a subcommand (see --help)"
                 .into(),
         ))
     }
@@ -57,6 +58,9 @@ mod tests {
         assert_eq!(role(&all[2..]).unwrap(), Role::Router);
         assert_eq!(role(&all[3..]).unwrap(), Role::HttpProxy);
         assert_eq!(role(&all[4..]).unwrap(), Role::DnsProxy);
+        let file = |var: &str| role(&[(var, "/etc/egress/list")]).unwrap();
+        assert_eq!(file("EGRESS_HTTP_PROXY_DESTINATION_FILE"), Role::HttpProxy);
+        assert_eq!(file("EGRESS_DNS_PROXY_DESTINATION_FILE"), Role::DnsProxy);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! parser runs again, until it passes: one problem per variable. The lines of a list
 //! variable are first checked one by one, so that every bad line is reported with its
 //! number; what only the whole list can show (a rule after `*`, a port given twice)
-//! comes from the whole-list run.
+//! comes from the whole-list run. A list in a file (`..._FILE`) is read and checked the
+//! same way, its problems under the `_FILE` variable's name.
 
 use std::fmt;
 
@@ -15,10 +16,11 @@ use crate::config::lines;
 use crate::config::redirect::parse_destinations;
 use crate::config::router::RouterConfig;
 use crate::config::vars::Vars;
-use crate::dns_proxy::config::DnsProxyConfig;
+use crate::dns_proxy::config::{DnsProxyConfig, LIST as DNS_LIST};
 use crate::dns_proxy::destination::parse_forwarders;
 use crate::error::Error;
 use crate::http_proxy::ProxyConfig;
+use crate::http_proxy::config::LIST as HTTP_LIST;
 use crate::http_proxy::rules::parse_rules;
 use crate::logging::LogSettings;
 use crate::role::{Role, select_role};
@@ -70,8 +72,17 @@ pub fn validate(vars: &Vars) -> Validation {
     };
     match role.map(parsers) {
         Some(Some((list, each_line, whole))) => {
-            check_lines(vars, list, each_line, &mut problems);
-            check_each_variable(vars, whole, &mut problems);
+            let first = problems.len();
+            let (vars, file) = inline_list_file(vars, list, &mut problems);
+            check_lines(&vars, list, each_line, &mut problems);
+            check_each_variable(&vars, whole, &mut problems);
+            if let Some(file) = file {
+                for problem in &mut problems[first..] {
+                    if problem.var == list {
+                        problem.var = file.into();
+                    }
+                }
+            }
         }
         Some(None) => problems.push(Problem {
             var: "CNI_COMMAND".into(),
@@ -126,6 +137,32 @@ const STAND_INS: [(&str, &str); 5] = [
     (LIST_HTTP, "*"),
     (LIST_DNS, "53 203.0.113.53"),
 ];
+
+/// When the role's list comes from a `_FILE` variable: the variables with the file's
+/// text in the list variable (a stand-in when it cannot be read, with the problem), and
+/// the `_FILE` variable, under whose name the list's problems are reported.
+fn inline_list_file(
+    vars: &Vars,
+    list: &str,
+    problems: &mut Vec<Problem>,
+) -> (Vars, Option<&'static str>) {
+    let Some(source) = [HTTP_LIST, DNS_LIST]
+        .into_iter()
+        .find(|l| l.inline == list && vars.is_set(l.file))
+    else {
+        return (vars.clone(), None);
+    };
+    let text = match source.read(vars) {
+        Ok((text, _)) => text,
+        Err(e) => {
+            problems.push(problem(e));
+            let stand_in = STAND_INS.iter().find(|(name, _)| *name == list);
+            stand_in.map_or_else(String::new, |(_, v)| v.to_string())
+        }
+    };
+    let vars = vars.with(source.file, None).with(list, Some(&text));
+    (vars, Some(source.file))
+}
 
 /// Each entry of the list in `var` alone through `parse`; every error with its line.
 fn check_lines(vars: &Vars, var: &str, parse: LineCheck, problems: &mut Vec<Problem>) {

@@ -179,6 +179,14 @@ check "CONNECT allowed, server sees EGRESS_SOURCE" bash -c "[[ \"\$(tunnel 203.0
 check "CONNECT to an address not in the list: 403" bash -c "tunnel 203.0.113.6:80 | head -1 | grep -q ' 403 '"
 check "health endpoint answers 200" bash -c \
     "printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n' | ip netns exec '$T-client' timeout 5 socat -T 2 - TCP:192.0.2.70:8080 | head -1 | grep -q ' 200 '"
+http_get() { # ADDRESS:PORT PATH: the answer, from the client namespace
+    printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$2" |
+        ip netns exec "$T-client" timeout 5 socat -T 2 - "TCP:$1" 2>/dev/null | tr -d '\r'
+}
+export -f http_get
+check "readiness endpoint: 200 ready" bash -c "http_get 192.0.2.70:9090 /readyz | tail -1 | grep -qx ready"
+check "metrics count the allowed and the denied CONNECT" bash -c \
+    "m=\$(http_get 192.0.2.70:9090 /metrics); grep -q 'decision=\"allowed\",reason=\"203.0.113.5\"} 1\$' <<<\"\$m\" && grep -q 'decision=\"denied\",reason=\"default\"} 1\$' <<<\"\$m\""
 check "podman stop: exit 0 within a second" stops_cleanly "$P-proxy"
 
 say "Kubernetes manifests"
@@ -188,7 +196,7 @@ if ! command -v "$validator" >/dev/null; then
     "$ROOT/target/kv-venv/bin/pip" install --quiet kubernetes-validate
     validator=$ROOT/target/kv-venv/bin/kubernetes-validate
 fi
-for manifest in examples/kubernetes/*.yaml; do
+for manifest in examples/kubernetes/*.yaml examples/kubernetes/monitoring/*.yaml; do
     check "$manifest is valid (strict, offline schemas)" "$validator" --strict --quiet "$manifest"
 done
 

@@ -2,11 +2,13 @@
 //! [`vars`] the source, [`names`] and [`address`] one reading of host names, ports and
 //! addresses for every parser, [`lines`] the one reader of the line-list format,
 //! [`router`] the router variables, [`redirect`] the `EGRESS_DESTINATION` list,
-//! [`env_file`] the `--env-file` format of `validate`.
+//! [`env_file`] the `--env-file` format of `validate`, [`list_file`] a list given in
+//! its variable or in a file.
 
 pub mod address;
 pub mod env_file;
 pub mod lines;
+pub mod list_file;
 pub mod names;
 pub mod redirect;
 pub mod router;

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_server::Server;
@@ -17,6 +18,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::{debug, info, warn};
 
+use super::destination::{Forwarder, Target};
 use crate::error::{Error, Result};
 use crate::serve::shutdown::{self, Shutdown};
 
@@ -48,9 +50,23 @@ pub fn answer_for(
     }
 }
 
+/// The names answered for: those of the list in service (a reload changes them).
+pub type Names = Arc<RwLock<HashSet<String>>>;
+
+/// The host names among the targets of `forwarders`.
+pub fn names_of(forwarders: &[Forwarder]) -> HashSet<String> {
+    forwarders
+        .iter()
+        .filter_map(|f| match &f.target {
+            Target::Name(name) => Some(name.clone()),
+            Target::Address(_) => None,
+        })
+        .collect()
+}
+
 /// The request handler answering for the listed names.
 struct NameAnswers {
-    names: HashSet<String>,
+    names: Names,
     address: Ipv4Addr,
 }
 
@@ -75,7 +91,10 @@ impl RequestHandler for NameAnswers {
             .to_string()
             .trim_end_matches('.')
             .to_ascii_lowercase();
-        let answer = answer_for(&self.names, self.address, &name, question.query_type());
+        let answer = {
+            let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+            answer_for(&names, self.address, &name, question.query_type())
+        };
         debug!(client = %request.src(), %name, record_type = %question.query_type(), ?answer, "dns question");
         metadata.authoritative = answer != Answer::Refused;
         match answer {
@@ -147,7 +166,7 @@ fn local_ipv4_addresses() -> Result<Vec<Ipv4Addr>> {
 /// by the main table's default route (EGRESS_SOURCE on macvlan0), and clients in other
 /// subnets would never see the answer.
 pub async fn serve(
-    names: HashSet<String>,
+    names: Names,
     address: Ipv4Addr,
     port: u16,
     mut shutdown: Shutdown,

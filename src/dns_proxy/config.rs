@@ -1,10 +1,12 @@
 //! The DNS proxy's variables (SPEC section 5), validated.
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::destination::{self, Forwarder};
 use crate::config::address;
+use crate::config::list_file::ListVars;
 use crate::config::vars::{DurationRange, Vars};
 use crate::error::{Error, Result};
 use crate::ops::address::MetricsAddress;
@@ -18,13 +20,20 @@ pub const IDLE_TIMEOUT: DurationRange = DurationRange::seconds(60, 1000, 86_400)
 pub const GRACE_PERIOD: DurationRange = DurationRange::seconds(25, 1000, 3600);
 /// The variable of the connection cap.
 pub const MAX_CONNECTIONS: &str = "EGRESS_DNS_PROXY_MAX_CONNECTIONS";
-pub(super) const LIST: &str = "EGRESS_DNS_PROXY_DESTINATION";
+/// The list: `EGRESS_DNS_PROXY_DESTINATION` or a file named by `..._FILE`.
+pub const LIST: ListVars = ListVars {
+    inline: "EGRESS_DNS_PROXY_DESTINATION",
+    file: "EGRESS_DNS_PROXY_DESTINATION_FILE",
+};
 
 /// Validated DNS proxy configuration.
 #[derive(Debug, Clone)]
 pub struct DnsProxyConfig {
     /// `EGRESS_DNS_PROXY_DESTINATION`.
     pub forwarders: Vec<Forwarder>,
+    /// `EGRESS_DNS_PROXY_DESTINATION_FILE`: the file the list came from (watched), and
+    /// the text it was read from.
+    pub list_file: Option<(PathBuf, String)>,
     /// `EGRESS_DNS_PROXY_CONNECT_TIMEOUT` (10 s), per attempt.
     pub connect_timeout: Duration,
     /// `EGRESS_DNS_PROXY_IDLE_TIMEOUT` (1 min): a connection with no byte either way is closed.
@@ -48,9 +57,9 @@ impl DnsProxyConfig {
     pub fn from_vars(vars: &Vars) -> Result<Self> {
         const ALLOW: &str = "EGRESS_DNS_PROXY_ALLOW_UNRESOLVED";
         const ANSWER: &str = "EGRESS_DNS_PROXY_ANSWER_ADDRESS";
-        let list = vars
-            .get(LIST)
-            .ok_or_else(|| Error::config(LIST, "is required but not set"))?;
+        let (text, file) = LIST.read(vars)?;
+        let forwarders =
+            destination::parse_forwarders(&text).map_err(|e| LIST.blame_file(e, file.as_ref()))?;
         let allow_unresolved = match vars.get(ALLOW).map(|v| v.trim().to_ascii_lowercase()) {
             None => false,
             Some(v) if ["1", "true", "yes"].contains(&v.as_str()) => true,
@@ -70,7 +79,8 @@ impl DnsProxyConfig {
             },
         };
         Ok(DnsProxyConfig {
-            forwarders: destination::parse_forwarders(list)?,
+            forwarders,
+            list_file: file.map(|path| (path, text)),
             connect_timeout: vars.duration("EGRESS_DNS_PROXY_CONNECT_TIMEOUT", CONNECT_TIMEOUT)?,
             idle_timeout: vars.duration("EGRESS_DNS_PROXY_IDLE_TIMEOUT", IDLE_TIMEOUT)?,
             max_connections: ConnectionCap::from_vars(vars, MAX_CONNECTIONS, 4000)?,

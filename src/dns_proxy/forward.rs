@@ -31,6 +31,15 @@ pub(super) struct Forward {
 }
 
 impl Forward {
+    /// A forward of `forwarder` to `backends`, `own` being the proxy's own listeners.
+    pub(super) fn new(forwarder: Forwarder, backends: Backends, own: OwnSockets) -> Arc<Self> {
+        Arc::new(Forward {
+            forwarder,
+            backends: Mutex::new(backends),
+            own,
+        })
+    }
+
     pub(super) fn backends(&self) -> std::sync::MutexGuard<'_, Backends> {
         self.backends
             .lock()

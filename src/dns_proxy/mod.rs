@@ -6,41 +6,48 @@
 //! - [`answer`]: optional DNS answers that point the listed names at the router.
 //! - [`config`]: the variables; [`startup`]: what each forwarder starts with;
 //!   [`forward`]: one connection (pick, connect with retries, relay, one log line)
-//!   and which addresses may be backends; [`status`]: readiness and backend states
-//!   for the operations endpoint.
-//! - this module: listeners, re-resolution, and the accept loops (one per forwarder on
-//!   every worker).
+//!   and which addresses may be backends; `refresh`: following a name's addresses.
+//! - `live`: the ports in service and what a new list changes (the plan is pure);
+//!   `reload`: applying a new list file; `status`: readiness and backend states.
+//! - this module: listeners and the accept loops (each worker accepts on every port,
+//!   and takes the listeners of ports a reload adds).
 
 pub mod answer;
 pub mod backends;
 pub mod config;
 pub mod destination;
 pub mod forward;
+mod live;
+mod refresh;
+mod reload;
 pub mod startup;
 mod status;
 
 use std::net::TcpListener as StdListener;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::Either;
+use futures::stream::FuturesUnordered;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::config::address::{self, OwnSockets};
 use crate::error::{Error, Result};
 use crate::ops::{
     self,
     metrics::{DNS_PROXY, METRICS},
 };
 use crate::serve::limits::{self, ConnectionSlots};
-use crate::serve::resolver::Resolver;
-use crate::serve::shutdown::{self, Shutdown};
+use crate::serve::list_watch::ListFile;
+use crate::serve::shutdown::{self, Shutdown, requested};
 use crate::serve::{listener, workers};
 
 use config::{DnsProxyConfig, MAX_CONNECTIONS};
-use destination::Target;
-use forward::{Forward, dialable, forward_connection};
+use forward::{Forward, forward_connection};
+use live::Slot;
+use reload::{Added, Reloader};
 use status::DnsStatus;
 
 /// Re-resolution happens at most this often, whatever the TTL.
@@ -53,7 +60,8 @@ pub fn refresh_delay(ttl: Duration) -> Duration {
     ttl.clamp(MIN_REFRESH, MAX_REFRESH)
 }
 
-/// Runs the forwarders (and the answering server, when configured) until SIGTERM/SIGINT.
+/// Runs the forwarders (and the answering server, when configured) until SIGTERM/SIGINT;
+/// with a list file, follows it.
 pub async fn run(config: DnsProxyConfig) -> Result<()> {
     let open_files = limits::raise_open_file_limit()?;
     let max_connections = config.max_connections.fit(MAX_CONNECTIONS, open_files)?;
@@ -61,60 +69,60 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
     let mut role_ports: Vec<u16> = config.forwarders.iter().map(|f| f.port).collect();
     role_ports.extend(config.answer_address.map(|_| config.answer_port));
     let metrics_port = config.metrics.resolve(&role_ports)?.map(|(_, port)| port);
-    let own = OwnSockets {
-        ports: role_ports.iter().copied().chain(metrics_port).collect(),
-        addresses: address::local_addresses()
-            .map_err(|e| Error::io("listing this pod's addresses", e))?,
-    };
-    let resolver = startup::resolver(&config)?;
-    let resolved = startup::first_lookups(&config, resolver.as_ref()).await;
+    let fixed_ports: Vec<u16> = role_ports[config.forwarders.len()..]
+        .iter()
+        .copied()
+        .chain(metrics_port)
+        .collect();
+    let reloader = Reloader::new(&config, fixed_ports, startup::resolver(&config)?);
+    let own = reloader.own_sockets(&config.forwarders)?;
+    let resolver = reloader.resolver().await;
+    let lookups = startup::first_lookups(&config, &config.forwarders, resolver.as_ref()).await;
     let mut forwards = Vec::new();
-    let mut refreshes = Vec::new();
-    for (forwarder, lookup) in config.forwarders.iter().zip(resolved) {
-        let (backends, first_refresh) = startup::backends(&config, forwarder, lookup, &own)?;
-        let forward = Arc::new(Forward {
-            forwarder: forwarder.clone(),
-            backends: Mutex::new(backends),
-            own: own.clone(),
-        });
-        if let Some(delay) = first_refresh {
-            refreshes.push((forward.clone(), delay));
-        }
-        forwards.push(forward);
-    }
     let mut listeners = Vec::new();
-    for forward in &forwards {
-        listeners.push(listener::bind_all(
-            forward.forwarder.port,
-            workers::count(),
-        )?);
+    for (forwarder, lookup) in config.forwarders.iter().zip(lookups) {
+        let (backends, first_refresh) = startup::backends(&config, forwarder, lookup, &own)?;
+        forwards.push((
+            Forward::new(forwarder.clone(), backends, own.clone()),
+            first_refresh,
+        ));
+        listeners.push(listener::bind_all(forwarder.port, workers::count())?);
     }
-    let shutdown = shutdown::on_signals()?;
-    let status = DnsStatus {
-        forwards: forwards.clone(),
+    let list_file = match &config.list_file {
+        Some((path, text)) => Some((ListFile::watch(path.clone(), text.clone())?, text.clone())),
+        None => None,
     };
-    ops::start(config.metrics, &role_ports, status, shutdown.clone())?;
+    let shutdown = shutdown::on_signals()?;
+    let live = reloader.live.clone();
+    let mut ports = Vec::new();
+    for (forward, first_refresh) in forwards {
+        let started = live.start(forward.clone());
+        reloader
+            .follow_name(forward, first_refresh, started.resolving)
+            .await;
+        ports.push((started.slot, started.listening));
+    }
+    ops::start(
+        config.metrics,
+        &role_ports,
+        DnsStatus { live: live.clone() },
+        shutdown.clone(),
+    )?;
+    let mut answered = None;
     if let Some(address) = config.answer_address {
-        let names = config.forwarders.iter().filter_map(|f| match &f.target {
-            Target::Name(name) => Some(name.clone()),
-            Target::Address(_) => None,
-        });
-        answer::serve(
-            names.collect(),
-            address,
-            config.answer_port,
-            shutdown.clone(),
-        )
-        .await?;
+        let names: answer::Names = Arc::new(RwLock::new(answer::names_of(&config.forwarders)));
+        answer::serve(names.clone(), address, config.answer_port, shutdown.clone()).await?;
+        answered = Some(names);
     }
-    if let Some(resolver) = resolver {
-        for (forward, delay) in refreshes {
-            tokio::spawn(refresh(forward, resolver.clone(), delay, shutdown.clone()));
-        }
-    }
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers::count())
+        .map(|_| mpsc::unbounded_channel())
+        .unzip();
+    let reloader = Arc::new(reloader.with_workers(senders, answered));
+    tokio::spawn(reloader.manage(list_file, shutdown.clone()));
     serve(
         listeners,
-        forwards,
+        ports,
+        receivers,
         Arc::new(config),
         max_connections,
         shutdown,
@@ -122,99 +130,110 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
     .await
 }
 
-/// Re-resolves the forwarder's name, following TTLs within [MIN_REFRESH, MAX_REFRESH];
-/// a failed lookup keeps the last good addresses.
-async fn refresh(
-    forward: Arc<Forward>,
-    resolver: Resolver,
-    mut delay: Duration,
-    mut shutdown: Shutdown,
-) {
-    let Target::Name(name) = &forward.forwarder.target else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = shutdown::requested(&mut shutdown) => return,
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = match resolver.lookup(name).await {
-            Ok(found) => {
-                METRICS.resolved(name, true);
-                let addresses = dialable(
-                    &found.addresses,
-                    forward.forwarder.target_port,
-                    &forward.own,
-                );
-                if addresses.len() < found.addresses.len() {
-                    warn!(port = forward.forwarder.port, target = %name, answer = ?found.addresses, "skipping addresses never dialed (loopback, special or this proxy's own listener)");
-                }
-                if forward.backends().replace(&addresses) {
-                    info!(port = forward.forwarder.port, target = %name, ?addresses, "backends changed");
-                }
-                refresh_delay(found.valid_until.saturating_duration_since(Instant::now()))
-            }
-            Err(reason) => {
-                METRICS.resolved(name, false);
-                let kept = forward.backends().addresses();
-                warn!(port = forward.forwarder.port, target = %name, %reason, ?kept, "re-resolution failed; keeping the last addresses");
-                MIN_REFRESH
-            }
-        };
-    }
-}
-
 /// Accepts on every listener until shutdown, then drains like the HTTP proxy.
-/// `listeners` holds, for each forwarder, one socket per worker (see [`workers`]): each
-/// worker accepts for every forwarder.
+/// `listeners` holds, for each port of `ports`, one socket per worker (see [`workers`]):
+/// each worker accepts for every port, and for each port a reload sends it.
 async fn serve(
     listeners: Vec<Vec<StdListener>>,
-    forwards: Vec<Arc<Forward>>,
+    ports: Vec<(Arc<Slot>, Shutdown)>,
+    added: Vec<mpsc::UnboundedReceiver<Added>>,
     config: Arc<DnsProxyConfig>,
     max_connections: u32,
     shutdown: Shutdown,
 ) -> Result<()> {
     let slots = ConnectionSlots::new(max_connections);
-    for (sockets, forward) in listeners.iter().zip(&forwards) {
+    for (sockets, (slot, _)) in listeners.iter().zip(&ports) {
         if let Some(first) = sockets.first() {
             let address = first
                 .local_addr()
                 .map_err(|e| Error::io("reading the listening address", e))?;
+            let forward = slot.current();
             let (target, target_port) = (&forward.forwarder.target, forward.forwarder.target_port);
             info!(%address, %target, target_port, workers = sockets.len(), "dns proxy listening");
         }
     }
     let grace = config.grace_period;
+    let added = Arc::new(Mutex::new(added.into_iter().map(Some).collect::<Vec<_>>()));
     let accept = {
         let slots = slots.clone();
-        let forwards = Arc::new(forwards);
-        move |listeners: Vec<TcpListener>| {
-            let loops = listeners.into_iter().zip(forwards.iter().cloned()).map(|(listener, forward)| {
-                let (config, cut) = (config.clone(), slots.cut_notice());
-                listener::accept_until_shutdown(listener, slots.clone(), shutdown.clone(), move |client, peer, slot| {
-                    // Either, not an async block: a block would keep a second copy of what it
-                    // captures beside the connection's future, in every connection's task.
-                    let port = forward.forwarder.port;
-                    match slot {
-                        Some(slot) => {
-                            let active = METRICS.open(DNS_PROXY, port);
-                            Either::Left(forward_connection(forward.clone(), config.clone(), client, peer, (slot, active, cut.clone())))
-                        }
-                        None => {
-                            METRICS.decided(DNS_PROXY, port, false, "connection-limit");
-                            warn!(connection = peer.connection, client = %peer.address, port = forward.forwarder.port, "connection limit reached: closed");
-                            Either::Right(std::future::ready(()))
-                        }
-                    }
-                })
-            });
-            let loops: Vec<_> = loops.collect();
-            async move {
-                futures::future::join_all(loops).await;
-            }
+        move |worker: usize, listeners: Vec<TcpListener>| {
+            let initial = listeners.into_iter().zip(ports.iter().cloned());
+            let initial: Vec<_> = initial.map(|(l, (slot, stop))| (l, slot, stop)).collect();
+            let added = added
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(worker)
+                .and_then(Option::take);
+            let context = (slots.clone(), config.clone());
+            worker_loop(initial, added, context, shutdown.clone())
         }
     };
     workers::serve_on_every_core(by_worker(listeners), accept, slots.drain(grace)).await
+}
+
+/// One worker: an accept loop per port, more as reloads add ports, until shutdown; then
+/// waits for its loops to end (each port's notice turns at shutdown too).
+async fn worker_loop(
+    initial: Vec<(TcpListener, Arc<Slot>, Shutdown)>,
+    added: Option<mpsc::UnboundedReceiver<Added>>,
+    (slots, config): (ConnectionSlots, Arc<DnsProxyConfig>),
+    mut shutdown: Shutdown,
+) {
+    let mut loops = FuturesUnordered::new();
+    for (listener, slot, stop) in initial {
+        loops.push(accept_port(
+            listener,
+            slot,
+            stop,
+            slots.clone(),
+            config.clone(),
+        ));
+    }
+    let mut added = added;
+    loop {
+        tokio::select! {
+            _ = requested(&mut shutdown) => break,
+            Some(port) = async { added.as_mut()?.recv().await } => {
+                match TcpListener::from_std(port.listener) {
+                    Ok(listener) => loops.push(accept_port(listener, port.slot, port.stop, slots.clone(), config.clone())),
+                    Err(error) => warn!(%error, "registering a new listening socket"),
+                }
+            }
+            Some(()) = loops.next(), if !loops.is_empty() => {}
+        }
+    }
+    while loops.next().await.is_some() {}
+}
+
+/// Accepts on one port until its notice `stop` turns (the port was removed, or the
+/// proxy stops); each connection goes to the forward in `slot` at that moment.
+async fn accept_port(
+    listener: TcpListener,
+    slot: Arc<Slot>,
+    stop: Shutdown,
+    slots: ConnectionSlots,
+    config: Arc<DnsProxyConfig>,
+) {
+    let cut = slots.cut_notice();
+    listener::accept_until_shutdown(listener, slots, stop, move |client, peer, permit| {
+        let forward = slot.current();
+        let port = forward.forwarder.port;
+        // Either, not an async block: a block would keep a second copy of what it
+        // captures beside the connection's future, in every connection's task.
+        match permit {
+            Some(permit) => {
+                let active = METRICS.open(DNS_PROXY, port);
+                let held = (permit, active, cut.clone());
+                Either::Left(forward_connection(forward, config.clone(), client, peer, held))
+            }
+            None => {
+                METRICS.decided(DNS_PROXY, port, false, "connection-limit");
+                warn!(connection = peer.connection, client = %peer.address, port, "connection limit reached: closed");
+                Either::Right(std::future::ready(()))
+            }
+        }
+    })
+    .await;
 }
 
 /// Regroups sockets from per forwarder (each with one per worker) to per worker (each

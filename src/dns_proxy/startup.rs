@@ -30,11 +30,15 @@ pub fn resolver(config: &DnsProxyConfig) -> Result<Option<Resolver>> {
         .transpose()
 }
 
-/// Looks every name up at once. When unresolved names are allowed, each lookup waits
+/// Looks the names of `forwarders` up at once. When unresolved names are allowed, each lookup waits
 /// at most [`MIN_REFRESH`] (a DNS outage must not hold the listeners back); the
 /// refresher takes over from there.
-pub async fn first_lookups(config: &DnsProxyConfig, resolver: Option<&Resolver>) -> Vec<Lookup> {
-    let lookups = config.forwarders.iter().map(|forwarder| async move {
+pub async fn first_lookups(
+    config: &DnsProxyConfig,
+    forwarders: &[Forwarder],
+    resolver: Option<&Resolver>,
+) -> Vec<Lookup> {
+    let lookups = forwarders.iter().map(|forwarder| async move {
         let (Target::Name(name), Some(resolver)) = (&forwarder.target, resolver) else {
             return None;
         };
@@ -75,7 +79,7 @@ pub fn backends(
         (Target::Address(ip), _) => {
             if own.contains(IpAddr::V4(*ip), forwarder.target_port) {
                 return Err(Error::config(
-                    LIST,
+                    LIST.inline,
                     format!(
                         "port {}: target {ip}:{} is this proxy's own listener",
                         forwarder.port, forwarder.target_port

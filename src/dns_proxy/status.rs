@@ -9,13 +9,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::forward::Forward;
+use super::live::Live;
 use crate::ops::health::{self, RoleStatus};
 
 /// The DNS proxy's readiness: the egress path is in place and every target has a
 /// backend that is up; its backends' states at scrape time.
 pub(super) struct DnsStatus {
-    pub(super) forwards: Vec<Arc<Forward>>,
+    pub(super) live: Arc<Live>,
 }
 
 #[async_trait::async_trait]
@@ -26,7 +26,8 @@ impl RoleStatus for DnsStatus {
 
     fn serving_problems(&self) -> Vec<String> {
         let now = Instant::now();
-        self.forwards
+        self.live
+            .forwards()
             .iter()
             .filter_map(|forward| {
                 let states = forward.backends().states(now);
@@ -48,7 +49,7 @@ impl RoleStatus for DnsStatus {
     async fn collect(&self, registry: &mut Registry) {
         let up: Family<BackendLabels, Gauge> = Family::default();
         let now = Instant::now();
-        for forward in &self.forwards {
+        for forward in &self.live.forwards() {
             for (address, is_up) in forward.backends().states(now) {
                 let labels = BackendLabels {
                     target: forward.forwarder.target.to_string(),

@@ -1,9 +1,11 @@
 //! The HTTP proxy's variables, read and validated.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::policy::ListMode;
 use super::rules::{self, Rule};
+use crate::config::list_file::ListVars;
 use crate::config::vars::{DurationRange, Vars};
 use crate::error::{Error, Result};
 use crate::ops::address::MetricsAddress;
@@ -19,12 +21,20 @@ pub const IDLE_TIMEOUT: DurationRange = DurationRange::seconds(300, 1000, 86_400
 pub const GRACE_PERIOD: DurationRange = DurationRange::seconds(25, 1000, 3600);
 /// The variable of the connection cap.
 pub const MAX_CONNECTIONS: &str = "EGRESS_HTTP_PROXY_MAX_CONNECTIONS";
+/// The list: `EGRESS_HTTP_PROXY_DESTINATION` or a file named by `..._FILE`.
+pub const LIST: ListVars = ListVars {
+    inline: "EGRESS_HTTP_PROXY_DESTINATION",
+    file: "EGRESS_HTTP_PROXY_DESTINATION_FILE",
+};
 
 /// Validated HTTP proxy configuration.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     /// `EGRESS_HTTP_PROXY_DESTINATION`.
     pub rules: Vec<Rule>,
+    /// `EGRESS_HTTP_PROXY_DESTINATION_FILE`: the file the rules came from (watched),
+    /// and the text they were read from.
+    pub list_file: Option<(PathBuf, String)>,
     /// `EGRESS_HTTP_PROXY_MODE` (`enforce`).
     pub list_mode: ListMode,
     /// `EGRESS_HTTP_PROXY_PORT` (8080).
@@ -48,12 +58,11 @@ pub struct ProxyConfig {
 impl ProxyConfig {
     /// Reads and validates the proxy variables.
     pub fn from_vars(vars: &Vars) -> Result<Self> {
-        const RULES: &str = "EGRESS_HTTP_PROXY_DESTINATION";
-        let rules = vars
-            .get(RULES)
-            .ok_or_else(|| Error::config(RULES, "is required but not set"))?;
+        let (text, file) = LIST.read(vars)?;
+        let rules = rules::parse_rules(&text).map_err(|e| LIST.blame_file(e, file.as_ref()))?;
         Ok(ProxyConfig {
-            rules: rules::parse_rules(rules)?,
+            rules,
+            list_file: file.map(|path| (path, text)),
             list_mode: list_mode(vars)?,
             port: vars.number("EGRESS_HTTP_PROXY_PORT", 8080, 1, 65535)?,
             connect_timeout: vars.duration("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", CONNECT_TIMEOUT)?,

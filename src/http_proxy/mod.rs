@@ -8,7 +8,7 @@
 //! - [`request_log`]: the decision log line, exactly one per request.
 //! - [`body`]: a body wrapper that counts bytes and logs when the response is done.
 //! - [`idle`]: closing client connections on which nothing moved for the idle timeout.
-//! - [`config`]: the variables, read and validated.
+//! - [`config`]: the variables, read and validated; `reload`: following the list file.
 //! - this module: the accept loop (connection cap, drain on shutdown).
 
 pub mod body;
@@ -16,12 +16,13 @@ pub mod config;
 pub mod handler;
 pub mod idle;
 pub mod policy;
+mod reload;
 pub mod request_log;
 pub mod rules;
 pub mod upstream;
 
 use std::net::TcpListener as StdListener;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::future::Either;
@@ -40,22 +41,53 @@ use crate::ops::{
     metrics::{Active, HTTP_PROXY, METRICS},
 };
 use crate::serve::limits::{self, ConnectionSlots};
+use crate::serve::list_watch::ListFile;
 use crate::serve::listener::{self, Peer};
 use crate::serve::resolver::{Families, Resolver};
 use crate::serve::shutdown::{self, Shutdown};
 use crate::serve::workers;
 pub use config::{MAX_CONNECTIONS, ProxyConfig};
 use policy::ListMode;
+use rules::Rule;
 
 /// What every request handler shares.
 pub struct Proxy {
-    /// The configuration.
+    /// The configuration; its `rules` are those at start, [`Proxy::rules`] the current.
     pub config: ProxyConfig,
+    rules: RwLock<Arc<Vec<Rule>>>,
     /// The resolver of `/etc/resolv.conf`.
     pub resolver: Resolver,
     /// The ports the pod itself listens on (the proxy's, the metrics endpoint's):
     /// never dialed on the pod's own addresses.
     pub own_ports: Vec<u16>,
+}
+
+impl Proxy {
+    /// A proxy deciding with `config`'s rules.
+    pub fn new(config: ProxyConfig, resolver: Resolver, own_ports: Vec<u16>) -> Self {
+        Proxy {
+            rules: RwLock::new(Arc::new(config.rules.clone())),
+            config,
+            resolver,
+            own_ports,
+        }
+    }
+
+    /// The rules in use now (a request decides with one list from start to end).
+    pub fn rules(&self) -> Arc<Vec<Rule>> {
+        self.rules
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Puts `rules` in use for the requests that come next.
+    pub fn set_rules(&self, rules: Vec<Rule>) {
+        *self
+            .rules
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rules);
+    }
 }
 
 /// The HTTP proxy's readiness: the egress path is in place.
@@ -81,11 +113,18 @@ pub async fn run(config: ProxyConfig) -> Result<()> {
         ProxyStatus,
         shutdown.clone(),
     )?;
-    let proxy = Arc::new(Proxy {
-        resolver: Resolver::from_system(Families::Both)?,
-        own_ports: [Some(config.port), metrics].into_iter().flatten().collect(),
-        config,
-    });
+    let own_ports = [Some(config.port), metrics].into_iter().flatten().collect();
+    let resolver = Resolver::from_system(Families::Both)?;
+    let proxy = Arc::new(Proxy::new(config, resolver, own_ports));
+    if let Some((path, text)) = &proxy.config.list_file {
+        let file = ListFile::watch(path.clone(), text.clone())?;
+        tokio::spawn(reload::follow(
+            file,
+            proxy.clone(),
+            text.clone(),
+            shutdown.clone(),
+        ));
+    }
     serve(listeners, proxy, max_connections, shutdown).await
 }
 
@@ -103,7 +142,7 @@ pub async fn serve(
         let address = first
             .local_addr()
             .map_err(|e| Error::io("reading the listening address", e))?;
-        info!(%address, workers = listeners.len(), rules = proxy.config.rules.len(), max_connections, "http proxy listening");
+        info!(%address, workers = listeners.len(), rules = proxy.rules().len(), max_connections, "http proxy listening");
         if proxy.config.list_mode == ListMode::Report {
             warn!(
                 "EGRESS_HTTP_PROXY_MODE=report: the list is not enforced; what it would deny is let through and logged as outcome=reported"
@@ -113,7 +152,7 @@ pub async fn serve(
     let grace = proxy.config.grace_period;
     let accept = {
         let slots = slots.clone();
-        move |listeners: Vec<TcpListener>| {
+        move |_worker: usize, listeners: Vec<TcpListener>| {
             let (proxy, slots, shutdown) = (proxy.clone(), slots.clone(), shutdown.clone());
             let loops = listeners.into_iter().map(move |listener| {
                 accept_until_shutdown(listener, proxy.clone(), slots.clone(), shutdown.clone())

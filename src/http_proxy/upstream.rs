@@ -42,7 +42,8 @@ pub async fn open(
     port: u16,
     log: &mut RequestLog,
 ) -> Result<TcpStream, Refusal> {
-    let (rules, mode) = (&proxy.config.rules, proxy.config.list_mode);
+    let rules = proxy.rules();
+    let (rules, mode) = (rules.as_slice(), proxy.config.list_mode);
     let listener = proxy.config.port;
     let own = own_listener(&proxy.own_ports, port).inspect_err(|_| {
         METRICS.decided(HTTP_PROXY, listener, false, "own-listener");

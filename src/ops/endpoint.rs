@@ -51,6 +51,7 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>) {
             let service = service_fn(move |request| answer(health.clone(), request));
             let served = http1::Builder::new()
                 .timer(TokioTimer::new())
+                .half_close(true)
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

@@ -73,6 +73,24 @@ pub struct ReasonLabels {
     reason: Cow<'static, str>,
 }
 
+/// `role`, `result`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    role: Role,
+    result: &'static str,
+}
+
+/// What became of a list file's new content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// Parsed and in use.
+    Applied,
+    /// Refused (a bad line, or a listener that could not be opened): the last list stays.
+    Invalid,
+    /// The file could not be read: the last list stays.
+    Unreadable,
+}
+
 /// `target`: a DNS proxy target as configured.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TargetLabels {
@@ -124,6 +142,8 @@ pub struct Metrics {
     would_deny: Family<ReasonLabels, Counter>,
     resolution_failures: Family<TargetLabels, Counter>,
     resolved_at: Family<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    reloads: Family<ResultLabels, Counter>,
+    reloaded_at: Family<RoleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Set by the readiness check, wherever it ran.
     pub setup_healthy: Gauge,
     /// When the process started, for `process_start_time_seconds`.
@@ -146,6 +166,8 @@ impl Default for Metrics {
             would_deny: Family::default(),
             resolution_failures: Family::default(),
             resolved_at: Family::default(),
+            reloads: Family::default(),
+            reloaded_at: Family::default(),
             setup_healthy: Gauge::default(),
             started: std::time::SystemTime::now(),
         }
@@ -231,12 +253,26 @@ impl Metrics {
             target: target.to_string(),
         };
         if success {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
-            self.resolved_at.get_or_create(&labels).set(now);
+            self.resolved_at.get_or_create(&labels).set(unix_now());
         } else {
             self.resolution_failures.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Counts a list file's new content by what became of it.
+    pub fn reloaded(&self, role: Role, reload: Reload) {
+        let result = match reload {
+            Reload::Applied => "applied",
+            Reload::Invalid => "invalid",
+            Reload::Unreadable => "unreadable",
+        };
+        self.reloads
+            .get_or_create(&ResultLabels { role, result })
+            .inc();
+        if reload == Reload::Applied {
+            self.reloaded_at
+                .get_or_create(&RoleLabels { role })
+                .set(unix_now());
         }
     }
 
@@ -290,11 +326,28 @@ impl Metrics {
             self.resolved_at.clone(),
         );
         registry.register(
+            "list_reloads",
+            "List file changes (and SIGHUPs), by result: applied, invalid (the last list stays), unreadable",
+            self.reloads.clone(),
+        );
+        registry.register(
+            "list_last_reload_timestamp_seconds",
+            "When a list file's content was last applied (Unix time)",
+            self.reloaded_at.clone(),
+        );
+        registry.register(
             "setup_healthy",
             "1 when the last check found the egress setup in place, else 0",
             self.setup_healthy.clone(),
         );
     }
+}
+
+/// The current Unix time in seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// An open client connection, counted in `connections_active` until dropped.

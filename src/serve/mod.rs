@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod limits;
+pub mod list_watch;
 pub mod listener;
 pub mod relay;
 pub mod resolver;

@@ -32,8 +32,8 @@ pub fn count() -> usize {
     std::thread::available_parallelism().map_or(1, NonZero::get)
 }
 
-/// Runs `accept` on each worker's listeners: `per_worker[0]` on the current runtime, each
-/// other set on a new thread with a runtime of its own. `accept` returns when shutdown
+/// Runs `accept` on each worker's index and listeners: `per_worker[0]` on the current
+/// runtime, each other set on a new thread with a runtime of its own. `accept` returns when shutdown
 /// stops the accepting; then `drain` runs here, and the other workers' runtimes (with any
 /// connection still on them) stop only after it.
 ///
@@ -45,7 +45,7 @@ pub async fn serve_on_every_core<F, Fut>(
     drain: impl Future<Output = ()>,
 ) -> Result<()>
 where
-    F: Fn(Vec<TcpListener>) -> Fut + Clone + Send + 'static,
+    F: Fn(usize, Vec<TcpListener>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let mut per_worker = per_worker.into_iter();
@@ -56,7 +56,7 @@ where
         workers.push(start(index + 1, listeners, accept.clone(), released.clone()).await?);
     }
     let (accepting, exited): (Vec<_>, Vec<_>) = workers.into_iter().unzip();
-    with_timer_floor(accept(own)).await;
+    with_timer_floor(accept(0, own)).await;
     for accept_ended in accepting {
         let _ = accept_ended.await;
     }
@@ -79,7 +79,7 @@ async fn start<F, Fut>(
     mut released: watch::Receiver<bool>,
 ) -> Result<Started>
 where
-    F: Fn(Vec<TcpListener>) -> Fut + Send + 'static,
+    F: Fn(usize, Vec<TcpListener>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -101,7 +101,7 @@ where
                     }
                 };
                 let _ = ready.send(Ok(()));
-                with_timer_floor(accept(listeners)).await;
+                with_timer_floor(accept(index, listeners)).await;
                 let _ = accept_ended.send(());
                 requested(&mut released).await;
             });

@@ -72,6 +72,7 @@ fn a_list_problem_only_the_whole_list_shows_comes_once() {
         ),
         ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "soon"),
         ("EGRESS_HTTP_PROXY_MODE", "audit"),
+        ("EGRESS_METRICS_ADDRESS", "9090"),
     ]);
     assert_problems(
         &v,
@@ -79,6 +80,7 @@ fn a_list_problem_only_the_whole_list_shows_comes_once() {
             "EGRESS_HTTP_PROXY_DESTINATION line 3: line \"10.0.0.0/33\"",
             "EGRESS_HTTP_PROXY_IDLE_TIMEOUT: \"soon\"",
             "EGRESS_HTTP_PROXY_MODE: \"audit\"",
+            "EGRESS_METRICS_ADDRESS: \"9090\"",
         ],
     );
     let v = check(&[("EGRESS_HTTP_PROXY_DESTINATION", "*\n203.0.113.5")]);
@@ -129,6 +131,41 @@ fn missing_required_variables_are_named() {
             "EGRESS_SOURCE: is required",
             "EGRESS_GATEWAY: is required",
             "EGRESS_DESTINATION: is required",
+        ],
+    );
+}
+
+#[test]
+fn a_list_file_is_checked_line_by_line_under_its_variable() {
+    let dir = std::env::temp_dir().join(format!("egress-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rules");
+    std::fs::write(&file, "*.example.com\n10.0.0.0/33\n").unwrap();
+    let path = file.to_str().unwrap();
+    let v = check(&[("EGRESS_HTTP_PROXY_DESTINATION_FILE", path)]);
+    assert_eq!(v.role, Some(Role::HttpProxy));
+    assert_problems(
+        &v,
+        &["EGRESS_HTTP_PROXY_DESTINATION_FILE line 2: line \"10.0.0.0/33\""],
+    );
+    let v = check(&[
+        ("EGRESS_HTTP_PROXY_DESTINATION_FILE", path),
+        ("EGRESS_HTTP_PROXY_DESTINATION", "*"),
+    ]);
+    assert_problems(
+        &v,
+        &["EGRESS_HTTP_PROXY_DESTINATION_FILE: is set together with"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let v = check(&[
+        ("EGRESS_DNS_PROXY_DESTINATION_FILE", path),
+        ("EGRESS_DNS_PROXY_IDLE_TIMEOUT", "soon"),
+    ]);
+    assert_problems(
+        &v,
+        &[
+            "EGRESS_DNS_PROXY_DESTINATION_FILE: ",
+            "EGRESS_DNS_PROXY_IDLE_TIMEOUT: \"soon\"",
         ],
     );
 }

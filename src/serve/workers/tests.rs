@@ -14,8 +14,9 @@ use crate::serve::listener::bind_all;
 fn name_server(
     stop: watch::Receiver<bool>,
     ended: Arc<AtomicUsize>,
-) -> impl Fn(Vec<TcpListener>) -> std::pin::Pin<Box<dyn Future<Output = ()>>> + Clone + Send {
-    move |listeners| {
+) -> impl Fn(usize, Vec<TcpListener>) -> std::pin::Pin<Box<dyn Future<Output = ()>>> + Clone + Send
+{
+    move |_, listeners| {
         let (mut stop, ended) = (stop.clone(), ended.clone());
         Box::pin(async move {
             let [listener] = <[TcpListener; 1]>::try_from(listeners).expect("one listener");

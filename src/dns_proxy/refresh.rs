@@ -1,0 +1,56 @@
+//! Following a name target's addresses while the forwarder runs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::destination::Target;
+use super::forward::{Forward, dialable};
+use super::{MIN_REFRESH, refresh_delay};
+use crate::ops::metrics::METRICS;
+use crate::serve::resolver::Resolver;
+use crate::serve::shutdown::{Shutdown, requested};
+
+/// Re-resolves the forwarder's name, following TTLs within [MIN_REFRESH, MAX_REFRESH],
+/// until `stop` (the forward was replaced or removed, or the proxy stops); a failed
+/// lookup keeps the last good addresses.
+pub(super) async fn refresh(
+    forward: Arc<Forward>,
+    resolver: Resolver,
+    mut delay: Duration,
+    mut stop: Shutdown,
+) {
+    let Target::Name(name) = &forward.forwarder.target else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = requested(&mut stop) => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = match resolver.lookup(name).await {
+            Ok(found) => {
+                METRICS.resolved(name, true);
+                let addresses = dialable(
+                    &found.addresses,
+                    forward.forwarder.target_port,
+                    &forward.own,
+                );
+                if addresses.len() < found.addresses.len() {
+                    warn!(port = forward.forwarder.port, target = %name, answer = ?found.addresses, "skipping addresses never dialed (loopback, special or this proxy's own listener)");
+                }
+                if forward.backends().replace(&addresses) {
+                    info!(port = forward.forwarder.port, target = %name, ?addresses, "backends changed");
+                }
+                refresh_delay(found.valid_until.saturating_duration_since(Instant::now()))
+            }
+            Err(reason) => {
+                METRICS.resolved(name, false);
+                let kept = forward.backends().addresses();
+                warn!(port = forward.forwarder.port, target = %name, %reason, ?kept, "re-resolution failed; keeping the last addresses");
+                MIN_REFRESH
+            }
+        };
+    }
+}

@@ -1,0 +1,234 @@
+//! Following `EGRESS_DNS_PROXY_DESTINATION_FILE`: a new list is parsed whole, its new
+//! names looked up and its new ports bound before anything changes; then removed ports
+//! stop accepting (open connections go on), kept ports get their new target in place
+//! (the listener stays: no connection waiting on it is lost), and new ports are handed
+//! to every worker. Anything that fails first leaves the running list as it was.
+
+use std::net::TcpListener as StdListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::info;
+
+use super::answer::{self, Names};
+use super::backends::Backends;
+use super::config::{DnsProxyConfig, LIST};
+use super::destination::{Forwarder, Target, parse_forwarders};
+use super::forward::{Forward, dialable};
+use super::live::{self, Live, Slot};
+use super::{MIN_REFRESH, refresh, startup};
+use crate::config::address::{self, OwnSockets};
+use crate::config::lines::first_bad_line;
+use crate::error::{Error, Result};
+use crate::ops::metrics::DNS_PROXY;
+use crate::serve::list_watch::{self, ListFile, Refused};
+use crate::serve::listener;
+use crate::serve::resolver::{Families, Resolver};
+use crate::serve::shutdown::{Shutdown, requested};
+
+/// A port a reload added, for one worker: its socket, its slot, its stop notice.
+pub(super) struct Added {
+    pub(super) listener: StdListener,
+    pub(super) slot: Arc<Slot>,
+    pub(super) stop: Shutdown,
+}
+
+/// What applying a list needs.
+pub(super) struct Reloader {
+    config: DnsProxyConfig,
+    /// The ports in service.
+    pub(super) live: Arc<Live>,
+    resolver: tokio::sync::Mutex<Option<Resolver>>,
+    /// The proxy's own ports that are not forwarders (answers, metrics).
+    fixed_ports: Vec<u16>,
+    workers: Vec<mpsc::UnboundedSender<Added>>,
+    /// The names the DNS answers are given for, when answers are on.
+    answered: Option<Names>,
+}
+
+impl Reloader {
+    /// A reloader for `config`, whose own non-forwarder ports are `fixed_ports`.
+    pub(super) fn new(
+        config: &DnsProxyConfig,
+        fixed_ports: Vec<u16>,
+        resolver: Option<Resolver>,
+    ) -> Self {
+        Reloader {
+            config: config.clone(),
+            live: Arc::new(Live::default()),
+            resolver: tokio::sync::Mutex::new(resolver),
+            fixed_ports,
+            workers: Vec::new(),
+            answered: None,
+        }
+    }
+
+    /// The same, handing added ports to these workers (one channel each) and keeping
+    /// the names of the DNS answers (when on) those of the list in service.
+    pub(super) fn with_workers(
+        self,
+        workers: Vec<mpsc::UnboundedSender<Added>>,
+        answered: Option<Names>,
+    ) -> Self {
+        Reloader {
+            workers,
+            answered,
+            ..self
+        }
+    }
+
+    /// The proxy's own listeners with `forwarders`: never a backend.
+    pub(super) fn own_sockets(&self, forwarders: &[Forwarder]) -> Result<OwnSockets> {
+        Ok(OwnSockets {
+            ports: forwarders
+                .iter()
+                .map(|f| f.port)
+                .chain(self.fixed_ports.iter().copied())
+                .collect(),
+            addresses: address::local_addresses()
+                .map_err(|e| Error::io("listing this pod's addresses", e))?,
+        })
+    }
+
+    /// The resolver, when one was needed so far.
+    pub(super) async fn resolver(&self) -> Option<Resolver> {
+        self.resolver.lock().await.clone()
+    }
+
+    /// The resolver, made now if this is the first name.
+    async fn resolver_for_names(&self) -> Result<Resolver> {
+        let mut resolver = self.resolver.lock().await;
+        if resolver.is_none() {
+            *resolver = Some(Resolver::from_system(Families::Ipv4Preferred)?);
+        }
+        Ok(resolver.clone().expect("set above"))
+    }
+
+    /// Re-resolves `forward`'s name from `first_refresh` on, until `stop`.
+    pub(super) async fn follow_name(
+        &self,
+        forward: Arc<Forward>,
+        first_refresh: Option<Duration>,
+        stop: Shutdown,
+    ) {
+        if let (Some(delay), Some(resolver)) = (first_refresh, self.resolver().await) {
+            tokio::spawn(refresh::refresh(forward, resolver, delay, stop));
+        }
+    }
+
+    /// Follows the list file, if any, until shutdown; then stops every port.
+    pub(super) async fn manage(
+        self: Arc<Self>,
+        list_file: Option<(ListFile, String)>,
+        mut shutdown: Shutdown,
+    ) {
+        if let Some((file, initial)) = list_file {
+            let reloader = self.clone();
+            let apply = move |text| reloader.clone().apply(text);
+            list_watch::follow(file, DNS_PROXY, initial, apply, shutdown.clone()).await;
+        }
+        requested(&mut shutdown).await;
+        self.live.stop_all();
+    }
+
+    /// Puts the list `text` in service, or refuses it and changes nothing.
+    async fn apply(self: Arc<Self>, text: String) -> std::result::Result<usize, Refused> {
+        let refused = |error: Error| Refused {
+            line: None,
+            reason: error.to_string(),
+        };
+        let file = self.config.list_file.as_ref().map(|(path, _)| path);
+        let lines = parse_forwarders(&text).map_err(|e| Refused {
+            line: first_bad_line(&text, |line| parse_forwarders(line).map(drop)),
+            reason: LIST.blame_file(e, file).to_string(),
+        })?;
+        let old = self.live.forwards();
+        let old_lines: Vec<Forwarder> = old.iter().map(|f| f.forwarder.clone()).collect();
+        let changes = live::plan(&old_lines, &lines);
+        let own = self.own_sockets(&lines).map_err(refused)?;
+        let (rebuilt, fresh): (Vec<Forwarder>, Vec<Forwarder>) = changes
+            .replaced
+            .iter()
+            .cloned()
+            .partition(|f| old_lines.contains(f));
+        let looked_up: Vec<Forwarder> = changes.added.iter().cloned().chain(fresh).collect();
+        let resolver = if looked_up
+            .iter()
+            .any(|f| matches!(f.target, Target::Name(_)))
+        {
+            Some(self.resolver_for_names().await.map_err(refused)?)
+        } else {
+            None
+        };
+        let lookups = startup::first_lookups(&self.config, &looked_up, resolver.as_ref()).await;
+        let mut built = Vec::new();
+        for (forwarder, lookup) in looked_up.iter().zip(lookups) {
+            let (backends, first) = startup::backends(&self.config, forwarder, lookup, &own)
+                .map_err(|e| refused(LIST.blame_file(e, file)))?;
+            built.push((
+                Forward::new(forwarder.clone(), backends, own.clone()),
+                first,
+            ));
+        }
+        for forwarder in rebuilt {
+            let previous = old.iter().find(|f| f.forwarder == forwarder);
+            let addresses = previous
+                .map(|f| f.backends().addresses())
+                .unwrap_or_default();
+            let backends = Backends::new(&dialable(&addresses, forwarder.target_port, &own));
+            let first = matches!(forwarder.target, Target::Name(_)).then_some(MIN_REFRESH);
+            built.push((Forward::new(forwarder, backends, own.clone()), first));
+        }
+        let mut sockets = Vec::new();
+        for forwarder in &changes.added {
+            let bound = listener::bind_all(forwarder.port, self.workers.len()).map_err(refused)?;
+            sockets.push((forwarder.port, bound));
+        }
+        self.commit(&changes.removed, built, sockets).await;
+        if let Some(names) = &self.answered {
+            *names.write().unwrap_or_else(|p| p.into_inner()) = answer::names_of(&lines);
+        }
+        Ok(lines.len())
+    }
+
+    /// Takes the removed ports out, puts the built forwards in (on new ports: with their
+    /// sockets, handed to the workers).
+    async fn commit(
+        &self,
+        removed: &[u16],
+        built: Vec<(Arc<Forward>, Option<Duration>)>,
+        mut sockets: Vec<(u16, Vec<StdListener>)>,
+    ) {
+        for port in removed {
+            self.live.remove(*port);
+            info!(port, "dns proxy stopped listening (open connections go on)");
+        }
+        for (forward, first_refresh) in built {
+            let port = forward.forwarder.port;
+            let target = forward.forwarder.target.to_string();
+            match sockets.iter().position(|(p, _)| *p == port) {
+                Some(at) => {
+                    let (_, per_worker) = sockets.swap_remove(at);
+                    let started = self.live.start(forward.clone());
+                    for (worker, listener) in self.workers.iter().zip(per_worker) {
+                        let stop = started.listening.clone();
+                        let _ = worker.send(Added {
+                            listener,
+                            slot: started.slot.clone(),
+                            stop,
+                        });
+                    }
+                    self.follow_name(forward, first_refresh, started.resolving)
+                        .await;
+                    info!(port, %target, "dns proxy listening");
+                }
+                None => {
+                    if let Some(stop) = self.live.replace(forward.clone()) {
+                        self.follow_name(forward, first_refresh, stop).await;
+                    }
+                }
+            }
+        }
+    }
+}
