@@ -21,8 +21,8 @@ const AFTER_HELP: &str = "\
 Without a subcommand the role comes from the environment, in this order:
   CNI_COMMAND set                            CNI plugin
   EGRESS_ROUTER_MODE or EGRESS_SOURCE set    router (mode from EGRESS_ROUTER_MODE, default legacy)
-  EGRESS_HTTP_PROXY_DESTINATION set          HTTP proxy
-  EGRESS_DNS_PROXY_DESTINATION set           DNS proxy
+  EGRESS_HTTP_PROXY_DESTINATION[_FILE] set   HTTP proxy
+  EGRESS_DNS_PROXY_DESTINATION[_FILE] set    DNS proxy
 
 Router variables:
   EGRESS_SOURCE            IPv4 address for macvlan0, optional /prefix (default /32)
@@ -40,7 +40,9 @@ Every role:
 
 HTTP proxy: EGRESS_HTTP_PROXY_DESTINATION, EGRESS_HTTP_PROXY_MODE (enforce | report),
   EGRESS_HTTP_PROXY_PORT and its timeouts and limits; DNS proxy:
-  EGRESS_DNS_PROXY_DESTINATION and its knobs (see README).
+  EGRESS_DNS_PROXY_DESTINATION and its knobs (see README). A list in a file instead:
+  EGRESS_HTTP_PROXY_DESTINATION_FILE, EGRESS_DNS_PROXY_DESTINATION_FILE (followed while
+  running; SIGHUP reloads).
 
 Exit status: 0 on success, 2 for bad input, 1 for any other failure.";
 

@@ -13,122 +13,22 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
+mod labels;
+
+pub use labels::{DNS_PROXY, HTTP_PROXY, Reload, Role, UpstreamError};
+use labels::{
+    DecisionLabels, DirectionLabels, KindLabels, ListenerLabels, ReasonLabels, ResultLabels,
+    RoleLabels, TargetLabels,
+};
+
 /// The metrics of this process.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
-
-/// A role's name as its label value.
-pub type Role = &'static str;
-/// The HTTP proxy's label value.
-pub const HTTP_PROXY: Role = "http-proxy";
-/// The DNS proxy's label value.
-pub const DNS_PROXY: Role = "dns-proxy";
-
-/// `role`, `listener`, `decision`, `reason`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DecisionLabels {
-    role: Role,
-    listener: u16,
-    decision: &'static str,
-    reason: Cow<'static, str>,
-}
-
-/// `role`, `listener`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ListenerLabels {
-    role: Role,
-    listener: u16,
-}
-
-/// `role`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RoleLabels {
-    role: Role,
-}
-
-/// `role`, `direction`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DirectionLabels {
-    role: Role,
-    direction: &'static str,
-}
-
-/// `role`, `kind`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabels {
-    role: Role,
-    kind: &'static str,
-}
-
-/// `role`, `reason`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    role: Role,
-    reason: Cow<'static, str>,
-}
-
-/// `role`, `result`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    role: Role,
-    result: &'static str,
-}
-
-/// What became of a list file's new content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reload {
-    /// Parsed and in use.
-    Applied,
-    /// Refused (a bad line, or a listener that could not be opened): the last list stays.
-    Invalid,
-    /// The file could not be read: the last list stays.
-    Unreadable,
-}
-
-/// `target`: a DNS proxy target as configured.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TargetLabels {
-    target: String,
-}
-
-/// Why an upstream connection failed, as the `kind` label says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamError {
-    /// The server refused (RST).
-    Refused,
-    /// No answer within the connect timeout.
-    Timeout,
-    /// The name had no usable address.
-    Resolve,
-    /// Anything else (unreachable, no route, ...).
-    Other,
-}
-
-impl UpstreamError {
-    /// The kind of a failed connect.
-    pub fn of(error: &std::io::Error) -> Self {
-        match error.kind() {
-            std::io::ErrorKind::ConnectionRefused => UpstreamError::Refused,
-            std::io::ErrorKind::TimedOut => UpstreamError::Timeout,
-            _ => UpstreamError::Other,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            UpstreamError::Refused => "refused",
-            UpstreamError::Timeout => "timeout",
-            UpstreamError::Resolve => "resolve",
-            UpstreamError::Other => "other",
-        }
-    }
-}
 
 /// Every metric recorded while serving (scrape-time ones are added by the endpoint).
 #[derive(Debug)]
@@ -366,46 +266,4 @@ impl Drop for Active {
 }
 
 #[cfg(test)]
-mod tests {
-    use prometheus_client::encoding::prometheus_text;
-
-    use super::*;
-
-    #[test]
-    fn encodes_the_names_and_labels_of_the_contract() {
-        let metrics = Metrics::default();
-        metrics.decided(HTTP_PROXY, 8080, true, "*.example.com".to_string());
-        metrics.decided(HTTP_PROXY, 8080, true, "*.example.com".to_string());
-        metrics.decided(DNS_PROXY, 5432, false, "connection-limit");
-        drop(metrics.open(DNS_PROXY, 5432));
-        let _open = metrics.open(HTTP_PROXY, 8080);
-        metrics.transferred(HTTP_PROXY, 10, 0);
-        metrics.connected(DNS_PROXY, Duration::from_millis(2));
-        metrics.upstream_failed(HTTP_PROXY, UpstreamError::Refused);
-        metrics.would_deny(HTTP_PROXY, "no-rule");
-        metrics.resolved("db.example.com", false);
-        let mut registry = Registry::with_prefix("egress_router");
-        metrics.register(&mut registry);
-        let mut text = String::new();
-        prometheus_text::encode(&mut text, &registry).unwrap();
-        for line in [
-            r#"egress_router_connections_total{role="http-proxy",listener="8080",decision="allowed",reason="*.example.com"} 2"#,
-            r#"egress_router_connections_total{role="dns-proxy",listener="5432",decision="denied",reason="connection-limit"} 1"#,
-            r#"egress_router_connections_active{role="dns-proxy",listener="5432"} 0"#,
-            r#"egress_router_connections_active{role="http-proxy",listener="8080"} 1"#,
-            r#"egress_router_connection_duration_seconds_count{role="dns-proxy"} 1"#,
-            r#"egress_router_bytes_total{role="http-proxy",direction="up"} 10"#,
-            r#"egress_router_upstream_connect_seconds_count{role="dns-proxy"} 1"#,
-            r#"egress_router_upstream_errors_total{role="http-proxy",kind="refused"} 1"#,
-            r#"egress_router_report_would_deny_total{role="http-proxy",reason="no-rule"} 1"#,
-            r#"egress_router_resolution_failures_total{target="db.example.com"} 1"#,
-            "# TYPE egress_router_setup_healthy gauge",
-        ] {
-            assert!(text.contains(line), "{line} missing from:\n{text}");
-        }
-        assert!(
-            !text.contains(r#"direction="down""#),
-            "no series for bytes never relayed:\n{text}"
-        );
-    }
-}
+mod tests;
