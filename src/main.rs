@@ -81,6 +81,13 @@ enum Command {
         #[arg(long)]
         mode: Option<String>,
     },
+    /// Ask a running proxy to reload its list file now (SIGHUP): by default PID 1, the
+    /// proxy of the container this runs in (`kubectl exec POD -- egress-router reload`).
+    Reload {
+        /// The proxy's process id.
+        #[arg(long, default_value_t = 1)]
+        pid: i32,
+    },
     /// Internal: send the delayed unsolicited ARP request.
     #[command(hide = true)]
     Announce {
@@ -239,6 +246,7 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
         }
         Command::Cni => egress_router::cni::plugin::run(vars).await,
         Command::Validate { .. } => unreachable!("validate runs before the runtime starts"),
+        Command::Reload { pid } => egress_router::serve::list_watch::request_reload(pid),
         Command::Announce {
             socket_fd,
             ifindex,

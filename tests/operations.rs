@@ -67,6 +67,7 @@ fn assert_unready_without_route(t: &Topology, role: &str, address: &str) {
     assert!(body.contains("default route"), "{body}");
     let (_, metrics) = get(t, role, address, "/metrics");
     assert_sample(&metrics, "egress_router_setup_healthy", 0.0);
+    assert_sample(&metrics, "egress_router_ready", 0.0);
     assert_eq!(
         get(t, role, address, "/healthz").0,
         200,
@@ -171,9 +172,22 @@ fn http_proxy_counts_decisions_bytes_connects_and_goes_unready_without_its_route
     assert!(fds > 3.0, "open descriptors: {fds}");
     assert!(sample(&metrics, "egress_router_process_max_fds") >= Some(fds));
     assert_sample(&metrics, "egress_router_setup_healthy", 1.0);
+    assert_sample(&metrics, "egress_router_ready", 1.0);
     assert!(
         !metrics.contains(CLIENT_IP),
         "no label holds a client address"
+    );
+    let from_outside = t.with_ns("gw", || {
+        let address: SocketAddr = format!("{SOURCE}:{METRICS_PORT}").parse().unwrap();
+        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).map(|_| answer)
+    });
+    assert!(
+        from_outside.as_ref().map_or(true, String::is_empty),
+        "the outside network (EGRESS_SOURCE on macvlan0) gets no answer: {from_outside:?}"
     );
 
     assert_eq!(
@@ -313,13 +327,24 @@ fn redirect_exposes_the_kernels_nat_counters_and_goes_unready_without_its_route(
 fn an_empty_address_turns_the_endpoint_off_and_a_bad_one_is_an_error() {
     let t = Topology::new();
     t.router_ok(&[], &proxy_mode_env("http-proxy"));
-    let _p = spawn_http_proxy(&t, "*", &[("EGRESS_METRICS_ADDRESS", "")]);
+    let mut p = spawn_http_proxy(&t, "*", &[("EGRESS_METRICS_ADDRESS", "")]);
     assert!(
         t.refused_within(
             &format!("{ROUTER_IP}:{METRICS_PORT}"),
             Duration::from_secs(1)
         ),
         "nothing listens on {METRICS_PORT} with EGRESS_METRICS_ADDRESS empty"
+    );
+    p.signal(libc::SIGHUP);
+    p.wait_ready(
+        "proxy",
+        "SIGHUP: nothing to reload",
+        1,
+        Duration::from_secs(3),
+    );
+    assert!(
+        p.try_wait().is_none(),
+        "SIGHUP does not end a proxy without a list file"
     );
     let mut env = envs(&[
         ("EGRESS_METRICS_ADDRESS", "localhost:9090"),

@@ -160,6 +160,10 @@ fn http_proxy_follows_its_list_file_keeps_the_last_good_one_and_reloads_on_sighu
         (1, 1),
         "{text}"
     );
+    assert!(
+        text.contains("egress_router_list_file_in_sync{role=\"http-proxy\"} 0"),
+        "{text}"
+    );
 
     dir.write("rules", "203.0.113.6\n");
     p.wait_ready("proxy", "list reloaded", 2, WAIT);
@@ -170,7 +174,12 @@ fn http_proxy_follows_its_list_file_keeps_the_last_good_one_and_reloads_on_sighu
         "SIGHUP reloads, it does not end the proxy"
     );
     assert!(p.stderr().contains("trigger=Hangup"), "{}", p.stderr());
-    assert_eq!(reloads(&metrics(&t), "applied"), 3);
+    let text = metrics(&t);
+    assert_eq!(reloads(&text, "applied"), 3);
+    assert!(
+        text.contains("egress_router_list_file_in_sync{role=\"http-proxy\"} 1"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -217,10 +226,16 @@ fn dns_proxy_follows_a_configmap_swap_adding_changing_and_removing_listeners() {
         .expect("an open connection on a removed port goes on");
     assert_eq!(answer.trim(), format!("{SOURCE} 203.0.113.5:80"));
 
+    let before_refusal = metrics(&t);
     dir.configmap(
         "forwarders",
         "v4",
         "8001 203.0.113.7 80\n8001 203.0.113.5 80\n",
+    );
+    assert_eq!(
+        reloads(&before_refusal, "invalid"),
+        0,
+        "the series exists from the start"
     );
     p.wait_ready("proxy", "list file refused", 1, WAIT);
     assert_eq!(
@@ -240,6 +255,24 @@ fn dns_proxy_follows_a_configmap_swap_adding_changing_and_removing_listeners() {
     assert!(
         !text.contains(r#"target="203.0.113.6""#),
         "a replaced target leaves no series:\n{text}"
+    );
+
+    // Port 9090 is the endpoint's (on 127.0.0.1): binding it fails, a cause that may
+    // pass, so the list is tried again, here at once with `egress-router reload`.
+    dir.configmap(
+        "forwarders",
+        "v5",
+        "8001 203.0.113.7 80\n9090 203.0.113.5 80\n",
+    );
+    p.wait_ready("proxy", "list file not applied", 1, WAIT);
+    assert_eq!(reloads(&metrics(&t), "failed"), 1);
+    let pid = p.pid().to_string();
+    t.router_ok(&["reload", "--pid", &pid], &[]);
+    p.wait_ready("proxy", "list file not applied", 2, WAIT);
+    assert_eq!(
+        seen(8001).unwrap().trim(),
+        format!("{SOURCE} 203.0.113.7:80"),
+        "last good list"
     );
 }
 

@@ -40,7 +40,7 @@ use crate::ops::{
     metrics::{DNS_PROXY, METRICS},
 };
 use crate::serve::limits::{self, ConnectionSlots};
-use crate::serve::list_watch::ListFile;
+use crate::serve::list_watch::{self, ListFile};
 use crate::serve::shutdown::{self, Shutdown, requested};
 use crate::serve::{listener, workers};
 
@@ -97,9 +97,7 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
     let mut ports = Vec::new();
     for (forward, first_refresh) in forwards {
         let started = live.start(forward.clone());
-        reloader
-            .follow_name(forward, first_refresh, started.resolving)
-            .await;
+        reload::follow_name(resolver.as_ref(), forward, first_refresh, started.resolving);
         ports.push((started.slot, started.listening));
     }
     ops::start(
@@ -107,7 +105,8 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         &role_ports,
         DnsStatus { live: live.clone() },
         shutdown.clone(),
-    )?;
+    )
+    .await?;
     let mut answered = None;
     if let Some(address) = config.answer_address {
         let names: answer::Names = Arc::new(RwLock::new(answer::names_of(&config.forwarders)));
@@ -118,7 +117,13 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         .map(|_| mpsc::unbounded_channel())
         .unzip();
     let reloader = Arc::new(reloader.with_workers(senders, answered));
-    tokio::spawn(reloader.manage(list_file, shutdown.clone()));
+    match list_file {
+        Some((file, initial)) => {
+            tokio::spawn(reloader.follow(file, initial, shutdown.clone()));
+        }
+        None => list_watch::log_hangups()?,
+    }
+    tokio::spawn(stop_on_shutdown(live, shutdown.clone()));
     serve(
         listeners,
         ports,
@@ -128,6 +133,12 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         shutdown,
     )
     .await
+}
+
+/// Stops every port's accept loops and re-resolution once shutdown is requested.
+async fn stop_on_shutdown(live: Arc<live::Live>, mut shutdown: Shutdown) {
+    requested(&mut shutdown).await;
+    live.stop_all();
 }
 
 /// Accepts on every listener until shutdown, then drains like the HTTP proxy.

@@ -21,11 +21,11 @@ use super::{MIN_REFRESH, refresh, startup};
 use crate::config::address::{self, OwnSockets};
 use crate::config::lines::first_bad_line;
 use crate::error::{Error, Result};
-use crate::ops::metrics::DNS_PROXY;
+use crate::ops::metrics::{DNS_PROXY, METRICS};
 use crate::serve::list_watch::{self, ListFile, Refused};
 use crate::serve::listener;
 use crate::serve::resolver::{Families, Resolver};
-use crate::serve::shutdown::{Shutdown, requested};
+use crate::serve::shutdown::Shutdown;
 
 /// A port a reload added, for one worker: its socket, its slot, its stop notice.
 pub(super) struct Added {
@@ -105,43 +105,32 @@ impl Reloader {
         Ok(resolver.clone().expect("set above"))
     }
 
-    /// Re-resolves `forward`'s name from `first_refresh` on, until `stop`.
-    pub(super) async fn follow_name(
-        &self,
-        forward: Arc<Forward>,
-        first_refresh: Option<Duration>,
-        stop: Shutdown,
-    ) {
-        if let (Some(delay), Some(resolver)) = (first_refresh, self.resolver().await) {
-            tokio::spawn(refresh::refresh(forward, resolver, delay, stop));
-        }
-    }
-
-    /// Follows the list file, if any, until shutdown; then stops every port.
-    pub(super) async fn manage(
+    /// Follows the list file until shutdown.
+    pub(super) async fn follow(
         self: Arc<Self>,
-        list_file: Option<(ListFile, String)>,
-        mut shutdown: Shutdown,
+        file: ListFile,
+        initial: String,
+        shutdown: Shutdown,
     ) {
-        if let Some((file, initial)) = list_file {
-            let reloader = self.clone();
-            let apply = move |text| reloader.clone().apply(text);
-            list_watch::follow(file, DNS_PROXY, initial, apply, shutdown.clone()).await;
-        }
-        requested(&mut shutdown).await;
-        self.live.stop_all();
+        let reloader = self.clone();
+        let apply = move |text| reloader.clone().apply(text);
+        list_watch::follow(file, DNS_PROXY, initial, apply, shutdown).await;
     }
 
-    /// Puts the list `text` in service, or refuses it and changes nothing.
+    /// Puts the list `text` in service, or refuses it and changes nothing. Everything
+    /// that waits comes before the first change, so that shutdown may drop it anywhere.
     async fn apply(self: Arc<Self>, text: String) -> std::result::Result<usize, Refused> {
+        // A configuration error stays until the file changes; anything else may pass.
         let refused = |error: Error| Refused {
             line: None,
+            retry: !matches!(error, Error::Config { .. }),
             reason: error.to_string(),
         };
         let file = self.config.list_file.as_ref().map(|(path, _)| path);
         let lines = parse_forwarders(&text).map_err(|e| Refused {
             line: first_bad_line(&text, |line| parse_forwarders(line).map(drop)),
             reason: LIST.blame_file(e, file).to_string(),
+            retry: false,
         })?;
         let old = self.live.forwards();
         let old_lines: Vec<Forwarder> = old.iter().map(|f| f.forwarder.clone()).collect();
@@ -185,20 +174,26 @@ impl Reloader {
             let bound = listener::bind_all(forwarder.port, self.workers.len()).map_err(refused)?;
             sockets.push((forwarder.port, bound));
         }
-        self.commit(&changes.removed, built, sockets).await;
+        let resolver = self.resolver().await;
+        self.commit(&changes.removed, built, sockets, resolver.as_ref());
+        let (before, after) = (answer::names_of(&old_lines), answer::names_of(&lines));
+        for gone in before.difference(&after) {
+            METRICS.forget_target(gone);
+        }
         if let Some(names) = &self.answered {
-            *names.write().unwrap_or_else(|p| p.into_inner()) = answer::names_of(&lines);
+            *names.write().unwrap_or_else(|p| p.into_inner()) = after;
         }
         Ok(lines.len())
     }
 
     /// Takes the removed ports out, puts the built forwards in (on new ports: with their
-    /// sockets, handed to the workers).
-    async fn commit(
+    /// sockets, handed to the workers), and has `resolver` follow their names.
+    fn commit(
         &self,
         removed: &[u16],
         built: Vec<(Arc<Forward>, Option<Duration>)>,
         mut sockets: Vec<(u16, Vec<StdListener>)>,
+        resolver: Option<&Resolver>,
     ) {
         for port in removed {
             self.live.remove(*port);
@@ -219,16 +214,27 @@ impl Reloader {
                             stop,
                         });
                     }
-                    self.follow_name(forward, first_refresh, started.resolving)
-                        .await;
+                    follow_name(resolver, forward, first_refresh, started.resolving);
                     info!(port, %target, "dns proxy listening");
                 }
                 None => {
                     if let Some(stop) = self.live.replace(forward.clone()) {
-                        self.follow_name(forward, first_refresh, stop).await;
+                        follow_name(resolver, forward, first_refresh, stop);
                     }
                 }
             }
         }
+    }
+}
+
+/// Re-resolves `forward`'s name with `resolver` from `first_refresh` on, until `stop`.
+pub(super) fn follow_name(
+    resolver: Option<&Resolver>,
+    forward: Arc<Forward>,
+    first_refresh: Option<Duration>,
+    stop: Shutdown,
+) {
+    if let (Some(delay), Some(resolver)) = (first_refresh, resolver) {
+        tokio::spawn(refresh::refresh(forward, resolver.clone(), delay, stop));
     }
 }

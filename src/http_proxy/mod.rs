@@ -41,7 +41,7 @@ use crate::ops::{
     metrics::{Active, HTTP_PROXY, METRICS},
 };
 use crate::serve::limits::{self, ConnectionSlots};
-use crate::serve::list_watch::ListFile;
+use crate::serve::list_watch::{self, ListFile};
 use crate::serve::listener::{self, Peer};
 use crate::serve::resolver::{Families, Resolver};
 use crate::serve::shutdown::{self, Shutdown};
@@ -112,18 +112,22 @@ pub async fn run(config: ProxyConfig) -> Result<()> {
         &[config.port],
         ProxyStatus,
         shutdown.clone(),
-    )?;
+    )
+    .await?;
     let own_ports = [Some(config.port), metrics].into_iter().flatten().collect();
     let resolver = Resolver::from_system(Families::Both)?;
     let proxy = Arc::new(Proxy::new(config, resolver, own_ports));
-    if let Some((path, text)) = &proxy.config.list_file {
-        let file = ListFile::watch(path.clone(), text.clone())?;
-        tokio::spawn(reload::follow(
-            file,
-            proxy.clone(),
-            text.clone(),
-            shutdown.clone(),
-        ));
+    match &proxy.config.list_file {
+        Some((path, text)) => {
+            let file = ListFile::watch(path.clone(), text.clone())?;
+            tokio::spawn(reload::follow(
+                file,
+                proxy.clone(),
+                text.clone(),
+                shutdown.clone(),
+            ));
+        }
+        None => list_watch::log_hangups()?,
     }
     serve(listeners, proxy, max_connections, shutdown).await
 }

@@ -25,6 +25,7 @@ pub(super) async fn follow(file: ListFile, proxy: Arc<Proxy>, initial: String, s
             Err(e) => Err(Refused {
                 line: first_bad_line(&text, |line| parse_rules(line).map(drop)),
                 reason: LIST.blame_file(e, Some(&path)).to_string(),
+                retry: false,
             }),
         };
         std::future::ready(outcome)

@@ -1,8 +1,15 @@
 //! The operations endpoint: `/metrics` (Prometheus text format 0.0.4), `/healthz`
 //! (the process answers) and `/readyz` (200, or 503 with one reason a line), on its
 //! own listener. It keeps answering while the role drains, so that readiness says so.
+//!
+//! It serves the cluster side only: a connection to one of the egress interface's
+//! addresses (the outside network's side) is closed unanswered. One request a
+//! connection, its head within [`HEADER_TIMEOUT`]; over [`MAX_CONNECTIONS`] a new
+//! connection is closed at once, so that slow clients never keep a probe waiting in
+//! the backlog.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,21 +30,19 @@ use super::health::Health;
 use super::metrics::METRICS;
 use super::process;
 
-/// Connections the endpoint serves at once; more wait in the backlog.
-const MAX_CONNECTIONS: usize = 16;
+/// Connections the endpoint serves at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 64;
 /// A request's head must arrive within this.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The content type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Serves the endpoint on `listener` for as long as the runtime runs.
-pub async fn serve(listener: TcpListener, health: Arc<Health>) {
+/// Serves the endpoint on `listener` for as long as the runtime runs; connections to
+/// the addresses `outside` are closed unanswered.
+pub async fn serve(listener: TcpListener, health: Arc<Health>, outside: Vec<IpAddr>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -46,12 +51,22 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>) {
                 continue;
             }
         };
+        let to = stream.local_addr().map(|a| a.ip().to_canonical());
+        if to.is_ok_and(|to| outside.contains(&to)) {
+            debug!(%peer, "metrics endpoint: connection from the egress side closed");
+            continue;
+        }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            debug!(%peer, "metrics endpoint: too many connections, closed");
+            continue;
+        };
         let health = health.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| answer(health.clone(), request));
             let served = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .half_close(true)
+                .keep_alive(false)
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

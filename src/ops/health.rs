@@ -57,12 +57,13 @@ impl Health {
         }
         problems.extend(self.setup_problems().await);
         problems.extend(self.role.serving_problems());
+        METRICS.ready.set(i64::from(problems.is_empty()));
         problems
     }
 
-    /// The role's scrape-time metrics, after refreshing `setup_healthy`.
+    /// The role's scrape-time metrics, after refreshing `ready` and `setup_healthy`.
     pub async fn collect(&self, registry: &mut Registry) {
-        self.setup_problems().await;
+        self.problems().await;
         self.role.collect(registry).await;
     }
 
@@ -83,12 +84,14 @@ impl Health {
 
 /// The proxies' setup check: the egress path of this namespace ([`egress`]).
 pub async fn egress_problems() -> Vec<String> {
-    let observed = async {
-        let nl = Netlink::connect(&Netns::current()?)?;
-        egress::observe(&nl).await
-    };
-    match observed.await {
+    match egress_path().await {
         Ok(path) => egress::problems(&path),
         Err(e) => vec![format!("cannot check the egress setup: {e}")],
     }
+}
+
+/// The egress path of this namespace, read now.
+pub async fn egress_path() -> crate::error::Result<egress::EgressPath> {
+    let nl = Netlink::connect(&Netns::current()?)?;
+    egress::observe(&nl).await
 }

@@ -44,6 +44,9 @@ pub struct Metrics {
     resolved_at: Family<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     reloads: Family<ResultLabels, Counter>,
     reloaded_at: Family<RoleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    in_sync: Family<RoleLabels, Gauge>,
+    /// Set by each readiness evaluation: 1 ready, 0 not.
+    pub ready: Gauge,
     /// Set by the readiness check, wherever it ran.
     pub setup_healthy: Gauge,
     /// When the process started, for `process_start_time_seconds`.
@@ -68,6 +71,8 @@ impl Default for Metrics {
             resolved_at: Family::default(),
             reloads: Family::default(),
             reloaded_at: Family::default(),
+            in_sync: Family::default(),
+            ready: Gauge::default(),
             setup_healthy: Gauge::default(),
             started: std::time::SystemTime::now(),
         }
@@ -161,19 +166,44 @@ impl Metrics {
 
     /// Counts a list file's new content by what became of it.
     pub fn reloaded(&self, role: Role, reload: Reload) {
-        let result = match reload {
-            Reload::Applied => "applied",
-            Reload::Invalid => "invalid",
-            Reload::Unreadable => "unreadable",
-        };
+        let result = reload.label();
         self.reloads
             .get_or_create(&ResultLabels { role, result })
             .inc();
-        if reload == Reload::Applied {
+        let applied = reload == Reload::Applied;
+        if applied {
             self.reloaded_at
                 .get_or_create(&RoleLabels { role })
                 .set(unix_now());
         }
+        self.in_sync
+            .get_or_create(&RoleLabels { role })
+            .set(i64::from(applied));
+    }
+
+    /// A list file is followed from now on, its content at start in use: its series
+    /// exist from the start (a first refusal is an increase from 0).
+    pub fn list_followed(&self, role: Role) {
+        for reload in Reload::ALL {
+            let result = reload.label();
+            drop(
+                self.reloads
+                    .get_or_create_owned(&ResultLabels { role, result }),
+            );
+        }
+        self.reloaded_at
+            .get_or_create(&RoleLabels { role })
+            .set(unix_now());
+        self.in_sync.get_or_create(&RoleLabels { role }).set(1);
+    }
+
+    /// Drops the series of a DNS proxy target no longer listed.
+    pub fn forget_target(&self, target: &str) {
+        let labels = TargetLabels {
+            target: target.to_string(),
+        };
+        self.resolution_failures.remove(&labels);
+        self.resolved_at.remove(&labels);
     }
 
     /// Registers every metric above in `registry` (prefix `egress_router`).
@@ -234,6 +264,16 @@ impl Metrics {
             "list_last_reload_timestamp_seconds",
             "When a list file's content was last applied (Unix time)",
             self.reloaded_at.clone(),
+        );
+        registry.register(
+            "list_file_in_sync",
+            "1 while the list in use is the list file's content, 0 while its content is refused or unreadable",
+            self.in_sync.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 when the last readiness evaluation (/readyz or a scrape) found the role ready",
+            self.ready.clone(),
         );
         registry.register(
             "setup_healthy",

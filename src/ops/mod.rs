@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod nat;
 pub mod process;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -29,8 +30,9 @@ use health::{Health, RoleStatus};
 /// Binds the endpoint `address` says (none when it is off) and serves it on the current
 /// runtime beside the role, whose own ports are `role_ports`. Returns the port bound,
 /// which the proxies count among their own listeners (never dialed). A port that cannot
-/// be bound is a startup error.
-pub fn start(
+/// be bound is a startup error. On every address, it does not answer on the egress
+/// interface's (read now: the setup is in place before a serving role starts).
+pub async fn start(
     address: MetricsAddress,
     role_ports: &[u16],
     status: impl RoleStatus,
@@ -51,12 +53,17 @@ pub fn start(
         Some(_) => Some(listener::bind_at(MetricsAddress::socket(ip, port))?),
     };
     let socket = socket.ok_or_else(|| Error::State(format!("no socket for {VAR}")))?;
+    let outside = match ip {
+        None => health::egress_path()
+            .await
+            .map(|path| path.addresses.into_iter().map(IpAddr::V4).collect())
+            .unwrap_or_default(),
+        Some(_) => Vec::new(),
+    };
     let bound = socket.local_addr().map_err(failed)?;
     let socket = TcpListener::from_std(socket).map_err(failed)?;
     info!(address = %bound, "metrics and health endpoint listening (/metrics, /healthz, /readyz)");
-    tokio::spawn(endpoint::serve(
-        socket,
-        Arc::new(Health::new(status, shutdown)),
-    ));
+    let health = Arc::new(Health::new(status, shutdown));
+    tokio::spawn(endpoint::serve(socket, health, outside));
     Ok(Some(bound.port()))
 }

@@ -10,6 +10,7 @@ use crate::config::redirect::{Destination, Protocol};
 use crate::config::router::{RouterConfig, RouterMode};
 use crate::error::{Error, Result};
 use crate::ops;
+use crate::ops::address::MetricsAddress;
 use crate::serve::shutdown;
 use crate::setup::firewall;
 use crate::setup::{self, Intent, MACVLAN, Namespace, announce};
@@ -100,16 +101,18 @@ async fn probe(config: &RouterConfig, ns: &Namespace) -> Result<()> {
 /// Waits for SIGTERM or SIGINT, re-verifying the setup every [`CHECK_INTERVAL`].
 async fn watch(config: &RouterConfig, ns: &Namespace) -> Result<()> {
     let mut shutdown = shutdown::on_signals()?;
-    let status = status::RouterStatus {
-        config: config.clone(),
-    };
+    let status = status::RouterStatus::new(config.clone());
     let redirected = redirected_tcp_ports(&config.destinations);
-    if ops::start(config.metrics, &redirected, status, shutdown.clone())?.is_some()
-        && config
-            .destinations
-            .iter()
-            .any(|d| matches!(d, Destination::Fallback(_)))
-    {
+    let serving = ops::start(config.metrics, &redirected, status, shutdown.clone())
+        .await?
+        .is_some();
+    let loopback_only =
+        matches!(config.metrics, MetricsAddress::Set { ip: Some(ip), .. } if ip.is_loopback());
+    let fallback = config
+        .destinations
+        .iter()
+        .any(|d| matches!(d, Destination::Fallback(_)));
+    if serving && fallback && !loopback_only {
         warn!(
             "EGRESS_DESTINATION has a fallback entry: connections to the metrics port arriving on eth0 are redirected too; probe with `egress-router check` and scrape from inside the pod"
         );

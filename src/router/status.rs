@@ -6,18 +6,24 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use std::time::Instant;
+
 use tracing::debug;
 
 use crate::config::router::RouterConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::ops::health::MAX_AGE;
 use crate::ops::health::RoleStatus;
 use crate::ops::nat::{self, NatCount};
 use crate::setup::{self, Intent, Namespace, firewall};
+use crate::sys::iptables::Backend;
 use crate::sys::netns::Netns;
 
 /// The router's status, observed in the process's own network namespace.
 pub(super) struct RouterStatus {
-    pub(super) config: RouterConfig,
+    config: RouterConfig,
+    /// The last NAT counters read, and when: scrapes more often than [`MAX_AGE`] share them.
+    nat: tokio::sync::Mutex<Option<(Instant, Vec<NatCount>)>>,
 }
 
 /// `rule`: an `EGRESS_DESTINATION` entry, or `snat`.
@@ -27,28 +33,53 @@ struct RuleLabels {
 }
 
 impl RouterStatus {
+    /// The status of the router `config` describes.
+    pub(super) fn new(config: RouterConfig) -> Self {
+        RouterStatus {
+            config,
+            nat: tokio::sync::Mutex::new(None),
+        }
+    }
+
     fn namespace(&self) -> Result<Namespace> {
         Namespace::open(Netns::current()?, self.config.backend).map(|(ns, _)| ns)
     }
 
-    /// The NAT rules' counters, read from the kernel now.
-    fn nat_counts(&self) -> Result<Vec<NatCount>> {
-        let ns = self.namespace()?;
-        let dump = ns.backend.save_counted(&ns.netns, "nat")?;
-        let config = &self.config;
-        let labels = config
-            .destinations
-            .iter()
-            .map(ToString::to_string)
-            .chain(["snat".to_string()]);
-        let planned: Vec<_> = labels
-            .zip(firewall::nat_rules(
-                config.source.address,
-                &config.destinations,
-            ))
-            .collect();
-        Ok(nat::counts(&dump, &planned))
+    /// The NAT rules' counters, at most [`MAX_AGE`] old; read off the runtime's thread
+    /// (the iptables tools are programs to wait for).
+    async fn nat_counts(&self) -> Result<Vec<NatCount>> {
+        let mut last = self.nat.lock().await;
+        if let Some((at, counts)) = last.as_ref()
+            && at.elapsed() < MAX_AGE
+        {
+            return Ok(counts.clone());
+        }
+        let config = self.config.clone();
+        let counts = tokio::task::spawn_blocking(move || read_nat_counts(&config))
+            .await
+            .map_err(|e| Error::State(format!("reading the NAT counters: {e}")))??;
+        *last = Some((Instant::now(), counts.clone()));
+        Ok(counts)
     }
+}
+
+/// The NAT rules' counters, read from the kernel now.
+fn read_nat_counts(config: &RouterConfig) -> Result<Vec<NatCount>> {
+    let netns = Netns::current()?;
+    let (backend, _) = Backend::detect(&netns, config.backend)?;
+    let dump = backend.save_counted(&netns, "nat")?;
+    let labels = config
+        .destinations
+        .iter()
+        .map(ToString::to_string)
+        .chain(["snat".to_string()]);
+    let planned: Vec<_> = labels
+        .zip(firewall::nat_rules(
+            config.source.address,
+            &config.destinations,
+        ))
+        .collect();
+    Ok(nat::counts(&dump, &planned))
 }
 
 #[async_trait::async_trait]
@@ -65,7 +96,7 @@ impl RoleStatus for RouterStatus {
         if !self.config.mode.uses_nat() {
             return;
         }
-        let counts = match self.nat_counts() {
+        let counts = match self.nat_counts().await {
             Ok(counts) => counts,
             Err(e) => {
                 debug!(error = %e, "reading the NAT counters");

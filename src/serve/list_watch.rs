@@ -4,9 +4,12 @@
 //! The directory holding the file is watched with inotify, not the file: a ConfigMap
 //! update writes a new directory and swaps a symlink (`..data`) in that directory, so
 //! the file's own inode never changes; the path is opened again at each read and its
-//! whole content compared with the last one seen. Events come in bursts during an
-//! update, so a read waits for [`SETTLE`] of quiet. A re-read every [`RECHECK`] covers
-//! what inotify cannot see (a path whose directory is itself replaced).
+//! whole content compared with the last one seen. Only events about the file's own name
+//! or the ConfigMap's `..` entries count (other files of the directory may change all
+//! the time). Events come in bursts during an update, so a read waits for [`SETTLE`] of
+//! quiet, at most [`SETTLE_AT_MOST`]. A re-read every [`RECHECK`] covers what inotify
+//! cannot see (a path whose directory is itself replaced), and retries a list refused
+//! for a passing cause (a name that did not resolve, a port that was busy).
 
 use std::future::Future;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -27,6 +30,8 @@ use crate::ops::metrics::{METRICS, Reload, Role};
 
 /// How long events must stop before the file is read.
 pub const SETTLE: Duration = Duration::from_millis(100);
+/// A burst of events delays the read at most this long.
+pub const SETTLE_AT_MOST: Duration = Duration::from_secs(1);
 /// The file is read at least this often, events or not.
 pub const RECHECK: Duration = Duration::from_secs(30);
 
@@ -42,6 +47,7 @@ pub enum Trigger {
 /// A list file and what was last read from it.
 pub struct ListFile {
     path: PathBuf,
+    name: std::ffi::OsString,
     last: std::result::Result<String, String>,
     events: Option<AsyncFd<Watch>>,
     hangup: Signal,
@@ -73,8 +79,10 @@ impl ListFile {
         };
         let mut recheck = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
         recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let name = path.file_name().unwrap_or_default().to_os_string();
         Ok(ListFile {
             path,
+            name,
             last: Ok(initial),
             events,
             hangup,
@@ -87,6 +95,12 @@ impl ListFile {
         &self.path
     }
 
+    /// Forgets what was read last, so that the next re-read applies the file even
+    /// unchanged (after a refusal for a passing cause).
+    pub fn retry_later(&mut self) {
+        self.last = Err(String::new());
+    }
+
     /// Waits for the next content to apply: the file's whole text when it differs from
     /// the last read (or SIGHUP asked), or why it cannot be read (once per cause).
     /// `None` once `shutdown` is requested.
@@ -95,13 +109,16 @@ impl ListFile {
         shutdown: &mut Shutdown,
     ) -> Option<(Trigger, std::result::Result<String, String>)> {
         loop {
+            let (events, name) = (self.events.as_ref(), &self.name);
             let trigger = tokio::select! {
                 _ = requested(shutdown) => return None,
                 _ = self.hangup.recv() => Trigger::Hangup,
                 _ = self.recheck.tick() => Trigger::Changed,
-                _ = changed(self.events.as_ref()) => {
-                    settle(self.events.as_ref()).await;
-                    Trigger::Changed
+                _ = changed(events, name) => {
+                    tokio::select! {
+                        _ = requested(shutdown) => return None,
+                        _ = settle(events, name) => Trigger::Changed,
+                    }
                 }
             };
             let read = read_file(&self.path);
@@ -134,8 +151,9 @@ fn directory_events(path: &Path) -> std::io::Result<AsyncFd<Watch>> {
     unsafe { AsyncFd::register(Watch(inotify)) }.map_err(|e| e.into_parts().1)
 }
 
-/// Waits until the directory has events (forever without inotify), and takes them.
-async fn changed(events: Option<&AsyncFd<Watch>>) {
+/// Waits until the directory has an event about `name` or a `..` entry (forever
+/// without inotify, or once reading events fails: the re-reads remain).
+async fn changed(events: Option<&AsyncFd<Watch>>, name: &std::ffi::OsStr) {
     let Some(events) = events else {
         return std::future::pending().await;
     };
@@ -144,16 +162,32 @@ async fn changed(events: Option<&AsyncFd<Watch>>) {
             return std::future::pending().await;
         };
         match ready.get_inner().0.read_events() {
-            Ok(_) => return,
+            Ok(batch) if batch.iter().any(|e| concerns(e.name.as_deref(), name)) => return,
+            Ok(_) => {}
             Err(nix::errno::Errno::EAGAIN) => ready.clear_ready(),
-            Err(_) => return std::future::pending().await,
+            Err(error) => {
+                tracing::warn!(%error, "reading the list file's directory events; it is re-read every {RECHECK:?}");
+                return std::future::pending().await;
+            }
         }
     }
 }
 
-/// Waits until no event came for [`SETTLE`].
-async fn settle(events: Option<&AsyncFd<Watch>>) {
-    while tokio::time::timeout(SETTLE, changed(events)).await.is_ok() {}
+/// Whether an event about the directory entry `entry` may change the file `name`: its
+/// own entry (written, renamed over) or a ConfigMap's `..data`/`..VERSION` entries.
+fn concerns(entry: Option<&std::ffi::OsStr>, name: &std::ffi::OsStr) -> bool {
+    entry.is_some_and(|e| e == name || e.as_encoded_bytes().starts_with(b".."))
+}
+
+/// Waits until no event about the file came for [`SETTLE`], at most [`SETTLE_AT_MOST`].
+async fn settle(events: Option<&AsyncFd<Watch>>, name: &std::ffi::OsStr) {
+    let quiet = async {
+        while tokio::time::timeout(SETTLE, changed(events, name))
+            .await
+            .is_ok()
+        {}
+    };
+    let _ = tokio::time::timeout(SETTLE_AT_MOST, quiet).await;
 }
 
 /// Follows `file` until `shutdown`: each new content (whose text `initial` was applied
@@ -172,6 +206,7 @@ pub async fn follow<F, Fut>(
     Fut: Future<Output = std::result::Result<usize, Refused>>,
 {
     let mut applied = initial;
+    METRICS.list_followed(role);
     while let Some((trigger, read)) = file.next(&mut shutdown).await {
         let path = file.path().display().to_string();
         let text = match read {
@@ -182,12 +217,21 @@ pub async fn follow<F, Fut>(
                 continue;
             }
         };
-        match apply(text.clone()).await {
+        let outcome = tokio::select! {
+            _ = requested(&mut shutdown) => return,
+            outcome = apply(text.clone()) => outcome,
+        };
+        match outcome {
             Ok(entries) => {
                 let (added, removed) = lines::diff(&applied, &text);
                 info!(file = %path, ?trigger, entries, ?added, ?removed, "list reloaded");
                 METRICS.reloaded(role, Reload::Applied);
                 applied = text;
+            }
+            Err(refused) if refused.retry => {
+                error!(file = %path, reason = %refused.reason, "list file not applied (tried again within {RECHECK:?}); the last list stays in use");
+                METRICS.reloaded(role, Reload::Failed);
+                file.retry_later();
             }
             Err(refused) => {
                 error!(file = %path, line = ?refused.line, reason = %refused.reason, "list file refused; the last list stays in use");
@@ -197,6 +241,28 @@ pub async fn follow<F, Fut>(
     }
 }
 
+/// For a proxy whose list is not in a file: SIGHUP is logged, and no longer ends the
+/// process (`egress-router reload` sent to it by mistake).
+pub fn log_hangups() -> Result<()> {
+    let mut hangup =
+        signal(SignalKind::hangup()).map_err(|e| Error::io("installing the SIGHUP handler", e))?;
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::warn!("SIGHUP: nothing to reload, the list is in its variable (not a _FILE)");
+        }
+    });
+    Ok(())
+}
+
+/// Sends SIGHUP to the proxy with process id `pid`: it reloads its list file now.
+pub fn request_reload(pid: i32) -> Result<()> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .map_err(|e| Error::io(format!("sending SIGHUP to process {pid}"), e.into()))
+}
+
 /// Why a new list was not applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
@@ -204,4 +270,19 @@ pub struct Refused {
     pub line: Option<usize>,
     /// What is wrong.
     pub reason: String,
+    /// Whether the cause may pass (a lookup, a busy port): the list is tried again.
+    pub retry: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_files_entry_and_configmap_entries_count() {
+        let name = std::ffi::OsStr::new("rules");
+        let entry = |e: &str| concerns(Some(std::ffi::OsStr::new(e)), name);
+        assert!(entry("rules") && entry("..data") && entry("..2026_12_01_10_00_00.1"));
+        assert!(!entry("access.log") && !entry(".rules.swp") && !concerns(None, name));
+    }
 }

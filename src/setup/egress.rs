@@ -3,6 +3,8 @@
 //! default route leaves by it. This is what makes proxied connections leave from
 //! `EGRESS_SOURCE`; the proxy container is not told the address itself.
 
+use std::net::Ipv4Addr;
+
 use netlink_packet_route::route::RouteHeader;
 
 use super::MACVLAN;
@@ -14,8 +16,8 @@ use crate::sys::netlink::{Link, Netlink, route_interface};
 pub struct EgressPath {
     /// The egress interface, when it exists.
     pub link: Option<Link>,
-    /// How many IPv4 addresses it carries.
-    pub addresses: usize,
+    /// Its IPv4 addresses.
+    pub addresses: Vec<Ipv4Addr>,
     /// Whether a default route of the main table leaves by it.
     pub default_route: bool,
 }
@@ -25,16 +27,17 @@ pub async fn observe(nl: &Netlink) -> Result<EgressPath> {
     let Some((link, _)) = nl.find_link(MACVLAN).await? else {
         return Ok(EgressPath {
             link: None,
-            addresses: 0,
+            addresses: Vec::new(),
             default_route: false,
         });
     };
     let addresses = nl
         .ipv4_addresses()
         .await?
-        .iter()
+        .into_iter()
         .filter(|(index, _, _)| *index == link.index)
-        .count();
+        .map(|(_, address, _)| address)
+        .collect();
     let default_route = nl
         .routes(u32::from(RouteHeader::RT_TABLE_MAIN))
         .await?
@@ -58,7 +61,7 @@ pub fn problems(path: &EgressPath) -> Vec<String> {
     if !link.up {
         problems.push(format!("{MACVLAN} is down"));
     }
-    if path.addresses == 0 {
+    if path.addresses.is_empty() {
         problems.push(format!("{MACVLAN} has no IPv4 address (EGRESS_SOURCE)"));
     }
     if !path.default_route {
@@ -82,13 +85,13 @@ mod tests {
         };
         let whole = EgressPath {
             link: Some(link),
-            addresses: 1,
+            addresses: vec![Ipv4Addr::new(198, 51, 100, 99)],
             default_route: true,
         };
         assert!(problems(&whole).is_empty());
         let broken = EgressPath {
             link: Some(Link { up: false, ..link }),
-            addresses: 0,
+            addresses: Vec::new(),
             default_route: false,
         };
         let found = problems(&broken).join("; ");

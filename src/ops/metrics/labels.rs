@@ -70,12 +70,33 @@ pub enum Reload {
     Invalid,
     /// The file could not be read: the last list stays.
     Unreadable,
+    /// Not applied for a cause that may pass (a lookup, a busy port): tried again.
+    Failed,
 }
 
 /// `target`: a DNS proxy target as configured.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TargetLabels {
     pub(super) target: String,
+}
+
+impl Reload {
+    /// Every outcome, for series that exist before the first reload.
+    pub(super) const ALL: [Reload; 4] = [
+        Reload::Applied,
+        Reload::Invalid,
+        Reload::Unreadable,
+        Reload::Failed,
+    ];
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Reload::Applied => "applied",
+            Reload::Invalid => "invalid",
+            Reload::Unreadable => "unreadable",
+            Reload::Failed => "failed",
+        }
+    }
 }
 
 /// Why an upstream connection failed, as the `kind` label says it.
