@@ -231,9 +231,10 @@ fn dns_proxy_reports_backends_and_is_unready_while_a_target_has_none_up() {
         || {
             let (_, text) = get(&t, "client", &scrape_at, "/metrics");
             let series = r#"egress_router_bytes_total{role="dns-proxy",direction="up"}"#;
-            sample(&text, series)
-                .map(|_| text)
-                .ok_or_else(|| "not yet".to_string())
+            match sample(&text, series) {
+                Some(bytes) if bytes >= 4.0 => Ok(text),
+                other => Err(format!("bytes up: {other:?}")),
+            }
         },
     );
     let decided = |port: u16, reason: &str| {

@@ -13,7 +13,7 @@ use super::backends::Backends;
 use super::config::DnsProxyConfig;
 use super::destination::Forwarder;
 use crate::config::address::{self, Class, OwnSockets};
-use crate::ops::metrics::{Active, DNS_PROXY, METRICS, UpstreamError};
+use crate::ops::metrics::{Active, DNS_PROXY, ListenerSeries, METRICS, UpstreamError};
 use crate::serve::access_log::{self, Line};
 use crate::serve::listener::Peer;
 use crate::serve::relay::{self, Counters, Transfer};
@@ -22,18 +22,20 @@ use crate::serve::shutdown::{Shutdown, requested};
 /// Connect attempts per client connection, each to a different backend when there are several.
 pub const MAX_TRIES: usize = 3;
 
-/// A forwarder at run time: its line, its current backends, and the proxy's own
-/// listeners (never a backend).
+/// A forwarder at run time: its line, its current backends, the proxy's own
+/// listeners (never a backend), and its port's metrics.
 pub(super) struct Forward {
     pub(super) forwarder: Forwarder,
     pub(super) backends: Mutex<Backends>,
     pub(super) own: OwnSockets,
+    pub(super) series: ListenerSeries,
 }
 
 impl Forward {
     /// A forward of `forwarder` to `backends`, `own` being the proxy's own listeners.
     pub(super) fn new(forwarder: Forwarder, backends: Backends, own: OwnSockets) -> Arc<Self> {
         Arc::new(Forward {
+            series: METRICS.listener(DNS_PROXY, forwarder.port),
             forwarder,
             backends: Mutex::new(backends),
             own,
@@ -97,23 +99,22 @@ pub(super) async fn forward_connection(
     let (address, upstream, failures) = match attempt {
         Ok(connected) => connected,
         Err(failures) => {
-            let (reason, detail) = if failures.is_empty() {
-                METRICS.upstream_failed(DNS_PROXY, UpstreamError::Resolve);
-                ("no-backend", "no backend address".to_string())
+            forward.series.not_forwarded(failures.is_empty());
+            let detail = if failures.is_empty() {
+                "no backend address".to_string()
             } else {
-                ("connect-failed", failures.join("; "))
+                failures.join("; ")
             };
-            METRICS.decided(DNS_PROXY, forward.forwarder.port, true, reason);
             log("failed", None, Transfer::default(), &detail);
             return;
         }
     };
-    METRICS.decided(DNS_PROXY, forward.forwarder.port, true, "forwarded");
+    forward.series.forwarded();
     let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
     let counters = Counters::default();
     let end = relay::relay(client, upstream, config.idle_timeout, &counters, &mut cut).await;
     let transfer = counters.transfer();
-    METRICS.transferred(DNS_PROXY, transfer.up, transfer.down);
+    forward.series.transferred(transfer.up, transfer.down);
     let mut detail = end.describe("connection", config.idle_timeout);
     if !failures.is_empty() {
         detail = format!("{detail}; skipped {}", failures.join("; "));
@@ -138,16 +139,16 @@ async fn connect_backend(forward: &Forward, timeout: Duration) -> Attempt {
         let started = Instant::now();
         match tokio::time::timeout(timeout, TcpStream::connect((address, port))).await {
             Ok(Ok(stream)) => {
-                METRICS.connected(DNS_PROXY, started.elapsed());
+                forward.series.connected(started.elapsed());
                 forward.backends().mark_up(address);
                 return Ok((address, stream, failures));
             }
             Ok(Err(e)) => {
-                METRICS.upstream_failed(DNS_PROXY, UpstreamError::of(&e));
+                forward.series.upstream_failed(UpstreamError::of(&e));
                 failures.push(format!("{address}:{port}: {e}"));
             }
             Err(_) => {
-                METRICS.upstream_failed(DNS_PROXY, UpstreamError::Timeout);
+                forward.series.upstream_failed(UpstreamError::Timeout);
                 failures.push(format!(
                     "{address}:{port}: no connection within {timeout:?}"
                 ));

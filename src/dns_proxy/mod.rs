@@ -233,7 +233,7 @@ async fn accept_port(
         // captures beside the connection's future, in every connection's task.
         match permit {
             Some(permit) => {
-                let active = METRICS.open(DNS_PROXY, port);
+                let active = forward.series.open();
                 let held = (permit, active, cut.clone());
                 Either::Left(forward_connection(forward, config.clone(), client, peer, held))
             }

@@ -20,12 +20,14 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 mod labels;
+mod listener;
 
 pub use labels::{DNS_PROXY, HTTP_PROXY, Reload, Role, UpstreamError};
 use labels::{
     DecisionLabels, DirectionLabels, KindLabels, ListenerLabels, ReasonLabels, ResultLabels,
     RoleLabels, TargetLabels,
 };
+pub use listener::ListenerSeries;
 
 /// The metrics of this process.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
