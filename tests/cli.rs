@@ -197,12 +197,27 @@ fn help_mentions_every_role() {
         "http-proxy",
         "dns-proxy",
         "cni",
+        "reload",
+        "egress_metrics_address",
+        "egress_http_proxy_destination_file",
     ] {
         assert!(
             help.contains(role),
             "--help does not mention {role}:\n{stdout}"
         );
     }
+}
+
+#[test]
+fn reload_names_the_process_it_cannot_signal() {
+    // PID 2^22 + 1 is above the kernel's highest (pid_max): no such process.
+    let out = run(&["reload", "--pid", "4194305"], &[]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: sending SIGHUP to process 4194305"),
+        "{stderr}"
+    );
 }
 
 /// Run the binary for at most 5 s (a proxy that wrongly accepts its input would serve
