@@ -361,3 +361,44 @@ fn an_empty_address_turns_the_endpoint_off_and_a_bad_one_is_an_error() {
         "a metrics address that is no address",
     );
 }
+
+#[test]
+fn report_mode_counts_what_the_list_would_deny() {
+    let t = Topology::new();
+    t.router_ok(&[], &proxy_mode_env("http-proxy"));
+    let echo_server = Server::tcp_with(&t, "server", ECHO_PORT, echo_then_report);
+    let knobs = [("EGRESS_HTTP_PROXY_MODE", "report")];
+    let _p = spawn_http_proxy(&t, "!203.0.113.6\n203.0.113.5", &knobs);
+    let proxy = format!("{ROUTER_IP}:8080");
+    for target in ["203.0.113.5", "203.0.113.6", "203.0.113.7"] {
+        let (resp, _) = connect_tunnel(&t, &proxy, &format!("{target}:{ECHO_PORT}"));
+        assert_eq!(
+            resp.status(),
+            200,
+            "report mode lets {target} through: {resp:?}"
+        );
+    }
+    eventually(
+        Duration::from_secs(3),
+        "three tunnels at the server",
+        || match echo_server.accepted() {
+            3 => Ok(()),
+            n => Err(format!("{n} accepted")),
+        },
+    );
+    let (_, metrics) = get(
+        &t,
+        "client",
+        &format!("{ROUTER_IP}:{METRICS_PORT}"),
+        "/metrics",
+    );
+    let would_deny = |reason: &str| {
+        format!(r#"egress_router_report_would_deny_total{{role="http-proxy",reason="{reason}"}}"#)
+    };
+    assert_sample(&metrics, &would_deny("!203.0.113.6"), 1.0);
+    assert_sample(&metrics, &would_deny("default"), 1.0);
+    assert!(
+        !metrics.contains(&would_deny("203.0.113.5")),
+        "an allowed target is not counted:\n{metrics}"
+    );
+}
