@@ -2,7 +2,7 @@
 //! one access-log line, also when the connection is cut at the end of the grace
 //! period; and which resolved addresses may be backends at all.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use super::destination::Forwarder;
 use crate::config::address::{self, Class, OwnSockets};
 use crate::ops::metrics::{Active, DNS_PROXY, ListenerSeries, METRICS, UpstreamError};
 use crate::serve::access_log::{self, Line};
+use crate::serve::egress::{self, EgressSources, Route};
 use crate::serve::listener::Peer;
 use crate::serve::relay::{self, Counters, Transfer};
 use crate::serve::shutdown::{Shutdown, requested};
@@ -27,18 +28,18 @@ pub const MAX_TRIES: usize = 3;
 pub(super) struct Forward {
     pub(super) forwarder: Forwarder,
     pub(super) backends: Mutex<Backends>,
-    pub(super) own: OwnSockets,
+    pub(super) reach: Reach,
     pub(super) series: ListenerSeries,
 }
 
 impl Forward {
-    /// A forward of `forwarder` to `backends`, `own` being the proxy's own listeners.
-    pub(super) fn new(forwarder: Forwarder, backends: Backends, own: OwnSockets) -> Arc<Self> {
+    /// A forward of `forwarder` to `backends`, which may dial what `reach` allows.
+    pub(super) fn new(forwarder: Forwarder, backends: Backends, reach: Reach) -> Arc<Self> {
         Arc::new(Forward {
             series: METRICS.listener(DNS_PROXY, forwarder.port),
             forwarder,
             backends: Mutex::new(backends),
-            own,
+            reach,
         })
     }
 
@@ -52,16 +53,27 @@ impl Forward {
 /// The addresses of `found` that may be backends for `target_port`, canonical: none
 /// that is never dialed, loopback, or one of the proxy's own listeners (a DNS answer
 /// must not turn the forwarder onto the pod itself).
-pub fn dialable(found: &[IpAddr], target_port: u16, own: &OwnSockets) -> Vec<IpAddr> {
+pub fn dialable(found: &[IpAddr], target_port: u16, reach: &Reach) -> Vec<IpAddr> {
     found
         .iter()
         .map(|a| address::canonical(*a))
         .filter(|a| {
             !matches!(address::class(*a), Class::Never(_))
                 && !a.is_loopback()
-                && !own.contains(*a, target_port)
+                && !reach.own.contains(*a, target_port)
+                && reach.egress.route(*a).is_ok()
         })
         .collect()
+}
+
+/// What the forwarders may dial: not the proxy's own listeners, and only addresses of
+/// a family that has an egress address (SPEC section 10).
+#[derive(Debug, Clone)]
+pub struct Reach {
+    /// The proxy's own listeners.
+    pub own: OwnSockets,
+    /// The egress address of each family.
+    pub egress: EgressSources,
 }
 
 /// Connects to a backend (up to [`MAX_TRIES`] attempts), relays, and logs one line,
@@ -137,7 +149,9 @@ async fn connect_backend(forward: &Forward, timeout: Duration) -> Attempt {
         };
         tried.push(address);
         let started = Instant::now();
-        match tokio::time::timeout(timeout, TcpStream::connect((address, port))).await {
+        let route = forward.reach.egress.route(address).unwrap_or(Route::Table);
+        let connecting = egress::connect(SocketAddr::new(address, port), route);
+        match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(stream)) => {
                 forward.series.connected(started.elapsed());
                 forward.backends().mark_up(address);
@@ -170,6 +184,13 @@ mod tests {
             ports: vec![5432],
             addresses: vec![ip("192.0.2.70")],
         };
+        let reach = Reach {
+            own,
+            egress: EgressSources {
+                v4: Some("198.51.100.99".parse().unwrap()),
+                v6: None,
+            },
+        };
         let found = [
             "203.0.113.5",
             "::ffff:203.0.113.6",
@@ -179,14 +200,16 @@ mod tests {
             "224.0.0.1",
             "192.0.2.70",
             "2002:cb00:7105::1",
+            "2001:db8:2::5",
         ]
         .map(ip);
         assert_eq!(
-            dialable(&found, 5432, &own),
-            vec![ip("203.0.113.5"), ip("203.0.113.6")]
+            dialable(&found, 5432, &reach),
+            vec![ip("203.0.113.5"), ip("203.0.113.6")],
+            "nor an IPv6 address without an IPv6 egress address"
         );
         assert_eq!(
-            dialable(&[ip("192.0.2.70")], 80, &own),
+            dialable(&[ip("192.0.2.70")], 80, &reach),
             vec![ip("192.0.2.70")],
             "another port of the pod is not the proxy"
         );

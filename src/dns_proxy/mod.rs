@@ -75,15 +75,16 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         .chain(metrics_port)
         .collect();
     let reloader = Reloader::new(&config, fixed_ports, startup::resolver(&config)?);
-    let own = reloader.own_sockets(&config.forwarders)?;
+    let reach = reloader.reach(&config.forwarders)?;
+    info!(ipv4 = ?reach.egress.v4, ipv6 = ?reach.egress.v6, "egress addresses on {}", crate::setup::MACVLAN);
     let resolver = reloader.resolver().await;
     let lookups = startup::first_lookups(&config, &config.forwarders, resolver.as_ref()).await;
     let mut forwards = Vec::new();
     let mut listeners = Vec::new();
     for (forwarder, lookup) in config.forwarders.iter().zip(lookups) {
-        let (backends, first_refresh) = startup::backends(&config, forwarder, lookup, &own)?;
+        let (backends, first_refresh) = startup::backends(&config, forwarder, lookup, &reach)?;
         forwards.push((
-            Forward::new(forwarder.clone(), backends, own.clone()),
+            Forward::new(forwarder.clone(), backends, reach.clone()),
             first_refresh,
         ));
         listeners.push(listener::bind_all(forwarder.port, workers::count())?);

@@ -35,7 +35,7 @@ pub(super) async fn refresh(
                 let addresses = dialable(
                     &found.addresses,
                     forward.forwarder.target_port,
-                    &forward.own,
+                    &forward.reach,
                 );
                 if addresses.len() < found.addresses.len() {
                     warn!(port = forward.forwarder.port, target = %name, answer = ?found.addresses, "skipping addresses never dialed (loopback, special or this proxy's own listener)");

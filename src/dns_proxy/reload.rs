@@ -15,13 +15,14 @@ use super::answer::{self, Names};
 use super::backends::Backends;
 use super::config::{DnsProxyConfig, LIST};
 use super::destination::{Forwarder, Target, parse_forwarders};
-use super::forward::{Forward, dialable};
+use super::forward::{Forward, Reach, dialable};
 use super::live::{self, Live, Slot};
 use super::{MIN_REFRESH, refresh, startup};
 use crate::config::address::{self, OwnSockets};
 use crate::config::lines::first_bad_line;
 use crate::error::{Error, Result};
 use crate::ops::metrics::{DNS_PROXY, METRICS};
+use crate::serve::egress::EgressSources;
 use crate::serve::list_watch::{self, ListFile, Refused};
 use crate::serve::listener;
 use crate::serve::resolver::{Families, Resolver};
@@ -78,17 +79,20 @@ impl Reloader {
         }
     }
 
-    /// The proxy's own listeners with `forwarders`: never a backend.
-    pub(super) fn own_sockets(&self, forwarders: &[Forwarder]) -> Result<OwnSockets> {
-        Ok(OwnSockets {
+    /// What forwarders may dial with `forwarders` in service: not the proxy's own
+    /// listeners, only families with an egress address (both read now).
+    pub(super) fn reach(&self, forwarders: &[Forwarder]) -> Result<Reach> {
+        let listing = |e| Error::io("listing this pod's addresses", e);
+        let own = OwnSockets {
             ports: forwarders
                 .iter()
                 .map(|f| f.port)
                 .chain(self.fixed_ports.iter().copied())
                 .collect(),
-            addresses: address::local_addresses()
-                .map_err(|e| Error::io("listing this pod's addresses", e))?,
-        })
+            addresses: address::local_addresses().map_err(listing)?,
+        };
+        let egress = EgressSources::observe().map_err(listing)?;
+        Ok(Reach { own, egress })
     }
 
     /// The resolver, when one was needed so far.
@@ -135,7 +139,7 @@ impl Reloader {
         let old = self.live.forwards();
         let old_lines: Vec<Forwarder> = old.iter().map(|f| f.forwarder.clone()).collect();
         let changes = live::plan(&old_lines, &lines);
-        let own = self.own_sockets(&lines).map_err(refused)?;
+        let reach = self.reach(&lines).map_err(refused)?;
         let (rebuilt, fresh): (Vec<Forwarder>, Vec<Forwarder>) = changes
             .replaced
             .iter()
@@ -153,10 +157,10 @@ impl Reloader {
         let lookups = startup::first_lookups(&self.config, &looked_up, resolver.as_ref()).await;
         let mut built = Vec::new();
         for (forwarder, lookup) in looked_up.iter().zip(lookups) {
-            let (backends, first) = startup::backends(&self.config, forwarder, lookup, &own)
+            let (backends, first) = startup::backends(&self.config, forwarder, lookup, &reach)
                 .map_err(|e| refused(LIST.blame_file(e, file)))?;
             built.push((
-                Forward::new(forwarder.clone(), backends, own.clone()),
+                Forward::new(forwarder.clone(), backends, reach.clone()),
                 first,
             ));
         }
@@ -165,9 +169,9 @@ impl Reloader {
             let addresses = previous
                 .map(|f| f.backends().addresses())
                 .unwrap_or_default();
-            let backends = Backends::new(&dialable(&addresses, forwarder.target_port, &own));
+            let backends = Backends::new(&dialable(&addresses, forwarder.target_port, &reach));
             let first = matches!(forwarder.target, Target::Name(_)).then_some(MIN_REFRESH);
-            built.push((Forward::new(forwarder, backends, own.clone()), first));
+            built.push((Forward::new(forwarder, backends, reach.clone()), first));
         }
         let mut sockets = Vec::new();
         for forwarder in &changes.added {

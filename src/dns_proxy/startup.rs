@@ -9,9 +9,8 @@ use tracing::{info, warn};
 use super::backends::Backends;
 use super::config::{DnsProxyConfig, LIST};
 use super::destination::{Forwarder, Target};
-use super::forward::dialable;
+use super::forward::{Reach, dialable};
 use super::{MIN_REFRESH, refresh_delay};
-use crate::config::address::OwnSockets;
 use crate::error::{Error, Result};
 use crate::ops::metrics::METRICS;
 use crate::serve::resolver::{Addresses, Families, Resolver};
@@ -62,11 +61,11 @@ pub fn backends(
     config: &DnsProxyConfig,
     forwarder: &Forwarder,
     lookup: Lookup,
-    own: &OwnSockets,
+    reach: &Reach,
 ) -> Result<(Backends, Option<Duration>)> {
     let lookup = lookup.map(|found| {
         let found = found?;
-        let addresses = dialable(&found.addresses, forwarder.target_port, own);
+        let addresses = dialable(&found.addresses, forwarder.target_port, reach);
         if addresses.is_empty() {
             return Err(format!(
                 "resolves only to addresses never dialed (loopback, special or this proxy's own listener): {:?}",
@@ -77,7 +76,13 @@ pub fn backends(
     });
     match (&forwarder.target, lookup) {
         (Target::Address(ip), _) => {
-            if own.contains(IpAddr::V4(*ip), forwarder.target_port) {
+            if let Err(reason) = reach.egress.route(IpAddr::V4(*ip)) {
+                return Err(Error::config(
+                    LIST.inline,
+                    format!("port {}: target {ip}: {reason}", forwarder.port),
+                ));
+            }
+            if reach.own.contains(IpAddr::V4(*ip), forwarder.target_port) {
                 return Err(Error::config(
                     LIST.inline,
                     format!(

@@ -40,6 +40,7 @@ use crate::ops::{
     health::{self, RoleStatus},
     metrics::{Active, HTTP_PROXY, METRICS},
 };
+use crate::serve::egress::EgressSources;
 use crate::serve::limits::{self, ConnectionSlots};
 use crate::serve::list_watch::{self, ListFile};
 use crate::serve::listener::{self, Peer};
@@ -60,16 +61,24 @@ pub struct Proxy {
     /// The ports the pod itself listens on (the proxy's, the metrics endpoint's):
     /// never dialed on the pod's own addresses.
     pub own_ports: Vec<u16>,
+    /// The egress address of each family: destinations are dialed from them.
+    pub egress: EgressSources,
 }
 
 impl Proxy {
-    /// A proxy deciding with `config`'s rules.
-    pub fn new(config: ProxyConfig, resolver: Resolver, own_ports: Vec<u16>) -> Self {
+    /// A proxy deciding with `config`'s rules, dialing from `egress`.
+    pub fn new(
+        config: ProxyConfig,
+        resolver: Resolver,
+        own_ports: Vec<u16>,
+        egress: EgressSources,
+    ) -> Self {
         Proxy {
             rules: RwLock::new(Arc::new(config.rules.clone())),
             config,
             resolver,
             own_ports,
+            egress,
         }
     }
 
@@ -116,7 +125,10 @@ pub async fn run(config: ProxyConfig) -> Result<()> {
     .await?;
     let own_ports = [Some(config.port), metrics].into_iter().flatten().collect();
     let resolver = Resolver::from_system(Families::Both)?;
-    let proxy = Arc::new(Proxy::new(config, resolver, own_ports));
+    let egress =
+        EgressSources::observe().map_err(|e| Error::io("listing this pod's addresses", e))?;
+    info!(ipv4 = ?egress.v4, ipv6 = ?egress.v6, "egress addresses on {}", crate::setup::MACVLAN);
+    let proxy = Arc::new(Proxy::new(config, resolver, own_ports, egress));
     match &proxy.config.list_file {
         Some((path, text)) => {
             let file = ListFile::watch(path.clone(), text.clone())?;

@@ -1,7 +1,7 @@
 //! From a parsed target to a connected socket: decide, resolve only when the decision
 //! needs it, and dial exactly one of the addresses that were checked.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -12,6 +12,7 @@ use super::policy::{self, Decision, Host};
 use super::request_log::RequestLog;
 use crate::config::address::{self, OwnSockets};
 use crate::ops::metrics::{HTTP_PROXY, METRICS, UpstreamError};
+use crate::serve::egress::{self, EgressSources, Route};
 
 /// Why a request gets an error response instead of being proxied.
 #[derive(Debug)]
@@ -95,7 +96,31 @@ pub async fn open(
         let reason = unresolved.unwrap_or_else(|| format!("{host} has no address"));
         return Err(Refusal::new(StatusCode::BAD_GATEWAY, reason));
     }
-    dial(&addresses, port, proxy.config.connect_timeout, host).await
+    let routes = routes(&proxy.egress, &addresses).map_err(|reason| {
+        METRICS.upstream_failed(HTTP_PROXY, UpstreamError::Other);
+        Refusal::new(StatusCode::BAD_GATEWAY, format!("{host}: {reason}"))
+    })?;
+    dial(&routes, port, proxy.config.connect_timeout, host).await
+}
+
+/// How to dial each of `addresses` whose family has an egress address; when none has,
+/// why the first could not be dialed.
+fn routes(egress: &EgressSources, addresses: &[IpAddr]) -> Result<Vec<(IpAddr, Route)>, String> {
+    let mut refused = None;
+    let routes: Vec<_> = addresses
+        .iter()
+        .filter_map(|address| match egress.route(*address) {
+            Ok(route) => Some((*address, route)),
+            Err(reason) => {
+                refused.get_or_insert(reason);
+                None
+            }
+        })
+        .collect();
+    match refused {
+        Some(reason) if routes.is_empty() => Err(reason),
+        _ => Ok(routes),
+    }
 }
 
 /// The proxy's own listeners as the decision needs them: the local addresses are
@@ -118,9 +143,9 @@ fn own_listener(own_ports: &[u16], port: u16) -> Result<OwnSockets, Refusal> {
     })
 }
 
-/// Tries `addresses` in order within one overall `timeout`.
+/// Tries `addresses` in order, each by its route, within one overall `timeout`.
 async fn dial(
-    addresses: &[IpAddr],
+    addresses: &[(IpAddr, Route)],
     port: u16,
     timeout: Duration,
     host: &Host,
@@ -128,8 +153,8 @@ async fn dial(
     let started = Instant::now();
     let attempts = async {
         let mut last = None;
-        for address in addresses {
-            match TcpStream::connect((*address, port)).await {
+        for (address, route) in addresses {
+            match egress::connect(SocketAddr::new(*address, port), *route).await {
                 Ok(stream) => return Ok(stream),
                 Err(e) => {
                     METRICS.upstream_failed(HTTP_PROXY, UpstreamError::of(&e));

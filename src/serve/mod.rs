@@ -5,6 +5,7 @@
 //! per core, each with its own runtime and listening sockets.
 
 pub mod access_log;
+pub mod egress;
 pub mod limits;
 pub mod list_watch;
 pub mod listener;

@@ -1,0 +1,154 @@
+//! Dialing out through the egress interface (SPEC section 10): each destination from
+//! the egress address of its family on `macvlan0`, which the proxies find there (they
+//! are not told `EGRESS_SOURCE`), and never through `eth0`.
+//!
+//! IPv4 leaves by the main table's default route, which the setup points at `macvlan0`
+//! (the readiness check watches it). IPv6 is bound to the egress address and to
+//! `macvlan0` itself (`SO_BINDTODEVICE`, unprivileged since Linux 5.7), because the
+//! pod's own default IPv6 route leads to `eth0`: without an IPv6 egress address, an
+//! IPv6 destination is refused rather than dialed with a cluster address.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::setup::MACVLAN;
+
+/// The egress address of each family found on the egress interface.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EgressSources {
+    /// Its IPv4 address.
+    pub v4: Option<Ipv4Addr>,
+    /// Its IPv6 address that is not link-local.
+    pub v6: Option<Ipv6Addr>,
+}
+
+/// How to dial one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// As the routing table says: IPv4 (the default route is the egress interface's) or
+    /// loopback (it never leaves the pod).
+    Table,
+    /// From this IPv6 address, on the egress interface.
+    Bound(Ipv6Addr),
+}
+
+impl EgressSources {
+    /// The egress addresses among `addresses` (interface name, address).
+    pub fn from_interfaces<'a>(addresses: impl IntoIterator<Item = (&'a str, IpAddr)>) -> Self {
+        let mut found = EgressSources::default();
+        for (name, address) in addresses {
+            match address {
+                _ if name != MACVLAN => {}
+                IpAddr::V4(v4) => {
+                    found.v4.get_or_insert(v4);
+                }
+                IpAddr::V6(v6) if !v6.is_unicast_link_local() && !v6.is_loopback() => {
+                    found.v6.get_or_insert(v6);
+                }
+                IpAddr::V6(_) => {}
+            }
+        }
+        found
+    }
+
+    /// The egress addresses of this network namespace now.
+    pub fn observe() -> std::io::Result<Self> {
+        let mut found = Vec::new();
+        for interface in nix::ifaddrs::getifaddrs()? {
+            let Some(socket) = interface.address else {
+                continue;
+            };
+            let address = match (socket.as_sockaddr_in(), socket.as_sockaddr_in6()) {
+                (Some(v4), _) => IpAddr::V4(v4.ip()),
+                (None, Some(v6)) => IpAddr::V6(v6.ip()),
+                (None, None) => continue,
+            };
+            found.push((interface.interface_name, address));
+        }
+        Ok(Self::from_interfaces(
+            found
+                .iter()
+                .map(|(name, address)| (name.as_str(), *address)),
+        ))
+    }
+
+    /// How `destination` (canonical) is dialed, or why it is not: its family has no
+    /// egress address. Loopback never leaves the pod; link-local IPv6 needs an
+    /// interface of its own and is not dialed.
+    pub fn route(&self, destination: IpAddr) -> Result<Route, String> {
+        match destination {
+            _ if destination.is_loopback() => Ok(Route::Table),
+            IpAddr::V4(_) if self.v4.is_some() => Ok(Route::Table),
+            IpAddr::V4(_) => Err(format!("{MACVLAN} has no IPv4 egress address")),
+            IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+                Err(format!("{destination} is link-local: not dialed"))
+            }
+            IpAddr::V6(_) => self.v6.map(Route::Bound).ok_or_else(|| {
+                format!(
+                    "{MACVLAN} has no IPv6 egress address (the connection would leave through eth0)"
+                )
+            }),
+        }
+    }
+}
+
+/// Connects to `destination` the way `route` says.
+pub async fn connect(destination: SocketAddr, route: Route) -> std::io::Result<TcpStream> {
+    match route {
+        Route::Table => TcpStream::connect(destination).await,
+        Route::Bound(source) => {
+            let socket = TcpSocket::new_v6()?;
+            socket.bind_device(Some(MACVLAN.as_bytes()))?;
+            socket.bind(SocketAddr::new(IpAddr::V6(source), 0))?;
+            socket.connect(destination).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn each_family_leaves_from_its_egress_address_or_not_at_all() {
+        let found = EgressSources::from_interfaces([
+            ("eth0", ip("192.0.2.70")),
+            ("eth0", ip("2001:db8:9::70")),
+            ("macvlan0", ip("fe80::1")),
+            ("macvlan0", ip("198.51.100.99")),
+            ("macvlan0", ip("2001:db8:1::99")),
+        ]);
+        let v6: Ipv6Addr = "2001:db8:1::99".parse().unwrap();
+        assert_eq!(found.v4, Some("198.51.100.99".parse().unwrap()));
+        assert_eq!(found.v6, Some(v6));
+        assert_eq!(found.route(ip("203.0.113.5")), Ok(Route::Table));
+        assert_eq!(found.route(ip("2001:db8:2::5")), Ok(Route::Bound(v6)));
+        assert!(found.route(ip("fe80::5")).is_err());
+
+        let ipv4_only = EgressSources::from_interfaces([
+            ("eth0", ip("2001:db8:9::70")),
+            ("macvlan0", ip("198.51.100.99")),
+            ("macvlan0", ip("fe80::1")),
+        ]);
+        assert_eq!(
+            ipv4_only.v6, None,
+            "a link-local address is no egress address"
+        );
+        let refused = ipv4_only.route(ip("2001:db8:2::5")).unwrap_err();
+        assert!(refused.contains("no IPv6 egress address"), "{refused}");
+        assert_eq!(
+            ipv4_only.route(ip("::1")),
+            Ok(Route::Table),
+            "loopback stays in the pod"
+        );
+
+        let none = EgressSources::default();
+        assert!(none.route(ip("203.0.113.5")).is_err());
+        assert_eq!(none.route(ip("127.0.0.1")), Ok(Route::Table));
+    }
+}
