@@ -182,12 +182,18 @@ fn http_proxy_follows_its_list_file_keeps_the_last_good_one_and_reloads_on_sighu
     );
 }
 
-#[test]
-fn dns_proxy_follows_a_configmap_swap_adding_changing_and_removing_listeners() {
+/// A topology whose router is set up in dns-proxy mode, its servers answering on
+/// [`LINE_PORT`], and a list directory `name`; they are removed in reverse order.
+fn dns_lab(name: &str) -> (Topology, Server, ListDir) {
     let t = Topology::new();
     t.router_ok(&[], &proxy_mode_env("dns-proxy"));
-    let _line = t.tcp_server(LINE_PORT);
-    let dir = ListDir::new("dns");
+    let line = t.tcp_server(LINE_PORT);
+    (t, line, ListDir::new(name))
+}
+
+#[test]
+fn dns_proxy_follows_a_configmap_swap_adding_changing_and_removing_listeners() {
+    let (t, _line, dir) = dns_lab("dns");
     dir.configmap("forwarders", "v1", "8000 203.0.113.5 80\n");
     let var = "EGRESS_DNS_PROXY_DESTINATION_FILE";
     let mut p = start(&t, var, &dir.path("forwarders"), "dns proxy listening", 1);
@@ -278,10 +284,7 @@ fn dns_proxy_follows_a_configmap_swap_adding_changing_and_removing_listeners() {
 
 #[test]
 fn no_connection_is_lost_while_the_list_changes_under_load() {
-    let t = Topology::new();
-    t.router_ok(&[], &proxy_mode_env("dns-proxy"));
-    let _line = t.tcp_server(LINE_PORT);
-    let dir = ListDir::new("load");
+    let (t, _line, dir) = dns_lab("load");
     let lists = [
         "8000 203.0.113.5 80\n",
         "8000 203.0.113.5 80\n8001 203.0.113.6 80\n",
