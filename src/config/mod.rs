@@ -3,12 +3,13 @@
 //! addresses for every parser, [`lines`] the one reader of the line-list format,
 //! [`router`] the router variables, [`redirect`] the `EGRESS_DESTINATION` list,
 //! [`env_file`] the `--env-file` format of `validate`, [`list_file`] a list given in
-//! its variable or in a file.
+//! its variable or in a file, [`metrics_address`] where the operations endpoint listens.
 
 pub mod address;
 pub mod env_file;
 pub mod lines;
 pub mod list_file;
+pub mod metrics_address;
 pub mod names;
 pub mod redirect;
 pub mod router;

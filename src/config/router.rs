@@ -10,10 +10,10 @@ use std::net::Ipv4Addr;
 use serde::Deserialize;
 
 use crate::config::address::is_unicast;
+use crate::config::metrics_address::MetricsAddress;
 use crate::config::redirect::{Destination, parse_destinations};
 use crate::config::vars::Vars;
 use crate::error::{Error, Result};
-use crate::ops::address::MetricsAddress;
 
 /// What the router does after validating its configuration (`EGRESS_ROUTER_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use std::time::Duration;
 use super::destination::{self, Forwarder};
 use crate::config::address;
 use crate::config::list_file::ListVars;
+use crate::config::metrics_address::MetricsAddress;
 use crate::config::vars::{DurationRange, Vars};
 use crate::error::{Error, Result};
-use crate::ops::address::MetricsAddress;
 use crate::serve::limits::ConnectionCap;
 
 /// `EGRESS_DNS_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.

@@ -21,9 +21,10 @@ use super::{MIN_REFRESH, refresh, startup};
 use crate::config::address::{self, OwnSockets};
 use crate::config::lines::first_bad_line;
 use crate::error::{Error, Result};
+use crate::ops::list_reload::{self, Refused};
 use crate::ops::metrics::{DNS_PROXY, METRICS};
 use crate::serve::egress::EgressSources;
-use crate::serve::list_watch::{self, ListFile, Refused};
+use crate::serve::list_watch::ListFile;
 use crate::serve::listener;
 use crate::serve::resolver::{Families, Resolver};
 use crate::serve::shutdown::Shutdown;
@@ -118,7 +119,7 @@ impl Reloader {
     ) {
         let reloader = self.clone();
         let apply = move |text| reloader.clone().apply(text);
-        list_watch::follow(file, DNS_PROXY, initial, apply, shutdown).await;
+        list_reload::follow(file, DNS_PROXY, initial, apply, shutdown).await;
     }
 
     /// Puts the list `text` in service, or refuses it and changes nothing. Everything

@@ -8,8 +8,9 @@ use super::Proxy;
 use super::config::LIST;
 use super::rules::parse_rules;
 use crate::config::lines::first_bad_line;
+use crate::ops::list_reload::{self, Refused};
 use crate::ops::metrics::HTTP_PROXY;
-use crate::serve::list_watch::{self, ListFile, Refused};
+use crate::serve::list_watch::ListFile;
 use crate::serve::shutdown::Shutdown;
 
 /// Follows `file` (whose text `initial` is in use) until shutdown.
@@ -30,5 +31,5 @@ pub(super) async fn follow(file: ListFile, proxy: Arc<Proxy>, initial: String, s
         };
         std::future::ready(outcome)
     };
-    list_watch::follow(file, HTTP_PROXY, initial, apply, shutdown).await;
+    list_reload::follow(file, HTTP_PROXY, initial, apply, shutdown).await;
 }

@@ -1,16 +1,16 @@
 //! Operations (SPEC section 9): what an operator watches while a serving role runs.
 //!
-//! - [`address`]: `EGRESS_METRICS_ADDRESS` (pure).
 //! - [`metrics`]: the metrics recorded while serving, in one process-wide registry.
 //! - [`process`]: start time, descriptors and build information, read at scrape time.
 //! - [`nat`]: the kernel's counters of the redirect NAT rules (the dump's parser is pure).
 //! - [`health`]: what a role's readiness depends on, checked at most every 5 s.
+//! - [`list_reload`]: following a list file, each outcome logged and counted.
 //! - [`endpoint`]: the listener serving `/metrics`, `/healthz` and `/readyz`.
 //! - this module: starting the endpoint beside a role.
 
-pub mod address;
 pub mod endpoint;
 pub mod health;
+pub mod list_reload;
 pub mod metrics;
 pub mod nat;
 pub mod process;
@@ -21,10 +21,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::config::metrics_address::{DEFAULT_PORT, MetricsAddress, VAR};
 use crate::error::{Error, Result};
 use crate::serve::listener;
 use crate::serve::shutdown::Shutdown;
-use address::{DEFAULT_PORT, MetricsAddress, VAR};
 use health::{Health, RoleStatus};
 
 /// Binds the endpoint `address` says (none when it is off) and serves it on the current

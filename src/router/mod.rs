@@ -6,11 +6,11 @@ use tracing::{debug, error, info, warn};
 
 mod status;
 
+use crate::config::metrics_address::MetricsAddress;
 use crate::config::redirect::{Destination, Protocol};
 use crate::config::router::{RouterConfig, RouterMode};
 use crate::error::{Error, Result};
 use crate::ops;
-use crate::ops::address::MetricsAddress;
 use crate::serve::shutdown;
 use crate::setup::firewall;
 use crate::setup::{self, Intent, MACVLAN, Namespace, announce};

@@ -11,7 +11,6 @@
 //! cannot see (a path whose directory is itself replaced), and retries a list refused
 //! for a passing cause (a name that did not resolve, a port that was busy).
 
-use std::future::Future;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,13 +19,10 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::{Interval, MissedTickBehavior};
-use tracing::{error, info};
 
 use super::shutdown::{Shutdown, requested};
-use crate::config::lines;
 use crate::config::list_file::read_file;
 use crate::error::{Error, Result};
-use crate::ops::metrics::{METRICS, Reload, Role};
 
 /// How long events must stop before the file is read.
 pub const SETTLE: Duration = Duration::from_millis(100);
@@ -190,57 +186,6 @@ async fn settle(events: Option<&AsyncFd<Watch>>, name: &std::ffi::OsStr) {
     let _ = tokio::time::timeout(SETTLE_AT_MOST, quiet).await;
 }
 
-/// Follows `file` until `shutdown`: each new content (whose text `initial` was applied
-/// at start) goes to `apply`, which parses it whole and puts it in use, returning how
-/// many entries the list now has, or refuses it with the reason and, when one line is
-/// at fault, its number. Every outcome is logged (the entries added and removed when
-/// applied) and counted; a refused or unreadable content leaves the last list in use.
-pub async fn follow<F, Fut>(
-    mut file: ListFile,
-    role: Role,
-    initial: String,
-    mut apply: F,
-    mut shutdown: Shutdown,
-) where
-    F: FnMut(String) -> Fut,
-    Fut: Future<Output = std::result::Result<usize, Refused>>,
-{
-    let mut applied = initial;
-    METRICS.list_followed(role);
-    while let Some((trigger, read)) = file.next(&mut shutdown).await {
-        let path = file.path().display().to_string();
-        let text = match read {
-            Ok(text) => text,
-            Err(reason) => {
-                error!(file = %path, %reason, "cannot read the list file; the last list stays in use");
-                METRICS.reloaded(role, Reload::Unreadable);
-                continue;
-            }
-        };
-        let outcome = tokio::select! {
-            _ = requested(&mut shutdown) => return,
-            outcome = apply(text.clone()) => outcome,
-        };
-        match outcome {
-            Ok(entries) => {
-                let (added, removed) = lines::diff(&applied, &text);
-                info!(file = %path, ?trigger, entries, ?added, ?removed, "list reloaded");
-                METRICS.reloaded(role, Reload::Applied);
-                applied = text;
-            }
-            Err(refused) if refused.retry => {
-                error!(file = %path, reason = %refused.reason, "list file not applied (tried again within {RECHECK:?}); the last list stays in use");
-                METRICS.reloaded(role, Reload::Failed);
-                file.retry_later();
-            }
-            Err(refused) => {
-                error!(file = %path, line = ?refused.line, reason = %refused.reason, "list file refused; the last list stays in use");
-                METRICS.reloaded(role, Reload::Invalid);
-            }
-        }
-    }
-}
-
 /// For a proxy whose list is not in a file: SIGHUP is logged, and no longer ends the
 /// process (`egress-router reload` sent to it by mistake).
 pub fn log_hangups() -> Result<()> {
@@ -261,17 +206,6 @@ pub fn request_reload(pid: i32) -> Result<()> {
         nix::sys::signal::Signal::SIGHUP,
     )
     .map_err(|e| Error::io(format!("sending SIGHUP to process {pid}"), e.into()))
-}
-
-/// Why a new list was not applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    /// The line at fault (from 1), when one is.
-    pub line: Option<usize>,
-    /// What is wrong.
-    pub reason: String,
-    /// Whether the cause may pass (a lookup, a busy port): the list is tried again.
-    pub retry: bool,
 }
 
 #[cfg(test)]

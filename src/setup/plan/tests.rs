@@ -24,7 +24,7 @@ fn config(mode: RouterMode) -> Intent {
         mode,
         destinations: Vec::new(),
         backend: BackendChoice::Auto,
-        metrics: crate::ops::address::MetricsAddress::Off,
+        metrics: crate::config::metrics_address::MetricsAddress::Off,
     })
 }
 
