@@ -114,3 +114,33 @@ pub fn backends(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::address::OwnSockets;
+    use crate::config::vars::Vars;
+    use crate::serve::egress::EgressSources;
+
+    #[test]
+    fn a_literal_target_of_a_family_without_an_egress_address_is_a_configuration_error() {
+        let vars = Vars::from_pairs([("EGRESS_DNS_PROXY_DESTINATION", "80 203.0.113.5")]);
+        let config = DnsProxyConfig::from_vars(&vars).unwrap();
+        let mut reach = Reach {
+            own: OwnSockets {
+                ports: vec![80],
+                addresses: Vec::new(),
+            },
+            egress: EgressSources::default(),
+        };
+        let error = backends(&config, &config.forwarders[0], None, &reach)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("EGRESS_DNS_PROXY_DESTINATION") && error.contains("no IPv4 egress"),
+            "{error}"
+        );
+        reach.egress.v4 = Some("198.51.100.99".parse().unwrap());
+        assert!(backends(&config, &config.forwarders[0], None, &reach).is_ok());
+    }
+}
