@@ -34,8 +34,8 @@ Router variables:
 
 Every role:
   EGRESS_LOG_FORMAT        text (default) | json: log line format
-  EGRESS_METRICS_ADDRESS   :9090 (default) | [IP]:PORT | empty (off): /metrics, /healthz,
-                           /readyz of the proxies, redirect and legacy
+  EGRESS_METRICS_ADDRESS   :9090 (default) | :PORT | IPV4:PORT | [IPV6]:PORT | empty (off):
+                           /metrics, /healthz, /readyz of the proxies, redirect, legacy
   RUST_LOG                 replaces the log filter (default warn,egress_router=info)
 
 HTTP proxy: EGRESS_HTTP_PROXY_DESTINATION, EGRESS_HTTP_PROXY_MODE (enforce | report),
@@ -85,7 +85,7 @@ enum Command {
     /// proxy of the container this runs in (`kubectl exec POD -- egress-router reload`).
     Reload {
         /// The proxy's process id.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
         pid: i32,
     },
     /// Internal: send the delayed unsolicited ARP request.
@@ -135,6 +135,8 @@ fn main() -> ExitCode {
     if let Some(Command::Validate { env_file, mode }) = cli.command {
         return validate(env_file.as_deref(), mode.as_deref());
     }
+    // The process's start time, for `process_start_time_seconds`: the metrics are made now.
+    std::sync::LazyLock::force(&egress_router::ops::metrics::METRICS);
     let vars = Vars::from_process();
     if let Err(e) = vars.check_utf8() {
         return report(&e);

@@ -218,6 +218,13 @@ fn reload_names_the_process_it_cannot_signal() {
         stderr.contains("error: sending SIGHUP to process 4194305"),
         "{stderr}"
     );
+    // 0 would signal this process's group, -1 every process it may signal.
+    for pid in ["0", "-1"] {
+        let out = run(&["reload", &format!("--pid={pid}")], &[]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "--pid={pid}: {stderr}");
+        assert!(stderr.contains("--pid"), "{stderr}");
+    }
 }
 
 /// Run the binary for at most 5 s (a proxy that wrongly accepts its input would serve

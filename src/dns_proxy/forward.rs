@@ -15,7 +15,7 @@ use super::destination::Forwarder;
 use crate::config::address::{self, Class, OwnSockets};
 use crate::ops::metrics::{Active, DNS_PROXY, ListenerSeries, METRICS, UpstreamError};
 use crate::serve::access_log::{self, Line};
-use crate::serve::egress::{self, EgressSources, Route};
+use crate::serve::egress::{self, EgressSources};
 use crate::serve::listener::Peer;
 use crate::serve::relay::{self, Counters, Transfer};
 use crate::serve::shutdown::{Shutdown, requested};
@@ -149,7 +149,15 @@ async fn connect_backend(forward: &Forward, timeout: Duration) -> Attempt {
         };
         tried.push(address);
         let started = Instant::now();
-        let route = forward.reach.egress.route(address).unwrap_or(Route::Table);
+        let route = match forward.reach.egress.route(address) {
+            Ok(route) => route,
+            Err(reason) => {
+                // Backends are dialable ones; one that is not is never dialed.
+                forward.series.upstream_failed(UpstreamError::Other);
+                failures.push(format!("{address}:{port}: {reason}"));
+                continue;
+            }
+        };
         let connecting = egress::connect(SocketAddr::new(address, port), route);
         match tokio::time::timeout(timeout, connecting).await {
             Ok(Ok(stream)) => {

@@ -4,6 +4,7 @@
 //! notices that stop its accept loops and its re-resolution. What a new list changes
 //! is planned by [`plan`] (pure).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
@@ -35,9 +36,13 @@ struct Entry {
     resolving: watch::Sender<bool>,
 }
 
-/// Every port in service.
+/// Every port in service, and whether the proxy stops (a port put in service after
+/// that is stopped at once).
 #[derive(Default)]
-pub struct Live(Mutex<Vec<Entry>>);
+pub struct Live {
+    entries: Mutex<Vec<Entry>>,
+    stopped: AtomicBool,
+}
 
 /// A port newly put in service: what its accept loops and its re-resolution wait on.
 pub struct Started {
@@ -51,7 +56,7 @@ pub struct Started {
 
 impl Live {
     fn entries(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The forwards in service, in the order their ports were put in service.
@@ -64,7 +69,11 @@ impl Live {
         let (listening, listening_notice) = watch::channel(false);
         let (resolving, resolving_notice) = watch::channel(false);
         let slot = Arc::new(Slot(RwLock::new(forward)));
-        self.entries().push(Entry {
+        let mut entries = self.entries();
+        if self.stopped.load(Ordering::SeqCst) {
+            let _ = (listening.send(true), resolving.send(true));
+        }
+        entries.push(Entry {
             slot: slot.clone(),
             listening,
             resolving,
@@ -106,6 +115,7 @@ impl Live {
 
     /// Stops every port (shutdown).
     pub fn stop_all(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
         for entry in self.entries().iter() {
             let _ = entry.listening.send(true);
             let _ = entry.resolving.send(true);
@@ -159,6 +169,30 @@ mod tests {
 
     fn lines(text: &str) -> Vec<Forwarder> {
         parse_forwarders(text).unwrap()
+    }
+
+    #[test]
+    fn a_port_put_in_service_after_the_stop_is_stopped_at_once() {
+        use crate::config::address::OwnSockets;
+        use crate::dns_proxy::backends::Backends;
+        use crate::dns_proxy::forward::Reach;
+        use crate::serve::egress::EgressSources;
+        let reach = Reach {
+            own: OwnSockets {
+                ports: Vec::new(),
+                addresses: Vec::new(),
+            },
+            egress: EgressSources::default(),
+        };
+        let forward =
+            |line| Forward::new(lines(line).remove(0), Backends::default(), reach.clone());
+        let live = Live::default();
+        let before = live.start(forward("80 203.0.113.5"));
+        assert!(!*before.listening.borrow());
+        live.stop_all();
+        assert!(*before.listening.borrow() && *before.resolving.borrow());
+        let after = live.start(forward("81 203.0.113.5"));
+        assert!(*after.listening.borrow() && *after.resolving.borrow());
     }
 
     #[test]

@@ -82,7 +82,9 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
     let mut forwards = Vec::new();
     let mut listeners = Vec::new();
     for (forwarder, lookup) in config.forwarders.iter().zip(lookups) {
-        let (backends, first_refresh) = startup::backends(&config, forwarder, lookup, &reach)?;
+        let file = config.list_file.as_ref().map(|(path, _)| path);
+        let (backends, first_refresh) = startup::backends(&config, forwarder, lookup, &reach)
+            .map_err(|e| config::LIST.blame_file(e, file))?;
         forwards.push((
             Forward::new(forwarder.clone(), backends, reach.clone()),
             first_refresh,
@@ -106,8 +108,7 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         &role_ports,
         DnsStatus { live: live.clone() },
         shutdown.clone(),
-    )
-    .await?;
+    )?;
     let mut answered = None;
     if let Some(address) = config.answer_address {
         let names: answer::Names = Arc::new(RwLock::new(answer::names_of(&config.forwarders)));

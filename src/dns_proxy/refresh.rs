@@ -29,7 +29,12 @@ pub(super) async fn refresh(
             _ = requested(&mut stop) => return,
             _ = tokio::time::sleep(delay) => {}
         }
-        delay = match resolver.lookup(name).await {
+        let lookup = tokio::select! {
+            // A forward replaced or removed during a lookup must not record it.
+            _ = requested(&mut stop) => return,
+            lookup = resolver.lookup(name) => lookup,
+        };
+        delay = match lookup {
             Ok(found) => {
                 METRICS.resolved(name, true);
                 let addresses = dialable(

@@ -140,6 +140,16 @@ impl Reloader {
         let old = self.live.forwards();
         let old_lines: Vec<Forwarder> = old.iter().map(|f| f.forwarder.clone()).collect();
         let changes = live::plan(&old_lines, &lines);
+        if let Some(taken) = lines.iter().find(|f| self.fixed_ports.contains(&f.port)) {
+            let error = Error::config(
+                LIST.inline,
+                format!(
+                    "port {} is this proxy's own (the metrics endpoint's or the DNS answers'): pick another one",
+                    taken.port
+                ),
+            );
+            return Err(refused(LIST.blame_file(error, file)));
+        }
         let reach = self.reach(&lines).map_err(refused)?;
         let (rebuilt, fresh): (Vec<Forwarder>, Vec<Forwarder>) = changes
             .replaced
@@ -176,7 +186,11 @@ impl Reloader {
         }
         let mut sockets = Vec::new();
         for forwarder in &changes.added {
-            let bound = listener::bind_all(forwarder.port, self.workers.len()).map_err(refused)?;
+            // A port in use may be freed; one this process may not bind will not be.
+            let bound = listener::bind_all(forwarder.port, self.workers.len()).map_err(|e| {
+                let in_use = matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse);
+                Refused { retry: in_use, ..refused(e) }
+            })?;
             sockets.push((forwarder.port, bound));
         }
         let resolver = self.resolver().await;

@@ -52,6 +52,7 @@ impl RoleStatus for DnsStatus {
         for forward in &self.live.forwards() {
             for (address, is_up) in forward.backends().states(now) {
                 let labels = BackendLabels {
+                    listener: forward.forwarder.port,
                     target: forward.forwarder.target.to_string(),
                     address: address.to_string(),
                 };
@@ -66,9 +67,11 @@ impl RoleStatus for DnsStatus {
     }
 }
 
-/// `target`, `address`: a DNS proxy target as configured and one of its backends.
+/// `listener`, `target`, `address`: a forwarder's port, its target as configured and
+/// one of its backends.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BackendLabels {
+    listener: u16,
     target: String,
     address: String,
 }

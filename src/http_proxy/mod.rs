@@ -121,8 +121,7 @@ pub async fn run(config: ProxyConfig) -> Result<()> {
         &[config.port],
         ProxyStatus,
         shutdown.clone(),
-    )
-    .await?;
+    )?;
     let own_ports = [Some(config.port), metrics].into_iter().flatten().collect();
     let resolver = Resolver::from_system(Families::Both)?;
     let egress =

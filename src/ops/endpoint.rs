@@ -9,7 +9,6 @@
 //! the backlog.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +28,7 @@ use tracing::debug;
 use super::health::Health;
 use super::metrics::METRICS;
 use super::process;
+use crate::serve::egress;
 
 /// Connections the endpoint serves at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 64;
@@ -38,9 +38,11 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// The content type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Serves the endpoint on `listener` for as long as the runtime runs; connections to
-/// the addresses `outside` are closed unanswered.
-pub async fn serve(listener: TcpListener, health: Arc<Health>, outside: Vec<IpAddr>) {
+/// Serves the endpoint on `listener` for as long as the runtime runs; with
+/// `cluster_side_only`, a connection to an address of the egress interface (looked up
+/// at each connection; when they cannot be listed, every connection) is closed
+/// unanswered.
+pub async fn serve(listener: TcpListener, health: Arc<Health>, cluster_side_only: bool) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -51,8 +53,7 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, outside: Vec<IpAd
                 continue;
             }
         };
-        let to = stream.local_addr().map(|a| a.ip().to_canonical());
-        if to.is_ok_and(|to| outside.contains(&to)) {
+        if cluster_side_only && !on_cluster_side(&stream) {
             debug!(%peer, "metrics endpoint: connection from the egress side closed");
             continue;
         }
@@ -128,6 +129,15 @@ async fn answer(
             "/metrics, /healthz or /readyz\n".into(),
         ),
     })
+}
+
+/// Whether `stream` was made to an address that is not the egress interface's (fails
+/// closed when the addresses cannot be read).
+fn on_cluster_side(stream: &tokio::net::TcpStream) -> bool {
+    match (stream.local_addr(), egress::interface_addresses()) {
+        (Ok(local), Ok(addresses)) => !egress::on_egress_side(local.ip(), &addresses),
+        _ => false,
+    }
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {

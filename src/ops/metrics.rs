@@ -27,7 +27,7 @@ use labels::{
     DecisionLabels, DirectionLabels, KindLabels, ListenerLabels, ReasonLabels, ResultLabels,
     RoleLabels, TargetLabels,
 };
-pub use listener::ListenerSeries;
+pub use listener::{Active, ListenerSeries};
 
 /// The metrics of this process.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
@@ -259,7 +259,7 @@ impl Metrics {
         );
         registry.register(
             "list_reloads",
-            "List file changes (and SIGHUPs), by result: applied, invalid (the last list stays), unreadable",
+            "List file changes (and SIGHUPs), by result: applied, invalid, unreadable (the last list stays), failed (tried again)",
             self.reloads.clone(),
         );
         registry.register(
@@ -290,21 +290,6 @@ fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// An open client connection, counted in `connections_active` until dropped.
-#[derive(Debug)]
-pub struct Active {
-    gauge: Gauge,
-    lasted: Histogram,
-    since: Instant,
-}
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        self.gauge.dec();
-        self.lasted.observe(self.since.elapsed().as_secs_f64());
-    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@ pub mod metrics;
 pub mod nat;
 pub mod process;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -31,8 +30,8 @@ use health::{Health, RoleStatus};
 /// runtime beside the role, whose own ports are `role_ports`. Returns the port bound,
 /// which the proxies count among their own listeners (never dialed). A port that cannot
 /// be bound is a startup error. On every address, it does not answer on the egress
-/// interface's (read now: the setup is in place before a serving role starts).
-pub async fn start(
+/// interface's.
+pub fn start(
     address: MetricsAddress,
     role_ports: &[u16],
     status: impl RoleStatus,
@@ -53,17 +52,10 @@ pub async fn start(
         Some(_) => Some(listener::bind_at(MetricsAddress::socket(ip, port))?),
     };
     let socket = socket.ok_or_else(|| Error::State(format!("no socket for {VAR}")))?;
-    let outside = match ip {
-        None => health::egress_path()
-            .await
-            .map(|path| path.addresses.into_iter().map(IpAddr::V4).collect())
-            .unwrap_or_default(),
-        Some(_) => Vec::new(),
-    };
     let bound = socket.local_addr().map_err(failed)?;
     let socket = TcpListener::from_std(socket).map_err(failed)?;
     info!(address = %bound, "metrics and health endpoint listening (/metrics, /healthz, /readyz)");
     let health = Arc::new(Health::new(status, shutdown));
-    tokio::spawn(endpoint::serve(socket, health, outside));
+    tokio::spawn(endpoint::serve(socket, health, ip.is_none()));
     Ok(Some(bound.port()))
 }

@@ -103,9 +103,7 @@ async fn watch(config: &RouterConfig, ns: &Namespace) -> Result<()> {
     let mut shutdown = shutdown::on_signals()?;
     let status = status::RouterStatus::new(config.clone());
     let redirected = redirected_tcp_ports(&config.destinations);
-    let serving = ops::start(config.metrics, &redirected, status, shutdown.clone())
-        .await?
-        .is_some();
+    let serving = ops::start(config.metrics, &redirected, status, shutdown.clone())?.is_some();
     let loopback_only =
         matches!(config.metrics, MetricsAddress::Set { ip: Some(ip), .. } if ip.is_loopback());
     let fallback = config

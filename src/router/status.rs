@@ -41,10 +41,6 @@ impl RouterStatus {
         }
     }
 
-    fn namespace(&self) -> Result<Namespace> {
-        Namespace::open(Netns::current()?, self.config.backend).map(|(ns, _)| ns)
-    }
-
     /// The NAT rules' counters, at most [`MAX_AGE`] old; read off the runtime's thread
     /// (the iptables tools are programs to wait for).
     async fn nat_counts(&self) -> Result<Vec<NatCount>> {
@@ -61,6 +57,18 @@ impl RouterStatus {
         *last = Some((Instant::now(), counts.clone()));
         Ok(counts)
     }
+}
+
+/// Every problem of the setup, checked now on a runtime of this thread's own.
+fn check_setup(config: &RouterConfig) -> Result<Vec<String>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the runtime of the setup check", e))?;
+    runtime.block_on(async {
+        let (ns, _) = Namespace::open(Netns::current()?, config.backend)?;
+        setup::check(&ns, &Intent::router(config)).await
+    })
 }
 
 /// The NAT rules' counters, read from the kernel now.
@@ -84,12 +92,16 @@ fn read_nat_counts(config: &RouterConfig) -> Result<Vec<NatCount>> {
 
 #[async_trait::async_trait]
 impl RoleStatus for RouterStatus {
+    /// The whole check, on a thread of its own with a runtime of its own: it waits for
+    /// the iptables tools (and the xtables lock), which must not hold up `/healthz`.
     async fn setup_problems(&self) -> Vec<String> {
-        let checked = match self.namespace() {
-            Ok(ns) => setup::check(&ns, &Intent::router(&self.config)).await,
-            Err(e) => Err(e),
-        };
-        checked.unwrap_or_else(|e| vec![format!("cannot check the setup: {e}")])
+        let config = self.config.clone();
+        let checked = tokio::task::spawn_blocking(move || check_setup(&config)).await;
+        match checked {
+            Ok(Ok(problems)) => problems,
+            Ok(Err(e)) => vec![format!("cannot check the setup: {e}")],
+            Err(e) => vec![format!("cannot check the setup: {e}")],
+        }
     }
 
     async fn collect(&self, registry: &mut Registry) {

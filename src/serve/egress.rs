@@ -54,18 +54,7 @@ impl EgressSources {
 
     /// The egress addresses of this network namespace now.
     pub fn observe() -> std::io::Result<Self> {
-        let mut found = Vec::new();
-        for interface in nix::ifaddrs::getifaddrs()? {
-            let Some(socket) = interface.address else {
-                continue;
-            };
-            let address = match (socket.as_sockaddr_in(), socket.as_sockaddr_in6()) {
-                (Some(v4), _) => IpAddr::V4(v4.ip()),
-                (None, Some(v6)) => IpAddr::V6(v6.ip()),
-                (None, None) => continue,
-            };
-            found.push((interface.interface_name, address));
-        }
+        let found = interface_addresses()?;
         Ok(Self::from_interfaces(
             found
                 .iter()
@@ -91,6 +80,32 @@ impl EgressSources {
             }),
         }
     }
+}
+
+/// Every address of this network namespace, with its interface's name.
+pub fn interface_addresses() -> std::io::Result<Vec<(String, IpAddr)>> {
+    let mut found = Vec::new();
+    for interface in nix::ifaddrs::getifaddrs()? {
+        let Some(socket) = interface.address else {
+            continue;
+        };
+        let address = match (socket.as_sockaddr_in(), socket.as_sockaddr_in6()) {
+            (Some(v4), _) => IpAddr::V4(v4.ip()),
+            (None, Some(v6)) => IpAddr::V6(v6.ip()),
+            (None, None) => continue,
+        };
+        found.push((interface.interface_name, address));
+    }
+    Ok(found)
+}
+
+/// Whether `local`, the address a connection was made to, is one of the egress
+/// interface's (any family or scope) among `addresses`: the outside network's side.
+pub fn on_egress_side(local: IpAddr, addresses: &[(String, IpAddr)]) -> bool {
+    let local = local.to_canonical();
+    addresses
+        .iter()
+        .any(|(name, address)| name == MACVLAN && *address == local)
 }
 
 /// Connects to `destination` the way `route` says.
@@ -146,6 +161,15 @@ mod tests {
             Ok(Route::Table),
             "loopback stays in the pod"
         );
+
+        let on_macvlan = [
+            ("macvlan0".to_string(), ip("198.51.100.99")),
+            ("macvlan0".to_string(), ip("fe80::1")),
+            ("eth0".to_string(), ip("192.0.2.70")),
+        ];
+        assert!(on_egress_side(ip("::ffff:198.51.100.99"), &on_macvlan));
+        assert!(on_egress_side(ip("fe80::1"), &on_macvlan));
+        assert!(!on_egress_side(ip("192.0.2.70"), &on_macvlan));
 
         let none = EgressSources::default();
         assert!(none.route(ip("203.0.113.5")).is_err());

@@ -89,6 +89,7 @@ impl Reload {
         Reload::Failed,
     ];
 
+    /// The `result` label value.
     pub(super) fn label(self) -> &'static str {
         match self {
             Reload::Applied => "applied",
@@ -122,6 +123,7 @@ impl UpstreamError {
         }
     }
 
+    /// The `kind` label value.
     pub(super) fn label(self) -> &'static str {
         match self {
             UpstreamError::Refused => "refused",

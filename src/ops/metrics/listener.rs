@@ -1,6 +1,7 @@
 //! The series one forwarder port records into, looked up once when the port is put in
 //! service: on a connection's path, recording is then an atomic add (a histogram: a
-//! short lock), with no map lookup and no lock shared by every port.
+//! short lock), with no map lookup and no lock shared by every port. And [`Active`],
+//! what an open client connection holds.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::labels::{DecisionLabels, DirectionLabels, KindLabels, ListenerLabels, RoleLabels};
-use super::{Active, Metrics, Role, UpstreamError};
+use super::{Metrics, Role, UpstreamError};
 
 /// One port's series (they exist from the moment the port is in service).
 #[derive(Debug, Clone)]
@@ -116,5 +117,20 @@ impl ListenerSeries {
             UpstreamError::Other => &self.other,
         }
         .inc();
+    }
+}
+
+/// An open client connection, counted in `connections_active` until dropped.
+#[derive(Debug)]
+pub struct Active {
+    pub(super) gauge: Gauge,
+    pub(super) lasted: Histogram,
+    pub(super) since: Instant,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.gauge.dec();
+        self.lasted.observe(self.since.elapsed().as_secs_f64());
     }
 }
