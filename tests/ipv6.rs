@@ -129,40 +129,59 @@ fn an_ipv6_destination_without_an_ipv6_egress_address_is_refused_not_leaked() {
     assert!(body.contains("no IPv6 egress address"), "{body}");
 }
 
+/// What the init container will set up for an IPv6 EGRESS_SOURCE: the address on
+/// macvlan0 and a route out of it; the pod's default IPv6 route stays on eth0.
+fn add_ipv6_egress(t: &Topology) {
+    for command in [
+        "ip -6 addr add 2001:db8:1::99/64 dev macvlan0 nodad",
+        "ip -6 route add default via 2001:db8:1::1 dev macvlan0 metric 2048",
+    ] {
+        t.sh("router", &command.split(' ').collect::<Vec<_>>());
+    }
+}
+
+fn dns_proxy_env(list: &str) -> Vec<(String, String)> {
+    envs(&[("EGRESS_DNS_PROXY_DESTINATION", list)])
+}
+
+#[test]
+fn a_dns_proxy_ipv6_target_without_an_ipv6_egress_address_is_a_startup_error() {
+    let (t, _server) = dual_stack_lab();
+    let out = t.router(&[], &dns_proxy_env(&format!("{PORT} {SERVER}")));
+    assert_error_exit(
+        out.status.code().map(|_| out.status),
+        &String::from_utf8_lossy(&out.stderr),
+        2,
+        &[
+            "EGRESS_DNS_PROXY_DESTINATION",
+            SERVER,
+            "no IPv6 egress address",
+        ],
+        "an IPv6 target without an IPv6 egress address",
+    );
+}
+
+#[test]
+fn a_dns_proxy_ipv6_target_is_reached_from_the_ipv6_egress_address() {
+    let (t, _server) = dual_stack_lab();
+    add_ipv6_egress(&t);
+    let mut p = t.spawn_router(&[], &dns_proxy_env(&format!("{PORT} {SERVER}")));
+    p.wait_ready(
+        "dns proxy",
+        "dns proxy listening",
+        1,
+        Duration::from_secs(10),
+    );
+    let seen = t
+        .tcp_from_client(&format!("{ROUTER_IP}:{PORT}"))
+        .expect("forwarded");
+    assert_eq!(peer(&seen), EGRESS_V6);
+}
+
 #[test]
 fn an_ipv6_destination_leaves_from_the_ipv6_egress_address_on_macvlan0() {
     let (t, _server) = dual_stack_lab();
-    // What the init container will set up for an IPv6 EGRESS_SOURCE: the address on
-    // macvlan0 and a route out of it; the pod's default IPv6 route stays on eth0.
-    t.sh(
-        "router",
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            "2001:db8:1::99/64",
-            "dev",
-            "macvlan0",
-            "nodad",
-        ],
-    );
-    t.sh(
-        "router",
-        &[
-            "ip",
-            "-6",
-            "route",
-            "add",
-            "default",
-            "via",
-            "2001:db8:1::1",
-            "dev",
-            "macvlan0",
-            "metric",
-            "2048",
-        ],
-    );
+    add_ipv6_egress(&t);
     let _p = spawn_http_proxy(&t, "2001:db8:2::/64", &[]);
     assert_eq!(tunnel_answer(&t), (200, EGRESS_V6.to_string()));
 }

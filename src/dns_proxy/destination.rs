@@ -1,12 +1,13 @@
 //! Parsing of `EGRESS_DNS_PROXY_DESTINATION` (SPEC section 5): one forwarder a line,
-//! `PORT TARGET [TARGETPORT]` where TARGET is an IPv4 address or a host name with at
-//! least one dot. Blank lines and `#` comments are skipped.
+//! `PORT TARGET [TARGETPORT]` where TARGET is an IPv4 or IPv6 address (without
+//! brackets) or a host name with at least one dot. Blank lines and `#` comments are
+//! skipped.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
-use crate::config::address::is_unicast;
+use crate::config::address::{self, Class, is_unicast};
 use crate::config::lines;
 use crate::config::names::{self, ends_in_number, normalize_host_name, parse_ipv4};
 use crate::error::{Error, Result};
@@ -16,8 +17,8 @@ const VAR: &str = "EGRESS_DNS_PROXY_DESTINATION";
 /// Where a forwarder sends its connections.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
-    /// A fixed IPv4 address.
-    Address(Ipv4Addr),
+    /// A fixed address (canonical: an IPv4-mapped IPv6 address is its IPv4 address).
+    Address(IpAddr),
     /// A host name, lower-cased without trailing dot, re-resolved while running.
     Name(String),
 }
@@ -91,9 +92,29 @@ fn parse_port(line: &str, text: &str) -> Result<u16> {
 }
 
 fn parse_target(line: &str, text: &str) -> Result<Target> {
+    if text.starts_with('[') {
+        return Err(line_error(
+            line,
+            &format!(
+                "{text:?}: write an IPv6 address without brackets (the port is its own field)"
+            ),
+        ));
+    }
+    if text.contains(':') {
+        return match text
+            .parse::<Ipv6Addr>()
+            .map(|v6| address::canonical(IpAddr::V6(v6)))
+        {
+            Ok(ip) if matches!(address::class(ip), Class::Dialable) => Ok(Target::Address(ip)),
+            _ => Err(line_error(
+                line,
+                &format!("{text:?} is not a unicast IPv6 address a forwarder may dial"),
+            )),
+        };
+    }
     if ends_in_number(text) {
         return match parse_ipv4(text) {
-            Some(ip) if is_unicast(ip) => Ok(Target::Address(ip)),
+            Some(ip) if is_unicast(ip) => Ok(Target::Address(IpAddr::V4(ip))),
             _ => Err(line_error(
                 line,
                 &format!("{text:?} is not a unicast IPv4 address (four decimal numbers)"),
@@ -104,7 +125,7 @@ fn parse_target(line: &str, text: &str) -> Result<Target> {
         Some(name) if name.contains('.') => Ok(Target::Name(name)),
         _ => Err(line_error(
             line,
-            &format!("{text:?} is neither an IPv4 address nor a host name with at least one dot"),
+            &format!("{text:?} is neither an IP address nor a host name with at least one dot"),
         )),
     }
 }
@@ -149,6 +170,20 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_targets_are_addresses_and_mapped_ones_ipv4() {
+        let forwarders = parse_forwarders("80 2001:db8:2::5\n81 ::ffff:203.0.113.5 80").unwrap();
+        assert_eq!(
+            forwarders[0].target,
+            Target::Address("2001:db8:2::5".parse().unwrap())
+        );
+        assert_eq!(forwarders[0].target.to_string(), "2001:db8:2::5");
+        assert_eq!(
+            forwarders[1].target,
+            Target::Address("203.0.113.5".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn every_error_names_the_variable_and_quotes_the_line() {
         for (text, needle) in [
             ("", "no forwarder"),
@@ -174,7 +209,12 @@ mod tests {
             ("80 203.0.113.5 +81", "port \"+81\""),
             ("80 localhost", "\"localhost\" is neither"),
             ("80 bad_host!.example.com", "is neither"),
-            ("80 2001:db8::1", "is neither"),
+            ("80 [2001:db8::1]", "without brackets"),
+            ("80 [2001:db8::1]:80", "without brackets"),
+            ("80 ::1", "\"::1\" is not a unicast IPv6"),
+            ("80 fe80::1", "\"fe80::1\" is not a unicast IPv6"),
+            ("80 ff02::1", "\"ff02::1\" is not a unicast IPv6"),
+            ("80 2002:cb00:7105::1", "is not a unicast IPv6"),
             (
                 "80 203.0.113.5\n80 203.0.113.6",
                 "port 80 appears more than once",

@@ -1,7 +1,6 @@
 //! What each forwarder starts with: its names looked up all at once, and the backends
 //! (and first re-resolution) each lookup gives, or the startup error it means.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -76,13 +75,13 @@ pub fn backends(
     });
     match (&forwarder.target, lookup) {
         (Target::Address(ip), _) => {
-            if let Err(reason) = reach.egress.route(IpAddr::V4(*ip)) {
+            if let Err(reason) = reach.egress.route(*ip) {
                 return Err(Error::config(
                     LIST.inline,
                     format!("port {}: target {ip}: {reason}", forwarder.port),
                 ));
             }
-            if reach.own.contains(IpAddr::V4(*ip), forwarder.target_port) {
+            if reach.own.contains(*ip, forwarder.target_port) {
                 return Err(Error::config(
                     LIST.inline,
                     format!(
@@ -91,7 +90,7 @@ pub fn backends(
                     ),
                 ));
             }
-            Ok((Backends::new(&[IpAddr::V4(*ip)]), None))
+            Ok((Backends::new(&[*ip]), None))
         }
         (Target::Name(name), Some(Ok((addresses, ttl)))) => {
             info!(port = forwarder.port, target = %name, ?addresses, "resolved");
