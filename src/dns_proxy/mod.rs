@@ -45,7 +45,7 @@ use crate::serve::shutdown::{self, Shutdown, requested};
 use crate::serve::{listener, workers};
 
 use config::{DnsProxyConfig, MAX_CONNECTIONS};
-use forward::{Forward, forward_connection};
+use forward::forward_connection;
 use live::Slot;
 use reload::{Added, Reloader};
 use status::DnsStatus;
@@ -63,6 +63,7 @@ pub fn refresh_delay(ttl: Duration) -> Duration {
 /// Runs the forwarders (and the answering server, when configured) until SIGTERM/SIGINT;
 /// with a list file, follows it.
 pub async fn run(config: DnsProxyConfig) -> Result<()> {
+    let config = Arc::new(config);
     let open_files = limits::raise_open_file_limit()?;
     let max_connections = config.max_connections.fit(MAX_CONNECTIONS, open_files)?;
     debug!(open_files, max_connections, "open-file limit");
@@ -74,21 +75,13 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         .copied()
         .chain(metrics_port)
         .collect();
-    let reloader = Reloader::new(&config, fixed_ports, startup::resolver(&config)?);
+    let reloader = Reloader::new(config.clone(), fixed_ports);
     let reach = reloader.reach(&config.forwarders)?;
     info!(ipv4 = ?reach.egress.v4, ipv6 = ?reach.egress.v6, "egress addresses on {}", crate::setup::MACVLAN);
+    let forwards = reloader.build(&config.forwarders, &reach).await?;
     let resolver = reloader.resolver().await;
-    let lookups = startup::first_lookups(&config, &config.forwarders, resolver.as_ref()).await;
-    let mut forwards = Vec::new();
     let mut listeners = Vec::new();
-    for (forwarder, lookup) in config.forwarders.iter().zip(lookups) {
-        let file = config.list_file.as_ref().map(|(path, _)| path);
-        let (backends, first_refresh) = startup::backends(&config, forwarder, lookup, &reach)
-            .map_err(|e| config::LIST.blame_file(e, file))?;
-        forwards.push((
-            Forward::new(forwarder.clone(), backends, reach.clone()),
-            first_refresh,
-        ));
+    for forwarder in &config.forwarders {
         listeners.push(listener::bind_all(forwarder.port, workers::count())?);
     }
     let list_file = match &config.list_file {
@@ -130,7 +123,7 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         listeners,
         ports,
         receivers,
-        Arc::new(config),
+        config,
         max_connections,
         shutdown,
     )

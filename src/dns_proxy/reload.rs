@@ -38,7 +38,7 @@ pub(super) struct Added {
 
 /// What applying a list needs.
 pub(super) struct Reloader {
-    config: DnsProxyConfig,
+    config: Arc<DnsProxyConfig>,
     /// The ports in service.
     pub(super) live: Arc<Live>,
     resolver: tokio::sync::Mutex<Option<Resolver>>,
@@ -51,15 +51,11 @@ pub(super) struct Reloader {
 
 impl Reloader {
     /// A reloader for `config`, whose own non-forwarder ports are `fixed_ports`.
-    pub(super) fn new(
-        config: &DnsProxyConfig,
-        fixed_ports: Vec<u16>,
-        resolver: Option<Resolver>,
-    ) -> Self {
+    pub(super) fn new(config: Arc<DnsProxyConfig>, fixed_ports: Vec<u16>) -> Self {
         Reloader {
-            config: config.clone(),
+            config,
             live: Arc::new(Live::default()),
-            resolver: tokio::sync::Mutex::new(resolver),
+            resolver: tokio::sync::Mutex::new(None),
             fixed_ports,
             workers: Vec::new(),
             answered: None,
@@ -99,6 +95,38 @@ impl Reloader {
     /// The resolver, when one was needed so far.
     pub(super) async fn resolver(&self) -> Option<Resolver> {
         self.resolver.lock().await.clone()
+    }
+
+    /// The forwards of `forwarders`, each with its first re-resolution delay: their names
+    /// looked up at once (the resolver made with the first name), their backends what
+    /// `reach` allows of the answers. The list's errors name its file, when it has one.
+    pub(super) async fn build(
+        &self,
+        forwarders: &[Forwarder],
+        reach: &Reach,
+    ) -> Result<Vec<(Arc<Forward>, Option<Duration>)>> {
+        let resolver = if forwarders
+            .iter()
+            .any(|f| matches!(f.target, Target::Name(_)))
+        {
+            Some(self.resolver_for_names().await?)
+        } else {
+            None
+        };
+        let lookups = startup::first_lookups(&self.config, forwarders, resolver.as_ref()).await;
+        let file = self.config.list_file.as_ref().map(|(path, _)| path);
+        forwarders
+            .iter()
+            .zip(lookups)
+            .map(|(forwarder, lookup)| {
+                let (backends, first) = startup::backends(&self.config, forwarder, lookup, reach)
+                    .map_err(|e| LIST.blame_file(e, file))?;
+                Ok((
+                    Forward::new(forwarder.clone(), backends, reach.clone()),
+                    first,
+                ))
+            })
+            .collect()
     }
 
     /// The resolver, made now if this is the first name.
@@ -157,24 +185,7 @@ impl Reloader {
             .cloned()
             .partition(|f| old_lines.contains(f));
         let looked_up: Vec<Forwarder> = changes.added.iter().cloned().chain(fresh).collect();
-        let resolver = if looked_up
-            .iter()
-            .any(|f| matches!(f.target, Target::Name(_)))
-        {
-            Some(self.resolver_for_names().await.map_err(refused)?)
-        } else {
-            None
-        };
-        let lookups = startup::first_lookups(&self.config, &looked_up, resolver.as_ref()).await;
-        let mut built = Vec::new();
-        for (forwarder, lookup) in looked_up.iter().zip(lookups) {
-            let (backends, first) = startup::backends(&self.config, forwarder, lookup, &reach)
-                .map_err(|e| refused(LIST.blame_file(e, file)))?;
-            built.push((
-                Forward::new(forwarder.clone(), backends, reach.clone()),
-                first,
-            ));
-        }
+        let mut built = self.build(&looked_up, &reach).await.map_err(refused)?;
         for forwarder in rebuilt {
             let previous = old.iter().find(|f| f.forwarder == forwarder);
             let addresses = previous

@@ -12,21 +12,10 @@ use super::forward::{Reach, dialable};
 use super::{MIN_REFRESH, refresh_delay};
 use crate::error::{Error, Result};
 use crate::ops::metrics::METRICS;
-use crate::serve::resolver::{Addresses, Families, Resolver};
+use crate::serve::resolver::{Addresses, Resolver};
 
 /// A first lookup: `None` for an address target.
 pub type Lookup = Option<std::result::Result<Addresses, String>>;
-
-/// The resolver of `/etc/resolv.conf`, when a target is a name.
-pub fn resolver(config: &DnsProxyConfig) -> Result<Option<Resolver>> {
-    let needs_resolver = config
-        .forwarders
-        .iter()
-        .any(|f| matches!(f.target, Target::Name(_)));
-    needs_resolver
-        .then(|| Resolver::from_system(Families::Ipv4Preferred))
-        .transpose()
-}
 
 /// Looks the names of `forwarders` up at once. When unresolved names are allowed, each lookup waits
 /// at most [`MIN_REFRESH`] (a DNS outage must not hold the listeners back); the
