@@ -1,6 +1,7 @@
 //! Readiness: what a role depends on, checked when a probe or a scrape asks, and not
 //! more often than every [`MAX_AGE`] (a check of the router's setup runs `iptables`).
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -31,11 +32,37 @@ pub trait RoleStatus: Send + Sync + 'static {
     async fn collect(&self, _registry: &mut Registry) {}
 }
 
+/// A value observed at most [`MAX_AGE`] ago: asked again sooner, the last one is
+/// answered; observations run one at a time.
+pub struct Recent<T>(Mutex<Option<(Instant, T)>>);
+
+impl<T: Clone> Default for Recent<T> {
+    fn default() -> Self {
+        Recent(Mutex::new(None))
+    }
+}
+
+impl<T: Clone> Recent<T> {
+    /// The last value when younger than [`MAX_AGE`], else what `observe` gives now,
+    /// kept for next time when it is a value and not an error.
+    pub async fn get<E>(&self, observe: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+        let mut last = self.0.lock().await;
+        if let Some((at, value)) = last.as_ref()
+            && at.elapsed() < MAX_AGE
+        {
+            return Ok(value.clone());
+        }
+        let value = observe.await?;
+        *last = Some((Instant::now(), value.clone()));
+        Ok(value)
+    }
+}
+
 /// A role's status with the setup check cached for [`MAX_AGE`], and the shutdown
 /// notice (a draining process is not ready).
 pub struct Health {
     role: Box<dyn RoleStatus>,
-    last: Mutex<Option<(Instant, Vec<String>)>>,
+    setup: Recent<Vec<String>>,
     shutdown: Shutdown,
 }
 
@@ -44,7 +71,7 @@ impl Health {
     pub fn new(role: impl RoleStatus, shutdown: Shutdown) -> Self {
         Health {
             role: Box::new(role),
-            last: Mutex::new(None),
+            setup: Recent::default(),
             shutdown,
         }
     }
@@ -69,15 +96,12 @@ impl Health {
 
     /// The setup's problems, from a check at most [`MAX_AGE`] old; one check at a time.
     async fn setup_problems(&self) -> Vec<String> {
-        let mut last = self.last.lock().await;
-        if let Some((at, problems)) = last.as_ref()
-            && at.elapsed() < MAX_AGE
-        {
-            return problems.clone();
-        }
-        let problems = self.role.setup_problems().await;
-        METRICS.setup_healthy.set(i64::from(problems.is_empty()));
-        *last = Some((Instant::now(), problems.clone()));
+        let check = async {
+            let problems = self.role.setup_problems().await;
+            METRICS.setup_healthy.set(i64::from(problems.is_empty()));
+            Ok::<_, std::convert::Infallible>(problems)
+        };
+        let Ok(problems) = self.setup.get(check).await;
         problems
     }
 }
@@ -94,4 +118,22 @@ pub async fn egress_problems() -> Vec<String> {
 pub async fn egress_path() -> crate::error::Result<egress::EgressPath> {
     let nl = Netlink::connect(&Netns::current()?)?;
     egress::observe(&nl).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_recent_value_is_reused_and_an_error_is_not_kept() {
+        let recent = Recent::default();
+        let failed = recent.get(async { Err::<u32, _>("no answer") }).await;
+        assert_eq!(failed, Err("no answer"));
+        assert_eq!(recent.get(async { Ok::<_, ()>(1) }).await, Ok(1));
+        assert_eq!(
+            recent.get(async { Ok::<_, ()>(2) }).await,
+            Ok(1),
+            "within MAX_AGE"
+        );
+    }
 }

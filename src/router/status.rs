@@ -6,14 +6,11 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use std::time::Instant;
-
 use tracing::debug;
 
 use crate::config::router::RouterConfig;
 use crate::error::{Error, Result};
-use crate::ops::health::MAX_AGE;
-use crate::ops::health::RoleStatus;
+use crate::ops::health::{Recent, RoleStatus};
 use crate::ops::nat::{self, NatCount};
 use crate::setup::{self, Intent, Namespace, firewall};
 use crate::sys::iptables::Backend;
@@ -22,8 +19,9 @@ use crate::sys::netns::Netns;
 /// The router's status, observed in the process's own network namespace.
 pub(super) struct RouterStatus {
     config: RouterConfig,
-    /// The last NAT counters read, and when: scrapes more often than [`MAX_AGE`] share them.
-    nat: tokio::sync::Mutex<Option<(Instant, Vec<NatCount>)>>,
+    /// The last NAT counters read: scrapes within
+    /// [`MAX_AGE`](crate::ops::health::MAX_AGE) share them.
+    nat: Recent<Vec<NatCount>>,
 }
 
 /// `rule`: an `EGRESS_DESTINATION` entry, or `snat`.
@@ -37,25 +35,21 @@ impl RouterStatus {
     pub(super) fn new(config: RouterConfig) -> Self {
         RouterStatus {
             config,
-            nat: tokio::sync::Mutex::new(None),
+            nat: Recent::default(),
         }
     }
 
-    /// The NAT rules' counters, at most [`MAX_AGE`] old; read off the runtime's thread
+    /// The NAT rules' counters, at most [`MAX_AGE`](crate::ops::health::MAX_AGE) old;
+    /// read off the runtime's thread
     /// (the iptables tools are programs to wait for).
     async fn nat_counts(&self) -> Result<Vec<NatCount>> {
-        let mut last = self.nat.lock().await;
-        if let Some((at, counts)) = last.as_ref()
-            && at.elapsed() < MAX_AGE
-        {
-            return Ok(counts.clone());
-        }
         let config = self.config.clone();
-        let counts = tokio::task::spawn_blocking(move || read_nat_counts(&config))
-            .await
-            .map_err(|e| Error::State(format!("reading the NAT counters: {e}")))??;
-        *last = Some((Instant::now(), counts.clone()));
-        Ok(counts)
+        let read = async {
+            tokio::task::spawn_blocking(move || read_nat_counts(&config))
+                .await
+                .map_err(|e| Error::State(format!("reading the NAT counters: {e}")))?
+        };
+        self.nat.get(read).await
     }
 }
 
