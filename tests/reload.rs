@@ -101,6 +101,14 @@ fn reloads(text: &str, result: &str) -> usize {
         .unwrap_or_else(|| panic!("no list_reloads_total series for {result}:\n{text}"))
 }
 
+/// The first line of `p`'s stderr containing `needle`.
+fn first_line(p: &ChildGuard, needle: &str) -> String {
+    let stderr = p.stderr();
+    let line = stderr.lines().find(|l| l.contains(needle));
+    line.unwrap_or_else(|| panic!("no {needle:?} line:\n{stderr}"))
+        .to_string()
+}
+
 fn status(t: &Topology, target: &str) -> u16 {
     connect_tunnel(t, &format!("{ROUTER_IP}:8080"), target)
         .0
@@ -115,7 +123,7 @@ fn http_proxy_follows_its_list_file_keeps_the_last_good_one_and_reloads_on_sighu
     let dir = ListDir::new("http");
     dir.write("rules", "203.0.113.5\n");
     let var = "EGRESS_HTTP_PROXY_DESTINATION_FILE";
-    let p = start(&t, var, &dir.path("rules"), "http proxy listening", 1);
+    let mut p = start(&t, var, &dir.path("rules"), "http proxy listening", 1);
     let (five, six) = (
         format!("203.0.113.5:{ECHO_PORT}"),
         format!("203.0.113.6:{ECHO_PORT}"),
@@ -125,7 +133,6 @@ fn http_proxy_follows_its_list_file_keeps_the_last_good_one_and_reloads_on_sighu
     assert_eq!(resp.status(), 200);
 
     dir.write("rules", "# now only .6\n203.0.113.6\n");
-    let mut p = p;
     p.wait_ready("proxy", "list reloaded", 1, WAIT);
     assert_eq!(
         (status(&t, &five), status(&t, &six)),
@@ -133,12 +140,7 @@ fn http_proxy_follows_its_list_file_keeps_the_last_good_one_and_reloads_on_sighu
         "the new list decides"
     );
     echo(&mut open, "still open").expect("a tunnel opened under the old list keeps going");
-    let line = p
-        .stderr()
-        .lines()
-        .find(|l| l.contains("list reloaded"))
-        .unwrap()
-        .to_string();
+    let line = first_line(&p, "list reloaded");
     assert!(
         line.contains("203.0.113.6") && line.contains("203.0.113.5"),
         "the diff: {line}"
@@ -146,12 +148,7 @@ fn http_proxy_follows_its_list_file_keeps_the_last_good_one_and_reloads_on_sighu
 
     dir.write("rules", "203.0.113.6\n10.0.0.0/33\n");
     p.wait_ready("proxy", "list file refused", 1, WAIT);
-    let refused = p
-        .stderr()
-        .lines()
-        .find(|l| l.contains("list file refused"))
-        .unwrap()
-        .to_string();
+    let refused = first_line(&p, "list file refused");
     assert!(
         refused.contains("line=Some(2)") && refused.contains("10.0.0.0/33"),
         "{refused}"
