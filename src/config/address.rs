@@ -146,16 +146,26 @@ impl OwnSockets {
 
 /// The addresses of the current network namespace, canonical.
 pub fn local_addresses() -> std::io::Result<Vec<IpAddr>> {
+    Ok(interface_addresses()?
+        .into_iter()
+        .map(|(_, address)| canonical(address))
+        .collect())
+}
+
+/// Every address of the current network namespace as the kernel lists it, with its
+/// interface's name.
+pub fn interface_addresses() -> std::io::Result<Vec<(String, IpAddr)>> {
     let mut found = Vec::new();
     for interface in nix::ifaddrs::getifaddrs()? {
         let Some(socket) = interface.address else {
             continue;
         };
-        if let Some(v4) = socket.as_sockaddr_in() {
-            found.push(IpAddr::V4(v4.ip()));
-        } else if let Some(v6) = socket.as_sockaddr_in6() {
-            found.push(canonical(IpAddr::V6(v6.ip())));
-        }
+        let address = match (socket.as_sockaddr_in(), socket.as_sockaddr_in6()) {
+            (Some(v4), _) => IpAddr::V4(v4.ip()),
+            (None, Some(v6)) => IpAddr::V6(v6.ip()),
+            (None, None) => continue,
+        };
+        found.push((interface.interface_name, address));
     }
     Ok(found)
 }

@@ -79,16 +79,20 @@ impl Reloader {
     /// What forwarders may dial with `forwarders` in service: not the proxy's own
     /// listeners, only families with an egress address (both read now).
     pub(super) fn reach(&self, forwarders: &[Forwarder]) -> Result<Reach> {
-        let listing = |e| Error::io("listing this pod's addresses", e);
+        let listed = address::interface_addresses()
+            .map_err(|e| Error::io("listing this pod's addresses", e))?;
         let own = OwnSockets {
             ports: forwarders
                 .iter()
                 .map(|f| f.port)
                 .chain(self.fixed_ports.iter().copied())
                 .collect(),
-            addresses: address::local_addresses().map_err(listing)?,
+            addresses: listed
+                .iter()
+                .map(|(_, ip)| address::canonical(*ip))
+                .collect(),
         };
-        let egress = EgressSources::observe().map_err(listing)?;
+        let egress = EgressSources::from_listing(&listed);
         Ok(Reach { own, egress })
     }
 

@@ -28,6 +28,7 @@ use tracing::debug;
 use super::health::Health;
 use super::metrics::METRICS;
 use super::process;
+use crate::config::address::interface_addresses;
 use crate::serve::egress;
 
 /// Connections the endpoint serves at once; more are closed at once.
@@ -134,7 +135,7 @@ async fn answer(
 /// Whether `stream` was made to an address that is not the egress interface's (fails
 /// closed when the addresses cannot be read).
 fn on_cluster_side(stream: &tokio::net::TcpStream) -> bool {
-    match (stream.local_addr(), egress::interface_addresses()) {
+    match (stream.local_addr(), interface_addresses()) {
         (Ok(local), Ok(addresses)) => !egress::on_egress_side(local.ip(), &addresses),
         _ => false,
     }

@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::config::address::interface_addresses;
 use crate::setup::MACVLAN;
 
 /// The egress address of each family found on the egress interface.
@@ -52,14 +53,14 @@ impl EgressSources {
         found
     }
 
+    /// The egress addresses among `addresses` as [`interface_addresses`] lists them.
+    pub fn from_listing(addresses: &[(String, IpAddr)]) -> Self {
+        Self::from_interfaces(addresses.iter().map(|(name, ip)| (name.as_str(), *ip)))
+    }
+
     /// The egress addresses of this network namespace now.
     pub fn observe() -> std::io::Result<Self> {
-        let found = interface_addresses()?;
-        Ok(Self::from_interfaces(
-            found
-                .iter()
-                .map(|(name, address)| (name.as_str(), *address)),
-        ))
+        Ok(Self::from_listing(&interface_addresses()?))
     }
 
     /// How `destination` (canonical) is dialed, or why it is not: its family has no
@@ -80,23 +81,6 @@ impl EgressSources {
             }),
         }
     }
-}
-
-/// Every address of this network namespace, with its interface's name.
-pub fn interface_addresses() -> std::io::Result<Vec<(String, IpAddr)>> {
-    let mut found = Vec::new();
-    for interface in nix::ifaddrs::getifaddrs()? {
-        let Some(socket) = interface.address else {
-            continue;
-        };
-        let address = match (socket.as_sockaddr_in(), socket.as_sockaddr_in6()) {
-            (Some(v4), _) => IpAddr::V4(v4.ip()),
-            (None, Some(v6)) => IpAddr::V6(v6.ip()),
-            (None, None) => continue,
-        };
-        found.push((interface.interface_name, address));
-    }
-    Ok(found)
 }
 
 /// Whether `local`, the address a connection was made to, is one of the egress
