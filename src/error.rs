@@ -122,10 +122,12 @@ impl Error {
         }
     }
 
-    /// Process exit code for this error: 2 for bad input, 1 for everything else.
+    /// Process exit code for this error: 2 for bad input (also when a setup found it
+    /// so, such as an address another host holds), 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config { .. } | Error::NotUtf8 { .. } | Error::Usage(_) => 2,
+            Error::Setup { cause, .. } => cause.exit_code(),
             _ => 1,
         }
     }

@@ -89,6 +89,57 @@ fn unit_test_source_prefix_is_not_in_snat() {
 }
 
 #[test]
+fn unit_test_prints_the_ipv4_rules_unchanged_then_the_ipv6_ones() {
+    let list = "80 tcp 203.0.113.5\n80 tcp 2001:db8:2::5\n8080 tcp 2001:db8:2::6 80\n203.0.113.7\n2001:db8:2::7";
+    let mut env = unit_test_env(list);
+    env[0] = ("EGRESS_SOURCE", "198.51.100.99,2001:db8:1::99/64");
+    env[1] = ("EGRESS_GATEWAY", "198.51.100.1,fe80::1");
+    assert_stdout_lines(
+        &run(&[], &env),
+        &[
+            "-A PREROUTING -i eth0 -p tcp --dport 80 -j DNAT --to-destination 203.0.113.5",
+            "-A PREROUTING -i eth0 -j DNAT --to-destination 203.0.113.7",
+            "-A POSTROUTING -j SNAT --to-source 198.51.100.99",
+            "-A PREROUTING -i eth0 -p tcp --dport 80 -j DNAT --to-destination 2001:db8:2::5",
+            "-A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination [2001:db8:2::6]:80",
+            "-A PREROUTING -i eth0 -j DNAT --to-destination 2001:db8:2::7",
+            "-A POSTROUTING -j SNAT --to-source 2001:db8:1::99",
+        ],
+    );
+    // IPv6 alone: an IPv6-only router prints its lines only
+    env[0] = ("EGRESS_SOURCE", "2001:db8:1::99/64");
+    env[1] = ("EGRESS_GATEWAY", "2001:db8:1::1");
+    env[2] = ("EGRESS_DESTINATION", "2001:db8:2::7");
+    assert_stdout_lines(
+        &run(&[], &env),
+        &[
+            "-A PREROUTING -i eth0 -j DNAT --to-destination 2001:db8:2::7",
+            "-A POSTROUTING -j SNAT --to-source 2001:db8:1::99",
+        ],
+    );
+}
+
+#[test]
+fn an_ipv6_destination_without_an_ipv6_source_is_refused() {
+    for (dest, quoted) in [
+        (
+            "80 tcp 2001:db8:2::5",
+            "an IPv6 destination, but EGRESS_SOURCE has no IPv6 address",
+        ),
+        ("[2001:db8:2::5]:80", "without brackets"),
+    ] {
+        let out = run(&[], &unit_test_env(dest));
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(
+            stderr.contains("EGRESS_DESTINATION") && stderr.contains(quoted),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn unit_test_bad_destination_names_the_variable() {
     let out = run(&[], &unit_test_env("80 sctp 203.0.113.5\n203.0.113.7"));
     let (stdout, stderr) = text(&out);

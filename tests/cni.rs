@@ -898,6 +898,7 @@ fn del_removes_the_node_side_leftover_of_an_interrupted_add_and_nothing_else() {
             Owner {
                 container: pod.container.clone(),
                 replies: true,
+                replies6: false,
             }
             .alias(),
         ),
@@ -911,6 +912,7 @@ fn del_removes_the_node_side_leftover_of_an_interrupted_add_and_nothing_else() {
             Owner {
                 container: other,
                 replies: true,
+                replies6: false,
             }
             .alias(),
         ),

@@ -3,10 +3,10 @@
 //! bring the pod to the plugin's [`Intent`] through the shared setup path. Any failure
 //! undoes every step, on the node and in the pod.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use netlink_packet_route::link::{IpVlanMode, LinkAttribute, MacVlanMode};
 use netlink_packet_route::route::RouteHeader;
 use rtnetlink::{LinkIpVlan, LinkMacVlan};
@@ -18,29 +18,40 @@ use super::host::{self, HostAddress, HostDefault, Owner};
 use super::ip::IpConfig;
 use super::request::Container;
 use super::result::{Interface, SuccessResult};
+use crate::config::family::Family;
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{Inbound, NatChains, Wanted};
-use crate::setup::{self, Intent, Namespace, PodSide, announce};
+use crate::setup::{self, FamilyIntent, Intent, Namespace, PodSide, announce};
 use crate::sys::netlink::{self, Netlink};
 use crate::sys::netns::Netns;
 
-/// The plugin's intent for a pod: `ifname` carries the source and the default route,
-/// the pod's other interfaces are the cluster side, NAT in chains of our own; with
-/// `replies`, the pod's own default routes are kept in the reply table (the pod had
-/// some when ADD ran; a container on this network alone has none).
-pub fn intent(ip: &IpConfig, ifname: &str, gateway: Ipv4Addr, replies: bool) -> Intent {
+/// The plugin's intent for a pod: `ifname` carries each family's source and default
+/// route via its gateway (`gateways` in the order of the sources), the pod's other
+/// interfaces are the cluster side, NAT in chains of our own; a family whose default
+/// routes the pod had when ADD ran (`owner`) keeps them in the reply table (a
+/// container on this network alone has none).
+pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -> Intent {
+    let families = ip
+        .sources
+        .iter()
+        .zip(gateways)
+        .map(|(source, gateway)| FamilyIntent {
+            source: *source,
+            gateway: *gateway,
+            firewall: Wanted {
+                inbound: Inbound::NotOn(ifname.into()),
+                nat: Some((NatChains::Own, ip.nat_rules(ifname, source))),
+            },
+            forwarding: true,
+            replies_required: owner.replies_of(source.family()),
+        })
+        .collect();
     Intent {
-        source: ip.source,
-        gateway,
+        families,
         egress: ifname.into(),
         pod: PodSide::AllButEgress,
-        firewall: Wanted {
-            inbound: Inbound::NotOn(ifname.into()),
-            nat: Some((NatChains::Own, ip.nat_rules(ifname))),
-        },
-        forwarding: true,
-        replies_required: replies,
+        source_field: "ip.addresses",
     }
 }
 
@@ -50,12 +61,12 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
     if !ip.additional.is_empty() {
         return Err(Error::cni(
             code::UNSUPPORTED_FIELD,
-            "ip.addresses: one address per attachment is supported; give the others their own attachment",
+            "ip.addresses: one address per attachment is supported (one a family: an IPv4 and an IPv6 one); give the others their own attachment",
         ));
     }
     let pod = open_pod(netns)?;
     let node_nl = Netlink::connect(&Netns::current()?)?;
-    let (master, gateway) = node_side(&node_nl, config, ip).await?;
+    let (master, gateways) = node_side(&node_nl, config, ip).await?;
     let _lock = setup::lock(&pod).await?;
     let (ns, _) = Namespace::open(pod, BackendChoice::Auto)?;
     if ns.nl.find_link(&container.ifname).await?.is_some() {
@@ -69,9 +80,10 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
     }
     let owner = Owner {
         container: container.id.clone(),
-        replies: has_own_default(&ns.nl).await?,
+        replies: has_own_default(&ns.nl, Family::V4).await?,
+        replies6: has_own_default(&ns.nl, Family::V6).await?,
     };
-    let intent = intent(ip, &container.ifname, gateway, owner.replies);
+    let intent = intent(ip, &container.ifname, &gateways, &owner);
     let index = create_link(&node_nl, config, &master, &owner).await?;
     let moved = node_nl.move_link(index, &ns.netns, &container.ifname).await;
     let done = match moved {
@@ -94,16 +106,24 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
             });
         }
     };
-    if let Some(arp) = &done.announced {
-        announce::spawn_second(arp, ip.source.address)?;
+    if let Some((arp, address)) = &done.announced {
+        announce::spawn_second(arp, *address)?;
     }
     let link = ns.nl.link(&container.ifname).await?;
-    info!(container = %container.id, interface = %container.ifname, %master, source = %ip.source, %gateway, "attached");
+    let shown = |items: Vec<String>| items.join(",");
+    info!(
+        container = %container.id,
+        interface = %container.ifname,
+        %master,
+        source = %shown(ip.sources.iter().map(ToString::to_string).collect()),
+        gateway = %shown(gateways.iter().map(ToString::to_string).collect()),
+        "attached"
+    );
     Ok(SuccessResult::new(
         config.cni_version,
         Interface::new(&container.ifname, link.mac, ns.netns.path()),
         ip,
-        gateway,
+        &gateways,
     ))
 }
 
@@ -113,35 +133,52 @@ pub fn open_pod(netns: &Path) -> Result<Netns> {
     Netns::open(netns).map_err(|e| Error::cni(code::UNKNOWN_CONTAINER, format!("CNI_NETNS: {e}")))
 }
 
-/// The master and the gateway, from the configuration and what the node has.
+/// The master and each source's gateway (in the order of the sources), from the
+/// configuration and what the node has.
 pub async fn node_side(
     nl: &Netlink,
     config: &NetConf,
     ip: &IpConfig,
-) -> Result<(String, Ipv4Addr)> {
+) -> Result<(String, Vec<IpAddr>)> {
     let (addresses, defaults) = node_view(nl).await?;
+    let wanted: Vec<IpAddr> = ip
+        .sources
+        .iter()
+        .map(|s| s.address)
+        .chain(ip.gateways.iter().copied())
+        .collect();
     let master = host::choose_master(
         config.interface.master.as_deref(),
-        ip.source.address,
-        ip.gateway,
+        &wanted,
         &addresses,
         &defaults,
     )?;
-    let source_net = Ipv4Net::new(ip.source.address, ip.source.prefix_len)
-        .map_err(|e| Error::cni(code::INVALID_NETWORK_CONFIG, e.to_string()))?;
-    let subnet = addresses
-        .iter()
-        .find(|a| a.interface == master && a.net.trunc().contains(&ip.source.address))
-        .map_or(source_net, |a| a.net);
-    let gateway = host::choose_gateway(ip.gateway, &master, subnet, &defaults)?;
-    Ok((master, gateway))
+    let mut gateways = Vec::new();
+    for source in &ip.sources {
+        let source_net = IpNet::new(source.address, source.prefix_len)
+            .map_err(|e| Error::cni(code::INVALID_NETWORK_CONFIG, e.to_string()))?;
+        let subnet = addresses
+            .iter()
+            .find(|a| a.interface == master && a.net.trunc().contains(&source.address))
+            .map_or(source_net, |a| a.net);
+        gateways.push(host::choose_gateway(
+            ip.gateway(source.family()),
+            &master,
+            subnet,
+            &defaults,
+        )?);
+    }
+    Ok((master, gateways))
 }
 
-/// Whether the pod has a default route of its own, through one of its interfaces (the
-/// cluster side, before the plugin's interface is there): the route replies need.
-async fn has_own_default(nl: &Netlink) -> Result<bool> {
+/// Whether the pod has a default route of `family` of its own, through one of its
+/// interfaces (the cluster side, before the plugin's interface is there): the route
+/// replies need.
+async fn has_own_default(nl: &Netlink, family: Family) -> Result<bool> {
     let links = nl.links().await?;
-    let routes = nl.routes(u32::from(RouteHeader::RT_TABLE_MAIN)).await?;
+    let routes = nl
+        .routes(family, u32::from(RouteHeader::RT_TABLE_MAIN))
+        .await?;
     Ok(routes.iter().any(|r| {
         r.header.destination_prefix_length == 0
             && links
@@ -150,7 +187,8 @@ async fn has_own_default(nl: &Netlink) -> Result<bool> {
     }))
 }
 
-/// The node's IPv4 addresses and main-table default routes, by interface name.
+/// The node's addresses (link-local ones left out) and main-table default routes of
+/// both families, by interface name.
 async fn node_view(nl: &Netlink) -> Result<(Vec<HostAddress>, Vec<HostDefault>)> {
     let links = nl.links().await?;
     let name_of = |index: u32| {
@@ -160,28 +198,34 @@ async fn node_view(nl: &Netlink) -> Result<(Vec<HostAddress>, Vec<HostDefault>)>
             .map(|(name, _)| name.clone())
     };
     let addresses = nl
-        .ipv4_addresses()
+        .addresses()
         .await?
         .into_iter()
+        .filter(|(_, address, _)| !matches!(address, IpAddr::V6(v6) if v6.is_unicast_link_local()))
         .filter_map(|(index, address, prefix)| {
             Some(HostAddress {
                 interface: name_of(index)?,
-                net: Ipv4Net::new(address, prefix).ok()?,
+                net: IpNet::new(address, prefix).ok()?,
             })
         })
         .collect();
-    let defaults = nl
-        .routes(u32::from(RouteHeader::RT_TABLE_MAIN))
-        .await?
-        .iter()
-        .filter(|r| r.header.destination_prefix_length == 0)
-        .filter_map(|r| {
-            Some(HostDefault {
-                interface: name_of(netlink::route_interface(r)?)?,
-                gateway: netlink::route_gateway(r),
-            })
-        })
-        .collect();
+    let mut defaults = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        let routes = nl
+            .routes(family, u32::from(RouteHeader::RT_TABLE_MAIN))
+            .await?;
+        defaults.extend(
+            routes
+                .iter()
+                .filter(|r| r.header.destination_prefix_length == 0)
+                .filter_map(|r| {
+                    Some(HostDefault {
+                        interface: name_of(netlink::route_interface(r)?)?,
+                        gateway: netlink::route_gateway(r),
+                    })
+                }),
+        );
+    }
     Ok((addresses, defaults))
 }
 

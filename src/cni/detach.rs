@@ -13,6 +13,7 @@ use super::code;
 use super::config::NetConf;
 use super::host::{self, Owner};
 use super::request::Container;
+use crate::config::family::Family;
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE};
@@ -55,22 +56,30 @@ pub async fn del(container: &Container, netns: Option<&Path>) -> Result<()> {
         found => found.map(|(link, _)| link),
     };
     let mut errors = Vec::new();
-    let script = firewall::teardown_script(&ns.backend.save_all(&ns.netns)?);
-    if !script.is_empty()
-        && let Err(e) = ns.backend.restore(&ns.netns, &script, true)
-    {
-        errors.push(e);
+    for family in [Family::V4, Family::V6] {
+        // Without the IPv6 tools no IPv6 rule of ours can be there.
+        let Ok(backend) = ns.backend.for_family(family) else {
+            continue;
+        };
+        let script = firewall::teardown_script(&backend.save_all(&ns.netns)?);
+        if !script.is_empty()
+            && let Err(e) = backend.restore(&ns.netns, &script, true)
+        {
+            errors.push(e);
+        }
     }
     if let Some(link) = link
         && let Err(e) = ns.nl.delete_link(link.index).await
     {
         errors.push(e);
     }
-    errors.extend(restore_routes(&ns.nl).await);
-    if let Some(rule) = ns.nl.mark_rule(REPLY_MARK, REPLY_TABLE).await?
-        && let Err(e) = ns.nl.del_rule(rule).await
-    {
-        errors.push(e);
+    for family in [Family::V4, Family::V6] {
+        errors.extend(restore_routes(&ns.nl, family).await);
+        if let Some(rule) = ns.nl.mark_rule(family, REPLY_MARK, REPLY_TABLE).await?
+            && let Err(e) = ns.nl.del_rule(rule).await
+        {
+            errors.push(e);
+        }
     }
     match errors.len() {
         0 => {
@@ -87,16 +96,17 @@ pub async fn del(container: &Container, netns: Option<&Path>) -> Result<()> {
     }
 }
 
-/// Puts the default routes kept in the reply table back into the main table (when it
-/// has no default route left), and empties the reply table.
-async fn restore_routes(nl: &Netlink) -> Vec<Error> {
+/// Puts the default routes of `family` kept in the reply table back into the main
+/// table (when it has no default route of the family left), and empties the reply
+/// table of them.
+async fn restore_routes(nl: &Netlink, family: Family) -> Vec<Error> {
     let mut errors = Vec::new();
-    let kept = match nl.routes(REPLY_TABLE).await {
+    let kept = match nl.routes(family, REPLY_TABLE).await {
         Ok(kept) => kept,
         Err(e) => return vec![e],
     };
     let main = u32::from(RouteHeader::RT_TABLE_MAIN);
-    let has_default = match nl.routes(main).await {
+    let has_default = match nl.routes(family, main).await {
         Ok(routes) => routes
             .iter()
             .any(|r| r.header.destination_prefix_length == 0),
@@ -132,7 +142,7 @@ pub async fn check(container: &Container, netns: &Path, config: &NetConf) -> Res
     let ip = config.ip_config(container.pod.name.as_deref())?;
     let pod = open_pod(netns)?;
     let node_nl = Netlink::connect(&Netns::current()?)?;
-    let (_, gateway) = node_side(&node_nl, config, ip).await?;
+    let (_, gateways) = node_side(&node_nl, config, ip).await?;
     let (ns, _) = Namespace::open(pod, BackendChoice::Auto)?;
     let mut problems = match ns.nl.find_link(&container.ifname).await? {
         None => vec![format!("interface {} is missing", container.ifname)],
@@ -142,7 +152,7 @@ pub async fn check(container: &Container, netns: &Path, config: &NetConf) -> Res
                 container.ifname
             )],
             Some(owner) => {
-                let intent = intent(ip, &container.ifname, gateway, owner.replies);
+                let intent = intent(ip, &container.ifname, &gateways, &owner);
                 setup::check(&ns, &intent).await?
             }
         },

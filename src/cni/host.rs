@@ -2,20 +2,21 @@
 //! interface the new one hangs off (the master), which gateway it routes through,
 //! and the names it goes by while it is there.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use super::code;
+use crate::config::family::Family;
 use crate::error::{Error, Result};
 
-/// One IPv4 address of a node interface.
+/// One address of a node interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostAddress {
     /// The interface's name.
     pub interface: String,
     /// The address and its prefix.
-    pub net: Ipv4Net,
+    pub net: IpNet,
 }
 
 /// A default route of the node's main table.
@@ -24,16 +25,15 @@ pub struct HostDefault {
     /// The interface it leaves by.
     pub interface: String,
     /// Its gateway, if it has one.
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
 }
 
-/// The master: `explicit` when given; else the one interface whose subnet holds the
-/// source (or the gateway); else the interface of the default route. The error names
-/// what was considered.
+/// The master: `explicit` when given; else the one interface whose subnet holds a
+/// source (or a gateway), tried in order; else the interface of the default routes.
+/// The error names what was considered.
 pub fn choose_master(
     explicit: Option<&str>,
-    source: Ipv4Addr,
-    gateway: Option<Ipv4Addr>,
+    wanted: &[IpAddr],
     addresses: &[HostAddress],
     defaults: &[HostDefault],
 ) -> Result<String> {
@@ -45,15 +45,19 @@ pub fn choose_master(
             false => Err(Error::cni(
                 code::INVALID_NETWORK_CONFIG,
                 format!(
-                    "interfaceArgs.master: node interface {name:?} has no IPv4 address and no default route here"
+                    "interfaceArgs.master: node interface {name:?} has no address and no default route here"
                 ),
             )),
         };
     }
-    for wanted in std::iter::once(source).chain(gateway) {
+    // Every interface has fe80::/64: a link-local address tells nothing.
+    let telling = wanted
+        .iter()
+        .filter(|w| !matches!(w, IpAddr::V6(v6) if v6.is_unicast_link_local()));
+    for wanted in telling {
         let mut holding: Vec<&str> = addresses
             .iter()
-            .filter(|a| a.net.trunc().contains(&wanted))
+            .filter(|a| a.net.trunc().contains(wanted))
             .map(|a| a.interface.as_str())
             .collect();
         holding.dedup();
@@ -71,12 +75,17 @@ pub fn choose_master(
             }
         }
     }
-    match defaults {
-        [only] => Ok(only.interface.clone()),
+    let mut carrying: Vec<&str> = defaults.iter().map(|d| d.interface.as_str()).collect();
+    carrying.sort_unstable();
+    carrying.dedup();
+    let shown: Vec<String> = wanted.iter().map(ToString::to_string).collect();
+    match carrying.as_slice() {
+        [only] => Ok(only.to_string()),
         _ => Err(Error::cni(
             code::INVALID_NETWORK_CONFIG,
             format!(
-                "interfaceArgs.master: no node interface holds {source}'s subnet (considered: {}) and the default route does not name one (found: {})",
+                "interfaceArgs.master: no node interface holds the subnet of {} (considered: {}) and the default routes do not name one (found: {})",
+                shown.join(" or "),
                 describe_addresses(addresses),
                 describe_defaults(defaults)
             ),
@@ -84,22 +93,25 @@ pub fn choose_master(
     }
 }
 
-/// The gateway: `explicit` when given; else the gateway of the node's default route
-/// through `master`, when it lies in the source's subnet.
+/// The gateway of the family of `source_net`: `explicit` when given; else the
+/// gateway of the node's default route of that family through `master`, when it lies
+/// in the source's subnet or is link-local (IPv6 routers announce themselves so).
 pub fn choose_gateway(
-    explicit: Option<Ipv4Addr>,
+    explicit: Option<IpAddr>,
     master: &str,
-    source_net: Ipv4Net,
+    source_net: IpNet,
     defaults: &[HostDefault],
-) -> Result<Ipv4Addr> {
+) -> Result<IpAddr> {
     if let Some(gateway) = explicit {
         return Ok(gateway);
     }
+    let link_local = |g: &IpAddr| matches!(g, IpAddr::V6(v6) if v6.is_unicast_link_local());
     defaults
         .iter()
         .filter(|d| d.interface == master)
         .filter_map(|d| d.gateway)
-        .find(|g| source_net.trunc().contains(g))
+        .filter(|g| g.is_ipv4() == source_net.addr().is_ipv4())
+        .find(|g| source_net.trunc().contains(g) || link_local(g))
         .ok_or_else(|| {
             Error::cni(
                 code::INVALID_NETWORK_CONFIG,
@@ -130,23 +142,39 @@ pub fn temporary_name(container_id: &str) -> String {
 pub struct Owner {
     /// `CNI_CONTAINERID` of the ADD.
     pub container: String,
-    /// Whether the pod had default routes of its own, kept for replies.
+    /// Whether the pod had IPv4 default routes of its own, kept for replies.
     pub replies: bool,
+    /// Whether the pod had IPv6 default routes of its own, kept for replies.
+    pub replies6: bool,
 }
 
 const ALIAS_PREFIX: &str = "egress-router ";
 const ALIAS_REPLIES: &str = " replies";
+const ALIAS_REPLIES6: &str = " replies6";
 
 impl Owner {
     /// The alias that records this owner.
     pub fn alias(&self) -> String {
         let replies = if self.replies { ALIAS_REPLIES } else { "" };
-        format!("{ALIAS_PREFIX}{}{replies}", self.container)
+        let replies6 = if self.replies6 { ALIAS_REPLIES6 } else { "" };
+        format!("{ALIAS_PREFIX}{}{replies}{replies6}", self.container)
+    }
+
+    /// Whether replies of `family` were kept.
+    pub fn replies_of(&self, family: Family) -> bool {
+        match family {
+            Family::V4 => self.replies,
+            Family::V6 => self.replies6,
+        }
     }
 
     /// The owner an alias records; `None` for an alias this plugin did not write.
     pub fn parse(alias: &str) -> Option<Owner> {
         let rest = alias.strip_prefix(ALIAS_PREFIX)?;
+        let (rest, replies6) = match rest.strip_suffix(ALIAS_REPLIES6) {
+            Some(rest) => (rest, true),
+            None => (rest, false),
+        };
         let (container, replies) = match rest.strip_suffix(ALIAS_REPLIES) {
             Some(container) => (container, true),
             None => (rest, false),
@@ -154,6 +182,7 @@ impl Owner {
         (!container.is_empty() && !container.contains(' ')).then(|| Owner {
             container: container.to_owned(),
             replies,
+            replies6,
         })
     }
 
@@ -224,7 +253,7 @@ mod tests {
         }
     }
 
-    fn ip(s: &str) -> Ipv4Addr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
@@ -237,7 +266,8 @@ mod tests {
         ];
         let defaults = [default("uplink1", "203.0.113.1")];
         let choose = |explicit, source: &str, gateway: Option<&str>| {
-            choose_master(explicit, ip(source), gateway.map(ip), &addresses, &defaults)
+            let wanted: Vec<IpAddr> = std::iter::once(ip(source)).chain(gateway.map(ip)).collect();
+            choose_master(explicit, &wanted, &addresses, &defaults)
         };
         assert_eq!(choose(None, "198.51.100.99", None).unwrap(), "uplink0");
         assert_eq!(
@@ -250,7 +280,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"nope0\""), "{err}");
-        let none = choose_master(None, ip("192.0.2.200"), None, &addresses, &[])
+        let none = choose_master(None, &[ip("192.0.2.200")], &addresses, &[])
             .unwrap_err()
             .to_string();
         assert!(
@@ -258,7 +288,7 @@ mod tests {
             "{none}"
         );
         let twice = [addr("a0", "198.51.100.2/24"), addr("b0", "198.51.100.3/24")];
-        let err = choose_master(None, ip("198.51.100.99"), None, &twice, &defaults)
+        let err = choose_master(None, &[ip("198.51.100.99")], &twice, &defaults)
             .unwrap_err()
             .to_string();
         assert!(err.contains("a0, b0"), "{err}");
@@ -266,7 +296,7 @@ mod tests {
 
     #[test]
     fn the_gateway_is_explicit_or_the_masters_default_in_the_subnet() {
-        let net: Ipv4Net = "198.51.100.99/24".parse().unwrap();
+        let net: IpNet = "198.51.100.99/24".parse().unwrap();
         let defaults = [
             default("uplink0", "198.51.100.1"),
             default("uplink1", "203.0.113.1"),
@@ -285,6 +315,38 @@ mod tests {
         assert!(
             err.starts_with("gateway: ") && err.contains("via 203.0.113.1 dev uplink1"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_gateway_is_found_by_family_and_may_be_link_local() {
+        let net: IpNet = "2001:db8:1::99/64".parse().unwrap();
+        let defaults = [
+            default("uplink0", "198.51.100.1"),
+            default("uplink0", "fe80::1"),
+        ];
+        assert_eq!(
+            choose_gateway(None, "uplink0", net, &defaults).unwrap(),
+            ip("fe80::1")
+        );
+        let v4: IpNet = "198.51.100.99/24".parse().unwrap();
+        assert_eq!(
+            choose_gateway(None, "uplink0", v4, &defaults).unwrap(),
+            ip("198.51.100.1")
+        );
+        let elsewhere = [default("uplink0", "2001:db8:7::1")];
+        assert!(choose_gateway(None, "uplink0", net, &elsewhere).is_err());
+        // one interface carrying both families' defaults is the one default interface
+        let addresses = [addr("uplink0", "2001:db8:1::2/64")];
+        assert_eq!(
+            choose_master(
+                None,
+                &[ip("2001:db8:5::99"), ip("fe80::1")],
+                &addresses,
+                &defaults
+            )
+            .unwrap(),
+            "uplink0"
         );
     }
 
@@ -312,10 +374,11 @@ mod tests {
 
     #[test]
     fn the_alias_records_the_container_and_whether_replies_were_kept() {
-        for replies in [false, true] {
+        for (replies, replies6) in [(false, false), (true, false), (false, true), (true, true)] {
             let owner = Owner {
                 container: "0123456789abcdef".into(),
                 replies,
+                replies6,
             };
             assert_eq!(Owner::parse(&owner.alias()), Some(owner.clone()));
             assert_eq!(
@@ -329,7 +392,8 @@ mod tests {
             Owner::parse("egress-router abc"),
             Some(Owner {
                 container: "abc".into(),
-                replies: false
+                replies: false,
+                replies6: false,
             })
         );
         assert_eq!(

@@ -1,28 +1,31 @@
 //! The `ip` object of the configuration, or one of `podIP` (pod name -> the same
-//! object): the interface's addresses (the first is the source), the gateway, and
-//! the redirect list; and the choice of the one that applies to a pod.
+//! object): the interface's addresses (the first of each family is its source), the
+//! gateways (one a family), and the redirect list; and the choice of the one that
+//! applies to a pod.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
 use crate::cni::code;
 use crate::cni::json::{Fields, invalid, quote};
-use crate::config::address::is_unicast;
+use crate::config::family::Family;
 use crate::config::redirect::{Destination, parse_cni_destinations};
-use crate::config::router::SourceAddress;
+use crate::config::router::{SourceAddress, edge_of, parse_gateway, parse_source_address};
 use crate::error::{Error, Result};
 use crate::setup::firewall::{NatInterfaces, Rule, nat_rules_on};
 
-/// The addresses, gateway and redirect list of the plugin's interface.
+/// The addresses, gateways and redirect list of the plugin's interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpConfig {
-    /// The first of `addresses`: the address SNAT rewrites to.
-    pub source: SourceAddress,
-    /// The other `addresses`, also put on the interface.
+    /// The first address of each family, in the order given: the address SNAT of that
+    /// family rewrites to.
+    pub sources: Vec<SourceAddress>,
+    /// The other `addresses` (ADD refuses them: one address a family per attachment).
     pub additional: Vec<SourceAddress>,
-    /// `gateway`; when absent the setup finds it on the master's network.
-    pub gateway: Option<Ipv4Addr>,
+    /// `gateway`: one address, or one a family separated by a comma; a family
+    /// without one finds it on the master's network.
+    pub gateways: Vec<IpAddr>,
     /// `destinations` (empty: no redirect, only SNAT).
     pub destinations: Vec<Destination>,
 }
@@ -39,127 +42,119 @@ impl IpConfig {
                 "needs at least one address (the source)",
             ));
         }
-        let mut addresses: Vec<SourceAddress> = Vec::new();
+        let mut sources: Vec<SourceAddress> = Vec::new();
+        let mut additional: Vec<SourceAddress> = Vec::new();
         for (i, text) in texts.iter().enumerate() {
             let field = format!("{addresses_field}[{i}]");
-            let address = parse_address(&field, text)?;
-            if addresses.iter().any(|a| a.address == address.address) {
+            let address = parse_source_address(text).map_err(|reason| invalid(&field, reason))?;
+            if sources
+                .iter()
+                .chain(&additional)
+                .any(|a| a.address == address.address)
+            {
                 return Err(invalid(
                     &field,
                     format!("{text:?} repeats an earlier address"),
                 ));
             }
-            addresses.push(address);
-        }
-        let gateway = match fields.string("gateway")? {
-            Some(text) => {
-                let field = fields.path("gateway");
-                let gateway = parse_host(&field, text)?;
-                if addresses.iter().any(|a| a.address == gateway) {
-                    return Err(invalid(&field, format!("{text:?} is one of the addresses")));
-                }
-                if let Some((edge, on)) = addresses
-                    .iter()
-                    .find_map(|a| edge_of(gateway, a).map(|edge| (edge, a)))
-                {
-                    return Err(invalid(
-                        &field,
-                        format!("{text:?} is the {edge} address of the subnet of {on}"),
-                    ));
-                }
-                Some(gateway)
+            match sources.iter().any(|s| s.family() == address.family()) {
+                true => additional.push(address),
+                false => sources.push(address),
             }
-            None => None,
+        }
+        let gateways = match fields.string("gateway")? {
+            Some(text) => parse_gateways(&fields.path("gateway"), text, &sources, &additional)?,
+            None => Vec::new(),
         };
         let destinations = match fields.strings("destinations")? {
             Some(entries) => parse_cni_destinations(&entries)
                 .map_err(|e| Error::cni(code::INVALID_NETWORK_CONFIG, format!("{path}.{e}")))?,
             None => Vec::new(),
         };
-        let source = addresses.remove(0);
+        if let Some(orphan) = destinations
+            .iter()
+            .find(|d| !sources.iter().any(|s| s.family() == d.family()))
+        {
+            return Err(invalid(
+                &fields.path("destinations"),
+                format!(
+                    "entry {:?} is {}, but addresses has no {} address",
+                    orphan.to_string(),
+                    orphan.family(),
+                    orphan.family()
+                ),
+            ));
+        }
         Ok(IpConfig {
-            source,
-            additional: addresses,
-            gateway,
+            sources,
+            additional,
+            gateways,
             destinations,
         })
     }
 
-    /// Every address, the source first.
+    /// Every address, each family's source first.
     pub fn addresses(&self) -> impl Iterator<Item = &SourceAddress> {
-        std::iter::once(&self.source).chain(&self.additional)
+        self.sources.iter().chain(&self.additional)
     }
 
-    /// The plugin's NAT rules: DNAT of `destinations` for traffic arriving on the
-    /// pod's other interfaces, then SNAT to the source of what leaves by `ifname`.
-    pub fn nat_rules(&self, ifname: &str) -> Vec<Rule> {
+    /// The configured gateway of `family`.
+    pub fn gateway(&self, family: Family) -> Option<IpAddr> {
+        self.gateways
+            .iter()
+            .copied()
+            .find(|g| Family::of(*g) == family)
+    }
+
+    /// The plugin's NAT rules of the family of `source`: DNAT of its `destinations`
+    /// for traffic arriving on the pod's other interfaces, then SNAT to `source` of
+    /// what leaves by `ifname`.
+    pub fn nat_rules(&self, ifname: &str, source: &SourceAddress) -> Vec<Rule> {
         nat_rules_on(
             &NatInterfaces::plugin(ifname),
-            self.source.address,
+            source.address,
             &self.destinations,
         )
     }
 }
 
-/// An address of `addresses`: unicast IPv4, optional `/prefix` (1 to 32, default
-/// 32), not an edge of its subnet (see [`edge_of`]).
-fn parse_address(field: &str, text: &str) -> Result<SourceAddress> {
-    let (address_text, prefix) = match text.split_once('/') {
-        Some((address, prefix)) => (address, Some(prefix)),
-        None => (text, None),
-    };
-    let address = parse_host(field, address_text).map_err(|_| {
-        invalid(
-            field,
-            format!("{text:?} is not a unicast IPv4 address with optional /prefix"),
-        )
-    })?;
-    let prefix_len = match prefix.map(|p| (p, p.parse::<u8>())) {
-        None => 32,
-        Some((p, Ok(len @ 1..=32))) if len.to_string() == p => len,
-        Some(_) => {
+/// `gateway` (at `field`): one address a family, each of a family `sources` has, not
+/// one of the addresses nor an edge of their subnets.
+fn parse_gateways(
+    field: &str,
+    text: &str,
+    sources: &[SourceAddress],
+    additional: &[SourceAddress],
+) -> Result<Vec<IpAddr>> {
+    let mut gateways: Vec<IpAddr> = Vec::new();
+    for entry in text.split(',').map(str::trim) {
+        let gateway = parse_gateway(entry, None).map_err(|reason| invalid(field, reason))?;
+        let family = Family::of(gateway);
+        if gateways.iter().any(|g| Family::of(*g) == family) {
             return Err(invalid(
                 field,
-                format!("{text:?} has a prefix length that is not from 1 to 32"),
+                format!("{text:?} has two {family} gateways: one a family"),
             ));
         }
-    };
-    let parsed = SourceAddress {
-        address,
-        prefix_len,
-    };
-    if let Some(edge) = edge_of(address, &parsed) {
-        return Err(invalid(
-            field,
-            format!("{text:?} is the {edge} address of its subnet, not a host address"),
-        ));
+        if !sources.iter().any(|s| s.family() == family) {
+            return Err(invalid(
+                field,
+                format!("{entry:?} is an {family} gateway, but addresses has no {family} address"),
+            ));
+        }
+        let all = || sources.iter().chain(additional);
+        if all().any(|a| a.address == gateway) {
+            return Err(invalid(field, format!("{entry:?} is one of the addresses")));
+        }
+        if let Some((edge, on)) = all().find_map(|a| edge_of(gateway, a).map(|edge| (edge, a))) {
+            return Err(invalid(
+                field,
+                format!("{entry:?} is the {edge} address of the subnet of {on}"),
+            ));
+        }
+        gateways.push(gateway);
     }
-    Ok(parsed)
-}
-
-/// `"network"` or `"broadcast"` when `address` is that edge of the subnet of `on`
-/// (subnets of /30 or wider; /31 and /32 have no such edges).
-fn edge_of(address: Ipv4Addr, on: &SourceAddress) -> Option<&'static str> {
-    let subnet = ipnet::Ipv4Net::new(on.address, on.prefix_len).ok()?;
-    if on.prefix_len > 30 {
-        None
-    } else if address == subnet.network() {
-        Some("network")
-    } else if address == subnet.broadcast() {
-        Some("broadcast")
-    } else {
-        None
-    }
-}
-
-fn parse_host(field: &str, text: &str) -> Result<Ipv4Addr> {
-    match text.parse::<Ipv4Addr>() {
-        Ok(address) if is_unicast(address) => Ok(address),
-        _ => Err(invalid(
-            field,
-            format!("{text:?} is not a unicast IPv4 address"),
-        )),
-    }
+    Ok(gateways)
 }
 
 /// The path of a `podIP` entry: `podIP["name"]`.

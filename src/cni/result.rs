@@ -1,7 +1,7 @@
 //! What the plugin prints on stdout: the ADD result in the requested version's
 //! format, the VERSION answer, and the CNI error object with its codes.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 
 use serde::Serialize;
@@ -53,16 +53,16 @@ impl Interface {
 /// An address of a result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct IpEntry {
-    /// `"4"` before CNI 1.0.0; absent from 1.0.0 on.
+    /// `"4"` or `"6"` before CNI 1.0.0; absent from 1.0.0 on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<&'static str>,
     /// Index of the interface in `interfaces`.
     pub interface: usize,
-    /// `a.b.c.d/len`.
+    /// `address/len`.
     pub address: String,
-    /// The gateway, on the source address's entry.
+    /// The gateway, on each family's source address's entry.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
 }
 
 /// A route of a result.
@@ -71,7 +71,7 @@ pub struct Route {
     /// Destination network.
     pub dst: String,
     /// Next hop.
-    pub gw: Ipv4Addr,
+    pub gw: IpAddr,
 }
 
 /// The (empty) DNS settings of a result.
@@ -79,32 +79,44 @@ pub struct Route {
 pub struct Dns {}
 
 impl SuccessResult {
-    /// The ADD result: `interface` holding every address of `ip`, and the default
-    /// route via `gateway` (the configured one, or the one the setup found).
+    /// The ADD result: `interface` holding every address of `ip`, and a default
+    /// route a family via its gateway (`gateways`, in the order of the sources: the
+    /// configured ones, or the ones the setup found).
     pub fn new(
         version: CniVersion,
         interface: Interface,
         ip: &IpConfig,
-        gateway: Ipv4Addr,
+        gateways: &[IpAddr],
     ) -> Self {
         let ips = ip
             .addresses()
             .enumerate()
             .map(|(i, address)| IpEntry {
-                version: version.ips_carry_version().then_some("4"),
+                version: version
+                    .ips_carry_version()
+                    .then_some(if address.address.is_ipv4() { "4" } else { "6" }),
                 interface: 0,
                 address: address.to_string(),
-                gateway: (i == 0).then_some(gateway),
+                gateway: gateways.get(i).copied().filter(|_| i < ip.sources.len()),
+            })
+            .collect();
+        let routes = gateways
+            .iter()
+            .map(|gateway| Route {
+                dst: if gateway.is_ipv4() {
+                    "0.0.0.0/0"
+                } else {
+                    "::/0"
+                }
+                .into(),
+                gw: *gateway,
             })
             .collect();
         SuccessResult {
             cni_version: version,
             interfaces: vec![interface],
             ips,
-            routes: vec![Route {
-                dst: "0.0.0.0/0".into(),
-                gw: gateway,
-            }],
+            routes,
             dns: Dns {},
         }
     }

@@ -9,9 +9,10 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use crate::config::address::is_unicast;
+use crate::config::address::{canonical, is_unicast};
+use crate::config::family::Family;
 use crate::config::lines;
 use crate::config::names;
 use crate::error::{Error, Result};
@@ -47,12 +48,27 @@ pub enum Destination {
         /// Protocol the redirect applies to.
         protocol: Protocol,
         /// Outside server address.
-        address: Ipv4Addr,
+        address: IpAddr,
         /// Port on the outside server; `None` keeps the local port.
         target_port: Option<u16>,
     },
-    /// Everything not matched earlier goes to this address, same port and protocol.
-    Fallback(Ipv4Addr),
+    /// Everything of its family not matched earlier goes to this address, same port
+    /// and protocol.
+    Fallback(IpAddr),
+}
+
+impl Destination {
+    /// The outside server's address.
+    pub fn address(&self) -> IpAddr {
+        match self {
+            Destination::Port { address, .. } | Destination::Fallback(address) => *address,
+        }
+    }
+
+    /// The family the entry redirects.
+    pub fn family(&self) -> Family {
+        Family::of(self.address())
+    }
 }
 
 impl fmt::Display for Destination {
@@ -134,16 +150,35 @@ fn parse_entries<'a>(
                 format!("{} {line:?}: {reason}", dialect.entry),
             )
         };
-        if let Some(Destination::Fallback(_)) = entries.last() {
-            return Err(fail(
-                "comes after the fallback address, which must be the last entry",
-            ));
-        }
         let entry = parse_line(line, dialect).map_err(|reason| fail(&reason))?;
-        if let Destination::Port { port, .. } = entry
-            && !seen_ports.insert(port)
-        {
-            return Err(fail(&format!("local port {port} appears more than once")));
+        let family = entry.family();
+        let fallback_of = |family: Family| {
+            entries
+                .iter()
+                .any(|e| matches!(e, Destination::Fallback(_)) && e.family() == family)
+        };
+        match entry {
+            Destination::Port { .. } if fallback_of(Family::V4) || fallback_of(Family::V6) => {
+                return Err(fail(
+                    "comes after a fallback address, which must come after every port entry",
+                ));
+            }
+            Destination::Fallback(_) if fallback_of(family) => {
+                return Err(fail(&format!(
+                    "is a second {family} fallback address: one a family, the last entries"
+                )));
+            }
+            Destination::Port { port, .. } if !seen_ports.insert((family, port)) => {
+                let scope = if entries.iter().any(|e| e.family() != family) {
+                    format!(" for {family}")
+                } else {
+                    String::new()
+                };
+                return Err(fail(&format!(
+                    "local port {port} appears more than once{scope}"
+                )));
+            }
+            _ => {}
         }
         entries.push(entry);
     }
@@ -184,27 +219,51 @@ fn parse_protocol(text: &str, dialect: Dialect) -> Result<Protocol, String> {
     }
 }
 
-fn parse_address(text: &str, dialect: Dialect) -> Result<Ipv4Addr, String> {
+fn parse_address(text: &str, dialect: Dialect) -> Result<IpAddr, String> {
+    if text.starts_with('[') {
+        return Err(format!(
+            "{text:?}: write an IPv6 address without brackets, and a port as a field of its own"
+        ));
+    }
     let (address_text, prefix) = match text.split_once('/') {
         Some((address, prefix)) if dialect.operator_forms => (address, Some(prefix)),
         _ => (text, None),
     };
-    let address: Ipv4Addr = address_text
+    let address: IpAddr = address_text
         .parse()
-        .map_err(|_| format!("{text:?} is not an IPv4 address"))?;
+        .map_err(|_| format!("{text:?} is not an IPv4 or IPv6 address"))?;
+    let max = match address {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    };
     if let Some(prefix) = prefix
         && !prefix
             .parse::<u8>()
-            .is_ok_and(|p| p <= 32 && p.to_string() == prefix)
+            .is_ok_and(|p| p <= max && p.to_string() == prefix)
     {
         return Err(format!(
-            "{text:?} has a prefix length that is not from 0 to 32"
+            "{text:?} has a prefix length that is not from 0 to {max}"
         ));
     }
-    if !is_unicast(address) {
-        return Err(format!("{text:?} is not a unicast address"));
+    match address {
+        IpAddr::V4(v4) if !is_unicast(v4) => Err(format!("{text:?} is not a unicast address")),
+        IpAddr::V6(v6) => match canonical(address) {
+            IpAddr::V4(v4) => Err(format!(
+                "{text:?} is an IPv4 address written as IPv6: write {v4}"
+            )),
+            _ if v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                || v6.is_unicast_link_local() =>
+            {
+                Err(format!(
+                    "{text:?} is not a unicast address a router can forward to"
+                ))
+            }
+            _ => Ok(address),
+        },
+        IpAddr::V4(_) => Ok(address),
     }
-    Ok(address)
 }
 
 #[cfg(test)]

@@ -4,16 +4,16 @@
 //! then turns each into a typed value, or an error naming the variable and
 //! quoting the value.
 
-use std::fmt;
-use std::net::Ipv4Addr;
-
 use serde::Deserialize;
 
-use crate::config::address::is_unicast;
+use crate::config::family::Family;
 use crate::config::metrics_address::MetricsAddress;
 use crate::config::redirect::{Destination, parse_destinations};
 use crate::config::vars::Vars;
 use crate::error::{Error, Result};
+
+/// The name of the router's egress interface.
+pub const MACVLAN: &str = "macvlan0";
 
 /// What the router does after validating its configuration (`EGRESS_ROUTER_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,28 +65,11 @@ pub enum BackendChoice {
     Legacy,
 }
 
-/// The address the router owns on `macvlan0`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SourceAddress {
-    /// The address itself.
-    pub address: Ipv4Addr,
-    /// Prefix length put on the interface (32 when none was given).
-    pub prefix_len: u8,
-}
-
-impl fmt::Display for SourceAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.address, self.prefix_len)
-    }
-}
-
 /// Validated router configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterConfig {
-    /// `EGRESS_SOURCE`.
-    pub source: SourceAddress,
-    /// `EGRESS_GATEWAY`.
-    pub gateway: Ipv4Addr,
+    /// `EGRESS_SOURCE` and `EGRESS_GATEWAY`: one pair a family, IPv4 first.
+    pub egress: Vec<EgressPair>,
     /// `EGRESS_ROUTER_MODE`.
     pub mode: RouterMode,
     /// `EGRESS_DESTINATION` (empty in the proxy modes when unset).
@@ -107,6 +90,17 @@ struct RawRouterEnv {
 }
 
 impl RouterConfig {
+    /// The pair of `family`, when the router has one.
+    pub fn pair(&self, family: Family) -> Option<&EgressPair> {
+        self.egress.iter().find(|pair| pair.family() == family)
+    }
+
+    /// The source addresses, as `EGRESS_SOURCE` lists them.
+    pub fn sources(&self) -> String {
+        let shown: Vec<String> = self.egress.iter().map(|p| p.source.to_string()).collect();
+        shown.join(",")
+    }
+
     /// Reads and validates the router variables; `mode` overrides `EGRESS_ROUTER_MODE`.
     pub fn from_vars(vars: &Vars, mode: Option<RouterMode>) -> Result<Self> {
         let raw: RawRouterEnv = envy::from_iter(vars.iter().filter(|(_, v)| !v.trim().is_empty()))
@@ -116,17 +110,17 @@ impl RouterConfig {
             (None, Some(text)) => RouterMode::parse(text)?,
             (None, None) => RouterMode::Legacy,
         };
-        let source = parse_source(required("EGRESS_SOURCE", raw.egress_source.as_deref())?)?;
-        let gateway_text = required("EGRESS_GATEWAY", raw.egress_gateway.as_deref())?;
-        let gateway = parse_host_address("EGRESS_GATEWAY", gateway_text)?;
-        if gateway == source.address {
-            return Err(Error::config(
-                "EGRESS_GATEWAY",
-                format!("{gateway_text:?} is the same address as EGRESS_SOURCE"),
-            ));
-        }
+        let egress = parse_pairs(
+            required("EGRESS_SOURCE", raw.egress_source.as_deref())?,
+            required("EGRESS_GATEWAY", raw.egress_gateway.as_deref())?,
+            MACVLAN,
+        )?;
         let destinations = match raw.egress_destination.as_deref() {
-            Some(text) => parse_destinations(text)?,
+            Some(text) => {
+                let destinations = parse_destinations(text)?;
+                check_families(&destinations, &egress)?;
+                destinations
+            }
             None if mode.uses_nat() => return Err(not_set("EGRESS_DESTINATION")),
             None => Vec::new(),
         };
@@ -142,8 +136,7 @@ impl RouterConfig {
             }
         };
         Ok(RouterConfig {
-            source,
-            gateway,
+            egress,
             mode,
             destinations,
             backend,
@@ -160,57 +153,27 @@ fn not_set(var: &'static str) -> Error {
     Error::config(var, "is required but not set")
 }
 
-fn parse_source(text: &str) -> Result<SourceAddress> {
-    const VAR: &str = "EGRESS_SOURCE";
-    let (addr_text, prefix_len) = match text.split_once('/') {
-        Some((addr, prefix)) => match prefix.parse::<u8>() {
-            Ok(p @ 1..=32) => (addr, p),
-            _ => {
-                return Err(Error::config(
-                    VAR,
-                    format!("{text:?} has a prefix length that is not from 1 to 32"),
-                ));
-            }
-        },
-        None => (text, 32),
-    };
-    let address = parse_host_address(VAR, addr_text).map_err(|_| {
-        Error::config(
-            VAR,
-            format!("{text:?} is not a unicast IPv4 address with optional /prefix"),
-        )
-    })?;
-    if prefix_len <= 30 {
-        let subnet = ipnet::Ipv4Net::new(address, prefix_len).expect("prefix checked above");
-        let edge = if address == subnet.network() {
-            Some("network")
-        } else if address == subnet.broadcast() {
-            Some("broadcast")
-        } else {
-            None
-        };
-        if let Some(edge) = edge {
+/// Every destination has an egress address of its family.
+fn check_families(destinations: &[Destination], egress: &[EgressPair]) -> Result<()> {
+    for destination in destinations {
+        let family = destination.family();
+        if !egress.iter().any(|pair| pair.family() == family) {
             return Err(Error::config(
-                VAR,
-                format!("{text:?} is the {edge} address of its subnet, not a host address"),
+                "EGRESS_DESTINATION",
+                format!(
+                    "line {:?}: an {family} destination, but EGRESS_SOURCE has no {family} address",
+                    destination.to_string()
+                ),
             ));
         }
     }
-    Ok(SourceAddress {
-        address,
-        prefix_len,
-    })
+    Ok(())
 }
 
-fn parse_host_address(var: &'static str, text: &str) -> Result<Ipv4Addr> {
-    match text.parse::<Ipv4Addr>() {
-        Ok(address) if is_unicast(address) => Ok(address),
-        _ => Err(Error::config(
-            var,
-            format!("{text:?} is not a unicast IPv4 address"),
-        )),
-    }
-}
+mod egress;
+
+use egress::parse_pairs;
+pub use egress::{EgressPair, SourceAddress, edge_of, parse_gateway, parse_source_address};
 
 #[cfg(test)]
 mod tests;

@@ -23,8 +23,9 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
 pub async fn run(config: &RouterConfig) -> Result<()> {
     match config.mode {
         RouterMode::UnitTest => {
-            if config.mode.uses_nat() {
-                for rule in firewall::nat_rules(config.source.address, &config.destinations) {
+            // IPv4's lines first, exactly as before IPv6 existed, then IPv6's.
+            for pair in &config.egress {
+                for rule in firewall::nat_rules(pair.source.address, &config.destinations) {
                     println!("{rule}");
                 }
             }
@@ -51,7 +52,7 @@ pub async fn redirect(config: &RouterConfig) -> Result<()> {
     let (ns, reason) = Namespace::open(Netns::current()?, config.backend)?;
     debug!(backend = ns.backend.name, reason, "iptables backend chosen");
     probe(config, &ns).await?;
-    info!(source = %config.source, backend = ns.backend.name, "setup verified; waiting for SIGTERM");
+    info!(source = %config.sources(), backend = ns.backend.name, "setup verified; waiting for SIGTERM");
     watch(config, &ns).await
 }
 
@@ -65,23 +66,38 @@ async fn setup(config: &RouterConfig) -> Result<Namespace> {
     info!(backend = ns.backend.name, reason, "iptables backend chosen");
     let intent = Intent::router(config);
     let done = setup::establish(&ns, &intent).await?;
-    if let Some(arp) = &done.announced {
+    if let Some((arp, address)) = &done.announced {
         if std::process::id() == 1 && config.mode != RouterMode::Legacy {
             // Every process of a PID namespace is killed when its PID 1 exits.
             info!("running as PID 1 of a container: the follow-up ARP request cannot outlive it");
         } else {
-            announce::spawn_second(arp, intent.source.address)?;
+            announce::spawn_second(arp, *address)?;
         }
     }
     info!(
-        source = %config.source,
-        gateway = %config.gateway,
+        source = %config.sources(),
+        gateway = %gateways(config),
         mode = ?config.mode,
-        nat_rules = intent.firewall.nat.as_ref().map_or(0, |(_, rules)| rules.len()),
+        nat_rules = intent
+            .families
+            .iter()
+            .filter_map(|f| f.firewall.nat.as_ref())
+            .map(|(_, rules)| rules.len())
+            .sum::<usize>(),
         network_changes = done.changes,
         "egress router set up on {MACVLAN}"
     );
     Ok(ns)
+}
+
+/// The gateways, as `EGRESS_GATEWAY` lists them.
+fn gateways(config: &RouterConfig) -> String {
+    let shown: Vec<String> = config
+        .egress
+        .iter()
+        .map(|p| p.gateway.to_string())
+        .collect();
+    shown.join(",")
 }
 
 /// Every problem of the setup as a probe: an error listing them all, or `Ok`.

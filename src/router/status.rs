@@ -8,6 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tracing::debug;
 
+use crate::config::family::Family as AddressFamily;
 use crate::config::router::RouterConfig;
 use crate::error::{Error, Result};
 use crate::ops::health::{Recent, RoleStatus};
@@ -65,23 +66,34 @@ fn check_setup(config: &RouterConfig) -> Result<Vec<String>> {
     })
 }
 
-/// The NAT rules' counters, read from the kernel now.
+/// The NAT rules' counters of every family, read from the kernel now. The SNAT rule
+/// is labelled `snat` (IPv4) and `snat6` (IPv6).
 fn read_nat_counts(config: &RouterConfig) -> Result<Vec<NatCount>> {
     let netns = Netns::current()?;
     let (backend, _) = Backend::detect(&netns, config.backend)?;
-    let dump = backend.save_counted(&netns, "nat")?;
-    let labels = config
-        .destinations
-        .iter()
-        .map(ToString::to_string)
-        .chain(["snat".to_string()]);
-    let planned: Vec<_> = labels
-        .zip(firewall::nat_rules(
-            config.source.address,
-            &config.destinations,
-        ))
-        .collect();
-    Ok(nat::counts(&dump, &planned))
+    let mut counts = Vec::new();
+    for pair in &config.egress {
+        let family = pair.family();
+        let dump = backend.for_family(family)?.save_counted(&netns, "nat")?;
+        let snat = match family {
+            AddressFamily::V4 => "snat",
+            AddressFamily::V6 => "snat6",
+        };
+        let labels = config
+            .destinations
+            .iter()
+            .filter(|d| d.family() == family)
+            .map(ToString::to_string)
+            .chain([snat.to_string()]);
+        let planned: Vec<_> = labels
+            .zip(firewall::nat_rules(
+                pair.source.address,
+                &config.destinations,
+            ))
+            .collect();
+        counts.extend(nat::counts(&dump, &planned));
+    }
+    Ok(counts)
 }
 
 #[async_trait::async_trait]

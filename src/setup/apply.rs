@@ -1,15 +1,21 @@
 //! Applying [`Step`]s, each journaled with its undo as soon as it is made, and the
 //! rollback that undoes them all, newest first.
 
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
 use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::rule::RuleMessage;
 use tracing::debug;
 
 use super::{Namespace, Step};
+use crate::config::family::Family;
 use crate::config::router::SourceAddress;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, REPLY_MARK, REPLY_RULE_PRIORITY, REPLY_TABLE};
 use crate::sys::arp::{Announcement, ArpSocket};
+use crate::sys::ndp;
+use crate::sys::netlink::AddressState;
 use crate::sys::sysctl::{self, Sysctl};
 
 /// One applied change and how to undo it.
@@ -20,8 +26,11 @@ enum Undo {
     AddRoute(RouteMessage),
     DeleteRule(RuleMessage),
     Sysctl { key: String, old: String },
-    Firewall(String),
+    Firewall { family: Family, script: String },
 }
+
+/// The kernel's answer to removing an address that is not there.
+const EADDRNOTAVAIL: i32 = 99;
 
 /// The changes made so far, newest last.
 #[derive(Default)]
@@ -33,17 +42,24 @@ impl Journal {
         let mut errors = Vec::new();
         for undo in self.0.into_iter().rev() {
             let result = match undo {
-                Undo::Address { index, source } => {
-                    ns.nl
-                        .del_address(index, source.address, source.prefix_len)
-                        .await
-                }
+                // Taking a link down flushes its IPv6 addresses: gone is undone.
+                Undo::Address { index, source } => match ns
+                    .nl
+                    .del_address(index, source.address, source.prefix_len)
+                    .await
+                {
+                    Err(e) if e.errno() == Some(EADDRNOTAVAIL) => Ok(()),
+                    other => other,
+                },
                 Undo::LinkDown(index) => ns.nl.set_up(index, false).await,
                 Undo::DeleteRoute(route) => ns.nl.del_route(route).await,
                 Undo::AddRoute(route) => ns.nl.add_route(route).await,
                 Undo::DeleteRule(rule) => ns.nl.del_rule(rule).await,
                 Undo::Sysctl { key, old } => sysctl::write(&ns.netns, &key, &old),
-                Undo::Firewall(script) => ns.backend.restore(&ns.netns, &script, true),
+                Undo::Firewall { family, script } => match ns.backend.for_family(family) {
+                    Ok(backend) => backend.restore(&ns.netns, &script, true),
+                    Err(e) => Err(e),
+                },
             };
             if let Err(e) = result {
                 errors.push(e);
@@ -54,12 +70,13 @@ impl Journal {
 }
 
 /// Applies `steps` in order in namespace `ns`, journaling each change as soon as it is
-/// made. An announcement returns its socket, for the delayed second announcement.
+/// made. An IPv4 announcement returns its socket and address, for the delayed second
+/// announcement.
 pub async fn apply(
     ns: &Namespace,
     steps: &[Step],
     journal: &mut Journal,
-) -> Result<Option<ArpSocket>> {
+) -> Result<Option<(ArpSocket, Ipv4Addr)>> {
     let mut announced = None;
     for step in steps {
         debug!(%step, "applying");
@@ -85,11 +102,20 @@ pub async fn apply(
                 ns.nl.del_route(route.clone()).await?;
                 Undo::AddRoute(route.clone())
             }
-            Step::AddReplyRule => {
+            Step::AwaitAddress {
+                index,
+                interface,
+                address,
+                field,
+            } => {
+                await_address(ns, *index, interface, *address, field).await?;
+                continue;
+            }
+            Step::AddReplyRule(family) => {
                 ns.nl
-                    .add_mark_rule(REPLY_MARK, REPLY_TABLE, REPLY_RULE_PRIORITY)
+                    .add_mark_rule(*family, REPLY_MARK, REPLY_TABLE, REPLY_RULE_PRIORITY)
                     .await?;
-                match ns.nl.mark_rule(REPLY_MARK, REPLY_TABLE).await? {
+                match ns.nl.mark_rule(*family, REPLY_MARK, REPLY_TABLE).await? {
                     Some(rule) => Undo::DeleteRule(rule),
                     None => continue,
                 }
@@ -104,34 +130,92 @@ pub async fn apply(
                 }
             }
             Step::Firewall {
+                family,
                 script,
                 undo,
                 before,
             } => {
-                if let Err(e) = ns.backend.restore(&ns.netns, script, true) {
+                let backend = ns.backend.for_family(*family)?;
+                let undo = Undo::Firewall {
+                    family: *family,
+                    script: undo.clone(),
+                };
+                if let Err(e) = backend.restore(&ns.netns, script, true) {
                     // A restore is atomic per table, but say so only when the rules show it.
-                    let now = ns.backend.save_all(&ns.netns)?;
+                    let now = backend.save_all(&ns.netns)?;
                     let tables = ["mangle", "nat"];
                     if !firewall::same_rules(before, &now, &tables) {
-                        journal.0.push(Undo::Firewall(undo.clone()));
+                        journal.0.push(undo);
                     }
                     return Err(e);
                 }
-                Undo::Firewall(undo.clone())
+                undo
             }
             Step::Announce {
                 index,
                 mac,
-                address,
+                address: IpAddr::V4(address),
             } => {
                 let socket = ArpSocket::open(&ns.netns, *index, *mac)?;
                 socket.announce(Announcement::Reply, *address)?;
                 debug!(%address, "sent gratuitous ARP reply");
-                announced = Some(socket);
+                announced = Some((socket, *address));
+                continue;
+            }
+            Step::Announce {
+                index,
+                mac,
+                address: IpAddr::V6(address),
+            } => {
+                ndp::announce(&ns.netns, *index, *mac, *address)?;
+                debug!(%address, "sent unsolicited neighbour advertisement");
                 continue;
             }
         };
         journal.0.push(undo);
     }
     Ok(announced)
+}
+
+/// Waits until `address` on interface `index` (named `interface`) has passed duplicate
+/// address detection, at most as long as the interface's own settings make it last
+/// (the start delay, each probe's wait) and a second more; a duplicate is an error
+/// naming `field`.
+async fn await_address(
+    ns: &Namespace,
+    index: u32,
+    interface: &str,
+    address: IpAddr,
+    field: &'static str,
+) -> Result<()> {
+    let setting = |key: String| -> Result<u64> {
+        Ok(sysctl::read(&ns.netns, &key)?.trim().parse().unwrap_or(1))
+    };
+    let probes = setting(format!("net/ipv6/conf/{interface}/dad_transmits"))?;
+    let probe_wait = setting(format!("net/ipv6/neigh/{interface}/retrans_time_ms"))?;
+    let limit = Duration::from_millis(2_000 + probes * probe_wait);
+    let started = std::time::Instant::now();
+    loop {
+        match ns.nl.address_state(index, address).await? {
+            Some(AddressState::Usable) => {
+                debug!(%address, waited_ms = started.elapsed().as_millis() as u64, "duplicate address detection passed");
+                return Ok(());
+            }
+            Some(AddressState::Duplicate) => {
+                return Err(super::plan::duplicate(field, address, interface));
+            }
+            None => {
+                return Err(Error::State(format!(
+                    "{address} vanished from {interface} during duplicate address detection"
+                )));
+            }
+            Some(AddressState::Tentative) if started.elapsed() >= limit => {
+                return Err(Error::State(format!(
+                    "{address} on {interface} is still tentative after {} ms of duplicate address detection (is {interface} without carrier?)",
+                    limit.as_millis()
+                )));
+            }
+            Some(AddressState::Tentative) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }

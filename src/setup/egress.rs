@@ -1,13 +1,15 @@
 //! The part of the setup a proxy relies on, checked without privileges (netlink reads
-//! only): the egress interface is up with an IPv4 address, and the main table's
-//! default route leaves by it. This is what makes proxied connections leave from
-//! `EGRESS_SOURCE`; the proxy container is not told the address itself.
+//! only): the egress interface is up with an egress address, and for each family it
+//! has an address of, the main table's default route of that family leaves by it.
+//! This is what makes proxied connections leave from `EGRESS_SOURCE`; the proxy
+//! container is not told the addresses themselves.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use netlink_packet_route::route::RouteHeader;
 
 use super::MACVLAN;
+use crate::config::family::Family;
 use crate::error::Result;
 use crate::sys::netlink::{Link, Netlink, route_interface};
 
@@ -16,10 +18,10 @@ use crate::sys::netlink::{Link, Netlink, route_interface};
 pub struct EgressPath {
     /// The egress interface, when it exists.
     pub link: Option<Link>,
-    /// Its IPv4 addresses.
-    pub addresses: Vec<Ipv4Addr>,
-    /// Whether a default route of the main table leaves by it.
-    pub default_route: bool,
+    /// Its addresses, link-local ones left out.
+    pub addresses: Vec<IpAddr>,
+    /// The families whose main-table default route leaves by it.
+    pub default_routes: Vec<Family>,
 }
 
 /// Reads the egress path of the namespace `nl` is bound to.
@@ -28,25 +30,33 @@ pub async fn observe(nl: &Netlink) -> Result<EgressPath> {
         return Ok(EgressPath {
             link: None,
             addresses: Vec::new(),
-            default_route: false,
+            default_routes: Vec::new(),
         });
     };
     let addresses = nl
-        .ipv4_addresses()
+        .addresses()
         .await?
         .into_iter()
-        .filter(|(index, _, _)| *index == link.index)
+        .filter(|(index, address, _)| {
+            *index == link.index && !matches!(address, IpAddr::V6(v6) if v6.is_unicast_link_local())
+        })
         .map(|(_, address, _)| address)
         .collect();
-    let default_route = nl
-        .routes(u32::from(RouteHeader::RT_TABLE_MAIN))
-        .await?
-        .iter()
-        .any(|r| r.header.destination_prefix_length == 0 && route_interface(r) == Some(link.index));
+    let mut default_routes = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        let routes = nl
+            .routes(family, u32::from(RouteHeader::RT_TABLE_MAIN))
+            .await?;
+        if routes.iter().any(|r| {
+            r.header.destination_prefix_length == 0 && route_interface(r) == Some(link.index)
+        }) {
+            default_routes.push(family);
+        }
+    }
     Ok(EgressPath {
         link: Some(link),
         addresses,
-        default_route,
+        default_routes,
     })
 }
 
@@ -62,12 +72,18 @@ pub fn problems(path: &EgressPath) -> Vec<String> {
         problems.push(format!("{MACVLAN} is down"));
     }
     if path.addresses.is_empty() {
-        problems.push(format!("{MACVLAN} has no IPv4 address (EGRESS_SOURCE)"));
-    }
-    if !path.default_route {
         problems.push(format!(
-            "the default route does not leave by {MACVLAN}: connections would not come from EGRESS_SOURCE"
+            "{MACVLAN} has no IPv4 or IPv6 address (EGRESS_SOURCE)"
         ));
+    }
+    for family in [Family::V4, Family::V6] {
+        let has_address = path.addresses.iter().any(|a| Family::of(*a) == family);
+        if has_address && !path.default_routes.contains(&family) {
+            let of_family = if family == Family::V6 { "IPv6 " } else { "" };
+            problems.push(format!(
+                "the {of_family}default route does not leave by {MACVLAN}: connections would not come from EGRESS_SOURCE"
+            ));
+        }
     }
     problems
 }
@@ -85,23 +101,56 @@ mod tests {
         };
         let whole = EgressPath {
             link: Some(link),
-            addresses: vec![Ipv4Addr::new(198, 51, 100, 99)],
-            default_route: true,
+            addresses: vec!["198.51.100.99".parse().unwrap()],
+            default_routes: vec![Family::V4],
         };
         assert!(problems(&whole).is_empty());
         let broken = EgressPath {
             link: Some(Link { up: false, ..link }),
             addresses: Vec::new(),
-            default_route: false,
+            default_routes: Vec::new(),
         };
         let found = problems(&broken).join("; ");
-        for piece in ["is down", "no IPv4 address", "default route"] {
+        for piece in ["is down", "no IPv4 or IPv6 address"] {
             assert!(found.contains(piece), "{found}");
         }
         let absent = EgressPath {
             link: None,
-            ..whole
+            ..whole.clone()
         };
         assert!(problems(&absent)[0].contains("does not exist"));
+        let no_route = EgressPath {
+            default_routes: Vec::new(),
+            ..whole
+        };
+        assert!(problems(&no_route)[0].contains("default route does not leave"));
+    }
+
+    #[test]
+    fn each_family_with_an_address_needs_its_own_default_route() {
+        let path = EgressPath {
+            link: Some(Link {
+                index: 3,
+                mac: [2, 0, 0, 0, 0, 1],
+                up: true,
+            }),
+            addresses: vec![
+                "198.51.100.99".parse().unwrap(),
+                "2001:db8:1::99".parse().unwrap(),
+            ],
+            default_routes: vec![Family::V4],
+        };
+        assert_eq!(
+            problems(&path),
+            vec![
+                "the IPv6 default route does not leave by macvlan0: connections would not come from EGRESS_SOURCE"
+            ]
+        );
+        let ipv6_only = EgressPath {
+            addresses: vec!["2001:db8:1::99".parse().unwrap()],
+            default_routes: vec![Family::V6],
+            ..path
+        };
+        assert!(problems(&ipv6_only).is_empty());
     }
 }

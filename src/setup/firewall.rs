@@ -12,8 +12,9 @@
 //!   subnet, while the main default route points at `macvlan0`.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
 
+use crate::config::family::Family;
 use crate::config::redirect::Destination;
 
 mod script;
@@ -114,15 +115,17 @@ impl NatInterfaces {
     }
 }
 
-/// The redirect NAT rules of SPEC section 3, in entry order, then the SNAT.
-pub fn nat_rules(source: Ipv4Addr, destinations: &[Destination]) -> Vec<Rule> {
+/// The redirect NAT rules of SPEC sections 3 and 10 for the family of `source`: its
+/// entries in order, then the SNAT.
+pub fn nat_rules(source: IpAddr, destinations: &[Destination]) -> Vec<Rule> {
     nat_rules_on(&NatInterfaces::router(), source, destinations)
 }
 
-/// The redirect NAT rules matching `interfaces`, in entry order, then the SNAT.
+/// The redirect NAT rules matching `interfaces` for the family of `source` (for
+/// `iptables` or `ip6tables`): its entries in order, then the SNAT.
 pub fn nat_rules_on(
     interfaces: &NatInterfaces,
-    source: Ipv4Addr,
+    source: IpAddr,
     destinations: &[Destination],
 ) -> Vec<Rule> {
     let (pre, post) = match interfaces.chains {
@@ -135,15 +138,28 @@ pub fn nat_rules_on(
         spec,
     };
     let inbound = &interfaces.inbound;
+    let family = Family::of(source);
     let mut rules: Vec<Rule> = destinations
         .iter()
+        .filter(|destination| destination.family() == family)
         .map(|destination| {
             let spec = match destination {
-                Destination::Port { port, protocol, address, target_port: None } => format!(
+                Destination::Port {
+                    port,
+                    protocol,
+                    address,
+                    target_port: None,
+                } => format!(
                     "{inbound} -p {protocol} --dport {port} -j DNAT --to-destination {address}"
                 ),
-                Destination::Port { port, protocol, address, target_port: Some(target) } => format!(
-                    "{inbound} -p {protocol} --dport {port} -j DNAT --to-destination {address}:{target}"
+                Destination::Port {
+                    port,
+                    protocol,
+                    address,
+                    target_port: Some(target),
+                } => format!(
+                    "{inbound} -p {protocol} --dport {port} -j DNAT --to-destination {}",
+                    SocketAddr::new(*address, *target)
                 ),
                 Destination::Fallback(address) => {
                     format!("{inbound} -j DNAT --to-destination {address}")

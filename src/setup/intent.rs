@@ -1,14 +1,15 @@
 //! What a setup must achieve, as plain data, whoever asks for it: the router's init
 //! container (`macvlan0` beside `eth0`) or the CNI plugin (`CNI_IFNAME` beside the
-//! pod's other interfaces).
+//! pod's other interfaces). Each address family is a [`FamilyIntent`] of its own: its
+//! address, routes, reply routing, forwarding and firewall rules.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
+use crate::config::family::Family;
 use crate::config::router::{RouterConfig, SourceAddress};
 use crate::setup::firewall::{self, Inbound, NatChains, Wanted};
 
-/// The name of the router's egress interface.
-pub const MACVLAN: &str = "macvlan0";
+pub use crate::config::router::MACVLAN;
 
 /// The pod's cluster side: where connections arrive whose replies must go back the
 /// same way, and whose default routes are kept for them.
@@ -23,44 +24,82 @@ pub enum PodSide {
 /// The intended state of one network namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intent {
-    /// The address the egress interface carries, and connections leave from.
-    pub source: SourceAddress,
-    /// The next hop on the egress interface.
-    pub gateway: Ipv4Addr,
+    /// One entry a family, IPv4 first.
+    pub families: Vec<FamilyIntent>,
     /// The egress interface.
     pub egress: String,
     /// The cluster side.
     pub pod: PodSide,
+    /// The variable or field that gave the source addresses, for errors about them.
+    pub source_field: &'static str,
+}
+
+/// The intended state of one address family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyIntent {
+    /// The address the egress interface carries, and connections leave from.
+    pub source: SourceAddress,
+    /// The next hop on the egress interface.
+    pub gateway: IpAddr,
     /// The firewall rules (reply routing, and NAT unless a proxy does the forwarding).
     pub firewall: Wanted,
-    /// Whether `net.ipv4.ip_forward` must be on (NAT forwards).
+    /// Whether forwarding must be on (NAT forwards).
     pub forwarding: bool,
     /// Whether a cluster-side default route to keep for replies must exist; when not,
     /// a pod without one (a container on this network alone) has none to keep.
     pub replies_required: bool,
 }
 
+impl FamilyIntent {
+    /// Its family.
+    pub fn family(&self) -> Family {
+        self.source.family()
+    }
+
+    /// Whether the gateway is link-local: on the egress interface by its own
+    /// `fe80::/64` route, with no host route of ours.
+    pub fn gateway_link_local(&self) -> bool {
+        matches!(self.gateway, IpAddr::V6(v6) if v6.is_unicast_link_local())
+    }
+}
+
 impl Intent {
-    /// The router's intent (SPEC section 2): `macvlan0` beside `eth0`, NAT in the
-    /// redirect modes.
+    /// The router's intent (SPEC sections 2 and 10): `macvlan0` beside `eth0`, NAT in
+    /// the redirect modes. IPv4 replies always need `eth0`'s default route; IPv6 ones
+    /// only when IPv6 clients are redirected (an IPv4-only cluster has no IPv6 route).
     pub fn router(config: &RouterConfig) -> Intent {
-        let nat = config.mode.uses_nat().then(|| {
-            (
-                NatChains::Builtin,
-                firewall::nat_rules(config.source.address, &config.destinations),
-            )
-        });
+        let families = config
+            .egress
+            .iter()
+            .map(|pair| {
+                let nat = config.mode.uses_nat().then(|| {
+                    (
+                        NatChains::Builtin,
+                        firewall::nat_rules(pair.source.address, &config.destinations),
+                    )
+                });
+                let redirected = config
+                    .destinations
+                    .iter()
+                    .any(|d| d.family() == pair.family());
+                FamilyIntent {
+                    source: pair.source,
+                    gateway: pair.gateway,
+                    firewall: Wanted {
+                        inbound: Inbound::On(firewall::POD_INTERFACE.into()),
+                        nat,
+                    },
+                    forwarding: config.mode.uses_nat(),
+                    replies_required: pair.family() == Family::V4
+                        || (config.mode.uses_nat() && redirected),
+                }
+            })
+            .collect();
         Intent {
-            source: config.source,
-            gateway: config.gateway,
+            families,
             egress: MACVLAN.into(),
             pod: PodSide::Interface(firewall::POD_INTERFACE.into()),
-            firewall: Wanted {
-                inbound: Inbound::On(firewall::POD_INTERFACE.into()),
-                nat,
-            },
-            forwarding: config.mode.uses_nat(),
-            replies_required: true,
+            source_field: "EGRESS_SOURCE",
         }
     }
 }

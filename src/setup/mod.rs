@@ -1,7 +1,8 @@
 //! The pod network setup, in layers that data flows down through: an [`Intent`] says
 //! what must hold; [`observe`] reads the state of every piece from one network
 //! namespace; [`plan`] decides the [`Step`]s still missing (pure; [`problems`] names
-//! each missing piece, so a check is observe + problems); [`apply`] makes the steps
+//! each missing piece, so a check is observe + problems), one [`FamilyIntent`] at a
+//! time for IPv4 and IPv6; [`apply`] makes the steps
 //! while journaling how to undo each, and the [`Journal`] rolls everything back on
 //! failure. [`firewall`] plans the iptables rules (pure); [`egress`] checks the part
 //! a proxy relies on, without privileges. Every kernel call goes
@@ -14,11 +15,15 @@ pub mod firewall;
 pub mod intent;
 pub mod observe;
 pub mod plan;
+pub mod problems;
+pub mod step;
 
 pub use apply::{Journal, apply};
-pub use intent::{Intent, MACVLAN, PodSide};
+pub use intent::{FamilyIntent, Intent, MACVLAN, PodSide};
 pub use observe::{Observed, observe};
-pub use plan::{Step, announcement, plan, problems};
+pub use plan::{announcement, plan};
+pub use problems::problems;
+pub use step::Step;
 
 use crate::config::router::BackendChoice;
 use crate::error::Result;
@@ -69,8 +74,9 @@ pub struct Established {
     /// How many network changes it made besides the firewall script (0: the network
     /// was already complete).
     pub changes: usize,
-    /// The packet socket the gratuitous ARP went out on, for the delayed second one.
-    pub announced: Option<crate::sys::arp::ArpSocket>,
+    /// The packet socket the gratuitous ARP went out on and the IPv4 address it
+    /// announced, for the delayed second announcement.
+    pub announced: Option<(crate::sys::arp::ArpSocket, std::net::Ipv4Addr)>,
 }
 
 /// Brings `ns` to `intent`: observe, plan, apply, then the same check as a probe (the
@@ -78,15 +84,17 @@ pub struct Established {
 /// rolls every change back. The caller holds the namespace's setup lock.
 pub async fn establish(ns: &Namespace, intent: &Intent) -> Result<Established> {
     let observed = observe(ns, intent).await?;
-    let mut steps = plan(intent, &observed)?;
-    let changes = steps.len() - 1;
-    steps.push(announcement(intent, &observed));
-    tracing::debug!(steps = ?steps.iter().map(ToString::to_string).collect::<Vec<_>>(), "setup plan");
+    let steps = plan(intent, &observed)?;
+    let changes = steps
+        .iter()
+        .filter(|step| !matches!(step, Step::Firewall { .. } | Step::AwaitAddress { .. }))
+        .count();
+    let announcements = announcement(intent, &observed);
+    tracing::debug!(steps = ?steps.iter().chain(&announcements).map(ToString::to_string).collect::<Vec<_>>(), "setup plan");
     let mut journal = Journal::default();
     let mut announced = None;
     let applied = async {
-        let (changes, announcement) = steps.split_at(steps.len() - 1);
-        apply(ns, changes, &mut journal).await?;
+        apply(ns, &steps, &mut journal).await?;
         let missing = check(ns, intent).await?;
         if !missing.is_empty() {
             return Err(crate::error::Error::State(format!(
@@ -94,7 +102,7 @@ pub async fn establish(ns: &Namespace, intent: &Intent) -> Result<Established> {
                 missing.join("; ")
             )));
         }
-        announced = apply(ns, announcement, &mut journal).await?;
+        announced = apply(ns, &announcements, &mut journal).await?;
         Ok(())
     }
     .await;

@@ -3,18 +3,31 @@
 use netlink_packet_route::route::{RouteHeader, RouteMessage};
 
 use super::Namespace;
-use super::intent::{Intent, PodSide};
+use super::intent::{FamilyIntent, Intent, PodSide};
+use crate::config::family::Family;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE, Rule};
-use crate::sys::netlink::Link;
+use crate::sys::netlink::{AddressState, Link};
 use crate::sys::sysctl;
 
-pub(super) const IP_FORWARD: &str = "net/ipv4/ip_forward";
 const RP_FILTER_ALL: &str = "net/ipv4/conf/all/rp_filter";
+
+/// The sysctl key that turns forwarding of `family` on.
+pub(super) fn forwarding_key(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "net/ipv4/ip_forward",
+        Family::V6 => "net/ipv6/conf/all/forwarding",
+    }
+}
 
 /// The sysctl key of `interface`'s reverse path filter.
 pub(super) fn rp_filter_key(interface: &str) -> String {
     format!("net/ipv4/conf/{interface}/rp_filter")
+}
+
+/// The sysctl key that switches IPv6 off on `interface`.
+pub(super) fn ipv6_disabled_key(interface: &str) -> String {
+    format!("net/ipv6/conf/{interface}/disable_ipv6")
 }
 
 /// One interface of the pod's cluster side.
@@ -35,8 +48,19 @@ pub struct Observed {
     pub egress: Link,
     /// The cluster-side interfaces.
     pub pod_links: Vec<PodLink>,
-    /// Whether the source address is on the egress interface.
-    pub source_present: bool,
+    /// `net.ipv4.conf.all.rp_filter`.
+    pub rp_filter_all: String,
+    /// Each family of the intent, in its order.
+    pub families: Vec<ObservedFamily>,
+}
+
+/// The state of one family's pieces.
+#[derive(Debug, Clone)]
+pub struct ObservedFamily {
+    /// The source address on the egress interface, and how usable it is.
+    pub source: Option<AddressState>,
+    /// Whether IPv6 is switched off on the egress interface (always false for IPv4).
+    pub disabled: bool,
     /// Whether the kernel's route to the gateway goes through the egress interface.
     pub gateway_via_egress: bool,
     /// Default routes of the main table.
@@ -45,11 +69,9 @@ pub struct Observed {
     pub reply_routes: Vec<RouteMessage>,
     /// Whether the fwmark rule for replies exists.
     pub reply_rule: bool,
-    /// `net.ipv4.ip_forward`.
-    pub ip_forward: String,
-    /// `net.ipv4.conf.all.rp_filter`.
-    pub rp_filter_all: String,
-    /// The `iptables-save` dump of the namespace.
+    /// The family's forwarding sysctl.
+    pub forwarding: String,
+    /// The `iptables-save` (`ip6tables-save`) dump of the namespace.
     pub firewall: String,
     /// The wanted rules that are not in place; examined only by [`check`] (the rule
     /// checks wait for the xtables lock), empty otherwise.
@@ -83,23 +105,48 @@ pub async fn observe(ns: &Namespace, intent: &Intent) -> Result<Observed> {
             rp_filter,
         });
     }
+    let mut families = Vec::new();
+    for family in &intent.families {
+        families.push(observe_family(ns, intent, family, egress.index).await?);
+    }
+    Ok(Observed {
+        egress,
+        pod_links,
+        rp_filter_all: sysctl::read(&ns.netns, RP_FILTER_ALL)?,
+        families,
+    })
+}
+
+async fn observe_family(
+    ns: &Namespace,
+    intent: &Intent,
+    wanted: &FamilyIntent,
+    egress: u32,
+) -> Result<ObservedFamily> {
+    let nl = &ns.nl;
+    let family = wanted.family();
     let main_defaults = nl
-        .routes(u32::from(RouteHeader::RT_TABLE_MAIN))
+        .routes(family, u32::from(RouteHeader::RT_TABLE_MAIN))
         .await?
         .into_iter()
         .filter(|r| r.header.destination_prefix_length == 0)
         .collect();
-    Ok(Observed {
-        source_present: nl.has_address(egress.index, intent.source.address).await?,
-        gateway_via_egress: nl.route_interface(intent.gateway).await? == Some(egress.index),
-        egress,
-        pod_links,
+    let disabled =
+        family == Family::V6 && sysctl::read(&ns.netns, &ipv6_disabled_key(&intent.egress))? == "1";
+    let gateway_via_egress =
+        wanted.gateway_link_local() || nl.route_interface(wanted.gateway).await? == Some(egress);
+    Ok(ObservedFamily {
+        source: nl.address_state(egress, wanted.source.address).await?,
+        disabled,
+        gateway_via_egress,
         main_defaults,
-        reply_routes: nl.routes(REPLY_TABLE).await?,
-        reply_rule: nl.mark_rule(REPLY_MARK, REPLY_TABLE).await?.is_some(),
-        ip_forward: sysctl::read(&ns.netns, IP_FORWARD)?,
-        rp_filter_all: sysctl::read(&ns.netns, RP_FILTER_ALL)?,
-        firewall: ns.backend.save_all(&ns.netns)?,
+        reply_routes: nl.routes(family, REPLY_TABLE).await?,
+        reply_rule: nl
+            .mark_rule(family, REPLY_MARK, REPLY_TABLE)
+            .await?
+            .is_some(),
+        forwarding: sysctl::read(&ns.netns, forwarding_key(family))?,
+        firewall: ns.backend.for_family(family)?.save_all(&ns.netns)?,
         firewall_missing: Vec::new(),
     })
 }
@@ -107,24 +154,25 @@ pub async fn observe(ns: &Namespace, intent: &Intent) -> Result<Observed> {
 /// [`observe`], and which wanted rules are missing (`iptables -C`): what a check needs.
 pub async fn check(ns: &Namespace, intent: &Intent) -> Result<Observed> {
     let mut observed = observe(ns, intent).await?;
-    observed.firewall_missing = missing(ns, &firewall::all_rules(&intent.firewall))?;
+    for (wanted, found) in intent.families.iter().zip(&mut observed.families) {
+        found.firewall_missing =
+            missing(ns, wanted.family(), &firewall::all_rules(&wanted.firewall))?;
+    }
     Ok(observed)
 }
 
 /// The rules of `rules` that are not in place. One `iptables-restore` checks them all
 /// (`-C` lines, which change nothing); only when that fails is each checked with
 /// `iptables -C`, to name every missing one.
-fn missing(ns: &Namespace, rules: &[Rule]) -> Result<Vec<Rule>> {
+fn missing(ns: &Namespace, family: Family, rules: &[Rule]) -> Result<Vec<Rule>> {
+    let backend = ns.backend.for_family(family)?;
     let script = firewall::check_script(rules);
-    if ns.backend.restore(&ns.netns, &script, true).is_ok() {
+    if backend.restore(&ns.netns, &script, true).is_ok() {
         return Ok(Vec::new());
     }
     let mut missing = Vec::new();
     for rule in rules {
-        if !ns
-            .backend
-            .exists(&ns.netns, rule.table, rule.chain, &rule.spec)?
-        {
+        if !backend.exists(&ns.netns, rule.table, rule.chain, &rule.spec)? {
             missing.push(rule.clone());
         }
     }

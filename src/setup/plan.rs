@@ -1,146 +1,75 @@
-//! What to change and what is missing, decided from an [`Intent`] and what was
-//! [`Observed`] alone (pure).
+//! What to change, decided from an [`Intent`] and what was [`Observed`] alone (pure).
 //!
-//! [`plan`] and [`problems`] judge each piece of the setup by the same tests, so a
-//! namespace that needs no step has no problem, and the reverse.
+//! [`plan`] and [`problems`](super::problems) judge each piece of the setup by the
+//! same tests (the predicates below), so a namespace that needs no step has no
+//! problem, and the reverse.
 
-use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use netlink_packet_route::route::RouteMessage;
 
-use super::intent::Intent;
-use super::observe::{IP_FORWARD, Observed, PodLink, rp_filter_key};
-use crate::config::router::SourceAddress;
+use super::intent::{FamilyIntent, Intent};
+use super::observe::{
+    Observed, ObservedFamily, PodLink, forwarding_key, ipv6_disabled_key, rp_filter_key,
+};
+pub use super::step::Step;
+use crate::config::family::Family;
 use crate::error::{Error, Result};
-use crate::setup::firewall::{self, REPLY_MARK, REPLY_RULE_PRIORITY, REPLY_TABLE};
-use crate::sys::netlink;
+use crate::setup::firewall::{self, REPLY_TABLE};
+use crate::sys::netlink::{self, AddressState};
 use crate::sys::sysctl::Sysctl;
 
-/// One change to the namespace, as plain data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// Add the source address to interface `index`.
-    AddAddress {
-        /// Interface index (the egress interface).
-        index: u32,
-        /// The address and prefix length.
-        source: SourceAddress,
-    },
-    /// Bring interface `index` up.
-    LinkUp(u32),
-    /// Add a route.
-    AddRoute(RouteMessage),
-    /// Delete a route.
-    DeleteRoute(RouteMessage),
-    /// Add the fwmark rule that sends replies to the reply table.
-    AddReplyRule,
-    /// Set a sysctl.
-    SetSysctl(Sysctl),
-    /// Apply an `iptables-restore --noflush` script; `undo` puts the tables back as
-    /// `before` (the dump the script was planned from) had them.
-    Firewall {
-        /// The script.
-        script: String,
-        /// The script that restores the changed tables.
-        undo: String,
-        /// The `iptables-save` dump before.
-        before: String,
-    },
-    /// Announce `address` at `mac` on interface `index` (gratuitous ARP).
-    Announce {
-        /// Interface index.
-        index: u32,
-        /// Its hardware address.
-        mac: [u8; 6],
-        /// The address announced.
-        address: Ipv4Addr,
-    },
-}
-
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Step::AddAddress { source, index } => write!(f, "add address {source} to #{index}"),
-            Step::LinkUp(index) => write!(f, "bring #{index} up"),
-            Step::AddRoute(r) => write!(f, "add route {}", netlink::describe_route(r)),
-            Step::DeleteRoute(r) => write!(f, "delete route {}", netlink::describe_route(r)),
-            Step::AddReplyRule => write!(
-                f,
-                "add rule fwmark {REPLY_MARK:#x}/{REPLY_MARK:#x} lookup {REPLY_TABLE} priority {REPLY_RULE_PRIORITY}"
-            ),
-            Step::SetSysctl(Sysctl { key, value }) => write!(f, "set sysctl {key}={value}"),
-            Step::Firewall { script, .. } => write!(
-                f,
-                "apply {} firewall lines",
-                script.lines().filter(|l| l.starts_with('-')).count()
-            ),
-            Step::Announce { address, index, .. } => {
-                write!(f, "announce {address} on #{index}")
-            }
-        }
-    }
-}
-
-/// The steps that bring each missing piece into place, in order, ending with the
-/// firewall script (idempotent, applied every time). Fails, before any change, when replies need a cluster-side
-/// default route to keep and there is none, in the reply table or the main table.
+/// The steps that bring each missing piece into place, in order: addresses, the link,
+/// the wait for IPv6 duplicate address detection (a tentative address cannot be a
+/// route's source), routes and sysctls of each family, then each family's firewall
+/// script (idempotent, applied every time). Fails, before any change, when an address
+/// is a known duplicate, or when replies need a cluster-side default route to keep
+/// and there is none, in the reply table or the main table.
 pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
     let index = observed.egress.index;
+    let pairs = || intent.families.iter().zip(&observed.families);
     let mut steps = Vec::new();
-    if !observed.source_present {
-        steps.push(Step::AddAddress {
-            index,
-            source: intent.source,
-        });
+    if pairs().any(|(_, found)| found.disabled) {
+        steps.push(Step::SetSysctl(Sysctl {
+            key: ipv6_disabled_key(&intent.egress),
+            value: "0".into(),
+        }));
+    }
+    for (wanted, found) in pairs() {
+        match found.source {
+            None => steps.push(Step::AddAddress {
+                index,
+                source: wanted.source,
+            }),
+            Some(AddressState::Duplicate) => {
+                return Err(duplicate(
+                    intent.source_field,
+                    wanted.source.address,
+                    &intent.egress,
+                ));
+            }
+            Some(_) => {}
+        }
     }
     if !observed.egress.up {
         steps.push(Step::LinkUp(index));
     }
-    if !observed.gateway_via_egress {
-        steps.push(Step::AddRoute(netlink::host_route(index, intent.gateway)));
+    for (wanted, found) in pairs() {
+        if wanted.family() == Family::V6 && found.source != Some(AddressState::Usable) {
+            steps.push(Step::AwaitAddress {
+                index,
+                interface: intent.egress.clone(),
+                address: wanted.source.address,
+                field: intent.source_field,
+            });
+        }
     }
-    let keep = pod_defaults(observed);
-    let replies = !reply_route_kept(observed) && !keep.is_empty();
-    if !reply_route_kept(observed) && keep.is_empty() && intent.replies_required {
-        return Err(Error::State(format!(
-            "{} has no default route to keep in reply table {REPLY_TABLE} (main table defaults: {}): replies to clients outside its subnet would have no way back",
-            pod_names(observed),
-            describe_all(&observed.main_defaults)
-        )));
-    }
-    if replies {
-        steps.extend(
-            keep.iter()
-                .map(|r| Step::AddRoute(netlink::in_table(r, REPLY_TABLE))),
-        );
-    }
-    if !default_in_place(intent, observed) {
-        steps.extend(
-            observed
-                .main_defaults
-                .iter()
-                .cloned()
-                .map(Step::DeleteRoute),
-        );
-        steps.push(Step::AddRoute(netlink::default_route(
-            index,
-            intent.gateway,
-            intent.source.address,
-        )));
-    }
-    if !observed.reply_rule && (replies || reply_route_kept(observed)) {
-        steps.push(Step::AddReplyRule);
-    }
-    if forwarding_off(intent, observed) {
-        steps.push(Step::SetSysctl(Sysctl {
-            key: IP_FORWARD.into(),
-            value: "1".into(),
-        }));
+    for (wanted, found) in pairs() {
+        family_steps(&mut steps, index, wanted, found, observed)?;
     }
     // Strict mode (1) drops client packets whose source the main table now routes via
     // the egress interface, so the cluster side is switched to loose mode (2).
-    for link in strict_pod_links(observed) {
+    for link in strict_pod_links(intent, observed) {
         steps.push(Step::SetSysctl(Sysctl {
             key: rp_filter_key(&link.name),
             value: "2".into(),
@@ -149,96 +78,112 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
     // Applied every time: it declares our chains (which refills them), adds only the
     // jumps that are missing, and NAT in the built-in chains replaces what they held
     // (SPEC section 3), so rules of an earlier list do not linger.
-    steps.push(Step::Firewall {
-        script: firewall::restore_script(&observed.firewall, &intent.firewall),
-        undo: firewall::rollback_script(&observed.firewall, firewall::tables(&intent.firewall)),
-        before: observed.firewall.clone(),
-    });
+    for (wanted, found) in pairs() {
+        steps.push(Step::Firewall {
+            family: wanted.family(),
+            script: firewall::restore_script(&found.firewall, &wanted.firewall),
+            undo: firewall::rollback_script(&found.firewall, firewall::tables(&wanted.firewall)),
+            before: found.firewall.clone(),
+        });
+    }
     Ok(steps)
 }
 
-/// The announcement a setup ends with.
-pub fn announcement(intent: &Intent, observed: &Observed) -> Step {
-    Step::Announce {
-        index: observed.egress.index,
-        mac: observed.egress.mac,
-        address: intent.source.address,
+/// One family's routes, reply routing and forwarding.
+fn family_steps(
+    steps: &mut Vec<Step>,
+    index: u32,
+    wanted: &FamilyIntent,
+    found: &ObservedFamily,
+    observed: &Observed,
+) -> Result<()> {
+    let family = wanted.family();
+    let of_family = if family == Family::V6 { "IPv6 " } else { "" };
+    if !found.gateway_via_egress {
+        steps.push(Step::AddRoute(netlink::host_route(index, wanted.gateway)));
     }
+    let keep = pod_defaults(observed, found);
+    let kept = reply_route_kept(observed, found);
+    if !kept && keep.is_empty() && wanted.replies_required {
+        return Err(Error::State(format!(
+            "{} has no {of_family}default route to keep in reply table {REPLY_TABLE} (main table defaults: {}): replies to clients outside its subnet would have no way back",
+            pod_names(observed),
+            describe_all(&found.main_defaults)
+        )));
+    }
+    let replies = !kept && !keep.is_empty();
+    if replies {
+        steps.extend(
+            keep.iter()
+                .map(|r| Step::AddRoute(netlink::in_table(r, REPLY_TABLE))),
+        );
+    }
+    if !default_in_place(wanted, found, observed) {
+        steps.extend(found.main_defaults.iter().cloned().map(Step::DeleteRoute));
+        steps.push(Step::AddRoute(netlink::default_route(
+            index,
+            wanted.gateway,
+            wanted.source.address,
+        )));
+    }
+    if !found.reply_rule && (replies || kept) {
+        steps.push(Step::AddReplyRule(family));
+    }
+    if forwarding_off(wanted, found) {
+        steps.push(Step::SetSysctl(Sysctl {
+            key: forwarding_key(family).into(),
+            value: "1".into(),
+        }));
+    }
+    Ok(())
 }
 
-/// Every piece of the setup that is not in place, each named precisely.
-pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
-    let (address, gateway, egress) = (intent.source.address, intent.gateway, &intent.egress);
-    let mut problems = Vec::new();
-    if !observed.source_present {
-        problems.push(format!("{egress} does not have address {address}"));
-    }
-    if !observed.egress.up {
-        problems.push(format!("{egress} is down"));
-    }
-    if !observed.gateway_via_egress {
-        problems.push(format!(
-            "the route to gateway {gateway} does not use {egress}"
-        ));
-    }
-    if !default_in_place(intent, observed) {
-        problems.push(format!(
-            "the main table's default route is not `via {gateway} dev {egress} src {address}` (found: {})",
-            describe_all(&observed.main_defaults)
-        ));
-    }
-    let keep_needed = intent.replies_required
-        || !pod_defaults(observed).is_empty()
-        || !observed.reply_routes.is_empty();
-    if !observed.reply_rule && keep_needed {
-        problems.push(format!(
-            "ip rule `fwmark {REPLY_MARK:#x}/{REPLY_MARK:#x} lookup {REPLY_TABLE}` is missing"
-        ));
-    }
-    if !reply_route_kept(observed) && keep_needed {
-        problems.push(format!(
-            "reply table {REPLY_TABLE} has no route via {}",
-            pod_names(observed)
-        ));
-    }
-    for link in strict_pod_links(observed) {
-        let name = &link.name;
-        problems.push(format!(
-            "rp_filter of {name} is strict (net.ipv4.conf.all.rp_filter={}, net.ipv4.conf.{name}.rp_filter={})",
-            observed.rp_filter_all, link.rp_filter
-        ));
-    }
-    if forwarding_off(intent, observed) {
-        problems.push(format!(
-            "net.ipv4.ip_forward is {}, not 1",
-            observed.ip_forward
-        ));
-    }
-    for rule in &observed.firewall_missing {
-        problems.push(format!("{} rule missing: {rule}", rule.table));
-    }
-    if firewall::has_surplus_jumps(&observed.firewall) {
-        problems.push("a jump into the egress-router chains stands more than once".into());
-    }
-    problems
+/// The error for a source `address` (given by `field`) another host holds.
+pub(super) fn duplicate(field: &'static str, address: IpAddr, interface: &str) -> Error {
+    Error::config(
+        field,
+        format!(
+            "{address} is already used by another host on the network of {interface} (duplicate address detection failed)"
+        ),
+    )
 }
 
-/// The main table has one default route: via the gateway on the egress interface,
-/// from the source.
-fn default_in_place(intent: &Intent, observed: &Observed) -> bool {
-    match observed.main_defaults.as_slice() {
+/// The announcements a setup ends with, one a family.
+pub fn announcement(intent: &Intent, observed: &Observed) -> Vec<Step> {
+    intent
+        .families
+        .iter()
+        .map(|wanted| Step::Announce {
+            index: observed.egress.index,
+            mac: observed.egress.mac,
+            address: wanted.source.address,
+        })
+        .collect()
+}
+
+/// The main table has one default route of the family: via the gateway on the egress
+/// interface, from the source.
+pub(super) fn default_in_place(
+    wanted: &FamilyIntent,
+    found: &ObservedFamily,
+    observed: &Observed,
+) -> bool {
+    match found.main_defaults.as_slice() {
         [route] => {
-            netlink::route_gateway(route) == Some(intent.gateway)
+            netlink::route_gateway(route) == Some(wanted.gateway)
                 && netlink::route_interface(route) == Some(observed.egress.index)
-                && netlink::route_pref_source(route) == Some(intent.source.address)
+                && netlink::route_pref_source(route) == Some(wanted.source.address)
         }
         _ => false,
     }
 }
 
-/// The main table's default routes through the cluster side.
-fn pod_defaults(observed: &Observed) -> Vec<&RouteMessage> {
-    observed
+/// The main table's default routes of the family through the cluster side.
+pub(super) fn pod_defaults<'a>(
+    observed: &Observed,
+    found: &'a ObservedFamily,
+) -> Vec<&'a RouteMessage> {
+    found
         .main_defaults
         .iter()
         .filter(|r| is_pod_route(observed, r))
@@ -250,18 +195,21 @@ fn is_pod_route(observed: &Observed, route: &RouteMessage) -> bool {
     observed.pod_links.iter().any(|p| Some(p.link.index) == oif)
 }
 
-/// The reply table holds a default route through the cluster side (only a default
-/// route takes replies to clients in any subnet back).
-fn reply_route_kept(observed: &Observed) -> bool {
-    observed
+/// The reply table holds a default route of the family through the cluster side
+/// (only a default route takes replies to clients in any subnet back).
+pub(super) fn reply_route_kept(observed: &Observed, found: &ObservedFamily) -> bool {
+    found
         .reply_routes
         .iter()
         .any(|r| r.header.destination_prefix_length == 0 && is_pod_route(observed, r))
 }
 
-/// The cluster-side interfaces whose effective rp_filter (the maximum of `all` and
-/// their own) is strict.
-fn strict_pod_links(observed: &Observed) -> Vec<&PodLink> {
+/// The cluster-side interfaces whose effective IPv4 rp_filter (the maximum of `all`
+/// and their own) is strict, when the intent routes IPv4 (IPv6 has no such filter).
+pub(super) fn strict_pod_links<'a>(intent: &Intent, observed: &'a Observed) -> Vec<&'a PodLink> {
+    if !intent.families.iter().any(|f| f.family() == Family::V4) {
+        return Vec::new();
+    }
     observed
         .pod_links
         .iter()
@@ -269,11 +217,11 @@ fn strict_pod_links(observed: &Observed) -> Vec<&PodLink> {
         .collect()
 }
 
-fn forwarding_off(intent: &Intent, observed: &Observed) -> bool {
-    intent.forwarding && observed.ip_forward != "1"
+pub(super) fn forwarding_off(wanted: &FamilyIntent, found: &ObservedFamily) -> bool {
+    wanted.forwarding && found.forwarding != "1"
 }
 
-fn pod_names(observed: &Observed) -> String {
+pub(super) fn pod_names(observed: &Observed) -> String {
     if observed.pod_links.is_empty() {
         return "the pod (no other interface)".into();
     }
@@ -281,7 +229,7 @@ fn pod_names(observed: &Observed) -> String {
     names.join(", ")
 }
 
-fn describe_all(routes: &[RouteMessage]) -> String {
+pub(super) fn describe_all(routes: &[RouteMessage]) -> String {
     if routes.is_empty() {
         return "none".into();
     }

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::config::family::Family;
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
 use crate::sys::netns::Netns;
@@ -47,10 +48,51 @@ const PLAIN: Backend = Backend {
     restore: "iptables-restore",
 };
 
+const NFT6: Backend = Backend {
+    name: "nft",
+    iptables: "ip6tables-nft",
+    save: "ip6tables-nft-save",
+    restore: "ip6tables-nft-restore",
+};
+const LEGACY6: Backend = Backend {
+    name: "legacy",
+    iptables: "ip6tables-legacy",
+    save: "ip6tables-legacy-save",
+    restore: "ip6tables-legacy-restore",
+};
+const PLAIN6: Backend = Backend {
+    name: "unknown",
+    iptables: "ip6tables",
+    save: "ip6tables-save",
+    restore: "ip6tables-restore",
+};
+
+/// Each implementation's tools: (IPv4, IPv6).
+const FAMILIES: [(Backend, Backend); 3] = [(NFT, NFT6), (LEGACY, LEGACY6), (PLAIN, PLAIN6)];
+
 impl Backend {
+    /// The same implementation's tools for `family` (`ip6tables-*` for IPv6); fails
+    /// when they are not installed.
+    pub fn for_family(self, family: Family) -> Result<Backend> {
+        let (v4, v6) = FAMILIES
+            .into_iter()
+            .find(|(v4, v6)| *v4 == self || *v6 == self)
+            .unwrap_or((self, self));
+        let chosen = match family {
+            Family::V4 => v4,
+            Family::V6 => v6,
+        };
+        if chosen != self && !installed(&chosen) {
+            return Err(Error::State(format!(
+                "the {family} rules need {} in PATH, which is not there",
+                chosen.restore
+            )));
+        }
+        Ok(chosen)
+    }
+
     /// Chooses the backend; returns it with the reason, for the log.
     pub fn detect(ns: &Netns, choice: BackendChoice) -> Result<(Backend, String)> {
-        let installed = |b: &Backend| on_path(b.restore) && on_path(b.save) && on_path(b.iptables);
         let require = |b: Backend| {
             if installed(&b) {
                 Ok((b, "chosen by EGRESS_ROUTER_IPTABLES_BACKEND".to_string()))
@@ -185,6 +227,10 @@ impl Backend {
                 message: e.to_string(),
             })
     }
+}
+
+fn installed(backend: &Backend) -> bool {
+    on_path(backend.restore) && on_path(backend.save) && on_path(backend.iptables)
 }
 
 fn on_path(program: &str) -> bool {

@@ -1,15 +1,17 @@
 //! Test harness: network namespaces built by `tests/topology.sh`, helpers to run the
 //! binary and other commands inside them, tiny TCP/UDP servers and clients bound to a
 //! namespace, and snapshots of a namespace's network state. `dns`: a DNS server for
-//! test names; `http`: HTTP/1.1 client and origin server for the proxy tests; `proxy`:
-//! checks shared by the proxy roles (idle timeout, SIGTERM).
+//! test names; `http`: HTTP/1.1 client and origin server for the proxy tests; `ipv6`:
+//! IPv6 added to the topology; `proxy`: checks shared by the proxy roles (idle
+//! timeout, SIGTERM).
 //!
-//! Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24),
-//! always inside namespaces created by the test itself.
+//! Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
+//! 2001:db8::/32), always inside namespaces created by the test itself.
 #![allow(dead_code)]
 
 pub mod dns;
 pub mod http;
+pub mod ipv6;
 pub mod proxy;
 
 use std::collections::BTreeMap;
@@ -321,7 +323,7 @@ impl Topology {
     /// nothing changed.
     pub fn snapshot(&self, role: &str) -> Snapshot {
         let mut parts = BTreeMap::new();
-        let cmds: [(&str, &[&str]); 7] = [
+        let cmds: [(&str, &[&str]); 10] = [
             ("1 ip -d addr", &["ip", "-d", "addr"]),
             (
                 "2 ip route show table all",
@@ -341,6 +343,15 @@ impl Topology {
                 ],
             ),
             ("7 ip -6 rule", &["ip", "-6", "rule"]),
+            (
+                "8 ip -6 route show table all",
+                &["ip", "-6", "route", "show", "table", "all"],
+            ),
+            ("9 ip6tables-nft-save", &["ip6tables-nft-save"]),
+            (
+                "9b sysctl ipv6",
+                &["sysctl", "net.ipv6.conf.all.forwarding"],
+            ),
         ];
         for (name, args) in cmds {
             let out = self.run(role, args, &[]);

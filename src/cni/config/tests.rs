@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::cni::ip::PodPattern;
+use crate::config::family::Family;
 use crate::error::Error;
 
 /// A valid `ip` configuration with `patch` applied to its top level (`null`
@@ -53,8 +54,8 @@ fn the_documented_example_parses_with_defaults() {
     assert_eq!((conf.log_file.as_ref(), conf.log_level), (None, None));
     assert_eq!(conf.prev_result, None);
     let ip = conf.ip_config(None).unwrap();
-    assert_eq!(ip.source.to_string(), "192.0.2.99/24");
-    assert_eq!(ip.gateway, Some("192.0.2.254".parse().unwrap()));
+    assert_eq!(ip.sources[0].to_string(), "192.0.2.99/24");
+    assert_eq!(ip.gateway(Family::V4), Some("192.0.2.254".parse().unwrap()));
     assert_eq!(ip.destinations.len(), 1);
 }
 
@@ -165,7 +166,7 @@ fn pod_ip_selects_exact_then_longest_wildcard() {
         panic!("{:?}", conf.addressing)
     };
     assert_eq!(entries[0].pattern, PodPattern::Prefix(String::new()));
-    let source = |pod: &str| conf.ip_config(Some(pod)).unwrap().source.to_string();
+    let source = |pod: &str| conf.ip_config(Some(pod)).unwrap().sources[0].to_string();
     assert_eq!(source("db-router"), "198.51.100.10/24");
     assert_eq!(source("db-other"), "198.51.100.11/24");
     assert_eq!(source("db-router-2"), "198.51.100.12/24");

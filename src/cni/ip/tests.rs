@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::config::family::Family;
 
 fn ip(value: Value) -> Result<IpConfig> {
     IpConfig::parse(value.as_object().unwrap(), "ip")
@@ -30,10 +31,13 @@ fn addresses_gateway_and_operator_destinations() {
         addresses,
         ["192.0.2.99/32", "192.0.2.100/24", "192.0.2.101/31"]
     );
-    assert_eq!(config.source.to_string(), "192.0.2.99/32");
-    assert_eq!(config.gateway, Some("192.0.2.1".parse().unwrap()));
+    assert_eq!(config.sources[0].to_string(), "192.0.2.99/32");
     assert_eq!(
-        rules_text(&config.nat_rules("net1")),
+        config.gateway(Family::V4),
+        Some("192.0.2.1".parse().unwrap())
+    );
+    assert_eq!(
+        rules_text(&config.nat_rules("net1", &config.sources[0])),
         "-A EGRESS-ROUTER-DNAT ! -i net1 -p udp --dport 80 -j DNAT --to-destination 203.0.113.0\n\
          -A EGRESS-ROUTER-DNAT ! -i net1 -p tcp --dport 8080 -j DNAT --to-destination 203.0.113.26:80\n\
          -A EGRESS-ROUTER-DNAT ! -i net1 -j DNAT --to-destination 203.0.113.7\n\
@@ -46,9 +50,9 @@ fn without_destinations_or_gateway_only_the_snat_remains() {
     for destinations in [json!(null), json!([])] {
         let config =
             ip(json!({"addresses": ["198.51.100.5/30"], "destinations": destinations})).unwrap();
-        assert_eq!(config.gateway, None);
+        assert_eq!(config.gateway(Family::V4), None);
         assert_eq!(
-            rules_text(&config.nat_rules("egress0")),
+            rules_text(&config.nat_rules("egress0", &config.sources[0])),
             "-A EGRESS-ROUTER-SNAT -o egress0 -j SNAT --to-source 198.51.100.5\n"
         );
     }
@@ -83,12 +87,28 @@ fn every_bad_ip_field_is_named_with_its_value() {
             "ip.addresses[0]: \"192.0.2.99/024\" has a prefix length",
         ),
         (
-            json!({"addresses": ["2001:db8::1/64"]}),
-            "ip.addresses[0]: \"2001:db8::1/64\" is not a unicast IPv4 address with optional /prefix",
+            json!({"addresses": ["fe80::1/64"]}),
+            "ip.addresses[0]: \"fe80::1/64\" is link-local",
+        ),
+        (
+            json!({"addresses": ["192.0.2.9"], "gateway": "2001:db8::1"}),
+            "ip.gateway: \"2001:db8::1\" is an IPv6 gateway, but addresses has no IPv6 address",
+        ),
+        (
+            json!({"addresses": ["2001:db8::9/64"], "gateway": "fe80::1%net1"}),
+            "ip.gateway: \"fe80::1%net1\": leave out the %zone",
+        ),
+        (
+            json!({"addresses": ["2001:db8::9/64", "192.0.2.9"], "gateway": "2001:db8::1,2001:db8::2"}),
+            "ip.gateway: \"2001:db8::1,2001:db8::2\" has two IPv6 gateways",
+        ),
+        (
+            json!({"addresses": ["192.0.2.9"], "destinations": ["2001:db8:2::5"]}),
+            "ip.destinations: entry \"2001:db8:2::5\" is IPv6, but addresses has no IPv6 address",
         ),
         (
             json!({"addresses": ["192.0.2.99", "224.0.0.1"]}),
-            "ip.addresses[1]: \"224.0.0.1\" is not a unicast IPv4",
+            "ip.addresses[1]: \"224.0.0.1\" is not a unicast IPv4 or IPv6",
         ),
         (
             json!({"addresses": ["127.0.0.1"]}),
@@ -116,7 +136,7 @@ fn every_bad_ip_field_is_named_with_its_value() {
         ),
         (
             json!({"addresses": ["192.0.2.9"], "gateway": "192.0.2.1/24"}),
-            "ip.gateway: \"192.0.2.1/24\" is not a unicast IPv4 address",
+            "ip.gateway: \"192.0.2.1/24\" is not a unicast IPv4 or IPv6 address",
         ),
         (
             json!({"addresses": ["192.0.2.9/24"], "gateway": "192.0.2.255"}),
@@ -128,7 +148,7 @@ fn every_bad_ip_field_is_named_with_its_value() {
         ),
         (
             json!({"addresses": ["192.0.2.9"], "gateway": "0.0.0.0"}),
-            "ip.gateway: \"0.0.0.0\" is not a unicast IPv4 address",
+            "ip.gateway: \"0.0.0.0\" is not a unicast IPv4 or IPv6 address",
         ),
         (
             json!({"addresses": ["192.0.2.9"], "destinations": "203.0.113.7"}),
@@ -140,7 +160,7 @@ fn every_bad_ip_field_is_named_with_its_value() {
         ),
         (
             json!({"addresses": ["192.0.2.9"], "destinations": ["203.0.113.7", "203.0.113.8"]}),
-            "ip.destinations: entry \"203.0.113.8\": comes after the fallback",
+            "ip.destinations: entry \"203.0.113.8\": is a second IPv4 fallback address",
         ),
     ];
     for (value, want) in cases {
@@ -166,12 +186,12 @@ fn pod_selection_prefers_exact_names_then_longer_prefixes() {
     .unwrap();
     let chosen = |pod: &str| {
         pods.select(Some(pod))
-            .map(|ip| ip.source.address.octets()[3])
+            .map(|ip| ip.sources[0].address.to_string())
     };
-    assert_eq!(chosen("router").unwrap(), 1);
-    assert_eq!(chosen("router-7").unwrap(), 2);
-    assert_eq!(chosen("route").unwrap(), 3);
-    assert_eq!(chosen("other").unwrap(), 4);
+    assert_eq!(chosen("router").unwrap(), "203.0.113.1");
+    assert_eq!(chosen("router-7").unwrap(), "203.0.113.2");
+    assert_eq!(chosen("route").unwrap(), "203.0.113.3");
+    assert_eq!(chosen("other").unwrap(), "203.0.113.4");
     let (code, text) = message(chosen("web-1").unwrap_err());
     assert_eq!(
         (code, text.as_str()),
@@ -184,7 +204,10 @@ fn pod_selection_prefers_exact_names_then_longer_prefixes() {
         "{text}"
     );
     let single = addressing(json!({"ip": entry(9)})).unwrap();
-    assert_eq!(single.select(None).unwrap().source.address.octets()[3], 9);
+    assert_eq!(
+        single.select(None).unwrap().sources[0].address.to_string(),
+        "203.0.113.9"
+    );
 }
 
 #[test]
@@ -234,4 +257,29 @@ fn pod_patterns_and_their_errors() {
         assert_eq!(code, code::INVALID_NETWORK_CONFIG, "{conf}");
         assert!(text.starts_with(want), "{conf} -> {text}");
     }
+}
+
+#[test]
+fn one_address_a_family_each_with_its_gateway_and_nat() {
+    let config = ip(json!({
+        "addresses": ["2001:db8:1::99/64", "192.0.2.99/24"],
+        "gateway": "192.0.2.1, fe80::1",
+        "destinations": ["80 TCP 2001:db8:2::5", "80 tcp 203.0.113.5", "2001:db8:2::7"]
+    }))
+    .unwrap();
+    let sources: Vec<String> = config.sources.iter().map(ToString::to_string).collect();
+    assert_eq!(sources, ["2001:db8:1::99/64", "192.0.2.99/24"]);
+    assert!(config.additional.is_empty());
+    assert_eq!(config.gateway(Family::V6), Some("fe80::1".parse().unwrap()));
+    assert_eq!(
+        rules_text(&config.nat_rules("net1", &config.sources[0])),
+        "-A EGRESS-ROUTER-DNAT ! -i net1 -p tcp --dport 80 -j DNAT --to-destination 2001:db8:2::5\n\
+         -A EGRESS-ROUTER-DNAT ! -i net1 -j DNAT --to-destination 2001:db8:2::7\n\
+         -A EGRESS-ROUTER-SNAT -o net1 -j SNAT --to-source 2001:db8:1::99\n"
+    );
+    assert_eq!(
+        rules_text(&config.nat_rules("net1", &config.sources[1])),
+        "-A EGRESS-ROUTER-DNAT ! -i net1 -p tcp --dport 80 -j DNAT --to-destination 203.0.113.5\n\
+         -A EGRESS-ROUTER-SNAT -o net1 -j SNAT --to-source 192.0.2.99\n"
+    );
 }

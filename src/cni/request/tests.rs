@@ -61,7 +61,7 @@ fn add_and_check_carry_the_container_netns_and_config() {
         assert_eq!(container.pod.namespace.as_deref(), Some("default"));
         assert_eq!(netns, PathBuf::from("/var/run/netns/cni-1"));
         let ip = config.ip_config(container.pod.name.as_deref()).unwrap();
-        assert_eq!(ip.source.to_string(), "192.0.2.99/24");
+        assert_eq!(ip.sources[0].to_string(), "192.0.2.99/24");
         assert_eq!(
             request.cni_path,
             [

@@ -17,7 +17,7 @@ fn add_result(version: CniVersion) -> String {
         version,
         interface,
         &ip_config(),
-        "192.0.2.1".parse().unwrap(),
+        &["192.0.2.1".parse().unwrap()],
     )
     .to_json()
 }
@@ -144,5 +144,30 @@ fn every_error_maps_to_a_code() {
     assert_eq!(
         ErrorResult::from_error(&rolled_back, None).msg,
         "x (changes rolled back)"
+    );
+}
+
+#[test]
+fn a_dual_stack_result_lists_both_families_with_their_gateways_and_routes() {
+    let value = json!({"addresses": ["192.0.2.99/24", "2001:db8:1::99/64"], "gateway": "192.0.2.1,fe80::1"});
+    let ip = IpConfig::parse(value.as_object().unwrap(), "ip").unwrap();
+    let interface = Interface::new("net1", [2, 0, 0, 0, 0, 1], Path::new("/run/netns/p"));
+    let gateways = ["192.0.2.1".parse().unwrap(), "fe80::1".parse().unwrap()];
+    let old = SuccessResult::new(
+        CniVersion::parse("0.4.0").unwrap(),
+        interface.clone(),
+        &ip,
+        &gateways,
+    );
+    let text = old.to_json();
+    assert!(
+        text.contains(r#""ips":[{"version":"4","interface":0,"address":"192.0.2.99/24","gateway":"192.0.2.1"},{"version":"6","interface":0,"address":"2001:db8:1::99/64","gateway":"fe80::1"}]"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#""routes":[{"dst":"0.0.0.0/0","gw":"192.0.2.1"},{"dst":"::/0","gw":"fe80::1"}]"#
+        ),
+        "{text}"
     );
 }

@@ -1,10 +1,10 @@
 //! The CNI dialect of the redirect list, and the variable's refusal of it.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::*;
 
-fn ip(s: &str) -> Ipv4Addr {
+fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
@@ -25,11 +25,11 @@ fn the_variable_rejects_the_operator_forms() {
         ("80 SCTP 203.0.113.5", "protocol \"SCTP\""),
         (
             "80 tcp 203.0.113.26/30",
-            "\"203.0.113.26/30\" is not an IPv4 address",
+            "\"203.0.113.26/30\" is not an IPv4 or IPv6 address",
         ),
         (
             "203.0.113.7/32",
-            "\"203.0.113.7/32\" is not an IPv4 address",
+            "\"203.0.113.7/32\" is not an IPv4 or IPv6 address",
         ),
     ] {
         let message = error_of(text);
@@ -75,6 +75,18 @@ fn cni_entries_take_the_variable_forms_and_the_operator_forms() {
         vec![Destination::Fallback(ip("203.0.113.7"))]
     );
     assert_eq!(cni(&["80 tcp 203.0.113.5/0"]).unwrap().len(), 1);
+    assert_eq!(
+        cni(&["8080 TCP 2001:db8:2::6/64 80", "2001:db8:2::7/128"]).unwrap(),
+        vec![
+            Destination::Port {
+                port: 8080,
+                protocol: Protocol::Tcp,
+                address: ip("2001:db8:2::6"),
+                target_port: Some(80),
+            },
+            Destination::Fallback(ip("2001:db8:2::7")),
+        ]
+    );
     assert_eq!(cni(&[]).unwrap(), vec![]);
 }
 
@@ -108,9 +120,9 @@ fn every_cni_error_names_the_field_and_quotes_the_entry() {
             "prefix length",
         ),
         (
-            &["80 tcp 2001:db8::5/64"],
-            "\"80 tcp 2001:db8::5/64\"",
-            "not an IPv4 address",
+            &["80 tcp 2001:db8::5/129"],
+            "\"80 tcp 2001:db8::5/129\"",
+            "not from 0 to 128",
         ),
         (&["224.0.0.1/4"], "\"224.0.0.1/4\"", "not a unicast address"),
         (
@@ -123,7 +135,7 @@ fn every_cni_error_names_the_field_and_quotes_the_entry() {
         (
             &["203.0.113.7", "80 tcp 203.0.113.5"],
             "\"80 tcp 203.0.113.5\"",
-            "must be the last entry",
+            "must come after every port entry",
         ),
         (
             &["80 TCP 203.0.113.5", "80 sctp 203.0.113.6"],

@@ -1,6 +1,6 @@
 use super::*;
 
-fn ip(s: &str) -> Ipv4Addr {
+fn ip(s: &str) -> std::net::IpAddr {
     s.parse().unwrap()
 }
 
@@ -85,17 +85,57 @@ fn every_error_names_the_variable_and_quotes_the_line() {
         (
             "80 tcp 203.0.113.500",
             "\"80 tcp 203.0.113.500\"",
-            "not an IPv4 address",
+            "not an IPv4 or IPv6 address",
         ),
         (
-            "80 tcp 2001:db8::1",
-            "\"80 tcp 2001:db8::1\"",
-            "not an IPv4 address",
+            "80 tcp [2001:db8::1]",
+            "\"80 tcp [2001:db8::1]\"",
+            "without brackets",
+        ),
+        (
+            "[2001:db8::1]:80",
+            "\"[2001:db8::1]:80\"",
+            "without brackets",
+        ),
+        (
+            "80 tcp ::ffff:203.0.113.5",
+            "\"80 tcp ::ffff:203.0.113.5\"",
+            "an IPv4 address written as IPv6: write 203.0.113.5",
+        ),
+        (
+            "80 tcp fe80::1",
+            "\"80 tcp fe80::1\"",
+            "not a unicast address a router can forward to",
+        ),
+        (
+            "80 tcp ff02::1",
+            "\"80 tcp ff02::1\"",
+            "not a unicast address a router can forward to",
+        ),
+        (
+            "80 tcp ::1",
+            "\"80 tcp ::1\"",
+            "not a unicast address a router can forward to",
+        ),
+        (
+            "2001:db8:2::7\n80 tcp 203.0.113.5",
+            "\"80 tcp 203.0.113.5\"",
+            "must come after every port entry",
+        ),
+        (
+            "2001:db8:2::7\n2001:db8:2::8",
+            "\"2001:db8:2::8\"",
+            "a second IPv6 fallback address",
+        ),
+        (
+            "80 tcp 2001:db8:2::5\n80 udp 2001:db8:2::6",
+            "\"80 udp 2001:db8:2::6\"",
+            "port 80 appears more than once",
         ),
         (
             "80 tcp example.com",
             "\"80 tcp example.com\"",
-            "not an IPv4 address",
+            "not an IPv4 or IPv6 address",
         ),
         ("0.0.0.0", "\"0.0.0.0\"", "not a unicast address"),
         ("0.1.2.3", "\"0.1.2.3\"", "not a unicast address"),
@@ -122,7 +162,7 @@ fn every_error_names_the_variable_and_quotes_the_line() {
         (
             "80 tcp 203.0.113.05",
             "\"80 tcp 203.0.113.05\"",
-            "not an IPv4 address",
+            "not an IPv4 or IPv6 address",
         ),
         (
             "80 tcp 224.0.0.1",
@@ -138,12 +178,12 @@ fn every_error_names_the_variable_and_quotes_the_line() {
         (
             "203.0.113.7\n80 tcp 203.0.113.5",
             "\"80 tcp 203.0.113.5\"",
-            "must be the last entry",
+            "must come after every port entry",
         ),
         (
             "203.0.113.7\n203.0.113.8",
             "\"203.0.113.8\"",
-            "must be the last entry",
+            "a second IPv4 fallback address",
         ),
         (
             "80 tcp 203.0.113.5\n80 udp 203.0.113.6",
@@ -163,4 +203,37 @@ fn every_error_names_the_variable_and_quotes_the_line() {
 fn a_list_of_only_comments_is_an_error() {
     let message = error_of("# nothing\n\n");
     assert!(message.contains("no destination"), "{message}");
+}
+
+#[test]
+fn ipv6_lines_take_their_own_ports_and_fallback() {
+    let text = "80 tcp 203.0.113.5\n80 tcp 2001:db8:2::5\n8080 tcp 2001:db8:2::6 80\n203.0.113.7\n2001:db8:2::7\n";
+    let parsed = parse_destinations(text).unwrap();
+    let shown: Vec<String> = parsed.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "80 tcp 203.0.113.5",
+            "80 tcp 2001:db8:2::5",
+            "8080 tcp 2001:db8:2::6 80",
+            "203.0.113.7",
+            "2001:db8:2::7",
+        ]
+    );
+    let families: Vec<Family> = parsed.iter().map(Destination::family).collect();
+    assert_eq!(
+        families,
+        [Family::V4, Family::V6, Family::V6, Family::V4, Family::V6]
+    );
+    // the same port in both families: a dual-stack Service maps it in each
+    let message = error_of("80 tcp 2001:db8:2::5\n80 tcp 203.0.113.5\n80 udp 203.0.113.6");
+    assert!(
+        message.contains("local port 80 appears more than once for IPv4"),
+        "{message}"
+    );
+    // an IPv6 address's spelling does not matter
+    assert_eq!(
+        parse_destinations("2001:0DB8:0002:0000::0005").unwrap(),
+        vec![Destination::Fallback(ip("2001:db8:2::5"))]
+    );
 }

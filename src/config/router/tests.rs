@@ -26,13 +26,15 @@ fn defaults_to_legacy_mode_and_auto_backend_with_a_host_prefix() {
     assert_eq!(config.mode, RouterMode::Legacy);
     assert_eq!(config.backend, BackendChoice::Auto);
     assert_eq!(
-        config.source,
-        SourceAddress {
-            address: "198.51.100.99".parse().unwrap(),
-            prefix_len: 32
-        }
+        config.egress,
+        vec![EgressPair {
+            source: SourceAddress {
+                address: "198.51.100.99".parse().unwrap(),
+                prefix_len: 32
+            },
+            gateway: "198.51.100.1".parse().unwrap(),
+        }]
     );
-    assert_eq!(config.gateway, "198.51.100.1".parse::<Ipv4Addr>().unwrap());
     assert_eq!(config.destinations.len(), 1);
 }
 
@@ -54,7 +56,7 @@ fn accepts_every_mode_and_a_source_prefix() {
         )
         .unwrap();
         assert_eq!(config.mode, mode);
-        assert_eq!(config.source.prefix_len, 24);
+        assert_eq!(config.egress[0].source.prefix_len, 24);
     }
 }
 
@@ -117,9 +119,9 @@ fn every_bad_value_names_its_variable_and_quotes_the_value() {
             "\"198.51.100.99/0\"",
         ),
         (
-            &[("EGRESS_SOURCE", "2001:db8::1")],
+            &[("EGRESS_SOURCE", "fe80::99")],
             "EGRESS_SOURCE",
-            "\"2001:db8::1\"",
+            "\"fe80::99\" is link-local",
         ),
         (
             &[("EGRESS_SOURCE", "255.255.255.255")],
@@ -177,6 +179,46 @@ fn every_bad_value_names_its_variable_and_quotes_the_value() {
             "\"80 sctp 203.0.113.5\"",
         ),
         (
+            &[("EGRESS_SOURCE", "2001:db8:1::99/64")],
+            "EGRESS_GATEWAY",
+            "\"198.51.100.1\" is an IPv4 gateway, but EGRESS_SOURCE has no IPv4 address",
+        ),
+        (
+            &[("EGRESS_SOURCE", "198.51.100.99,2001:db8:1::99/64")],
+            "EGRESS_GATEWAY",
+            "has no IPv6 gateway for EGRESS_SOURCE \"2001:db8:1::99/64\"",
+        ),
+        (
+            &[("EGRESS_SOURCE", "198.51.100.99,198.51.100.98")],
+            "EGRESS_SOURCE",
+            "\"198.51.100.99\" and \"198.51.100.98\" are both IPv4",
+        ),
+        (
+            &[("EGRESS_SOURCE", "198.51.100.99,")],
+            "EGRESS_SOURCE",
+            "empty entry",
+        ),
+        (
+            &[("EGRESS_SOURCE", "2001:db8:1::/64")],
+            "EGRESS_SOURCE",
+            "subnet-router anycast address",
+        ),
+        (
+            &[("EGRESS_SOURCE", "::ffff:198.51.100.99")],
+            "EGRESS_SOURCE",
+            "an IPv4 address written as IPv6: write 198.51.100.99",
+        ),
+        (
+            &[("EGRESS_SOURCE", "2001:db8:1::99/129")],
+            "EGRESS_SOURCE",
+            "not from 1 to 128",
+        ),
+        (
+            &[("EGRESS_DESTINATION", "80 tcp 2001:db8:2::5")],
+            "EGRESS_DESTINATION",
+            "line \"80 tcp 2001:db8:2::5\": an IPv6 destination, but EGRESS_SOURCE has no IPv6 address",
+        ),
+        (
             &[("EGRESS_ROUTER_MODE", "bogus")],
             "EGRESS_ROUTER_MODE",
             "\"bogus\"",
@@ -198,4 +240,59 @@ fn every_bad_value_names_its_variable_and_quotes_the_value() {
         assert!(message.contains(needle), "{overrides:?} -> {message}");
         assert_eq!(err.exit_code(), 2);
     }
+}
+
+#[test]
+fn a_source_and_gateway_a_family_make_a_dual_stack_or_ipv6_only_router() {
+    let dual = RouterConfig::from_vars(
+        &with(&[
+            ("EGRESS_SOURCE", "2001:db8:1::99/64, 198.51.100.99/24"),
+            ("EGRESS_GATEWAY", "198.51.100.1,fe80::1%macvlan0"),
+            (
+                "EGRESS_DESTINATION",
+                "80 tcp 203.0.113.5\n80 tcp 2001:db8:2::5",
+            ),
+        ]),
+        None,
+    )
+    .unwrap();
+    let shown: Vec<String> = dual
+        .egress
+        .iter()
+        .map(|p| format!("{} via {}", p.source, p.gateway))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "198.51.100.99/24 via 198.51.100.1",
+            "2001:db8:1::99/64 via fe80::1"
+        ],
+        "IPv4 first, paired by family"
+    );
+    assert_eq!(dual.sources(), "198.51.100.99/24,2001:db8:1::99/64");
+    let only = RouterConfig::from_vars(
+        &with(&[
+            ("EGRESS_SOURCE", "2001:db8:1::99"),
+            ("EGRESS_GATEWAY", "2001:db8:1::1"),
+            ("EGRESS_DESTINATION", "2001:db8:2::7"),
+        ]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(only.egress.len(), 1);
+    assert_eq!(only.egress[0].source.prefix_len, 128);
+    assert!(only.pair(Family::V4).is_none());
+    let elsewhere = RouterConfig::from_vars(
+        &with(&[
+            ("EGRESS_SOURCE", "2001:db8:1::99/64"),
+            ("EGRESS_GATEWAY", "fe80::1%eth0"),
+        ]),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        elsewhere,
+        "EGRESS_GATEWAY: \"fe80::1%eth0\" names interface \"eth0\": the gateway is on macvlan0"
+    );
 }

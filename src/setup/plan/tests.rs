@@ -1,31 +1,56 @@
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::*;
-use crate::config::router::{BackendChoice, RouterConfig, RouterMode};
+use crate::config::redirect::parse_destinations;
+use crate::config::router::{BackendChoice, EgressPair, RouterConfig, RouterMode, SourceAddress};
 use crate::setup::firewall::{Inbound, Wanted};
 use crate::setup::intent::PodSide;
+use crate::setup::problems;
 use crate::sys::netlink::Link;
 
 const POD: u32 = 2;
 const MAC: u32 = 3;
+const IP_FORWARD: &str = "net/ipv4/ip_forward";
 
-fn ip(text: &str) -> Ipv4Addr {
+fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
 
-/// The router's intent in `mode`.
-fn config(mode: RouterMode) -> Intent {
-    Intent::router(&RouterConfig {
+fn pair(source: &str, prefix_len: u8, gateway: &str) -> EgressPair {
+    EgressPair {
         source: SourceAddress {
-            address: ip("198.51.100.99"),
-            prefix_len: 32,
+            address: ip(source),
+            prefix_len,
         },
-        gateway: ip("198.51.100.1"),
+        gateway: ip(gateway),
+    }
+}
+
+fn v4_pair() -> EgressPair {
+    pair("198.51.100.99", 32, "198.51.100.1")
+}
+
+fn v6_pair() -> EgressPair {
+    pair("2001:db8:1::99", 64, "2001:db8:1::1")
+}
+
+/// The router's intent in `mode` for `egress`, redirecting `destinations`.
+fn router(mode: RouterMode, egress: Vec<EgressPair>, destinations: &str) -> Intent {
+    Intent::router(&RouterConfig {
+        egress,
         mode,
-        destinations: Vec::new(),
+        destinations: match destinations {
+            "" => Vec::new(),
+            text => parse_destinations(text).unwrap(),
+        },
         backend: BackendChoice::Auto,
         metrics: crate::config::metrics_address::MetricsAddress::Off,
     })
+}
+
+/// The IPv4-only router's intent in `mode`.
+fn config(mode: RouterMode) -> Intent {
+    router(mode, vec![v4_pair()], "")
 }
 
 fn eth0(rp_filter: &str) -> Vec<PodLink> {
@@ -44,8 +69,7 @@ fn link(index: u32, up: bool) -> Link {
     }
 }
 
-fn pod_default() -> RouteMessage {
-    let mut route = netlink::default_route(POD, ip("192.0.2.65"), ip("192.0.2.70"));
+fn without_source(mut route: RouteMessage) -> RouteMessage {
     route.attributes.retain(|a| {
         !matches!(
             a,
@@ -55,8 +79,56 @@ fn pod_default() -> RouteMessage {
     route
 }
 
+fn pod_default() -> RouteMessage {
+    without_source(netlink::default_route(
+        POD,
+        ip("192.0.2.65"),
+        ip("192.0.2.70"),
+    ))
+}
+
+fn pod_default6() -> RouteMessage {
+    without_source(netlink::default_route(
+        POD,
+        ip("2001:db8:9::1"),
+        ip("2001:db8:9::70"),
+    ))
+}
+
 fn our_default() -> RouteMessage {
     netlink::default_route(MAC, ip("198.51.100.1"), ip("198.51.100.99"))
+}
+
+fn our_default6() -> RouteMessage {
+    netlink::default_route(MAC, ip("2001:db8:1::1"), ip("2001:db8:1::99"))
+}
+
+/// One family as the cluster hands the pod over: no address, default via eth0.
+fn fresh_family(pod_default: RouteMessage) -> ObservedFamily {
+    ObservedFamily {
+        source: None,
+        disabled: false,
+        gateway_via_egress: false,
+        main_defaults: vec![pod_default],
+        reply_routes: Vec::new(),
+        reply_rule: false,
+        forwarding: "0".into(),
+        firewall: String::new(),
+        firewall_missing: Vec::new(),
+    }
+}
+
+/// One family whose setup is in place.
+fn done_family(ours: RouteMessage, pod_default: RouteMessage) -> ObservedFamily {
+    ObservedFamily {
+        source: Some(AddressState::Usable),
+        gateway_via_egress: true,
+        main_defaults: vec![ours],
+        reply_routes: vec![netlink::in_table(&pod_default, REPLY_TABLE)],
+        reply_rule: true,
+        forwarding: "1".into(),
+        ..fresh_family(pod_default)
+    }
 }
 
 /// A pod as the cluster hands it over: macvlan0 down without address, default via eth0.
@@ -64,15 +136,8 @@ fn fresh() -> Observed {
     Observed {
         egress: link(MAC, false),
         pod_links: eth0("0"),
-        source_present: false,
-        gateway_via_egress: false,
-        main_defaults: vec![pod_default()],
-        reply_routes: Vec::new(),
-        reply_rule: false,
-        ip_forward: "0".into(),
         rp_filter_all: "0".into(),
-        firewall: String::new(),
-        firewall_missing: Vec::new(),
+        families: vec![fresh_family(pod_default())],
     }
 }
 
@@ -81,15 +146,15 @@ fn done() -> Observed {
     Observed {
         egress: link(MAC, true),
         pod_links: eth0("2"),
-        source_present: true,
-        gateway_via_egress: true,
-        main_defaults: vec![our_default()],
-        reply_routes: vec![netlink::in_table(&pod_default(), REPLY_TABLE)],
-        reply_rule: true,
-        ip_forward: "1".into(),
         rp_filter_all: "1".into(),
-        ..fresh()
+        families: vec![done_family(our_default(), pod_default())],
     }
+}
+
+/// `observed` with its IPv4 family changed by `change`.
+fn v4(mut observed: Observed, change: impl FnOnce(&mut ObservedFamily)) -> Observed {
+    change(&mut observed.families[0]);
+    observed
 }
 
 /// The planned steps but the firewall script, which ends every plan.
@@ -109,14 +174,14 @@ fn a_fresh_pod_gets_every_piece_in_order() {
         vec![
             Step::AddAddress {
                 index: MAC,
-                source: config(RouterMode::Init).source
+                source: v4_pair().source
             },
             Step::LinkUp(MAC),
             Step::AddRoute(netlink::host_route(MAC, ip("198.51.100.1"))),
             Step::AddRoute(netlink::in_table(&pod_default(), REPLY_TABLE)),
             Step::DeleteRoute(pod_default()),
             Step::AddRoute(our_default()),
-            Step::AddReplyRule,
+            Step::AddReplyRule(Family::V4),
             Step::SetSysctl(Sysctl {
                 key: IP_FORWARD.into(),
                 value: "1".into()
@@ -137,22 +202,24 @@ fn a_complete_setup_needs_no_step_and_has_no_problem() {
 #[test]
 fn an_address_from_ipam_does_not_count_as_done() {
     // macvlan0 up with 198.51.100.50/24: the gateway is reached through macvlan0
-    let ipam = Observed {
-        egress: link(MAC, true),
-        gateway_via_egress: true,
-        ..fresh()
-    };
+    let ipam = v4(
+        Observed {
+            egress: link(MAC, true),
+            ..fresh()
+        },
+        |f| f.gateway_via_egress = true,
+    );
     assert_eq!(
         steps(&ipam),
         vec![
             Step::AddAddress {
                 index: MAC,
-                source: config(RouterMode::Init).source
+                source: v4_pair().source
             },
             Step::AddRoute(netlink::in_table(&pod_default(), REPLY_TABLE)),
             Step::DeleteRoute(pod_default()),
             Step::AddRoute(our_default()),
-            Step::AddReplyRule,
+            Step::AddReplyRule(Family::V4),
             Step::SetSysctl(Sysctl {
                 key: IP_FORWARD.into(),
                 value: "1".into()
@@ -167,13 +234,10 @@ fn each_missing_piece_alone_gets_its_own_step() {
     let cases: Vec<(&str, Observed, Vec<Step>)> = vec![
         (
             "address",
-            Observed {
-                source_present: false,
-                ..done()
-            },
+            v4(done(), |f| f.source = None),
             vec![Step::AddAddress {
                 index: MAC,
-                source: config(RouterMode::Init).source,
+                source: v4_pair().source,
             }],
         ),
         (
@@ -186,18 +250,12 @@ fn each_missing_piece_alone_gets_its_own_step() {
         ),
         (
             "gateway route",
-            Observed {
-                gateway_via_egress: false,
-                ..done()
-            },
+            v4(done(), |f| f.gateway_via_egress = false),
             vec![Step::AddRoute(netlink::host_route(MAC, ip("198.51.100.1")))],
         ),
         (
             "default route with another source",
-            Observed {
-                main_defaults: vec![without_src.clone()],
-                ..done()
-            },
+            v4(done(), |f| f.main_defaults = vec![without_src.clone()]),
             vec![
                 Step::DeleteRoute(without_src),
                 Step::AddRoute(our_default()),
@@ -205,10 +263,9 @@ fn each_missing_piece_alone_gets_its_own_step() {
         ),
         (
             "a second default route",
-            Observed {
-                main_defaults: vec![our_default(), pod_default()],
-                ..done()
-            },
+            v4(done(), |f| {
+                f.main_defaults = vec![our_default(), pod_default()]
+            }),
             vec![
                 Step::DeleteRoute(our_default()),
                 Step::DeleteRoute(pod_default()),
@@ -217,18 +274,12 @@ fn each_missing_piece_alone_gets_its_own_step() {
         ),
         (
             "reply rule",
-            Observed {
-                reply_rule: false,
-                ..done()
-            },
-            vec![Step::AddReplyRule],
+            v4(done(), |f| f.reply_rule = false),
+            vec![Step::AddReplyRule(Family::V4)],
         ),
         (
             "forwarding",
-            Observed {
-                ip_forward: "0".into(),
-                ..done()
-            },
+            v4(done(), |f| f.forwarding = "0".into()),
             vec![Step::SetSysctl(Sysctl {
                 key: IP_FORWARD.into(),
                 value: "1".into(),
@@ -254,10 +305,7 @@ fn a_default_route_without_the_preferred_source_is_replaced() {
             netlink_packet_route::route::RouteAttribute::PrefSource(_)
         )
     });
-    let seen = Observed {
-        main_defaults: vec![plain.clone()],
-        ..done()
-    };
+    let seen = v4(done(), |f| f.main_defaults = vec![plain.clone()]);
     assert_eq!(
         steps(&seen),
         vec![Step::DeleteRoute(plain), Step::AddRoute(our_default())]
@@ -270,10 +318,7 @@ fn a_default_route_without_the_preferred_source_is_replaced() {
 
 #[test]
 fn an_emptied_reply_table_is_refilled_from_eth0_defaults_only_while_they_exist() {
-    let restarted = Observed {
-        reply_routes: Vec::new(),
-        ..done()
-    };
+    let restarted = v4(done(), |f| f.reply_routes = Vec::new());
     let err = plan(&config(RouterMode::Init), &restarted).unwrap_err();
     let message = err.to_string();
     assert!(
@@ -281,10 +326,9 @@ fn an_emptied_reply_table_is_refilled_from_eth0_defaults_only_while_they_exist()
         "{message}"
     );
     let other = netlink::default_route(9, ip("192.0.2.129"), ip("192.0.2.130"));
-    let fresh_pod = Observed {
-        main_defaults: vec![pod_default(), other.clone()],
-        ..fresh()
-    };
+    let fresh_pod = v4(fresh(), |f| {
+        f.main_defaults = vec![pod_default(), other.clone()]
+    });
     let planned = steps(&fresh_pod);
     let copies: Vec<&Step> = planned
         .iter()
@@ -302,10 +346,7 @@ fn an_emptied_reply_table_is_refilled_from_eth0_defaults_only_while_they_exist()
 
 #[test]
 fn without_any_eth0_default_route_setup_is_refused() {
-    let seen = Observed {
-        main_defaults: Vec::new(),
-        ..fresh()
-    };
+    let seen = v4(fresh(), |f| f.main_defaults = Vec::new());
     let message = plan(&config(RouterMode::Init), &seen)
         .unwrap_err()
         .to_string();
@@ -318,10 +359,7 @@ fn proxy_modes_leave_forwarding_alone() {
         let steps = plan(&config(mode), &fresh()).unwrap();
         assert!(matches!(steps.last(), Some(Step::Firewall { .. })));
         assert!(!steps.iter().any(|s| matches!(s, Step::SetSysctl(_))));
-        let off = Observed {
-            ip_forward: "0".into(),
-            ..done()
-        };
+        let off = v4(done(), |f| f.forwarding = "0".into());
         assert_eq!(problems(&config(mode), &off), Vec::<String>::new());
     }
 }
@@ -386,7 +424,7 @@ fn steps_read_like_commands() {
             "add route default via 192.0.2.65 dev #2 table 4552",
             "delete route default via 192.0.2.65 dev #2",
             "add route default via 198.51.100.1 dev #3 src 198.51.100.99",
-            "add rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
+            "add IPv4 rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
             "set sysctl net/ipv4/ip_forward=1",
         ]
     );
@@ -394,52 +432,57 @@ fn steps_read_like_commands() {
 
 #[test]
 fn missing_rules_and_surplus_jumps_are_named() {
-    let rule = firewall::all_rules(&config(RouterMode::Init).firewall)[0].clone();
-    let seen = Observed {
-        firewall_missing: vec![rule.clone()],
-        ..done()
-    };
+    let rule = firewall::all_rules(&config(RouterMode::Init).families[0].firewall)[0].clone();
+    let seen = v4(done(), |f| f.firewall_missing = vec![rule.clone()]);
     assert_eq!(
         problems(&config(RouterMode::Init), &seen),
-        vec![format!("mangle rule missing: {rule}")]
+        vec![format!("iptables mangle rule missing: {rule}")]
     );
-    let twice = Observed {
-        firewall: "*mangle\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\nCOMMIT\n".into(),
-        ..done()
-    };
+    let twice = v4(done(), |f| {
+        f.firewall = "*mangle\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\nCOMMIT\n".into()
+    });
     assert_eq!(problems(&config(RouterMode::Init), &twice).len(), 1);
 }
 
 #[test]
 fn a_plugin_pod_without_a_cluster_default_has_nothing_to_keep() {
-    let intent = Intent {
+    let mut intent = Intent {
         egress: "net1".into(),
         pod: PodSide::AllButEgress,
-        firewall: Wanted {
-            inbound: Inbound::NotOn("net1".into()),
-            nat: None,
-        },
-        replies_required: false,
         ..config(RouterMode::HttpProxy)
     };
-    let alone = Observed {
-        pod_links: Vec::new(),
-        main_defaults: Vec::new(),
-        ..fresh()
+    intent.families[0].firewall = Wanted {
+        inbound: Inbound::NotOn("net1".into()),
+        nat: None,
     };
+    intent.families[0].replies_required = false;
+    let alone = v4(
+        Observed {
+            pod_links: Vec::new(),
+            ..fresh()
+        },
+        |f| f.main_defaults = Vec::new(),
+    );
     let mut planned = plan(&intent, &alone).unwrap();
     planned.pop();
-    assert!(!planned.contains(&Step::AddReplyRule), "{planned:?}");
+    assert!(
+        !planned.contains(&Step::AddReplyRule(Family::V4)),
+        "{planned:?}"
+    );
     assert!(
         planned.contains(&Step::AddRoute(our_default())),
         "{planned:?}"
     );
-    let after = Observed {
-        pod_links: Vec::new(),
-        reply_routes: Vec::new(),
-        reply_rule: false,
-        ..done()
-    };
+    let after = v4(
+        Observed {
+            pod_links: Vec::new(),
+            ..done()
+        },
+        |f| {
+            f.reply_routes = Vec::new();
+            f.reply_rule = false;
+        },
+    );
     assert!(
         problems(&intent, &after).is_empty(),
         "{:?}",
@@ -453,10 +496,7 @@ fn only_a_default_route_through_the_cluster_side_counts_as_kept() {
     // replies to clients in no other network back
     let mut partial = netlink::in_table(&pod_default(), REPLY_TABLE);
     partial.header.destination_prefix_length = 24;
-    let seen = Observed {
-        reply_routes: vec![partial.clone()],
-        ..fresh()
-    };
+    let seen = v4(fresh(), |f| f.reply_routes = vec![partial.clone()]);
     assert!(
         steps(&seen).contains(&Step::AddRoute(netlink::in_table(
             &pod_default(),
@@ -465,12 +505,182 @@ fn only_a_default_route_through_the_cluster_side_counts_as_kept() {
         "{:?}",
         steps(&seen)
     );
-    let after = Observed {
-        reply_routes: vec![partial],
-        ..done()
-    };
+    let after = v4(done(), |f| f.reply_routes = vec![partial]);
     assert_eq!(
         problems(&config(RouterMode::Init), &after),
         vec!["reply table 4552 has no route via eth0".to_string()]
     );
+}
+
+/// A dual-stack pod as the cluster hands it over: both families' defaults via eth0.
+fn fresh_dual() -> Observed {
+    Observed {
+        families: vec![fresh_family(pod_default()), fresh_family(pod_default6())],
+        ..fresh()
+    }
+}
+
+fn dual(destinations: &str) -> Intent {
+    router(RouterMode::Init, vec![v4_pair(), v6_pair()], destinations)
+}
+
+#[test]
+fn a_dual_stack_pod_waits_for_dad_before_any_route_then_sets_each_family() {
+    let planned = plan(&dual("80 tcp 2001:db8:2::5"), &fresh_dual()).unwrap();
+    let shown: Vec<String> = planned.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            "add address 198.51.100.99/32 to #3",
+            "add address 2001:db8:1::99/64 to #3",
+            "bring #3 up",
+            "wait for duplicate address detection of 2001:db8:1::99 on macvlan0",
+            "add route 198.51.100.1/32 dev #3",
+            "add route default via 192.0.2.65 dev #2 table 4552",
+            "delete route default via 192.0.2.65 dev #2",
+            "add route default via 198.51.100.1 dev #3 src 198.51.100.99",
+            "add IPv4 rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
+            "set sysctl net/ipv4/ip_forward=1",
+            "add route 2001:db8:1::1/128 dev #3",
+            "add route default via 2001:db8:9::1 dev #2 table 4552",
+            "delete route default via 2001:db8:9::1 dev #2",
+            "add route default via 2001:db8:1::1 dev #3 src 2001:db8:1::99",
+            "add IPv6 rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
+            "set sysctl net/ipv6/conf/all/forwarding=1",
+            "apply 8 IPv4 firewall lines",
+            "apply 9 IPv6 firewall lines",
+        ]
+    );
+    let Some(Step::Firewall { script, .. }) = planned.last() else {
+        panic!("the IPv6 script ends the plan")
+    };
+    assert!(
+        script.contains(
+            "-A PREROUTING -i eth0 -p tcp --dport 80 -j DNAT --to-destination 2001:db8:2::5\n"
+        ) && script.contains("-A POSTROUTING -j SNAT --to-source 2001:db8:1::99\n"),
+        "{script}"
+    );
+    let found = problems(&dual("80 tcp 2001:db8:2::5"), &fresh_dual()).join("; ");
+    for needle in [
+        "macvlan0 does not have address 2001:db8:1::99",
+        "the main table's IPv6 default route is not `via 2001:db8:1::1 dev macvlan0 src 2001:db8:1::99`",
+        "ip -6 rule `fwmark 0x400000/0x400000 lookup 4552` is missing",
+        "reply table 4552 has no IPv6 route via eth0",
+        "net.ipv6.conf.all.forwarding is 0, not 1",
+    ] {
+        assert!(found.contains(needle), "{needle:?} not in {found}");
+    }
+}
+
+#[test]
+fn a_link_local_gateway_needs_no_host_route_and_ipv6_replies_are_kept_when_present() {
+    let intent = router(
+        RouterMode::HttpProxy,
+        vec![pair("2001:db8:1::99", 64, "fe80::1")],
+        "",
+    );
+    assert!(intent.families[0].gateway_link_local());
+    let mut seen = fresh_dual();
+    seen.families.remove(0);
+    // what observe reports for a link-local gateway: on the egress interface
+    seen.families[0].gateway_via_egress = true;
+    let shown: Vec<String> = plan(&intent, &seen)
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            "add address 2001:db8:1::99/64 to #3",
+            "bring #3 up",
+            "wait for duplicate address detection of 2001:db8:1::99 on macvlan0",
+            "add route default via 2001:db8:9::1 dev #2 table 4552",
+            "delete route default via 2001:db8:9::1 dev #2",
+            "add route default via fe80::1 dev #3 src 2001:db8:1::99",
+            "add IPv6 rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
+            "apply 5 IPv6 firewall lines",
+        ],
+        "an IPv6-only proxy router: no IPv4 step, no rp_filter, no forwarding"
+    );
+}
+
+#[test]
+fn ipv6_replies_are_required_only_when_ipv6_clients_are_redirected() {
+    let no_v6_default = Observed {
+        families: vec![
+            fresh_family(pod_default()),
+            ObservedFamily {
+                main_defaults: Vec::new(),
+                ..fresh_family(pod_default6())
+            },
+        ],
+        ..fresh()
+    };
+    assert!(plan(&dual("80 tcp 203.0.113.5"), &no_v6_default).is_ok());
+    let message = plan(&dual("80 tcp 2001:db8:2::5"), &no_v6_default)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("eth0 has no IPv6 default route to keep"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_tentative_address_is_waited_for_and_a_duplicate_refused_before_any_change() {
+    let intent = dual("");
+    let mut tentative = fresh_dual();
+    tentative.families[1].source = Some(AddressState::Tentative);
+    let planned = plan(&intent, &tentative).unwrap();
+    assert!(!planned.iter().any(
+        |s| matches!(s, Step::AddAddress { source, .. } if source.address == ip("2001:db8:1::99"))
+    ));
+    assert!(
+        planned
+            .iter()
+            .any(|s| matches!(s, Step::AwaitAddress { .. }))
+    );
+    assert!(problems(&intent, &tentative).contains(
+        &"2001:db8:1::99 on macvlan0 is still tentative (duplicate address detection)".to_string()
+    ));
+    let mut duplicate = fresh_dual();
+    duplicate.families[1].source = Some(AddressState::Duplicate);
+    let err = plan(&intent, &duplicate).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert_eq!(
+        err.to_string(),
+        "EGRESS_SOURCE: 2001:db8:1::99 is already used by another host on the network of macvlan0 (duplicate address detection failed)"
+    );
+}
+
+#[test]
+fn ipv6_switched_off_on_the_egress_interface_is_switched_on_first() {
+    let mut off = fresh_dual();
+    off.families[1].disabled = true;
+    let planned = plan(&dual(""), &off).unwrap();
+    assert_eq!(
+        planned[0],
+        Step::SetSysctl(Sysctl {
+            key: "net/ipv6/conf/macvlan0/disable_ipv6".into(),
+            value: "0".into(),
+        })
+    );
+}
+
+#[test]
+fn a_complete_dual_stack_setup_needs_no_step() {
+    let seen = Observed {
+        families: vec![
+            done_family(our_default(), pod_default()),
+            done_family(our_default6(), pod_default6()),
+        ],
+        ..done()
+    };
+    let planned = plan(&dual(""), &seen).unwrap();
+    assert!(
+        planned.iter().all(|s| matches!(s, Step::Firewall { .. })),
+        "{planned:?}"
+    );
+    assert_eq!(problems(&dual(""), &seen), Vec::<String>::new());
 }

@@ -5,16 +5,17 @@
 mod link;
 mod route;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
 use netlink_packet_route::AddressFamily;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 
 use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
 
+use crate::config::family::Family;
 use crate::error::{Error, Result};
 use crate::sys::netns::Netns;
 
@@ -34,6 +35,32 @@ pub struct Link {
     pub up: bool,
 }
 
+/// How usable an address on an interface is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressState {
+    /// Ready to use.
+    Usable,
+    /// Duplicate address detection is still running (IPv6).
+    Tentative,
+    /// Duplicate address detection found another host using it (IPv6).
+    Duplicate,
+}
+
+fn address_family(family: Family) -> AddressFamily {
+    match family {
+        Family::V4 => AddressFamily::Inet,
+        Family::V6 => AddressFamily::Inet6,
+    }
+}
+
+/// The address of an address message.
+fn message_address(message: &AddressMessage) -> Option<IpAddr> {
+    message.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(ip) => Some(*ip),
+        _ => None,
+    })
+}
+
 /// A route-netlink connection bound to one network namespace.
 pub struct Netlink {
     handle: Handle,
@@ -49,34 +76,51 @@ impl Netlink {
         Ok(Netlink { handle })
     }
 
+    /// The addresses of every interface: (interface index, address, prefix length).
+    pub async fn addresses(&self) -> Result<Vec<(u32, IpAddr, u8)>> {
+        Ok(self
+            .address_messages(None)
+            .await?
+            .iter()
+            .filter_map(|m| Some((m.header.index, message_address(m)?, m.header.prefix_len)))
+            .collect())
+    }
+
     /// The IPv4 addresses of every interface: (interface index, address, prefix length).
     pub async fn ipv4_addresses(&self) -> Result<Vec<(u32, Ipv4Addr, u8)>> {
-        let all: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| Error::netlink("listing addresses", e))?;
-        Ok(all
-            .iter()
-            .filter_map(|m| {
-                m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Address(IpAddr::V4(ip)) => {
-                        Some((m.header.index, *ip, m.header.prefix_len))
-                    }
-                    _ => None,
-                })
+        Ok(self
+            .addresses()
+            .await?
+            .into_iter()
+            .filter_map(|(index, address, prefix)| match address {
+                IpAddr::V4(v4) => Some((index, v4, prefix)),
+                IpAddr::V6(_) => None,
             })
             .collect())
     }
 
+    async fn address_messages(&self, index: Option<u32>) -> Result<Vec<AddressMessage>> {
+        let mut request = self.handle.address().get();
+        if let Some(index) = index {
+            request = request.set_link_index_filter(index);
+        }
+        request
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::netlink("listing addresses", e))
+    }
+
     /// The output interface of the route the kernel would use to reach `destination`.
-    pub async fn route_interface(&self, destination: Ipv4Addr) -> Result<Option<u32>> {
-        let query = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(destination, 32)
-            .build();
+    pub async fn route_interface(&self, destination: IpAddr) -> Result<Option<u32>> {
+        let query = match destination {
+            IpAddr::V4(v4) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(v4, 32)
+                .build(),
+            IpAddr::V6(v6) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(v6, 128)
+                .build(),
+        };
         match self.handle.route().get(query).execute().try_next().await {
             Ok(Some(route)) => Ok(route.attributes.iter().find_map(|a| match a {
                 RouteAttribute::Oif(index) => Some(*index),
@@ -90,12 +134,16 @@ impl Netlink {
         }
     }
 
-    /// The IPv4 unicast routes of routing table `table`.
-    pub async fn routes(&self, table: u32) -> Result<Vec<RouteMessage>> {
+    /// The unicast routes of `family` in routing table `table`.
+    pub async fn routes(&self, family: Family, table: u32) -> Result<Vec<RouteMessage>> {
+        let query = match family {
+            Family::V4 => RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            Family::V6 => RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        };
         let all: Vec<RouteMessage> = self
             .handle
             .route()
-            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .get(query)
             .execute()
             .try_collect()
             .await
@@ -106,46 +154,53 @@ impl Netlink {
             .collect())
     }
 
-    /// Whether `address` is configured on interface `index`.
-    pub async fn has_address(&self, index: u32, address: Ipv4Addr) -> Result<bool> {
-        let addresses: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| Error::netlink("listing addresses", e))?;
-        Ok(addresses.iter().any(|m| {
-            m.attributes
-                .iter()
-                .any(|a| matches!(a, AddressAttribute::Address(IpAddr::V4(ip)) if *ip == address))
-        }))
+    /// The state of `address` on interface `index`; `None` when it is not there.
+    pub async fn address_state(&self, index: u32, address: IpAddr) -> Result<Option<AddressState>> {
+        let messages = self.address_messages(Some(index)).await?;
+        Ok(messages
+            .iter()
+            .find(|m| m.header.index == index && message_address(m) == Some(address))
+            .map(|m| {
+                let flags = m
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        AddressAttribute::Flags(flags) => Some(*flags),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| {
+                        AddressFlags::from_bits_retain(u32::from(m.header.flags.bits()))
+                    });
+                if flags.contains(AddressFlags::Dadfailed) {
+                    AddressState::Duplicate
+                } else if flags.contains(AddressFlags::Tentative) {
+                    AddressState::Tentative
+                } else {
+                    AddressState::Usable
+                }
+            }))
     }
 
     /// Adds `address/prefix_len` to interface `index`.
-    pub async fn add_address(&self, index: u32, address: Ipv4Addr, prefix_len: u8) -> Result<()> {
+    pub async fn add_address(&self, index: u32, address: IpAddr, prefix_len: u8) -> Result<()> {
         self.handle
             .address()
-            .add(index, IpAddr::V4(address), prefix_len)
+            .add(index, address, prefix_len)
             .execute()
             .await
             .map_err(|e| Error::netlink(format!("adding address {address}/{prefix_len}"), e))
     }
 
     /// Removes `address/prefix_len` from interface `index`.
-    pub async fn del_address(&self, index: u32, address: Ipv4Addr, prefix_len: u8) -> Result<()> {
+    pub async fn del_address(&self, index: u32, address: IpAddr, prefix_len: u8) -> Result<()> {
         let mut message = AddressMessage::default();
-        message.header.family = AddressFamily::Inet;
+        message.header.family = address_family(Family::of(address));
         message.header.index = index;
         message.header.prefix_len = prefix_len;
-        message
-            .attributes
-            .push(AddressAttribute::Local(IpAddr::V4(address)));
-        message
-            .attributes
-            .push(AddressAttribute::Address(IpAddr::V4(address)));
+        if address.is_ipv4() {
+            message.attributes.push(AddressAttribute::Local(address));
+        }
+        message.attributes.push(AddressAttribute::Address(address));
         self.handle
             .address()
             .del(message)
@@ -176,12 +231,21 @@ impl Netlink {
             .map_err(|e| Error::netlink(format!("deleting route {shown}"), e))
     }
 
-    /// The IPv4 rule sending `mark` to `table`, if present.
-    pub async fn mark_rule(&self, mark: u32, table: u32) -> Result<Option<RuleMessage>> {
+    /// The rule of `family` sending `mark` to `table`, if present.
+    pub async fn mark_rule(
+        &self,
+        family: Family,
+        mark: u32,
+        table: u32,
+    ) -> Result<Option<RuleMessage>> {
+        let version = match family {
+            Family::V4 => IpVersion::V4,
+            Family::V6 => IpVersion::V6,
+        };
         let rules: Vec<RuleMessage> = self
             .handle
             .rule()
-            .get(IpVersion::V4)
+            .get(version)
             .execute()
             .try_collect()
             .await
@@ -207,21 +271,25 @@ impl Netlink {
         }))
     }
 
-    /// Adds the IPv4 rule `fwmark mark/mark lookup table priority priority`.
-    pub async fn add_mark_rule(&self, mark: u32, table: u32, priority: u32) -> Result<()> {
+    /// Adds the rule of `family` `fwmark mark/mark lookup table priority priority`.
+    pub async fn add_mark_rule(
+        &self,
+        family: Family,
+        mark: u32,
+        table: u32,
+        priority: u32,
+    ) -> Result<()> {
         let mut request = self
             .handle
             .rule()
             .add()
-            .v4()
             .action(RuleAction::ToTable)
             .fw_mark(mark)
             .table_id(table)
             .priority(priority);
-        request
-            .message_mut()
-            .attributes
-            .push(RuleAttribute::FwMask(mark));
+        let message = request.message_mut();
+        message.header.family = address_family(family);
+        message.attributes.push(RuleAttribute::FwMask(mark));
         request
             .execute()
             .await

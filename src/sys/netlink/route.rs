@@ -1,6 +1,6 @@
 //! Building and reading route messages (pure).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope,
@@ -27,38 +27,65 @@ pub fn route_interface(route: &RouteMessage) -> Option<u32> {
     })
 }
 
-/// `destination/32 dev index scope link` in the main table.
-pub fn host_route(index: u32, destination: Ipv4Addr) -> RouteMessage {
-    RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(destination, 32)
-        .output_interface(index)
-        .scope(RouteScope::Link)
-        .build()
+/// `destination/32` (or `/128`) `dev index scope link` in the main table.
+pub fn host_route(index: u32, destination: IpAddr) -> RouteMessage {
+    match destination {
+        IpAddr::V4(v4) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(v4, 32)
+            .output_interface(index)
+            .scope(RouteScope::Link)
+            .build(),
+        IpAddr::V6(v6) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(v6, 128)
+            .output_interface(index)
+            .build(),
+    }
+}
+
+/// An address attribute's address.
+fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        _ => None,
+    }
 }
 
 /// The gateway of a route.
-pub fn route_gateway(route: &RouteMessage) -> Option<Ipv4Addr> {
+pub fn route_gateway(route: &RouteMessage) -> Option<IpAddr> {
     route.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Gateway(RouteAddress::Inet(ip)) => Some(*ip),
+        RouteAttribute::Gateway(address) => ip_of(address),
         _ => None,
     })
 }
 
 /// The preferred source address of a route.
-pub fn route_pref_source(route: &RouteMessage) -> Option<Ipv4Addr> {
+pub fn route_pref_source(route: &RouteMessage) -> Option<IpAddr> {
     route.attributes.iter().find_map(|a| match a {
-        RouteAttribute::PrefSource(RouteAddress::Inet(ip)) => Some(*ip),
+        RouteAttribute::PrefSource(address) => ip_of(address),
         _ => None,
     })
 }
 
-/// `default via gateway dev index src source` in the main table.
-pub fn default_route(index: u32, gateway: Ipv4Addr, source: Ipv4Addr) -> RouteMessage {
-    RouteMessageBuilder::<Ipv4Addr>::new()
-        .gateway(gateway)
-        .output_interface(index)
-        .pref_source(source)
-        .build()
+/// `default via gateway dev index src source` in the main table (`source` is left
+/// out unless of the gateway's family).
+pub fn default_route(index: u32, gateway: IpAddr, source: IpAddr) -> RouteMessage {
+    let mut route = match gateway {
+        IpAddr::V4(gateway) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .output_interface(index)
+            .build(),
+        IpAddr::V6(gateway) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .gateway(gateway)
+            .output_interface(index)
+            .build(),
+    };
+    if source.is_ipv4() == gateway.is_ipv4() {
+        route
+            .attributes
+            .push(RouteAttribute::PrefSource(source.into()));
+    }
+    route
 }
 
 /// A copy of `route` placed in routing table `table`.
@@ -81,8 +108,8 @@ pub fn describe_route(route: &RouteMessage) -> String {
         .attributes
         .iter()
         .find_map(|a| match a {
-            RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
-                Some(format!("{ip}/{}", route.header.destination_prefix_length))
+            RouteAttribute::Destination(address) => {
+                ip_of(address).map(|ip| format!("{ip}/{}", route.header.destination_prefix_length))
             }
             _ => None,
         })

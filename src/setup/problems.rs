@@ -1,0 +1,97 @@
+//! Every piece of the setup that is not in place, each named precisely (pure): what
+//! a check reports, judged by the same predicates as [`plan`](super::plan).
+
+use super::intent::{FamilyIntent, Intent};
+use super::observe::{Observed, ObservedFamily};
+use super::plan::{
+    default_in_place, describe_all, forwarding_off, pod_defaults, pod_names, reply_route_kept,
+    strict_pod_links,
+};
+use crate::config::family::Family;
+use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE};
+use crate::sys::netlink::AddressState;
+
+/// Every piece of `intent` that `observed` lacks; empty when the setup is complete.
+pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
+    let egress = &intent.egress;
+    let mut problems = Vec::new();
+    for (wanted, found) in intent.families.iter().zip(&observed.families) {
+        let address = wanted.source.address;
+        match found.source {
+            None => problems.push(format!("{egress} does not have address {address}")),
+            Some(AddressState::Tentative) => problems.push(format!(
+                "{address} on {egress} is still tentative (duplicate address detection)"
+            )),
+            Some(AddressState::Duplicate) => problems
+                .push(super::plan::duplicate(intent.source_field, address, egress).to_string()),
+            Some(AddressState::Usable) => {}
+        }
+    }
+    if !observed.egress.up {
+        problems.push(format!("{egress} is down"));
+    }
+    for (wanted, found) in intent.families.iter().zip(&observed.families) {
+        family_problems(&mut problems, intent, wanted, found, observed);
+    }
+    for link in strict_pod_links(intent, observed) {
+        let name = &link.name;
+        problems.push(format!(
+            "rp_filter of {name} is strict (net.ipv4.conf.all.rp_filter={}, net.ipv4.conf.{name}.rp_filter={})",
+            observed.rp_filter_all, link.rp_filter
+        ));
+    }
+    problems
+}
+
+fn family_problems(
+    problems: &mut Vec<String>,
+    intent: &Intent,
+    wanted: &FamilyIntent,
+    found: &ObservedFamily,
+    observed: &Observed,
+) {
+    let (address, gateway, egress) = (wanted.source.address, wanted.gateway, &intent.egress);
+    let family = wanted.family();
+    // IPv4's wording predates IPv6 support; it is kept for the logs people grep.
+    let (ip, tool, of_family) = match family {
+        Family::V4 => ("ip", "iptables", ""),
+        Family::V6 => ("ip -6", "ip6tables", "IPv6 "),
+    };
+    if !found.gateway_via_egress {
+        problems.push(format!(
+            "the route to gateway {gateway} does not use {egress}"
+        ));
+    }
+    if !default_in_place(wanted, found, observed) {
+        problems.push(format!(
+            "the main table's {of_family}default route is not `via {gateway} dev {egress} src {address}` (found: {})",
+            describe_all(&found.main_defaults)
+        ));
+    }
+    let keep_needed = wanted.replies_required
+        || !pod_defaults(observed, found).is_empty()
+        || !found.reply_routes.is_empty();
+    if !found.reply_rule && keep_needed {
+        problems.push(format!(
+            "{ip} rule `fwmark {REPLY_MARK:#x}/{REPLY_MARK:#x} lookup {REPLY_TABLE}` is missing"
+        ));
+    }
+    if !reply_route_kept(observed, found) && keep_needed {
+        problems.push(format!(
+            "reply table {REPLY_TABLE} has no {of_family}route via {}",
+            pod_names(observed)
+        ));
+    }
+    if forwarding_off(wanted, found) {
+        let key = super::observe::forwarding_key(family).replace('/', ".");
+        problems.push(format!("{key} is {}, not 1", found.forwarding));
+    }
+    for rule in &found.firewall_missing {
+        problems.push(format!("{tool} {} rule missing: {rule}", rule.table));
+    }
+    if firewall::has_surplus_jumps(&found.firewall) {
+        problems.push(format!(
+            "a jump into the egress-router {tool} chains stands more than once"
+        ));
+    }
+}
