@@ -25,8 +25,9 @@ Without a subcommand the role comes from the environment, in this order:
   EGRESS_DNS_PROXY_DESTINATION[_FILE] set    DNS proxy
 
 Router variables:
-  EGRESS_SOURCE            IPv4 address for macvlan0, optional /prefix (default /32)
-  EGRESS_GATEWAY           IPv4 next hop on macvlan0
+  EGRESS_SOURCE            address for macvlan0, optional /prefix (default /32, /128);
+                           one a family: 203.0.113.99/24,2001:db8:1::99/64
+  EGRESS_GATEWAY           next hop on macvlan0, one a family (IPv6 may be fe80::1)
   EGRESS_DESTINATION       redirect list, one entry a line: IP | PORT PROTO IP [DESTPORT]
   EGRESS_ROUTER_MODE       init | legacy | http-proxy | dns-proxy | unit-test
   EGRESS_ROUTER_DEBUG      non-empty: log every step at debug level

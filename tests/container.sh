@@ -103,6 +103,10 @@ check "--help works in the image" bash -c "podman run --rm --network none '$IMAG
 check "backend-specific iptables tools work in the image" bash -c \
     "podman run --rm --network none --user 0 --cap-add NET_ADMIN --entrypoint /usr/sbin/iptables-nft-save '$IMAGE' >/dev/null \
      && podman run --rm --network none --user 0 --cap-add NET_ADMIN --entrypoint /usr/sbin/iptables-legacy-save '$IMAGE' >/dev/null"
+check "the IPv6 tools work in the image, with the NAT targets" bash -c \
+    "podman run --rm --network none --user 0 --cap-add NET_ADMIN --entrypoint /usr/sbin/ip6tables-nft '$IMAGE' \
+         -t nat -A POSTROUTING -j SNAT --to-source 2001:db8:1::99 \
+     && podman run --rm --network none --user 0 --cap-add NET_ADMIN --entrypoint /usr/sbin/ip6tables-legacy-save '$IMAGE' >/dev/null"
 check "bad input: one error line, exit 2" bash -c \
     "out=\$(podman run --rm --network none -e EGRESS_SOURCE=198.51.100.300 '$IMAGE' 2>&1); rc=\$?; \
      [[ \$rc -eq 2 && \$out == *'EGRESS_SOURCE'*'198.51.100.300'* ]]"

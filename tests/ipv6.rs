@@ -140,3 +140,22 @@ fn an_ipv6_destination_leaves_from_the_ipv6_egress_address_on_macvlan0() {
     let _p = spawn_http_proxy(&t, "2001:db8:2::/64", &[]);
     assert_eq!(tunnel_answer(&t), (200, SOURCE6.to_string()));
 }
+
+#[test]
+fn an_ipv6_only_router_refuses_ipv4_destinations_and_dials_ipv6_ones() {
+    let (t, _server) = dual_stack_lab("2001:db8:1::99/64", "2001:db8:1::1");
+    let _v4 = t.tcp_server(PORT);
+    let _p = spawn_http_proxy(&t, "2001:db8:2::/64\n203.0.113.0/24", &[]);
+    let (resp, _) = connect_tunnel(
+        &t,
+        &format!("{ROUTER_IP}:8080"),
+        &format!("203.0.113.5:{PORT}"),
+    );
+    assert_eq!(resp.status(), 502, "{}", resp.body);
+    assert!(
+        resp.body.contains("no IPv4 egress address"),
+        "{}",
+        resp.body
+    );
+    assert_eq!(tunnel_answer(&t), (200, SOURCE6.to_string()));
+}

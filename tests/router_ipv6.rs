@@ -120,6 +120,31 @@ fn dual_stack_init_redirects_each_family_from_its_own_source() {
         "{nat6_again}"
     );
     assert_eq!(seen_from_client(&t, &format!("[{POD6}]:{PORT}")), SOURCE6);
+
+    // the check (and so the redirect container) covers the IPv6 half
+    t.sh(
+        "router",
+        &[
+            "ip6tables",
+            "-t",
+            "nat",
+            "-D",
+            "POSTROUTING",
+            "-j",
+            "SNAT",
+            "--to-source",
+            SOURCE6,
+        ],
+    );
+    let broken = t.router(&["check"], &env);
+    assert!(!broken.status.success(), "{}", output_text(&broken));
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(
+        stderr.contains(
+            "ip6tables nat rule missing: -A POSTROUTING -j SNAT --to-source 2001:db8:1::99"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
