@@ -1,6 +1,6 @@
 //! Command line of egress-router: picks the role and reports errors as one line.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -89,17 +89,19 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
         pid: i32,
     },
-    /// Internal: send the delayed unsolicited ARP request.
+    /// Internal: send the delayed unsolicited ARP request and neighbour advertisement.
     #[command(hide = true)]
     Announce {
+        #[arg(long, requires = "address")]
+        socket_fd: Option<i32>,
+        #[arg(long, requires = "socket_fd")]
+        address: Option<Ipv4Addr>,
         #[arg(long)]
-        socket_fd: i32,
+        address6: Option<Ipv6Addr>,
         #[arg(long)]
         ifindex: u32,
         #[arg(long, value_parser = parse_mac)]
         mac: MacArg,
-        #[arg(long)]
-        address: Ipv4Addr,
         #[arg(long)]
         delay_ms: u64,
     },
@@ -252,14 +254,19 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
         Command::Reload { pid } => egress_router::serve::list_watch::request_reload(pid),
         Command::Announce {
             socket_fd,
+            address,
+            address6,
             ifindex,
             mac,
-            address,
             delay_ms,
         } => {
             let delay = Duration::from_millis(delay_ms);
             egress_router::setup::announce::announce_later(
-                socket_fd, ifindex, mac.0, address, delay,
+                socket_fd.zip(address),
+                address6,
+                ifindex,
+                mac.0,
+                delay,
             )
         }
     }

@@ -139,6 +139,15 @@ fn an_ipv6_destination_leaves_from_the_ipv6_egress_address_on_macvlan0() {
     let (t, _server) = egress_lab();
     let _p = spawn_http_proxy(&t, "2001:db8:2::/64", &[]);
     assert_eq!(tunnel_answer(&t), (200, SOURCE6.to_string()));
+    // a client of the IPv6 cluster network reaches the proxy over IPv6: the proxy
+    // listens on both families, and its replies go back by eth0 (the reply routing)
+    let (resp, mut wire) = connect_tunnel(
+        &t,
+        &format!("[{POD6}]:8080"),
+        &format!("[{SERVER6}]:{PORT}"),
+    );
+    assert_eq!(resp.status(), 200, "{}", resp.body);
+    assert_eq!(peer(&wire.read_line().unwrap_or_default()), SOURCE6);
 }
 
 #[test]

@@ -177,7 +177,7 @@ fn an_ipv6_only_router_with_a_link_local_gateway_leaves_ipv4_alone() {
 }
 
 #[test]
-fn the_ipv6_source_is_announced_by_an_unsolicited_neighbour_advertisement() {
+fn the_ipv6_source_is_announced_by_unsolicited_neighbour_advertisements() {
     let t = Topology::new();
     ipv6::enable(&t);
     let dump = t.spawn(
@@ -201,14 +201,28 @@ fn the_ipv6_source_is_announced_by_an_unsolicited_neighbour_advertisement() {
     t.router_ok(&[], &router_env("http-proxy", SOURCES, GATEWAYS, ""));
     let mac = t.sh("router", &["cat", "/sys/class/net/macvlan0/address"]);
     let mac = mac.trim();
-    let seen = dump.wait_line(
-        |l| l.contains("neighbor advertisement"),
-        Duration::from_secs(5),
-    );
+    let advertisements = || -> Vec<std::time::Instant> {
+        dump.lines()
+            .into_iter()
+            .filter(|(_, _, line)| line.contains("neighbor advertisement"))
+            .map(|(at, _, _)| at)
+            .collect()
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(6);
+    while advertisements().len() < 2 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let text = dump.stdout();
+    let seen = advertisements();
+    assert_eq!(
+        seen.len(),
+        2,
+        "one advertisement at once, one ~2 s later:\n{text}"
+    );
+    let apart = seen[1] - seen[0];
     assert!(
-        seen.is_some(),
-        "no neighbour advertisement on the wire:\n{text}"
+        apart >= Duration::from_millis(1500),
+        "the second came {apart:?} after the first:\n{text}"
     );
     for needle in [
         format!("{mac} > 33:33:00:00:00:01"),

@@ -106,8 +106,8 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
             });
         }
     };
-    if let Some((arp, address)) = &done.announced {
-        announce::spawn_second(arp, *address)?;
+    if !done.announced.is_empty() {
+        announce::spawn_second(&done.announced)?;
     }
     let link = ns.nl.link(&container.ifname).await?;
     let shown = |items: Vec<String>| items.join(",");

@@ -66,12 +66,12 @@ async fn setup(config: &RouterConfig) -> Result<Namespace> {
     info!(backend = ns.backend.name, reason, "iptables backend chosen");
     let intent = Intent::router(config);
     let done = setup::establish(&ns, &intent).await?;
-    if let Some((arp, address)) = &done.announced {
+    if !done.announced.is_empty() {
         if std::process::id() == 1 && config.mode != RouterMode::Legacy {
             // Every process of a PID namespace is killed when its PID 1 exits.
             info!("running as PID 1 of a container: the follow-up ARP request cannot outlive it");
         } else {
-            announce::spawn_second(arp, *address)?;
+            announce::spawn_second(&done.announced)?;
         }
     }
     info!(

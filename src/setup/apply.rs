@@ -1,13 +1,14 @@
 //! Applying [`Step`]s, each journaled with its undo as soon as it is made, and the
 //! rollback that undoes them all, newest first.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::rule::RuleMessage;
 use tracing::debug;
 
+use super::announce::Announced;
 use super::{Namespace, Step};
 use crate::config::family::Family;
 use crate::config::router::SourceAddress;
@@ -70,14 +71,9 @@ impl Journal {
 }
 
 /// Applies `steps` in order in namespace `ns`, journaling each change as soon as it is
-/// made. An IPv4 announcement returns its socket and address, for the delayed second
-/// announcement.
-pub async fn apply(
-    ns: &Namespace,
-    steps: &[Step],
-    journal: &mut Journal,
-) -> Result<Option<(ArpSocket, Ipv4Addr)>> {
-    let mut announced = None;
+/// made. Returns what was announced, for the delayed second announcement.
+pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Result<Announced> {
+    let mut announced = Announced::default();
     for step in steps {
         debug!(%step, "applying");
         let undo = match step {
@@ -159,7 +155,7 @@ pub async fn apply(
                 let socket = ArpSocket::open(&ns.netns, *index, *mac)?;
                 socket.announce(Announcement::Reply, *address)?;
                 debug!(%address, "sent gratuitous ARP reply");
-                announced = Some((socket, *address));
+                announced.arp = Some((socket, *address));
                 continue;
             }
             Step::Announce {
@@ -169,6 +165,7 @@ pub async fn apply(
             } => {
                 ndp::announce(&ns.netns, *index, *mac, *address)?;
                 debug!(%address, "sent unsolicited neighbour advertisement");
+                announced.ipv6 = Some((*index, *mac, *address));
                 continue;
             }
         };

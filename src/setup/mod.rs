@@ -74,9 +74,8 @@ pub struct Established {
     /// How many network changes it made besides the firewall script (0: the network
     /// was already complete).
     pub changes: usize,
-    /// The packet socket the gratuitous ARP went out on and the IPv4 address it
-    /// announced, for the delayed second announcement.
-    pub announced: Option<(crate::sys::arp::ArpSocket, std::net::Ipv4Addr)>,
+    /// What was announced, for the delayed second announcement.
+    pub announced: announce::Announced,
 }
 
 /// Brings `ns` to `intent`: observe, plan, apply, then the same check as a probe (the
@@ -92,7 +91,7 @@ pub async fn establish(ns: &Namespace, intent: &Intent) -> Result<Established> {
     let announcements = announcement(intent, &observed);
     tracing::debug!(steps = ?steps.iter().chain(&announcements).map(ToString::to_string).collect::<Vec<_>>(), "setup plan");
     let mut journal = Journal::default();
-    let mut announced = None;
+    let mut announced = announce::Announced::default();
     let applied = async {
         apply(ns, &steps, &mut journal).await?;
         let missing = check(ns, intent).await?;
