@@ -96,7 +96,9 @@ enum Command {
         socket_fd: Option<i32>,
         #[arg(long, requires = "socket_fd")]
         address: Option<Ipv4Addr>,
-        #[arg(long)]
+        #[arg(long, requires = "address6")]
+        socket6_fd: Option<i32>,
+        #[arg(long, requires = "socket6_fd")]
         address6: Option<Ipv6Addr>,
         #[arg(long)]
         ifindex: u32,
@@ -255,18 +257,25 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
         Command::Announce {
             socket_fd,
             address,
+            socket6_fd,
             address6,
             ifindex,
             mac,
             delay_ms,
         } => {
-            let delay = Duration::from_millis(delay_ms);
+            use egress_router::sys::{arp::ArpSocket, ndp::NdpSocket};
+            let arp = socket_fd
+                .zip(address)
+                .map(|(fd, address)| ArpSocket::inherited(fd, ifindex, mac.0).map(|s| (s, address)))
+                .transpose()?;
+            let ndp = socket6_fd
+                .zip(address6)
+                .map(|(fd, address)| NdpSocket::inherited(fd, ifindex, mac.0, address))
+                .transpose()?;
             egress_router::setup::announce::announce_later(
-                socket_fd.zip(address),
-                address6,
-                ifindex,
-                mac.0,
-                delay,
+                arp,
+                ndp,
+                Duration::from_millis(delay_ms),
             )
         }
     }

@@ -168,3 +168,30 @@ fn an_ipv6_only_router_refuses_ipv4_destinations_and_dials_ipv6_ones() {
     );
     assert_eq!(tunnel_answer(&t), (200, SOURCE6.to_string()));
 }
+
+#[test]
+fn an_address_router_advertisements_configured_is_no_egress_address() {
+    let (t, _server) = ipv4_only_lab();
+    ipv6::advertise_router(&t);
+    let autoconfigured = eventually(
+        Duration::from_secs(5),
+        "an autoconfigured address on macvlan0",
+        || {
+            let shown = t.sh(
+                "router",
+                &[
+                    "ip", "-6", "addr", "show", "dev", "macvlan0", "scope", "global",
+                ],
+            );
+            match shown.contains("inet6") && !shown.contains("tentative") {
+                true => Ok(shown),
+                false => Err(shown),
+            }
+        },
+    );
+    assert!(autoconfigured.contains("dynamic"), "{autoconfigured}");
+    let _p = spawn_http_proxy(&t, "2001:db8:2::/64", &[]);
+    let (status, body) = tunnel_answer(&t);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("no IPv6 egress address"), "{body}");
+}

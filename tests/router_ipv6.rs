@@ -267,3 +267,24 @@ fn a_duplicate_ipv6_source_fails_naming_egress_source_and_changes_nothing() {
     );
     assert_same(&before, &t.snapshot("router"), "after the refused init");
 }
+
+#[test]
+fn router_advertisements_on_the_egress_network_configure_nothing() {
+    let t = Topology::new();
+    ipv6::enable(&t);
+    // IPv6 not forwarded (no IPv6 line): the kernel would take advertisements
+    let env = router_env("init", SOURCES, GATEWAYS, "203.0.113.7");
+    t.router_ok(&[], &env);
+    ipv6::advertise_router(&t);
+    // what an autoconfigured address would take: the advertisement's DAD
+    std::thread::sleep(Duration::from_millis(2500));
+    let addresses = macvlan_addresses(&t);
+    let global: Vec<&str> = addresses
+        .lines()
+        .filter(|l| l.contains("inet6") && l.contains("scope global"))
+        .collect();
+    assert_eq!(global.len(), 1, "only EGRESS_SOURCE:\n{addresses}");
+    let defaults = t.sh("router", &["ip", "-6", "route", "show", "default"]);
+    assert_eq!(defaults.lines().count(), 1, "{defaults}");
+    t.router_ok(&["check"], &env);
+}

@@ -43,7 +43,8 @@ pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -
                 inbound: Inbound::NotOn(ifname.into()),
                 nat: Some((NatChains::Own, ip.nat_rules(ifname, source))),
             },
-            forwarding: true,
+            forwarding: source.family() == Family::V4
+                || ip.destinations.iter().any(|d| d.family() == Family::V6),
             replies_required: owner.replies_of(source.family()),
         })
         .collect();
@@ -141,15 +142,11 @@ pub async fn node_side(
     ip: &IpConfig,
 ) -> Result<(String, Vec<IpAddr>)> {
     let (addresses, defaults) = node_view(nl).await?;
-    let wanted: Vec<IpAddr> = ip
-        .sources
-        .iter()
-        .map(|s| s.address)
-        .chain(ip.gateways.iter().copied())
-        .collect();
+    let sources: Vec<IpAddr> = ip.sources.iter().map(|s| s.address).collect();
     let master = host::choose_master(
         config.interface.master.as_deref(),
-        &wanted,
+        &sources,
+        &ip.gateways,
         &addresses,
         &defaults,
     )?;

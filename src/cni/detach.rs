@@ -20,6 +20,7 @@ use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE};
 use crate::setup::{self, Namespace};
 use crate::sys::netlink::{self, Netlink};
 use crate::sys::netns::Netns;
+use crate::sys::sysctl;
 
 /// Runs DEL.
 pub async fn del(container: &Container, netns: Option<&Path>) -> Result<()> {
@@ -56,8 +57,13 @@ pub async fn del(container: &Container, netns: Option<&Path>) -> Result<()> {
         found => found.map(|(link, _)| link),
     };
     let mut errors = Vec::new();
-    for family in [Family::V4, Family::V6] {
-        // Without the IPv6 tools no IPv6 rule of ours can be there.
+    // Without IPv6 in the kernel, or without the IPv6 tools, no IPv6 piece of ours can
+    // be there.
+    let families: &[Family] = match sysctl::has_ipv6(&ns.netns) {
+        true => &[Family::V4, Family::V6],
+        false => &[Family::V4],
+    };
+    for &family in families {
         let Ok(backend) = ns.backend.for_family(family) else {
             continue;
         };
@@ -73,7 +79,7 @@ pub async fn del(container: &Container, netns: Option<&Path>) -> Result<()> {
     {
         errors.push(e);
     }
-    for family in [Family::V4, Family::V6] {
+    for &family in families {
         errors.extend(restore_routes(&ns.nl, family).await);
         if let Some(rule) = ns.nl.mark_rule(family, REPLY_MARK, REPLY_TABLE).await?
             && let Err(e) = ns.nl.del_rule(rule).await

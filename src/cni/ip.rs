@@ -46,7 +46,9 @@ impl IpConfig {
         let mut additional: Vec<SourceAddress> = Vec::new();
         for (i, text) in texts.iter().enumerate() {
             let field = format!("{addresses_field}[{i}]");
-            let address = parse_source_address(text).map_err(|reason| invalid(&field, reason))?;
+            let address = plain_prefix(text)
+                .and_then(|()| parse_source_address(text))
+                .map_err(|reason| invalid(&field, reason))?;
             if sources
                 .iter()
                 .chain(&additional)
@@ -66,23 +68,18 @@ impl IpConfig {
             Some(text) => parse_gateways(&fields.path("gateway"), text, &sources, &additional)?,
             None => Vec::new(),
         };
-        let destinations = match fields.strings("destinations")? {
-            Some(entries) => parse_cni_destinations(&entries)
-                .map_err(|e| Error::cni(code::INVALID_NETWORK_CONFIG, format!("{path}.{e}")))?,
-            None => Vec::new(),
-        };
-        if let Some(orphan) = destinations
+        let entries = fields.strings("destinations")?.unwrap_or_default();
+        let destinations = parse_cni_destinations(&entries)
+            .map_err(|e| Error::cni(code::INVALID_NETWORK_CONFIG, format!("{path}.{e}")))?;
+        if let Some((entry, orphan)) = entries
             .iter()
-            .find(|d| !sources.iter().any(|s| s.family() == d.family()))
+            .zip(&destinations)
+            .find(|(_, d)| !sources.iter().any(|s| s.family() == d.family()))
         {
+            let family = orphan.family();
             return Err(invalid(
                 &fields.path("destinations"),
-                format!(
-                    "entry {:?} is {}, but addresses has no {} address",
-                    orphan.to_string(),
-                    orphan.family(),
-                    orphan.family()
-                ),
+                format!("entry {entry:?} is {family}, but addresses has no {family} address"),
             ));
         }
         Ok(IpConfig {
@@ -115,6 +112,22 @@ impl IpConfig {
             source.address,
             &self.destinations,
         )
+    }
+}
+
+/// A `/prefix` of `text` in plain digits (`/024`, `/+24` are refused, as the plugin
+/// always did).
+fn plain_prefix(text: &str) -> std::result::Result<(), String> {
+    match text.split_once('/') {
+        Some((address, prefix))
+            if prefix.parse::<u8>().map(|n| n.to_string()).as_deref() != Ok(prefix) =>
+        {
+            let max = if address.contains(':') { 128 } else { 32 };
+            Err(format!(
+                "{text:?} has a prefix length that is not from 1 to {max}"
+            ))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -157,22 +157,33 @@ fn parse_entries<'a>(
                 .iter()
                 .any(|e| matches!(e, Destination::Fallback(_)) && e.family() == family)
         };
+        // A list of one family reads as it did before IPv6 lines existed.
+        let one_family = entries.iter().all(|e| e.family() == family);
+        let after_fallback = match entry {
+            Destination::Port { .. } => fallback_of(Family::V4) || fallback_of(Family::V6),
+            Destination::Fallback(_) => fallback_of(family),
+        };
         match entry {
-            Destination::Port { .. } if fallback_of(Family::V4) || fallback_of(Family::V6) => {
+            _ if after_fallback && one_family => {
+                return Err(fail(
+                    "comes after the fallback address, which must be the last entry",
+                ));
+            }
+            Destination::Port { .. } if after_fallback => {
                 return Err(fail(
                     "comes after a fallback address, which must come after every port entry",
                 ));
             }
-            Destination::Fallback(_) if fallback_of(family) => {
+            Destination::Fallback(_) if after_fallback => {
                 return Err(fail(&format!(
                     "is a second {family} fallback address: one a family, the last entries"
                 )));
             }
             Destination::Port { port, .. } if !seen_ports.insert((family, port)) => {
-                let scope = if entries.iter().any(|e| e.family() != family) {
-                    format!(" for {family}")
-                } else {
+                let scope = if one_family {
                     String::new()
+                } else {
+                    format!(" for {family}")
                 };
                 return Err(fail(&format!(
                     "local port {port} appears more than once{scope}"
@@ -247,8 +258,10 @@ fn parse_address(text: &str, dialect: Dialect) -> Result<IpAddr, String> {
     }
     match address {
         IpAddr::V4(v4) if !is_unicast(v4) => Err(format!("{text:?} is not a unicast address")),
+        // The NAT64 prefix (64:ff9b::/96) is a real IPv6 destination for NAT: the
+        // translator behind the gateway takes it.
         IpAddr::V6(v6) => match canonical(address) {
-            IpAddr::V4(v4) => Err(format!(
+            IpAddr::V4(v4) if v6.segments()[0] == 0 => Err(format!(
                 "{text:?} is an IPv4 address written as IPv6: write {v4}"
             )),
             _ if v6.is_unspecified()

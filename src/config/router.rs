@@ -7,6 +7,7 @@
 use serde::Deserialize;
 
 use crate::config::family::Family;
+use crate::config::lines;
 use crate::config::metrics_address::MetricsAddress;
 use crate::config::redirect::{Destination, parse_destinations};
 use crate::config::vars::Vars;
@@ -112,13 +113,13 @@ impl RouterConfig {
         };
         let egress = parse_pairs(
             required("EGRESS_SOURCE", raw.egress_source.as_deref())?,
-            required("EGRESS_GATEWAY", raw.egress_gateway.as_deref())?,
+            raw.egress_gateway.as_deref().map(str::trim),
             MACVLAN,
         )?;
         let destinations = match raw.egress_destination.as_deref() {
             Some(text) => {
                 let destinations = parse_destinations(text)?;
-                check_families(&destinations, &egress)?;
+                check_families(text, &destinations, &egress)?;
                 destinations
             }
             None if mode.uses_nat() => return Err(not_set("EGRESS_DESTINATION")),
@@ -153,16 +154,16 @@ fn not_set(var: &'static str) -> Error {
     Error::config(var, "is required but not set")
 }
 
-/// Every destination has an egress address of its family.
-fn check_families(destinations: &[Destination], egress: &[EgressPair]) -> Result<()> {
-    for destination in destinations {
+/// Every destination (parsed from the list `text`, one an entry) has an egress address
+/// of its family; an error quotes the line as written.
+fn check_families(text: &str, destinations: &[Destination], egress: &[EgressPair]) -> Result<()> {
+    for (line, destination) in lines::entries(text).zip(destinations) {
         let family = destination.family();
         if !egress.iter().any(|pair| pair.family() == family) {
             return Err(Error::config(
                 "EGRESS_DESTINATION",
                 format!(
-                    "line {:?}: an {family} destination, but EGRESS_SOURCE has no {family} address",
-                    destination.to_string()
+                    "line {line:?}: an {family} destination, but EGRESS_SOURCE has no {family} address"
                 ),
             ));
         }

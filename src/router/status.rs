@@ -9,11 +9,12 @@ use prometheus_client::registry::Registry;
 use tracing::debug;
 
 use crate::config::family::Family as AddressFamily;
-use crate::config::router::RouterConfig;
+use crate::config::router::{EgressPair, RouterConfig};
 use crate::error::{Error, Result};
 use crate::ops::health::{Recent, RoleStatus};
 use crate::ops::nat::{self, NatCount};
-use crate::setup::{self, Intent, Namespace, firewall};
+use crate::setup::firewall::{self, Rule};
+use crate::setup::{self, Intent, Namespace};
 use crate::sys::iptables::Backend;
 use crate::sys::netns::Netns;
 
@@ -66,34 +67,39 @@ fn check_setup(config: &RouterConfig) -> Result<Vec<String>> {
     })
 }
 
-/// The NAT rules' counters of every family, read from the kernel now. The SNAT rule
-/// is labelled `snat` (IPv4) and `snat6` (IPv6).
+/// The NAT rules' counters of every family, read from the kernel now.
 fn read_nat_counts(config: &RouterConfig) -> Result<Vec<NatCount>> {
     let netns = Netns::current()?;
     let (backend, _) = Backend::detect(&netns, config.backend)?;
     let mut counts = Vec::new();
     for pair in &config.egress {
-        let family = pair.family();
-        let dump = backend.for_family(family)?.save_counted(&netns, "nat")?;
-        let snat = match family {
-            AddressFamily::V4 => "snat",
-            AddressFamily::V6 => "snat6",
-        };
-        let labels = config
-            .destinations
-            .iter()
-            .filter(|d| d.family() == family)
-            .map(ToString::to_string)
-            .chain([snat.to_string()]);
-        let planned: Vec<_> = labels
-            .zip(firewall::nat_rules(
-                pair.source.address,
-                &config.destinations,
-            ))
-            .collect();
-        counts.extend(nat::counts(&dump, &planned));
+        let dump = backend
+            .for_family(pair.family())?
+            .save_counted(&netns, "nat")?;
+        counts.extend(nat::counts(&dump, &planned(config, pair)));
     }
     Ok(counts)
+}
+
+/// The NAT rules of `pair`'s family, each with its `rule` label: the
+/// `EGRESS_DESTINATION` entry, or `snat` (IPv4) and `snat6` (IPv6) for the SNAT rule.
+fn planned(config: &RouterConfig, pair: &EgressPair) -> Vec<(String, Rule)> {
+    let family = pair.family();
+    let snat = match family {
+        AddressFamily::V4 => "snat",
+        AddressFamily::V6 => "snat6",
+    };
+    config
+        .destinations
+        .iter()
+        .filter(|d| d.family() == family)
+        .map(ToString::to_string)
+        .chain([snat.to_string()])
+        .zip(firewall::nat_rules(
+            pair.source.address,
+            &config.destinations,
+        ))
+        .collect()
 }
 
 #[async_trait::async_trait]
@@ -137,6 +143,47 @@ impl RoleStatus for RouterStatus {
             "nat_bytes",
             "Bytes of the packets that matched each NAT rule, from the kernel",
             bytes,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::router::RouterMode;
+    use crate::config::vars::Vars;
+
+    #[test]
+    fn each_familys_rules_carry_their_entry_as_label() {
+        let vars = Vars::from_pairs([
+            ("EGRESS_SOURCE", "198.51.100.99,2001:db8:1::99/64"),
+            ("EGRESS_GATEWAY", "198.51.100.1,fe80::1"),
+            (
+                "EGRESS_DESTINATION",
+                "80 tcp 203.0.113.5\n8080 tcp 2001:db8:2::6 80\n2001:db8:2::7",
+            ),
+        ]);
+        let config = RouterConfig::from_vars(&vars, Some(RouterMode::Init)).unwrap();
+        let shown = |pair| -> Vec<String> {
+            planned(&config, pair)
+                .iter()
+                .map(|(label, rule)| format!("{label} = {rule}"))
+                .collect()
+        };
+        assert_eq!(
+            shown(&config.egress[0]),
+            [
+                "80 tcp 203.0.113.5 = -A PREROUTING -i eth0 -p tcp --dport 80 -j DNAT --to-destination 203.0.113.5",
+                "snat = -A POSTROUTING -j SNAT --to-source 198.51.100.99",
+            ]
+        );
+        assert_eq!(
+            shown(&config.egress[1]),
+            [
+                "8080 tcp 2001:db8:2::6 80 = -A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination [2001:db8:2::6]:80",
+                "2001:db8:2::7 = -A PREROUTING -i eth0 -j DNAT --to-destination 2001:db8:2::7",
+                "snat6 = -A POSTROUTING -j SNAT --to-source 2001:db8:1::99",
+            ]
         );
     }
 }

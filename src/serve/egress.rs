@@ -5,8 +5,10 @@
 //! IPv4 leaves by the main table's default route, which the setup points at `macvlan0`
 //! (the readiness check watches it). IPv6 is bound to the egress address and to
 //! `macvlan0` itself (`SO_BINDTODEVICE`, unprivileged since Linux 5.7), because the
-//! pod's own default IPv6 route leads to `eth0`: without an IPv6 egress address, an
-//! IPv6 destination is refused rather than dialed with a cluster address.
+//! pod's IPv6 default route may lead to `eth0` (a router with no IPv6 source): without
+//! an IPv6 egress address, an IPv6 destination is refused rather than dialed with a
+//! cluster address. Only an address set by hand or by the setup counts, never one that
+//! router advertisements configured on `macvlan0` (not whitelisted by anyone).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -35,8 +37,12 @@ pub enum Route {
 }
 
 impl EgressSources {
-    /// The egress addresses among `addresses` (interface name, address).
-    pub fn from_interfaces<'a>(addresses: impl IntoIterator<Item = (&'a str, IpAddr)>) -> Self {
+    /// The egress addresses among `addresses` (interface name, address), leaving out
+    /// the IPv6 addresses in `unusable`.
+    pub fn from_interfaces<'a>(
+        addresses: impl IntoIterator<Item = (&'a str, IpAddr)>,
+        unusable: &[Ipv6Addr],
+    ) -> Self {
         let mut found = EgressSources::default();
         for (name, address) in addresses {
             match address {
@@ -44,7 +50,11 @@ impl EgressSources {
                 IpAddr::V4(v4) => {
                     found.v4.get_or_insert(v4);
                 }
-                IpAddr::V6(v6) if !v6.is_unicast_link_local() && !v6.is_loopback() => {
+                IpAddr::V6(v6)
+                    if !v6.is_unicast_link_local()
+                        && !v6.is_loopback()
+                        && !unusable.contains(&v6) =>
+                {
                     found.v6.get_or_insert(v6);
                 }
                 IpAddr::V6(_) => {}
@@ -53,9 +63,18 @@ impl EgressSources {
         found
     }
 
-    /// The egress addresses among `addresses` as [`interface_addresses`] lists them.
+    /// The egress addresses among `addresses` as [`interface_addresses`] lists them;
+    /// the IPv6 addresses of this namespace that are not usable egress addresses are
+    /// read from the kernel (when that fails, no IPv6 address counts: fail closed).
     pub fn from_listing(addresses: &[(String, IpAddr)]) -> Self {
-        Self::from_interfaces(addresses.iter().map(|(name, ip)| (name.as_str(), *ip)))
+        let listed = addresses.iter().map(|(name, ip)| (name.as_str(), *ip));
+        match std::fs::read_to_string(IF_INET6) {
+            Ok(table) => Self::from_interfaces(listed, &unusable_ipv6(&table)),
+            Err(_) => EgressSources {
+                v6: None,
+                ..Self::from_interfaces(listed, &[])
+            },
+        }
     }
 
     /// The egress addresses of this network namespace now.
@@ -81,6 +100,28 @@ impl EgressSources {
             }),
         }
     }
+}
+
+/// The kernel's list of this network namespace's IPv6 addresses, with their flags.
+const IF_INET6: &str = "/proc/net/if_inet6";
+
+/// The addresses of an `/proc/net/if_inet6` table that are no egress address: not
+/// permanent (configured from router advertisements, with a lifetime), tentative, or
+/// found to be duplicates.
+pub fn unusable_ipv6(table: &str) -> Vec<Ipv6Addr> {
+    const DADFAILED: u32 = 0x08;
+    const TENTATIVE: u32 = 0x40;
+    const PERMANENT: u32 = 0x80;
+    table
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let address = u128::from_str_radix(fields.first()?, 16).ok()?;
+            let flags = u32::from_str_radix(fields.get(4)?, 16).ok()?;
+            let usable = flags & PERMANENT != 0 && flags & (TENTATIVE | DADFAILED) == 0;
+            (!usable).then_some(Ipv6Addr::from(address))
+        })
+        .collect()
 }
 
 /// Whether `local`, the address a connection was made to, is one of the egress
@@ -115,13 +156,16 @@ mod tests {
 
     #[test]
     fn each_family_leaves_from_its_egress_address_or_not_at_all() {
-        let found = EgressSources::from_interfaces([
-            ("eth0", ip("192.0.2.70")),
-            ("eth0", ip("2001:db8:9::70")),
-            ("macvlan0", ip("fe80::1")),
-            ("macvlan0", ip("198.51.100.99")),
-            ("macvlan0", ip("2001:db8:1::99")),
-        ]);
+        let found = EgressSources::from_interfaces(
+            [
+                ("eth0", ip("192.0.2.70")),
+                ("eth0", ip("2001:db8:9::70")),
+                ("macvlan0", ip("fe80::1")),
+                ("macvlan0", ip("198.51.100.99")),
+                ("macvlan0", ip("2001:db8:1::99")),
+            ],
+            &[],
+        );
         let v6: Ipv6Addr = "2001:db8:1::99".parse().unwrap();
         assert_eq!(found.v4, Some("198.51.100.99".parse().unwrap()));
         assert_eq!(found.v6, Some(v6));
@@ -129,14 +173,18 @@ mod tests {
         assert_eq!(found.route(ip("2001:db8:2::5")), Ok(Route::Bound(v6)));
         assert!(found.route(ip("fe80::5")).is_err());
 
-        let ipv4_only = EgressSources::from_interfaces([
-            ("eth0", ip("2001:db8:9::70")),
-            ("macvlan0", ip("198.51.100.99")),
-            ("macvlan0", ip("fe80::1")),
-        ]);
+        let ipv4_only = EgressSources::from_interfaces(
+            [
+                ("eth0", ip("2001:db8:9::70")),
+                ("macvlan0", ip("198.51.100.99")),
+                ("macvlan0", ip("fe80::1")),
+                ("macvlan0", ip("2001:db8:1:0:3cc9:5ff:fed7:4984")),
+            ],
+            &["2001:db8:1:0:3cc9:5ff:fed7:4984".parse().unwrap()],
+        );
         assert_eq!(
             ipv4_only.v6, None,
-            "a link-local address is no egress address"
+            "neither a link-local nor an autoconfigured address is an egress address"
         );
         let refused = ipv4_only.route(ip("2001:db8:2::5")).unwrap_err();
         assert!(refused.contains("no IPv6 egress address"), "{refused}");
@@ -158,5 +206,27 @@ mod tests {
         let none = EgressSources::default();
         assert!(none.route(ip("203.0.113.5")).is_err());
         assert_eq!(none.route(ip("127.0.0.1")), Ok(Route::Table));
+    }
+
+    #[test]
+    fn only_permanent_settled_ipv6_addresses_are_usable() {
+        let table = "\
+20010db8000100000000000000000099 05 40 00 80 macvlan0
+20010db8000100003cc905fffed74984 05 40 00 100 macvlan0
+20010db8000100000000000000000098 05 40 00 c0 macvlan0
+20010db8000100000000000000000097 05 40 00 88 macvlan0
+fe800000000000003cc905fffed74984 05 40 20 80 macvlan0
+";
+        let unusable = unusable_ipv6(table);
+        let shown: Vec<String> = unusable.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "2001:db8:1:0:3cc9:5ff:fed7:4984",
+                "2001:db8:1::98",
+                "2001:db8:1::97"
+            ],
+            "autoconfigured, tentative, duplicate"
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::config::router::SourceAddress;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, REPLY_MARK, REPLY_RULE_PRIORITY, REPLY_TABLE};
 use crate::sys::arp::{Announcement, ArpSocket};
-use crate::sys::ndp;
+use crate::sys::ndp::NdpSocket;
 use crate::sys::netlink::AddressState;
 use crate::sys::sysctl::{self, Sysctl};
 
@@ -49,7 +49,9 @@ impl Journal {
                     .del_address(index, source.address, source.prefix_len)
                     .await
                 {
-                    Err(e) if e.errno() == Some(EADDRNOTAVAIL) => Ok(()),
+                    Err(e) if source.address.is_ipv6() && e.errno() == Some(EADDRNOTAVAIL) => {
+                        Ok(())
+                    }
                     other => other,
                 },
                 Undo::LinkDown(index) => ns.nl.set_up(index, false).await,
@@ -163,9 +165,10 @@ pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Res
                 mac,
                 address: IpAddr::V6(address),
             } => {
-                ndp::announce(&ns.netns, *index, *mac, *address)?;
+                let socket = NdpSocket::open(&ns.netns, *index, *mac, *address)?;
+                socket.announce()?;
                 debug!(%address, "sent unsolicited neighbour advertisement");
-                announced.ipv6 = Some((*index, *mac, *address));
+                announced.ipv6 = Some(socket);
                 continue;
             }
         };
@@ -185,11 +188,11 @@ async fn await_address(
     address: IpAddr,
     field: &'static str,
 ) -> Result<()> {
-    let setting = |key: String| -> Result<u64> {
-        Ok(sysctl::read(&ns.netns, &key)?.trim().parse().unwrap_or(1))
+    let setting = |key: String, default: u64| -> Result<u64> {
+        Ok(sysctl::read(&ns.netns, &key)?.parse().unwrap_or(default))
     };
-    let probes = setting(format!("net/ipv6/conf/{interface}/dad_transmits"))?;
-    let probe_wait = setting(format!("net/ipv6/neigh/{interface}/retrans_time_ms"))?;
+    let probes = setting(format!("net/ipv6/conf/{interface}/dad_transmits"), 1)?;
+    let probe_wait = setting(format!("net/ipv6/neigh/{interface}/retrans_time_ms"), 1000)?;
     let limit = Duration::from_millis(2_000 + probes * probe_wait);
     let started = std::time::Instant::now();
     loop {

@@ -18,7 +18,7 @@ use crate::sys::netlink::{Link, Netlink, route_interface};
 pub struct EgressPath {
     /// The egress interface, when it exists.
     pub link: Option<Link>,
-    /// Its addresses, link-local ones left out.
+    /// Its addresses the proxies dial from (configured, usable, not link-local).
     pub addresses: Vec<IpAddr>,
     /// The families whose main-table default route leaves by it.
     pub default_routes: Vec<Family>,
@@ -34,13 +34,10 @@ pub async fn observe(nl: &Netlink) -> Result<EgressPath> {
         });
     };
     let addresses = nl
-        .addresses()
+        .configured_addresses(link.index)
         .await?
         .into_iter()
-        .filter(|(index, address, _)| {
-            *index == link.index && !matches!(address, IpAddr::V6(v6) if v6.is_unicast_link_local())
-        })
-        .map(|(_, address, _)| address)
+        .filter(|address| !matches!(address, IpAddr::V6(v6) if v6.is_unicast_link_local()))
         .collect();
     let mut default_routes = Vec::new();
     for family in [Family::V4, Family::V6] {

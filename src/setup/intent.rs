@@ -24,7 +24,8 @@ pub enum PodSide {
 /// The intended state of one network namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intent {
-    /// One entry a family, IPv4 first.
+    /// One entry a family (the router: IPv4 first; the CNI plugin: in the order of its
+    /// `addresses`).
     pub families: Vec<FamilyIntent>,
     /// The egress interface.
     pub egress: String,
@@ -65,8 +66,10 @@ impl FamilyIntent {
 
 impl Intent {
     /// The router's intent (SPEC sections 2 and 10): `macvlan0` beside `eth0`, NAT in
-    /// the redirect modes. IPv4 replies always need `eth0`'s default route; IPv6 ones
-    /// only when IPv6 clients are redirected (an IPv4-only cluster has no IPv6 route).
+    /// the redirect modes. IPv4 is set up as it always was; IPv6 forwards, and needs
+    /// `eth0`'s default route for replies, only when IPv6 clients are redirected (an
+    /// IPv4-only cluster has no IPv6 route, and forwarding turns a host into a router
+    /// on every interface).
     pub fn router(config: &RouterConfig) -> Intent {
         let families = config
             .egress
@@ -89,7 +92,8 @@ impl Intent {
                         inbound: Inbound::On(firewall::POD_INTERFACE.into()),
                         nat,
                     },
-                    forwarding: config.mode.uses_nat(),
+                    forwarding: config.mode.uses_nat()
+                        && (pair.family() == Family::V4 || redirected),
                     replies_required: pair.family() == Family::V4
                         || (config.mode.uses_nat() && redirected),
                 }

@@ -8,7 +8,7 @@ use crate::config::family::Family;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE, Rule};
 use crate::sys::netlink::{AddressState, Link};
-use crate::sys::sysctl;
+use crate::sys::sysctl::{self, Sysctl};
 
 const RP_FILTER_ALL: &str = "net/ipv4/conf/all/rp_filter";
 
@@ -23,6 +23,32 @@ pub(super) fn forwarding_key(family: Family) -> &'static str {
 /// The sysctl key of `interface`'s reverse path filter.
 pub(super) fn rp_filter_key(interface: &str) -> String {
     format!("net/ipv4/conf/{interface}/rp_filter")
+}
+
+/// One sysctl setting the egress interface needs.
+pub(super) struct Setting {
+    /// The key.
+    pub key: String,
+    /// The value to set when the found one will not do.
+    pub value: &'static str,
+    /// Whether a found value will do.
+    pub holds: fn(&str) -> bool,
+}
+
+/// The IPv6 settings an egress interface needs: no router advertisements configuring
+/// it (addresses and routes of their own: `accept_ra`, `autoconf` 0), and duplicate
+/// address detection on (`accept_dad` not 0).
+pub(super) fn egress_ipv6_settings(interface: &str) -> [Setting; 3] {
+    let setting = |name: &str, value, holds| Setting {
+        key: format!("net/ipv6/conf/{interface}/{name}"),
+        value,
+        holds,
+    };
+    [
+        setting("accept_ra", "0", |found| found == "0"),
+        setting("autoconf", "0", |found| found == "0"),
+        setting("accept_dad", "1", |found| found != "0"),
+    ]
 }
 
 /// The sysctl key that switches IPv6 off on `interface`.
@@ -61,6 +87,9 @@ pub struct ObservedFamily {
     pub source: Option<AddressState>,
     /// Whether IPv6 is switched off on the egress interface (always false for IPv4).
     pub disabled: bool,
+    /// The egress interface's IPv6 settings that do not hold: the value wanted, and the
+    /// value found.
+    pub unsettled: Vec<(Sysctl, String)>,
     /// Whether the kernel's route to the gateway goes through the egress interface.
     pub gateway_via_egress: bool,
     /// Default routes of the main table.
@@ -133,11 +162,22 @@ async fn observe_family(
         .collect();
     let disabled =
         family == Family::V6 && sysctl::read(&ns.netns, &ipv6_disabled_key(&intent.egress))? == "1";
+    let mut unsettled = Vec::new();
+    if family == Family::V6 {
+        for Setting { key, value, holds } in egress_ipv6_settings(&intent.egress) {
+            let found = sysctl::read(&ns.netns, &key)?;
+            if !holds(&found) {
+                let value = value.to_string();
+                unsettled.push((Sysctl { key, value }, found));
+            }
+        }
+    }
     let gateway_via_egress =
         wanted.gateway_link_local() || nl.route_interface(wanted.gateway).await? == Some(egress);
     Ok(ObservedFamily {
         source: nl.address_state(egress, wanted.source.address).await?,
         disabled,
+        unsettled,
         gateway_via_egress,
         main_defaults,
         reply_routes: nl.routes(family, REPLY_TABLE).await?,

@@ -35,6 +35,17 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
             value: "0".into(),
         }));
     }
+    // Router advertisements on the egress network must not add addresses (a proxy
+    // could leave from one) or default routes beside the gateway's, and a duplicate
+    // address must be found out.
+    for (_, found) in pairs() {
+        steps.extend(
+            found
+                .unsettled
+                .iter()
+                .map(|(wanted, _)| Step::SetSysctl(wanted.clone())),
+        );
+    }
     for (wanted, found) in pairs() {
         match found.source {
             None => steps.push(Step::AddAddress {

@@ -31,7 +31,7 @@ pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
         problems.push(format!("{egress} is down"));
     }
     for (wanted, found) in intent.families.iter().zip(&observed.families) {
-        family_problems(&mut problems, intent, wanted, found, observed);
+        routing_problems(&mut problems, intent, wanted, found, observed);
     }
     for link in strict_pod_links(intent, observed) {
         let name = &link.name;
@@ -40,10 +40,23 @@ pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
             observed.rp_filter_all, link.rp_filter
         ));
     }
+    for (wanted, found) in intent.families.iter().zip(&observed.families) {
+        setting_problems(&mut problems, wanted, found);
+    }
     problems
 }
 
-fn family_problems(
+/// IPv4's wording predates IPv6 support and is kept for the logs people grep: the
+/// `ip` command, the tool and the family as problems of `family` name them.
+fn wording(family: Family) -> (&'static str, &'static str, &'static str) {
+    match family {
+        Family::V4 => ("ip", "", ""),
+        Family::V6 => ("ip -6", "ip6tables ", "IPv6 "),
+    }
+}
+
+/// The routes and the reply routing of one family.
+fn routing_problems(
     problems: &mut Vec<String>,
     intent: &Intent,
     wanted: &FamilyIntent,
@@ -51,12 +64,7 @@ fn family_problems(
     observed: &Observed,
 ) {
     let (address, gateway, egress) = (wanted.source.address, wanted.gateway, &intent.egress);
-    let family = wanted.family();
-    // IPv4's wording predates IPv6 support; it is kept for the logs people grep.
-    let (ip, tool, of_family) = match family {
-        Family::V4 => ("ip", "iptables", ""),
-        Family::V6 => ("ip -6", "ip6tables", "IPv6 "),
-    };
+    let (ip, _, of_family) = wording(wanted.family());
     if !found.gateway_via_egress {
         problems.push(format!(
             "the route to gateway {gateway} does not use {egress}"
@@ -82,16 +90,29 @@ fn family_problems(
             pod_names(observed)
         ));
     }
+}
+
+/// The sysctls and the firewall of one family.
+fn setting_problems(problems: &mut Vec<String>, wanted: &FamilyIntent, found: &ObservedFamily) {
+    let family = wanted.family();
+    let (_, tool, _) = wording(family);
+    for (setting, value) in &found.unsettled {
+        problems.push(format!(
+            "{} is {value}, not {}",
+            setting.key.replace('/', "."),
+            setting.value
+        ));
+    }
     if forwarding_off(wanted, found) {
         let key = super::observe::forwarding_key(family).replace('/', ".");
         problems.push(format!("{key} is {}, not 1", found.forwarding));
     }
     for rule in &found.firewall_missing {
-        problems.push(format!("{tool} {} rule missing: {rule}", rule.table));
+        problems.push(format!("{tool}{} rule missing: {rule}", rule.table));
     }
     if firewall::has_surplus_jumps(&found.firewall) {
         problems.push(format!(
-            "a jump into the egress-router {tool} chains stands more than once"
+            "a jump into the egress-router {tool}chains stands more than once"
         ));
     }
 }

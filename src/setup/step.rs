@@ -69,6 +69,14 @@ pub enum Step {
     },
 }
 
+/// `IPv6 ` for IPv6 steps; IPv4 ones read as they did before IPv6 existed.
+fn of_ipv6(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "",
+        Family::V6 => "IPv6 ",
+    }
+}
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -84,13 +92,15 @@ impl fmt::Display for Step {
             Step::DeleteRoute(r) => write!(f, "delete route {}", netlink::describe_route(r)),
             Step::AddReplyRule(family) => write!(
                 f,
-                "add {family} rule fwmark {REPLY_MARK:#x}/{REPLY_MARK:#x} lookup {REPLY_TABLE} priority {REPLY_RULE_PRIORITY}"
+                "add {}rule fwmark {REPLY_MARK:#x}/{REPLY_MARK:#x} lookup {REPLY_TABLE} priority {REPLY_RULE_PRIORITY}",
+                of_ipv6(*family)
             ),
             Step::SetSysctl(Sysctl { key, value }) => write!(f, "set sysctl {key}={value}"),
             Step::Firewall { family, script, .. } => write!(
                 f,
-                "apply {} {family} firewall lines",
-                script.lines().filter(|l| l.starts_with('-')).count()
+                "apply {} {}firewall lines",
+                script.lines().filter(|l| l.starts_with('-')).count(),
+                of_ipv6(*family)
             ),
             Step::Announce { address, index, .. } => {
                 write!(f, "announce {address} on #{index}")

@@ -5,11 +5,11 @@
 //! and the gateway would keep an older owner's MAC until their cache entry expires.
 
 use std::net::{Ipv6Addr, SocketAddrV6};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
-    AddressFamily, SockFlag, SockProtocol, SockType, SockaddrIn6, bind, sendto, setsockopt, socket,
-    sockopt,
+    AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn6, bind, sendto,
+    setsockopt, socket, sockopt,
 };
 
 use crate::error::{Error, Result};
@@ -37,48 +37,115 @@ pub fn advertisement(mac: [u8; 6], target: Ipv6Addr) -> [u8; 32] {
     message
 }
 
-/// Sends one unsolicited advertisement of `target` (an address of interface
-/// `ifindex`, whose hardware address is `mac`) from namespace `ns`; needs CAP_NET_RAW.
-pub fn announce(ns: &Netns, ifindex: u32, mac: [u8; 6], target: Ipv6Addr) -> Result<()> {
-    let failed = |what: &str, e: nix::Error| {
-        Error::io(
-            format!("{what} for the neighbour advertisement of {target}"),
-            std::io::Error::from(e),
-        )
-    };
-    let fd = ns
-        .run(|| {
-            socket(
-                AddressFamily::Inet6,
-                SockType::Raw,
-                SockFlag::SOCK_CLOEXEC,
-                SockProtocol::IcmpV6,
+/// A raw ICMPv6 socket of one network namespace, bound to the address it advertises,
+/// sending on one interface.
+pub struct NdpSocket {
+    fd: OwnedFd,
+    ifindex: u32,
+    mac: [u8; 6],
+    target: Ipv6Addr,
+}
+
+impl NdpSocket {
+    /// Opens the socket in namespace `ns` for `target`, an address of interface
+    /// `ifindex` there whose hardware address is `mac`; needs CAP_NET_RAW.
+    pub fn open(ns: &Netns, ifindex: u32, mac: [u8; 6], target: Ipv6Addr) -> Result<Self> {
+        let failed = |what: &str, e: nix::Error| {
+            Error::io(
+                format!("{what} for the neighbour advertisement of {target}"),
+                std::io::Error::from(e),
             )
-        })?
-        .map_err(|e| failed("opening a raw ICMPv6 socket (needs CAP_NET_RAW)", e))?;
-    setsockopt(&fd, sockopt::Ipv6MulticastHops, &255)
-        .map_err(|e| failed("setting the hop limit", e))?;
-    bind(
-        fd.as_raw_fd(),
-        &SockaddrIn6::from(SocketAddrV6::new(target, 0, 0, 0)),
-    )
-    .map_err(|e| failed("binding to the address", e))?;
-    let to = SockaddrIn6::from(SocketAddrV6::new(ALL_NODES, 0, 0, ifindex));
-    let message = advertisement(mac, target);
-    let sent = sendto(
-        fd.as_raw_fd(),
-        &message,
-        &to,
-        nix::sys::socket::MsgFlags::empty(),
-    )
-    .map_err(|e| failed("sending", e))?;
-    if sent != message.len() {
-        return Err(Error::State(format!(
-            "sending the neighbour advertisement of {target}: {sent} of {} bytes sent",
-            message.len()
-        )));
+        };
+        let fd = ns
+            .run(|| {
+                socket(
+                    AddressFamily::Inet6,
+                    SockType::Raw,
+                    SockFlag::SOCK_CLOEXEC,
+                    SockProtocol::IcmpV6,
+                )
+            })?
+            .map_err(|e| failed("opening a raw ICMPv6 socket (needs CAP_NET_RAW)", e))?;
+        setsockopt(&fd, sockopt::Ipv6MulticastHops, &255)
+            .map_err(|e| failed("setting the hop limit", e))?;
+        bind(
+            fd.as_raw_fd(),
+            &SockaddrIn6::from(SocketAddrV6::new(target, 0, 0, 0)),
+        )
+        .map_err(|e| failed("binding to the address", e))?;
+        Ok(NdpSocket {
+            fd,
+            ifindex,
+            mac,
+            target,
+        })
     }
-    Ok(())
+
+    /// Takes over a socket [`NdpSocket::open`] made, inherited as descriptor `fd`.
+    pub fn inherited(fd: RawFd, ifindex: u32, mac: [u8; 6], target: Ipv6Addr) -> Result<Self> {
+        // SAFETY: F_GETFD only queries the descriptor; it fails if fd is not open.
+        if unsafe { nix::libc::fcntl(fd, nix::libc::F_GETFD) } < 0 {
+            return Err(Error::io(
+                format!("inherited ICMPv6 socket {fd}"),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: the parent handed this open descriptor to this process alone.
+        Ok(NdpSocket {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            ifindex,
+            mac,
+            target,
+        })
+    }
+
+    /// The interface it sends on.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// That interface's hardware address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// The address it advertises.
+    pub fn target(&self) -> Ipv6Addr {
+        self.target
+    }
+
+    /// Lets a child process inherit the socket; returns the descriptor number to give it.
+    pub fn share_with_child(&self) -> Result<RawFd> {
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: clears FD_CLOEXEC on a descriptor this struct owns.
+        if unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) } < 0 {
+            return Err(Error::io(
+                "sharing the ICMPv6 socket",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(fd)
+    }
+
+    /// Sends one unsolicited advertisement to all nodes on the interface.
+    pub fn announce(&self) -> Result<()> {
+        let to = SockaddrIn6::from(SocketAddrV6::new(ALL_NODES, 0, 0, self.ifindex));
+        let message = advertisement(self.mac, self.target);
+        let sent = sendto(self.fd.as_raw_fd(), &message, &to, MsgFlags::empty()).map_err(|e| {
+            Error::io(
+                format!("sending the neighbour advertisement of {}", self.target),
+                std::io::Error::from(e),
+            )
+        })?;
+        if sent != message.len() {
+            return Err(Error::State(format!(
+                "sending the neighbour advertisement of {}: {sent} of {} bytes sent",
+                self.target,
+                message.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -24,3 +24,8 @@ pub fn write(ns: &Netns, key: &str, value: &str) -> Result<()> {
     ns.run(|| std::fs::write(format!("/proc/sys/{key}"), value))?
         .map_err(|e| Error::io(format!("setting sysctl {key}={value}"), e))
 }
+
+/// Whether the kernel of namespace `ns` has IPv6 at all (not switched off at boot).
+pub fn has_ipv6(ns: &Netns) -> bool {
+    read(ns, "net/ipv6/conf/all/disable_ipv6").is_ok()
+}

@@ -84,3 +84,50 @@ pub fn peer(answer: &str) -> String {
     text.parse::<std::net::IpAddr>()
         .map_or_else(|_| answer.trim().to_string(), |a| a.to_string())
 }
+
+/// Sends one router advertisement from the gateway (fe80::1 on `lan0`) to all nodes
+/// of the egress network: a default router for 30 minutes and the prefix
+/// 2001:db8:1::/64 for address autoconfiguration (what an egress network's router may
+/// announce on its own).
+pub fn advertise_router(t: &Topology) {
+    use nix::sys::socket::{
+        AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn6, bind, sendto,
+        setsockopt, socket, sockopt,
+    };
+    use std::net::{Ipv6Addr, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+    let lan0: u32 = t
+        .sh("gw", &["cat", "/sys/class/net/lan0/ifindex"])
+        .trim()
+        .parse()
+        .unwrap();
+    t.with_ns("gw", move || {
+        let fd = socket(
+            AddressFamily::Inet6,
+            SockType::Raw,
+            SockFlag::empty(),
+            SockProtocol::IcmpV6,
+        )
+        .expect("raw ICMPv6 socket");
+        setsockopt(&fd, sockopt::Ipv6MulticastHops, &255).unwrap();
+        let from = SocketAddrV6::new("fe80::1".parse().unwrap(), 0, 0, lan0);
+        bind(fd.as_raw_fd(), &SockaddrIn6::from(from)).expect("bind fe80::1%lan0");
+        let mut message = vec![134u8, 0, 0, 0, 64, 0];
+        message.extend(1800u16.to_be_bytes()); // router lifetime
+        message.extend([0u8; 8]); // reachable time, retrans timer
+        // prefix information: 2001:db8:1::/64, on-link and autonomous
+        message.extend([3u8, 4, 64, 0xc0]);
+        message.extend(86_400u32.to_be_bytes());
+        message.extend(14_400u32.to_be_bytes());
+        message.extend([0u8; 4]);
+        message.extend("2001:db8:1::".parse::<Ipv6Addr>().unwrap().octets());
+        let to = SocketAddrV6::new("ff02::1".parse().unwrap(), 0, 0, lan0);
+        sendto(
+            fd.as_raw_fd(),
+            &message,
+            &SockaddrIn6::from(to),
+            MsgFlags::empty(),
+        )
+        .expect("send the router advertisement");
+    });
+}

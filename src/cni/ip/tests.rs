@@ -160,7 +160,7 @@ fn every_bad_ip_field_is_named_with_its_value() {
         ),
         (
             json!({"addresses": ["192.0.2.9"], "destinations": ["203.0.113.7", "203.0.113.8"]}),
-            "ip.destinations: entry \"203.0.113.8\": is a second IPv4 fallback address",
+            "ip.destinations: entry \"203.0.113.8\": comes after the fallback",
         ),
     ];
     for (value, want) in cases {

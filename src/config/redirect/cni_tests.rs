@@ -135,7 +135,7 @@ fn every_cni_error_names_the_field_and_quotes_the_entry() {
         (
             &["203.0.113.7", "80 tcp 203.0.113.5"],
             "\"80 tcp 203.0.113.5\"",
-            "must come after every port entry",
+            "must be the last entry",
         ),
         (
             &["80 TCP 203.0.113.5", "80 sctp 203.0.113.6"],

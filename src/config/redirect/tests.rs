@@ -123,9 +123,14 @@ fn every_error_names_the_variable_and_quotes_the_line() {
             "must come after every port entry",
         ),
         (
+            "203.0.113.7\n2001:db8:2::7\n203.0.113.8",
+            "\"203.0.113.8\"",
+            "a second IPv4 fallback address",
+        ),
+        (
             "2001:db8:2::7\n2001:db8:2::8",
             "\"2001:db8:2::8\"",
-            "a second IPv6 fallback address",
+            "comes after the fallback address, which must be the last entry",
         ),
         (
             "80 tcp 2001:db8:2::5\n80 udp 2001:db8:2::6",
@@ -178,12 +183,12 @@ fn every_error_names_the_variable_and_quotes_the_line() {
         (
             "203.0.113.7\n80 tcp 203.0.113.5",
             "\"80 tcp 203.0.113.5\"",
-            "must come after every port entry",
+            "comes after the fallback address, which must be the last entry",
         ),
         (
             "203.0.113.7\n203.0.113.8",
             "\"203.0.113.8\"",
-            "a second IPv4 fallback address",
+            "comes after the fallback address, which must be the last entry",
         ),
         (
             "80 tcp 203.0.113.5\n80 udp 203.0.113.6",
@@ -230,6 +235,11 @@ fn ipv6_lines_take_their_own_ports_and_fallback() {
     assert!(
         message.contains("local port 80 appears more than once for IPv4"),
         "{message}"
+    );
+    // a NAT64 address is an IPv6 destination (a translator beyond the gateway)
+    assert_eq!(
+        parse_destinations("80 tcp 64:ff9b::cb00:7105").unwrap()[0].family(),
+        Family::V6
     );
     // an IPv6 address's spelling does not matter
     assert_eq!(

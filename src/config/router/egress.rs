@@ -47,12 +47,18 @@ impl EgressPair {
     }
 }
 
-/// The pairs of `sources` (`EGRESS_SOURCE`) and `gateways` (`EGRESS_GATEWAY`), IPv4
-/// first; link-local gateways are on `interface`.
-pub fn parse_pairs(sources: &str, gateways: &str, interface: &str) -> Result<Vec<EgressPair>> {
+/// The pairs of `sources` (`EGRESS_SOURCE`) and `gateways` (`EGRESS_GATEWAY`, required:
+/// its absence is reported after the sources' errors), IPv4 first; link-local
+/// gateways are on `interface`.
+pub fn parse_pairs(
+    sources: &str,
+    gateways: Option<&str>,
+    interface: &str,
+) -> Result<Vec<EgressPair>> {
     const SOURCE: &str = "EGRESS_SOURCE";
     const GATEWAY: &str = "EGRESS_GATEWAY";
     let sources = by_family(SOURCE, sources, parse_source_address, SourceAddress::family)?;
+    let gateways = gateways.ok_or_else(|| Error::config(GATEWAY, "is required but not set"))?;
     let gateways = by_family(
         GATEWAY,
         gateways,
@@ -69,6 +75,13 @@ pub fn parse_pairs(sources: &str, gateways: &str, interface: &str) -> Result<Vec
                     return Err(Error::config(
                         GATEWAY,
                         format!("{text:?} is the same address as EGRESS_SOURCE"),
+                    ));
+                }
+                // (IPv4 gateways were never checked so; they stay as accepted before.)
+                if let (Family::V6, Some(edge)) = (family, edge_of(*gateway, source)) {
+                    return Err(Error::config(
+                        GATEWAY,
+                        format!("{text:?} is the {edge} address of the subnet of {source}"),
                     ));
                 }
                 pairs.push(EgressPair {
@@ -148,9 +161,10 @@ pub fn parse_source_address(text: &str) -> std::result::Result<SourceAddress, St
         Family::V4 => 32,
         Family::V6 => 128,
     };
-    let prefix_len = match prefix.map(|p| (p, p.parse::<u8>())) {
+    // Any spelling `u8` reads (`/024`, `/+24`), as EGRESS_SOURCE always took.
+    let prefix_len = match prefix.map(str::parse::<u8>) {
         None => max,
-        Some((p, Ok(len))) if (1..=max).contains(&len) && len.to_string() == p => len,
+        Some(Ok(len)) if (1..=max).contains(&len) => len,
         Some(_) => {
             return Err(format!(
                 "{text:?} has a prefix length that is not from 1 to {max}"

@@ -209,14 +209,22 @@ fn every_bad_value_names_its_variable_and_quotes_the_value() {
             "an IPv4 address written as IPv6: write 198.51.100.99",
         ),
         (
+            &[
+                ("EGRESS_SOURCE", "2001:db8:1::99/64"),
+                ("EGRESS_GATEWAY", "2001:db8:1::"),
+            ],
+            "EGRESS_GATEWAY",
+            "\"2001:db8:1::\" is the subnet-router anycast address of the subnet of 2001:db8:1::99/64",
+        ),
+        (
             &[("EGRESS_SOURCE", "2001:db8:1::99/129")],
             "EGRESS_SOURCE",
             "not from 1 to 128",
         ),
         (
-            &[("EGRESS_DESTINATION", "80 tcp 2001:db8:2::5")],
+            &[("EGRESS_DESTINATION", "# web\n 80  tcp 2001:DB8:2::5 ")],
             "EGRESS_DESTINATION",
-            "line \"80 tcp 2001:db8:2::5\": an IPv6 destination, but EGRESS_SOURCE has no IPv6 address",
+            "line \"80  tcp 2001:DB8:2::5\": an IPv6 destination, but EGRESS_SOURCE has no IPv6 address",
         ),
         (
             &[("EGRESS_ROUTER_MODE", "bogus")],
@@ -294,5 +302,16 @@ fn a_source_and_gateway_a_family_make_a_dual_stack_or_ipv6_only_router() {
     assert_eq!(
         elsewhere,
         "EGRESS_GATEWAY: \"fe80::1%eth0\" names interface \"eth0\": the gateway is on macvlan0"
+    );
+}
+
+#[test]
+fn a_bad_source_is_reported_before_a_missing_gateway() {
+    let err = RouterConfig::from_vars(&vars(&[("EGRESS_SOURCE", "198.51.100.300")]), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("EGRESS_SOURCE: \"198.51.100.300\""),
+        "{err}"
     );
 }

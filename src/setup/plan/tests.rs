@@ -108,6 +108,7 @@ fn fresh_family(pod_default: RouteMessage) -> ObservedFamily {
     ObservedFamily {
         source: None,
         disabled: false,
+        unsettled: Vec::new(),
         gateway_via_egress: false,
         main_defaults: vec![pod_default],
         reply_routes: Vec::new(),
@@ -424,7 +425,7 @@ fn steps_read_like_commands() {
             "add route default via 192.0.2.65 dev #2 table 4552",
             "delete route default via 192.0.2.65 dev #2",
             "add route default via 198.51.100.1 dev #3 src 198.51.100.99",
-            "add IPv4 rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
+            "add rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
             "set sysctl net/ipv4/ip_forward=1",
         ]
     );
@@ -436,7 +437,7 @@ fn missing_rules_and_surplus_jumps_are_named() {
     let seen = v4(done(), |f| f.firewall_missing = vec![rule.clone()]);
     assert_eq!(
         problems(&config(RouterMode::Init), &seen),
-        vec![format!("iptables mangle rule missing: {rule}")]
+        vec![format!("mangle rule missing: {rule}")]
     );
     let twice = v4(done(), |f| {
         f.firewall = "*mangle\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\nCOMMIT\n".into()
@@ -514,8 +515,19 @@ fn only_a_default_route_through_the_cluster_side_counts_as_kept() {
 
 /// A dual-stack pod as the cluster hands it over: both families' defaults via eth0.
 fn fresh_dual() -> Observed {
+    let setting = |key: &str, value: &str| Sysctl {
+        key: format!("net/ipv6/conf/macvlan0/{key}"),
+        value: value.into(),
+    };
+    let ipv6 = ObservedFamily {
+        unsettled: vec![
+            (setting("accept_ra", "0"), "1".into()),
+            (setting("autoconf", "0"), "1".into()),
+        ],
+        ..fresh_family(pod_default6())
+    };
     Observed {
-        families: vec![fresh_family(pod_default()), fresh_family(pod_default6())],
+        families: vec![fresh_family(pod_default()), ipv6],
         ..fresh()
     }
 }
@@ -531,6 +543,8 @@ fn a_dual_stack_pod_waits_for_dad_before_any_route_then_sets_each_family() {
     assert_eq!(
         shown,
         vec![
+            "set sysctl net/ipv6/conf/macvlan0/accept_ra=0",
+            "set sysctl net/ipv6/conf/macvlan0/autoconf=0",
             "add address 198.51.100.99/32 to #3",
             "add address 2001:db8:1::99/64 to #3",
             "bring #3 up",
@@ -539,7 +553,7 @@ fn a_dual_stack_pod_waits_for_dad_before_any_route_then_sets_each_family() {
             "add route default via 192.0.2.65 dev #2 table 4552",
             "delete route default via 192.0.2.65 dev #2",
             "add route default via 198.51.100.1 dev #3 src 198.51.100.99",
-            "add IPv4 rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
+            "add rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
             "set sysctl net/ipv4/ip_forward=1",
             "add route 2001:db8:1::1/128 dev #3",
             "add route default via 2001:db8:9::1 dev #2 table 4552",
@@ -547,7 +561,7 @@ fn a_dual_stack_pod_waits_for_dad_before_any_route_then_sets_each_family() {
             "add route default via 2001:db8:1::1 dev #3 src 2001:db8:1::99",
             "add IPv6 rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
             "set sysctl net/ipv6/conf/all/forwarding=1",
-            "apply 8 IPv4 firewall lines",
+            "apply 8 firewall lines",
             "apply 9 IPv6 firewall lines",
         ]
     );
@@ -567,6 +581,8 @@ fn a_dual_stack_pod_waits_for_dad_before_any_route_then_sets_each_family() {
         "ip -6 rule `fwmark 0x400000/0x400000 lookup 4552` is missing",
         "reply table 4552 has no IPv6 route via eth0",
         "net.ipv6.conf.all.forwarding is 0, not 1",
+        "net.ipv6.conf.macvlan0.accept_ra is 1, not 0",
+        "net.ipv6.conf.macvlan0.autoconf is 1, not 0",
     ] {
         assert!(found.contains(needle), "{needle:?} not in {found}");
     }
@@ -592,6 +608,8 @@ fn a_link_local_gateway_needs_no_host_route_and_ipv6_replies_are_kept_when_prese
     assert_eq!(
         shown,
         vec![
+            "set sysctl net/ipv6/conf/macvlan0/accept_ra=0",
+            "set sysctl net/ipv6/conf/macvlan0/autoconf=0",
             "add address 2001:db8:1::99/64 to #3",
             "bring #3 up",
             "wait for duplicate address detection of 2001:db8:1::99 on macvlan0",

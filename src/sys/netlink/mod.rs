@@ -46,11 +46,26 @@ pub enum AddressState {
     Duplicate,
 }
 
+/// The kernel's answer for an address family it does not have (IPv6 off at boot).
+const EAFNOSUPPORT: i32 = 97;
+
 fn address_family(family: Family) -> AddressFamily {
     match family {
         Family::V4 => AddressFamily::Inet,
         Family::V6 => AddressFamily::Inet6,
     }
+}
+
+/// The flags of an address message (the 32-bit attribute, else the header's 8 bits).
+fn message_flags(message: &AddressMessage) -> AddressFlags {
+    message
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            AddressAttribute::Flags(flags) => Some(*flags),
+            _ => None,
+        })
+        .unwrap_or_else(|| AddressFlags::from_bits_retain(u32::from(message.header.flags.bits())))
 }
 
 /// The address of an address message.
@@ -83,19 +98,6 @@ impl Netlink {
             .await?
             .iter()
             .filter_map(|m| Some((m.header.index, message_address(m)?, m.header.prefix_len)))
-            .collect())
-    }
-
-    /// The IPv4 addresses of every interface: (interface index, address, prefix length).
-    pub async fn ipv4_addresses(&self) -> Result<Vec<(u32, Ipv4Addr, u8)>> {
-        Ok(self
-            .addresses()
-            .await?
-            .into_iter()
-            .filter_map(|(index, address, prefix)| match address {
-                IpAddr::V4(v4) => Some((index, v4, prefix)),
-                IpAddr::V6(_) => None,
-            })
             .collect())
     }
 
@@ -134,7 +136,8 @@ impl Netlink {
         }
     }
 
-    /// The unicast routes of `family` in routing table `table`.
+    /// The unicast routes of `family` in routing table `table` (none when the kernel
+    /// has no such family: it answers a dump of one it lacks with every family's).
     pub async fn routes(&self, family: Family, table: u32) -> Result<Vec<RouteMessage>> {
         let query = match family {
             Family::V4 => RouteMessageBuilder::<Ipv4Addr>::new().build(),
@@ -150,7 +153,28 @@ impl Netlink {
             .map_err(|e| Error::netlink("listing routes", e))?;
         Ok(all
             .into_iter()
-            .filter(|r| route_table(r) == table && r.header.kind == RouteType::Unicast)
+            .filter(|r| {
+                r.header.address_family == address_family(family)
+                    && route_table(r) == table
+                    && r.header.kind == RouteType::Unicast
+            })
+            .collect())
+    }
+
+    /// The addresses of interface `index` that were set by hand or by a setup
+    /// (permanent; not those router advertisements configured, with a lifetime), and
+    /// are usable (not tentative, not a duplicate).
+    pub async fn configured_addresses(&self, index: u32) -> Result<Vec<IpAddr>> {
+        let messages = self.address_messages(Some(index)).await?;
+        Ok(messages
+            .iter()
+            .filter(|m| m.header.index == index)
+            .filter(|m| {
+                let flags = message_flags(m);
+                flags.contains(AddressFlags::Permanent)
+                    && !flags.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed)
+            })
+            .filter_map(message_address)
             .collect())
     }
 
@@ -161,16 +185,7 @@ impl Netlink {
             .iter()
             .find(|m| m.header.index == index && message_address(m) == Some(address))
             .map(|m| {
-                let flags = m
-                    .attributes
-                    .iter()
-                    .find_map(|a| match a {
-                        AddressAttribute::Flags(flags) => Some(*flags),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| {
-                        AddressFlags::from_bits_retain(u32::from(m.header.flags.bits()))
-                    });
+                let flags = message_flags(m);
                 if flags.contains(AddressFlags::Dadfailed) {
                     AddressState::Duplicate
                 } else if flags.contains(AddressFlags::Tentative) {
@@ -231,7 +246,8 @@ impl Netlink {
             .map_err(|e| Error::netlink(format!("deleting route {shown}"), e))
     }
 
-    /// The rule of `family` sending `mark` to `table`, if present.
+    /// The rule of `family` sending `mark` to `table`, if present (never, when the
+    /// kernel has no such family).
     pub async fn mark_rule(
         &self,
         family: Family,
@@ -242,14 +258,17 @@ impl Netlink {
             Family::V4 => IpVersion::V4,
             Family::V6 => IpVersion::V6,
         };
-        let rules: Vec<RuleMessage> = self
+        let listed: std::result::Result<Vec<RuleMessage>, _> = self
             .handle
             .rule()
             .get(version)
             .execute()
             .try_collect()
-            .await
-            .map_err(|e| Error::netlink("listing rules", e))?;
+            .await;
+        let rules = match listed.map_err(|e| Error::netlink("listing rules", e)) {
+            Err(e) if e.errno() == Some(EAFNOSUPPORT) => return Ok(None),
+            other => other?,
+        };
         Ok(rules.into_iter().find(|rule| {
             let attr = |f: fn(&RuleAttribute) -> Option<u32>| rule.attributes.iter().find_map(f);
             attr(|a| {

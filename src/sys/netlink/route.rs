@@ -27,7 +27,8 @@ pub fn route_interface(route: &RouteMessage) -> Option<u32> {
     })
 }
 
-/// `destination/32` (or `/128`) `dev index scope link` in the main table.
+/// `destination/32 dev index scope link` (IPv6: `destination/128 dev index`) in the
+/// main table.
 pub fn host_route(index: u32, destination: IpAddr) -> RouteMessage {
     match destination {
         IpAddr::V4(v4) => RouteMessageBuilder::<Ipv4Addr>::new()
@@ -88,11 +89,16 @@ pub fn default_route(index: u32, gateway: IpAddr, source: IpAddr) -> RouteMessag
     route
 }
 
-/// A copy of `route` placed in routing table `table`.
+/// A copy of `route` placed in routing table `table`, without an expiry (a route a
+/// router advertisement made would vanish from the copy with its lifetime).
 pub fn in_table(route: &RouteMessage, table: u32) -> RouteMessage {
     let mut copy = route.clone();
-    copy.attributes
-        .retain(|a| !matches!(a, RouteAttribute::Table(_)));
+    copy.attributes.retain(|a| {
+        !matches!(
+            a,
+            RouteAttribute::Table(_) | RouteAttribute::Expires(_) | RouteAttribute::CacheInfo(_)
+        )
+    });
     if table > 255 {
         copy.header.table = 0;
         copy.attributes.push(RouteAttribute::Table(table));
