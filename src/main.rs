@@ -28,7 +28,9 @@ Router variables:
   EGRESS_SOURCE            address for macvlan0, optional /prefix (default /32, /128);
                            one a family: 203.0.113.99/24,2001:db8:1::99/64
   EGRESS_GATEWAY           next hop on macvlan0, one a family (IPv6 may be fe80::1)
-  EGRESS_DESTINATION       redirect list, one entry a line: IP | PORT PROTO IP [DESTPORT]
+  EGRESS_DESTINATION       redirect list, one entry a line: PORT tcp|udp IP [DESTPORT],
+                           then at most one bare IP (fallback) a family; IPv4 or IPv6
+                           (no brackets), of a family EGRESS_SOURCE has
   EGRESS_ROUTER_MODE       init | legacy | http-proxy | dns-proxy | unit-test
   EGRESS_ROUTER_DEBUG      non-empty: log every step at debug level
   EGRESS_ROUTER_IPTABLES_BACKEND  auto (default) | nft | legacy
