@@ -1486,3 +1486,29 @@ fn a_dual_stack_attachment_redirects_both_families_and_del_restores_both() {
         "the IPv6 reply rule is gone"
     );
 }
+
+#[test]
+fn a_second_address_of_a_family_is_refused_by_add_naming_its_field() {
+    let _x = xtables_shared();
+    let t = cni_topology();
+    let config = r#"{
+        "cniVersion": "0.4.0",
+        "name": "egress",
+        "type": "egress-router",
+        "podIP": {
+            "egress-*": {"addresses": ["198.51.100.99/24", "2001:db8:1::99/64", "198.51.100.98/24"],
+                         "gateway": "198.51.100.1"}
+        }
+    }"#;
+    let before = t.snapshot("router");
+    let pod = Attachment {
+        pod: "egress-0".into(),
+        ..Attachment::router(&t, config)
+    };
+    pod.add().error(
+        2,
+        &["podIP[\"egress-*\"].addresses[2]: 198.51.100.98/24 is a second IPv4 address: one address a family per attachment is supported"],
+    );
+    assert_same(&before, &t.snapshot("router"), "after the refused ADD");
+    assert_no_node_leftovers(&t, "after the refused ADD");
+}

@@ -59,10 +59,13 @@ pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -
 /// Runs ADD and returns the result to print.
 pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Result<SuccessResult> {
     let ip = config.ip_config(container.pod.name.as_deref())?;
-    if !ip.additional.is_empty() {
+    if let Some((field, address)) = ip.additional.first() {
         return Err(Error::cni(
             code::UNSUPPORTED_FIELD,
-            "ip.addresses: one address per attachment is supported (one a family: an IPv4 and an IPv6 one); give the others their own attachment",
+            format!(
+                "{field}: {address} is a second {} address: one address a family per attachment is supported",
+                address.family()
+            ),
         ));
     }
     let pod = open_pod(netns)?;

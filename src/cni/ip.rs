@@ -21,8 +21,9 @@ pub struct IpConfig {
     /// The first address of each family, in the order given: the address SNAT of that
     /// family rewrites to.
     pub sources: Vec<SourceAddress>,
-    /// The other `addresses` (ADD refuses them: one address a family per attachment).
-    pub additional: Vec<SourceAddress>,
+    /// The other `addresses`, each with its field (ADD refuses them: one address a
+    /// family per attachment).
+    pub additional: Vec<(String, SourceAddress)>,
     /// `gateway`: one address, or one a family separated by a comma; a family
     /// without one finds it on the master's network.
     pub gateways: Vec<IpAddr>,
@@ -43,7 +44,7 @@ impl IpConfig {
             ));
         }
         let mut sources: Vec<SourceAddress> = Vec::new();
-        let mut additional: Vec<SourceAddress> = Vec::new();
+        let mut additional: Vec<(String, SourceAddress)> = Vec::new();
         for (i, text) in texts.iter().enumerate() {
             let field = format!("{addresses_field}[{i}]");
             let address = plain_prefix(text)
@@ -51,7 +52,7 @@ impl IpConfig {
                 .map_err(|reason| invalid(&field, reason))?;
             if sources
                 .iter()
-                .chain(&additional)
+                .chain(additional.iter().map(|(_, a)| a))
                 .any(|a| a.address == address.address)
             {
                 return Err(invalid(
@@ -60,7 +61,7 @@ impl IpConfig {
                 ));
             }
             match sources.iter().any(|s| s.family() == address.family()) {
-                true => additional.push(address),
+                true => additional.push((field, address)),
                 false => sources.push(address),
             }
         }
@@ -92,7 +93,9 @@ impl IpConfig {
 
     /// Every address, each family's source first.
     pub fn addresses(&self) -> impl Iterator<Item = &SourceAddress> {
-        self.sources.iter().chain(&self.additional)
+        self.sources
+            .iter()
+            .chain(self.additional.iter().map(|(_, a)| a))
     }
 
     /// The configured gateway of `family`.
@@ -137,7 +140,7 @@ fn parse_gateways(
     field: &str,
     text: &str,
     sources: &[SourceAddress],
-    additional: &[SourceAddress],
+    additional: &[(String, SourceAddress)],
 ) -> Result<Vec<IpAddr>> {
     let mut gateways: Vec<IpAddr> = Vec::new();
     for entry in text.split(',').map(str::trim) {
@@ -155,7 +158,7 @@ fn parse_gateways(
                 format!("{entry:?} is an {family} gateway, but addresses has no {family} address"),
             ));
         }
-        let all = || sources.iter().chain(additional);
+        let all = || sources.iter().chain(additional.iter().map(|(_, a)| a));
         if all().any(|a| a.address == gateway) {
             return Err(invalid(field, format!("{entry:?} is one of the addresses")));
         }

@@ -69,7 +69,9 @@ async fn setup(config: &RouterConfig) -> Result<Namespace> {
     if !done.announced.is_empty() {
         if std::process::id() == 1 && config.mode != RouterMode::Legacy {
             // Every process of a PID namespace is killed when its PID 1 exits.
-            info!("running as PID 1 of a container: the follow-up announcements (ARP request, neighbour advertisement) cannot outlive it");
+            info!(
+                "running as PID 1 of a container: the follow-up announcements (ARP request, neighbour advertisement) cannot outlive it"
+            );
         } else {
             announce::spawn_second(&done.announced)?;
         }
