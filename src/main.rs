@@ -264,22 +264,13 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
             ifindex,
             mac,
             delay_ms,
-        } => {
-            use egress_router::sys::{arp::ArpSocket, ndp::NdpSocket};
-            let arp = socket_fd
-                .zip(address)
-                .map(|(fd, address)| ArpSocket::inherited(fd, ifindex, mac.0).map(|s| (s, address)))
-                .transpose()?;
-            let ndp = socket6_fd
-                .zip(address6)
-                .map(|(fd, address)| NdpSocket::inherited(fd, ifindex, mac.0, address))
-                .transpose()?;
-            egress_router::setup::announce::announce_later(
-                arp,
-                ndp,
-                Duration::from_millis(delay_ms),
-            )
-        }
+        } => egress_router::setup::announce::announce_later(
+            socket_fd.zip(address),
+            socket6_fd.zip(address6),
+            ifindex,
+            mac.0,
+            Duration::from_millis(delay_ms),
+        ),
     }
 }
 

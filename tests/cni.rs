@@ -897,7 +897,7 @@ fn del_removes_the_node_side_leftover_of_an_interrupted_add_and_nothing_else() {
         Some(
             Owner {
                 container: pod.container.clone(),
-                replies: true,
+                replies4: true,
                 replies6: false,
             }
             .alias(),
@@ -911,7 +911,7 @@ fn del_removes_the_node_side_leftover_of_an_interrupted_add_and_nothing_else() {
         Some(
             Owner {
                 container: other,
-                replies: true,
+                replies4: true,
                 replies6: false,
             }
             .alias(),
@@ -1511,4 +1511,65 @@ fn a_second_address_of_a_family_is_refused_by_add_naming_its_field() {
     );
     assert_same(&before, &t.snapshot("router"), "after the refused ADD");
     assert_no_node_leftovers(&t, "after the refused ADD");
+}
+
+#[test]
+fn an_ipv6_only_attachment_with_a_link_local_gateway_redirects_ipv6() {
+    use common::ipv6::{self, POD6, SERVER6, SOURCE6, peer};
+    let _x = xtables_shared();
+    let t = cni_topology();
+    ipv6::enable(&t);
+    let _v6 = Server::tcp_at(&t, "server", SERVER6, 7000, answer_line);
+    let ipv4_routes = cmd(&[
+        "ip",
+        "-n",
+        &t.ns("router"),
+        "-4",
+        "route",
+        "show",
+        "table",
+        "all",
+    ]);
+    let config = r#"{
+        "cniVersion": "1.0.0",
+        "name": "egress",
+        "type": "egress-router",
+        "ip": {
+            "addresses": ["2001:db8:1::99/64"],
+            "gateway": "fe80::1",
+            "destinations": ["7000 tcp 2001:db8:2::5"]
+        }
+    }"#;
+    let pod = Attachment::router(&t, config);
+    let result = pod.add().ok().json();
+    assert_eq!(
+        result["ips"],
+        json!([{"interface": 0, "address": "2001:db8:1::99/64", "gateway": "fe80::1"}]),
+        "{result}"
+    );
+    assert_eq!(
+        result["routes"],
+        json!([{"dst": "::/0", "gw": "fe80::1"}]),
+        "{result}"
+    );
+    let answer = t
+        .tcp_from_client(&format!("[{POD6}]:7000"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", t.dump()));
+    assert_eq!(peer(&answer), SOURCE6);
+    assert_eq!(
+        cmd(&[
+            "ip",
+            "-n",
+            &t.ns("router"),
+            "-4",
+            "route",
+            "show",
+            "table",
+            "all"
+        ]),
+        ipv4_routes,
+        "IPv4 routing untouched"
+    );
+    pod.check(Some(&result)).ok_silent();
+    pod.del().ok_silent();
 }

@@ -195,3 +195,19 @@ fn an_address_router_advertisements_configured_is_no_egress_address() {
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("no IPv6 egress address"), "{body}");
 }
+
+#[test]
+fn an_ipv6_only_routers_dns_proxy_reaches_its_ipv6_target_from_the_egress_address() {
+    let (t, _server) = dual_stack_lab("2001:db8:1::99/64", "fe80::1");
+    let mut p = t.spawn_router(&[], &dns_proxy_env(&format!("{PORT} {SERVER6}")));
+    p.wait_ready(
+        "dns proxy",
+        "dns proxy listening",
+        1,
+        Duration::from_secs(10),
+    );
+    let seen = t
+        .tcp_from_client(&format!("[{POD6}]:{PORT}"))
+        .expect("forwarded");
+    assert_eq!(peer(&seen), SOURCE6);
+}

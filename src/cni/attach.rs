@@ -18,7 +18,9 @@ use super::host::{self, HostAddress, HostDefault, Owner};
 use super::ip::IpConfig;
 use super::request::Container;
 use super::result::{Interface, SuccessResult};
+use crate::config::address::is_link_local_v6;
 use crate::config::family::Family;
+use crate::config::redirect::forwards;
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{Inbound, NatChains, Wanted};
@@ -43,8 +45,7 @@ pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -
                 inbound: Inbound::NotOn(ifname.into()),
                 nat: Some((NatChains::Own, ip.nat_rules(ifname, source))),
             },
-            forwarding: source.family() == Family::V4
-                || ip.destinations.iter().any(|d| d.family() == Family::V6),
+            forwarding: forwards(source.family(), &ip.destinations),
             replies_required: owner.replies_of(source.family()),
         })
         .collect();
@@ -84,7 +85,7 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
     }
     let owner = Owner {
         container: container.id.clone(),
-        replies: has_own_default(&ns.nl, Family::V4).await?,
+        replies4: has_own_default(&ns.nl, Family::V4).await?,
         replies6: has_own_default(&ns.nl, Family::V6).await?,
     };
     let intent = intent(ip, &container.ifname, &gateways, &owner);
@@ -110,9 +111,7 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
             });
         }
     };
-    if !done.announced.is_empty() {
-        announce::spawn_second(&done.announced)?;
-    }
+    announce::spawn_second(&done.announced)?;
     let link = ns.nl.link(&container.ifname).await?;
     let shown = |items: Vec<String>| items.join(",");
     info!(
@@ -201,7 +200,7 @@ async fn node_view(nl: &Netlink) -> Result<(Vec<HostAddress>, Vec<HostDefault>)>
         .addresses()
         .await?
         .into_iter()
-        .filter(|(_, address, _)| !matches!(address, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+        .filter(|(_, address, _)| !is_link_local_v6(*address))
         .filter_map(|(index, address, prefix)| {
             Some(HostAddress {
                 interface: name_of(index)?,

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::code;
+use crate::config::address::is_link_local_v6;
 use crate::config::family::Family;
 use crate::error::{Error, Result};
 
@@ -101,7 +102,7 @@ pub fn choose_master(
 /// The one node interface among `addresses` whose subnet holds `wanted` (none for a
 /// link-local address: every interface has fe80::/64); several is an error.
 fn holder<'a>(wanted: &IpAddr, addresses: &'a [HostAddress]) -> Result<Option<&'a str>> {
-    if matches!(wanted, IpAddr::V6(v6) if v6.is_unicast_link_local()) {
+    if is_link_local_v6(*wanted) {
         return Ok(None);
     }
     let mut holding: Vec<&str> = addresses
@@ -136,13 +137,12 @@ pub fn choose_gateway(
     if let Some(gateway) = explicit {
         return Ok(gateway);
     }
-    let link_local = |g: &IpAddr| matches!(g, IpAddr::V6(v6) if v6.is_unicast_link_local());
     defaults
         .iter()
         .filter(|d| d.interface == master)
         .filter_map(|d| d.gateway)
         .filter(|g| g.is_ipv4() == source_net.addr().is_ipv4())
-        .find(|g| source_net.trunc().contains(g) || link_local(g))
+        .find(|g| source_net.trunc().contains(g) || is_link_local_v6(*g))
         .ok_or_else(|| {
             Error::cni(
                 code::INVALID_NETWORK_CONFIG,
@@ -174,7 +174,7 @@ pub struct Owner {
     /// `CNI_CONTAINERID` of the ADD.
     pub container: String,
     /// Whether the pod had IPv4 default routes of its own, kept for replies.
-    pub replies: bool,
+    pub replies4: bool,
     /// Whether the pod had IPv6 default routes of its own, kept for replies.
     pub replies6: bool,
 }
@@ -186,7 +186,7 @@ const ALIAS_REPLIES6: &str = " replies6";
 impl Owner {
     /// The alias that records this owner.
     pub fn alias(&self) -> String {
-        let replies = if self.replies { ALIAS_REPLIES } else { "" };
+        let replies = if self.replies4 { ALIAS_REPLIES } else { "" };
         let replies6 = if self.replies6 { ALIAS_REPLIES6 } else { "" };
         format!("{ALIAS_PREFIX}{}{replies}{replies6}", self.container)
     }
@@ -194,7 +194,7 @@ impl Owner {
     /// Whether replies of `family` were kept.
     pub fn replies_of(&self, family: Family) -> bool {
         match family {
-            Family::V4 => self.replies,
+            Family::V4 => self.replies4,
             Family::V6 => self.replies6,
         }
     }
@@ -206,13 +206,13 @@ impl Owner {
             Some(rest) => (rest, true),
             None => (rest, false),
         };
-        let (container, replies) = match rest.strip_suffix(ALIAS_REPLIES) {
+        let (container, replies4) = match rest.strip_suffix(ALIAS_REPLIES) {
             Some(container) => (container, true),
             None => (rest, false),
         };
         (!container.is_empty() && !container.contains(' ')).then(|| Owner {
             container: container.to_owned(),
-            replies,
+            replies4,
             replies6,
         })
     }

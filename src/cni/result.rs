@@ -97,7 +97,7 @@ impl SuccessResult {
                     .then_some(if address.address.is_ipv4() { "4" } else { "6" }),
                 interface: 0,
                 address: address.to_string(),
-                gateway: gateways.get(i).copied().filter(|_| i < ip.sources.len()),
+                gateway: gateways.get(i).copied(),
             })
             .collect();
         let routes = gateways

@@ -10,7 +10,7 @@
 //! (6to4 `2002::/16`, Teredo `2001::/32`, local NAT64 prefixes `64:ff9b:1::/48`, whose
 //! embedding depends on the operator's prefix length) are never dialed.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
@@ -168,6 +168,22 @@ pub fn interface_addresses() -> std::io::Result<Vec<(String, IpAddr)>> {
         found.push((interface.interface_name, address));
     }
     Ok(found)
+}
+
+/// Whether `address` is an IPv6 link-local address (fe80::/10): every interface has
+/// its own, so it names no network and leaves no link.
+pub fn is_link_local_v6(address: IpAddr) -> bool {
+    matches!(address, IpAddr::V6(v6) if v6.is_unicast_link_local())
+}
+
+/// The IPv4 address an IPv6 spelling stands for, when it is one a host configures by
+/// mistake: IPv4-mapped, IPv4-translated or IPv4-compatible (see [`canonical`]). The
+/// NAT64 prefix is left out: behind a translator it is a real IPv6 destination.
+pub fn ipv4_in_ipv6(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    match canonical(IpAddr::V6(v6)) {
+        IpAddr::V4(v4) if v6.segments()[0] == 0 => Some(v4),
+        _ => None,
+    }
 }
 
 /// Whether `address` can be a host's IPv4 address in a configured list: not in

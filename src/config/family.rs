@@ -21,6 +21,23 @@ impl Family {
             IpAddr::V6(_) => Family::V6,
         }
     }
+
+    /// The longest prefix length of the family's addresses.
+    pub fn max_prefix(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+
+    /// `"IPv6 "` for IPv6 and nothing for IPv4, to put before a noun in a message:
+    /// messages about IPv4 read as they did before IPv6 support, IPv6 ones say so.
+    pub fn qualifier(self) -> &'static str {
+        match self {
+            Family::V4 => "",
+            Family::V6 => "IPv6 ",
+        }
+    }
 }
 
 impl fmt::Display for Family {

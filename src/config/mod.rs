@@ -1,9 +1,10 @@
 //! Configuration, from an injectable key/value source into validated types (pure):
 //! [`vars`] the source, [`names`] and [`address`] one reading of host names, ports and
-//! addresses for every parser, [`family`] the two address families, [`lines`] the one reader of the line-list format,
-//! [`router`] the router variables, [`redirect`] the `EGRESS_DESTINATION` list,
-//! [`env_file`] the `--env-file` format of `validate`, [`list_file`] a list given in
-//! its variable or in a file, [`metrics_address`] where the operations endpoint listens.
+//! addresses for every parser, [`family`] the two address families, [`lines`] the one
+//! reader of the line-list format, [`router`] the router variables, [`redirect`] the
+//! `EGRESS_DESTINATION` list, [`env_file`] the `--env-file` format of `validate`,
+//! [`list_file`] a list given in its variable or in a file, [`metrics_address`] where
+//! the operations endpoint listens.
 
 pub mod address;
 pub mod env_file;

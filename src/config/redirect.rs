@@ -1,8 +1,9 @@
 //! Parsing of redirect lists: `EGRESS_DESTINATION` (SPEC section 3) and the CNI
 //! plugin's `destinations` (SPEC section 7).
 //!
-//! One entry a line (or a JSON array element): `IP` (the fallback, last),
-//! `PORT PROTO IP` or `PORT PROTO IP DESTPORT`. The variable skips blank lines and
+//! One entry a line (or a JSON array element): `PORT PROTO IP` or `PORT PROTO IP
+//! DESTPORT`, then `IP` (the fallback: one a family, after every port entry); IPv4 or
+//! IPv6 (without brackets), each local port once a family. The variable skips blank lines and
 //! `#` comments and takes exactly `tcp` and `udp`; the CNI dialect also takes what
 //! OpenShift's cluster network operator renders: protocols in any case, `sctp`, and
 //! addresses with a `/prefix` (the address is meant, the prefix is ignored).
@@ -11,7 +12,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::config::address::{canonical, is_unicast};
+use crate::config::address::{ipv4_in_ipv6, is_unicast};
 use crate::config::family::Family;
 use crate::config::lines;
 use crate::config::names;
@@ -94,6 +95,26 @@ impl fmt::Display for Destination {
             Destination::Fallback(address) => write!(f, "{address}"),
         }
     }
+}
+
+/// The first entry whose family `has_source` refuses, with its line (or array
+/// element) as written in `lines`, the list the entries were parsed from.
+pub fn first_without_source<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    entries: &[Destination],
+    has_source: impl Fn(Family) -> bool,
+) -> Option<(&'a str, Family)> {
+    lines
+        .zip(entries)
+        .map(|(line, entry)| (line, entry.family()))
+        .find(|(_, family)| !has_source(*family))
+}
+
+/// Whether traffic of `family` is forwarded when `entries` are redirected: IPv4 as it
+/// always was (every redirect mode), IPv6 only when IPv6 clients are redirected
+/// (forwarding makes the pod a router on every interface).
+pub fn forwards(family: Family, entries: &[Destination]) -> bool {
+    family == Family::V4 || entries.iter().any(|e| e.family() == family)
 }
 
 /// Where a list comes from: what its entries may hold and how errors name them.
@@ -243,10 +264,7 @@ fn parse_address(text: &str, dialect: Dialect) -> Result<IpAddr, String> {
     let address: IpAddr = address_text
         .parse()
         .map_err(|_| format!("{text:?} is not an IPv4 or IPv6 address"))?;
-    let max = match address {
-        IpAddr::V4(_) => 32,
-        IpAddr::V6(_) => 128,
-    };
+    let max = Family::of(address).max_prefix();
     if let Some(prefix) = prefix
         && !prefix
             .parse::<u8>()
@@ -258,10 +276,8 @@ fn parse_address(text: &str, dialect: Dialect) -> Result<IpAddr, String> {
     }
     match address {
         IpAddr::V4(v4) if !is_unicast(v4) => Err(format!("{text:?} is not a unicast address")),
-        // The NAT64 prefix (64:ff9b::/96) is a real IPv6 destination for NAT: the
-        // translator behind the gateway takes it.
-        IpAddr::V6(v6) => match canonical(address) {
-            IpAddr::V4(v4) if v6.segments()[0] == 0 => Err(format!(
+        IpAddr::V6(v6) => match ipv4_in_ipv6(v6) {
+            Some(v4) => Err(format!(
                 "{text:?} is an IPv4 address written as IPv6: write {v4}"
             )),
             _ if v6.is_unspecified()

@@ -6,10 +6,9 @@
 
 use serde::Deserialize;
 
-use crate::config::family::Family;
 use crate::config::lines;
 use crate::config::metrics_address::MetricsAddress;
-use crate::config::redirect::{Destination, parse_destinations};
+use crate::config::redirect::{Destination, first_without_source, parse_destinations};
 use crate::config::vars::Vars;
 use crate::error::{Error, Result};
 
@@ -91,12 +90,7 @@ struct RawRouterEnv {
 }
 
 impl RouterConfig {
-    /// The pair of `family`, when the router has one.
-    pub fn pair(&self, family: Family) -> Option<&EgressPair> {
-        self.egress.iter().find(|pair| pair.family() == family)
-    }
-
-    /// The source addresses, as `EGRESS_SOURCE` lists them.
+    /// The source addresses with their prefixes, comma-separated, IPv4 first.
     pub fn sources(&self) -> String {
         let shown: Vec<String> = self.egress.iter().map(|p| p.source.to_string()).collect();
         shown.join(",")
@@ -157,18 +151,16 @@ fn not_set(var: &'static str) -> Error {
 /// Every destination (parsed from the list `text`, one an entry) has an egress address
 /// of its family; an error quotes the line as written.
 fn check_families(text: &str, destinations: &[Destination], egress: &[EgressPair]) -> Result<()> {
-    for (line, destination) in lines::entries(text).zip(destinations) {
-        let family = destination.family();
-        if !egress.iter().any(|pair| pair.family() == family) {
-            return Err(Error::config(
-                "EGRESS_DESTINATION",
-                format!(
-                    "line {line:?}: an {family} destination, but EGRESS_SOURCE has no {family} address"
-                ),
-            ));
-        }
+    let has_source = |family| egress.iter().any(|pair| pair.family() == family);
+    match first_without_source(lines::entries(text), destinations, has_source) {
+        Some((line, family)) => Err(Error::config(
+            "EGRESS_DESTINATION",
+            format!(
+                "line {line:?}: an {family} destination, but EGRESS_SOURCE has no {family} address"
+            ),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 mod egress;

@@ -92,7 +92,7 @@ async fn setup(config: &RouterConfig) -> Result<Namespace> {
     Ok(ns)
 }
 
-/// The gateways, as `EGRESS_GATEWAY` lists them.
+/// The gateways, comma-separated, IPv4 first.
 fn gateways(config: &RouterConfig) -> String {
     let shown: Vec<String> = config
         .egress

@@ -8,7 +8,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tracing::debug;
 
-use crate::config::family::Family as AddressFamily;
+use crate::config::family::Family as IpFamily;
 use crate::config::router::{EgressPair, RouterConfig};
 use crate::error::{Error, Result};
 use crate::ops::health::{Recent, RoleStatus};
@@ -86,8 +86,8 @@ fn read_nat_counts(config: &RouterConfig) -> Result<Vec<NatCount>> {
 fn planned(config: &RouterConfig, pair: &EgressPair) -> Vec<(String, Rule)> {
     let family = pair.family();
     let snat = match family {
-        AddressFamily::V4 => "snat",
-        AddressFamily::V6 => "snat6",
+        IpFamily::V4 => "snat",
+        IpFamily::V6 => "snat6",
     };
     config
         .destinations

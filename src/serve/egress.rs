@@ -108,7 +108,7 @@ const IF_INET6: &str = "/proc/net/if_inet6";
 /// The addresses of an `/proc/net/if_inet6` table that are no egress address: not
 /// permanent (configured from router advertisements, with a lifetime), tentative, or
 /// found to be duplicates.
-pub fn unusable_ipv6(table: &str) -> Vec<Ipv6Addr> {
+fn unusable_ipv6(table: &str) -> Vec<Ipv6Addr> {
     const DADFAILED: u32 = 0x08;
     const TENTATIVE: u32 = 0x40;
     const PERMANENT: u32 = 0x80;

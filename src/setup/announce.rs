@@ -3,7 +3,8 @@
 //! neighbour advertisement, sent by a detached copy of this binary, so the caller's
 //! exit (an init container, a CNI ADD) is not delayed.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -20,13 +21,13 @@ pub struct Announced {
     /// The packet socket the gratuitous ARP went out on, and the IPv4 address.
     pub arp: Option<(ArpSocket, Ipv4Addr)>,
     /// The ICMPv6 socket the neighbour advertisement went out on.
-    pub ipv6: Option<NdpSocket>,
+    pub ndp: Option<NdpSocket>,
 }
 
 impl Announced {
     /// Whether anything was announced.
     pub fn is_empty(&self) -> bool {
-        self.arp.is_none() && self.ipv6.is_none()
+        self.arp.is_none() && self.ndp.is_none()
     }
 }
 
@@ -38,7 +39,7 @@ pub fn spawn_second(announced: &Announced) -> Result<()> {
     let mut command = std::process::Command::new(exe);
     command.arg("announce");
     // Both sockets send on the egress interface.
-    let (ifindex, mac) = match (&announced.arp, &announced.ipv6) {
+    let (ifindex, mac) = match (&announced.arp, &announced.ndp) {
         (Some((arp, _)), _) => (arp.ifindex(), arp.mac()),
         (None, Some(ndp)) => (ndp.ifindex(), ndp.mac()),
         (None, None) => return Ok(()),
@@ -54,7 +55,7 @@ pub fn spawn_second(announced: &Announced) -> Result<()> {
         command.args(["--socket-fd", &arp.share_with_child()?.to_string()]);
         command.args(["--address", &address.to_string()]);
     }
-    if let Some(ndp) = &announced.ipv6 {
+    if let Some(ndp) = &announced.ndp {
         command.args(["--socket6-fd", &ndp.share_with_child()?.to_string()]);
         command.args(["--address6", &ndp.target().to_string()]);
     }
@@ -74,20 +75,35 @@ pub fn spawn_second(announced: &Announced) -> Result<()> {
         .map_err(|e| Error::io("starting the delayed announcement", e))
 }
 
-/// The hidden `announce` command: wait `delay`, then send one unsolicited ARP request
-/// on the packet socket inherited as `arp` and one unsolicited neighbour advertisement
-/// on the ICMPv6 socket inherited as `ipv6`.
+/// The hidden `announce` command: take over the sockets inherited as `arp` (with its
+/// IPv4 address) and `ndp` (with its IPv6 address), both for interface `ifindex` at
+/// `mac`, wait `delay`, then send one unsolicited ARP request and one unsolicited
+/// neighbour advertisement; both are tried, and every failure is reported.
 pub fn announce_later(
-    arp: Option<(ArpSocket, Ipv4Addr)>,
-    ipv6: Option<NdpSocket>,
+    arp: Option<(RawFd, Ipv4Addr)>,
+    ndp: Option<(RawFd, Ipv6Addr)>,
+    ifindex: u32,
+    mac: [u8; 6],
     delay: Duration,
 ) -> Result<()> {
+    let arp = arp
+        .map(|(fd, address)| ArpSocket::inherited(fd, ifindex, mac).map(|s| (s, address)))
+        .transpose()?;
+    let ndp = ndp
+        .map(|(fd, address)| NdpSocket::inherited(fd, ifindex, mac, address))
+        .transpose()?;
     std::thread::sleep(delay);
-    if let Some((socket, address)) = arp {
-        socket.announce(Announcement::Request, address)?;
+    let sent = [
+        arp.map(|(socket, address)| socket.announce(Announcement::Request, address)),
+        ndp.map(|socket| socket.announce()),
+    ];
+    let failures: Vec<String> = sent
+        .into_iter()
+        .flatten()
+        .filter_map(|result| result.err().map(|e| e.to_string()))
+        .collect();
+    match failures.is_empty() {
+        true => Ok(()),
+        false => Err(Error::State(failures.join("; "))),
     }
-    if let Some(socket) = ipv6 {
-        socket.announce()?;
-    }
-    Ok(())
 }

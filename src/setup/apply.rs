@@ -168,7 +168,7 @@ pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Res
                 let socket = NdpSocket::open(&ns.netns, *index, *mac, *address)?;
                 socket.announce()?;
                 debug!(%address, "sent unsolicited neighbour advertisement");
-                announced.ipv6 = Some(socket);
+                announced.ndp = Some(socket);
                 continue;
             }
         };

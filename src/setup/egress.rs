@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use netlink_packet_route::route::RouteHeader;
 
 use super::MACVLAN;
+use crate::config::address::is_link_local_v6;
 use crate::config::family::Family;
 use crate::error::Result;
 use crate::sys::netlink::{Link, Netlink, route_interface};
@@ -34,10 +35,10 @@ pub async fn observe(nl: &Netlink) -> Result<EgressPath> {
         });
     };
     let addresses = nl
-        .configured_addresses(link.index)
+        .usable_configured_addresses(link.index)
         .await?
         .into_iter()
-        .filter(|address| !matches!(address, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+        .filter(|address| !is_link_local_v6(*address))
         .collect();
     let mut default_routes = Vec::new();
     for family in [Family::V4, Family::V6] {
@@ -76,9 +77,9 @@ pub fn problems(path: &EgressPath) -> Vec<String> {
     for family in [Family::V4, Family::V6] {
         let has_address = path.addresses.iter().any(|a| Family::of(*a) == family);
         if has_address && !path.default_routes.contains(&family) {
-            let of_family = if family == Family::V6 { "IPv6 " } else { "" };
             problems.push(format!(
-                "the {of_family}default route does not leave by {MACVLAN}: connections would not come from EGRESS_SOURCE"
+                "the {}default route does not leave by {MACVLAN}: connections would not come from EGRESS_SOURCE",
+                family.qualifier()
             ));
         }
     }

@@ -5,7 +5,9 @@
 
 use std::net::IpAddr;
 
+use crate::config::address::is_link_local_v6;
 use crate::config::family::Family;
+use crate::config::redirect::forwards;
 use crate::config::router::{RouterConfig, SourceAddress};
 use crate::setup::firewall::{self, Inbound, NatChains, Wanted};
 
@@ -60,7 +62,7 @@ impl FamilyIntent {
     /// Whether the gateway is link-local: on the egress interface by its own
     /// `fe80::/64` route, with no host route of ours.
     pub fn gateway_link_local(&self) -> bool {
-        matches!(self.gateway, IpAddr::V6(v6) if v6.is_unicast_link_local())
+        is_link_local_v6(self.gateway)
     }
 }
 
@@ -93,7 +95,7 @@ impl Intent {
                         nat,
                     },
                     forwarding: config.mode.uses_nat()
-                        && (pair.family() == Family::V4 || redirected),
+                        && forwards(pair.family(), &config.destinations),
                     replies_required: pair.family() == Family::V4
                         || (config.mode.uses_nat() && redirected),
                 }

@@ -1,11 +1,11 @@
 //! The pod network setup, in layers that data flows down through: an [`Intent`] says
-//! what must hold; [`observe`] reads the state of every piece from one network
-//! namespace; [`plan`] decides the [`Step`]s still missing (pure; [`problems`] names
-//! each missing piece, so a check is observe + problems), one [`FamilyIntent`] at a
-//! time for IPv4 and IPv6; [`apply`] makes the steps
-//! while journaling how to undo each, and the [`Journal`] rolls everything back on
-//! failure. [`firewall`] plans the iptables rules (pure); [`egress`] checks the part
-//! a proxy relies on, without privileges. Every kernel call goes
+//! what must hold, one [`FamilyIntent`] for IPv4 and one for IPv6; [`observe`] reads
+//! the state of every piece from one network namespace; [`plan`] decides the
+//! [`Step`]s still missing (pure; [`problems`] names each missing piece, so a check is
+//! observe + problems); [`apply`] makes the steps while journaling how to undo each,
+//! and the [`Journal`] rolls everything back on failure. [`firewall`] plans the
+//! iptables rules (pure); [`egress`] checks the part a proxy relies on, without
+//! privileges; [`announce`] repeats the announcements later. Every kernel call goes
 //! through a [`Namespace`], bound to an explicit network namespace.
 
 pub mod announce;
@@ -21,7 +21,7 @@ pub mod step;
 pub use apply::{Journal, apply};
 pub use intent::{FamilyIntent, Intent, MACVLAN, PodSide};
 pub use observe::{Observed, observe};
-pub use plan::{announcement, plan};
+pub use plan::{announcements, plan};
 pub use problems::problems;
 pub use step::Step;
 
@@ -88,7 +88,7 @@ pub async fn establish(ns: &Namespace, intent: &Intent) -> Result<Established> {
         .iter()
         .filter(|step| !matches!(step, Step::Firewall { .. } | Step::AwaitAddress { .. }))
         .count();
-    let announcements = announcement(intent, &observed);
+    let announcements = announcements(intent, &observed);
     tracing::debug!(steps = ?steps.iter().chain(&announcements).map(ToString::to_string).collect::<Vec<_>>(), "setup plan");
     let mut journal = Journal::default();
     let mut announced = announce::Announced::default();

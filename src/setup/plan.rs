@@ -12,7 +12,7 @@ use super::intent::{FamilyIntent, Intent};
 use super::observe::{
     Observed, ObservedFamily, PodLink, forwarding_key, ipv6_disabled_key, rp_filter_key,
 };
-pub use super::step::Step;
+use super::step::Step;
 use crate::config::family::Family;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, REPLY_TABLE};
@@ -109,7 +109,6 @@ fn family_steps(
     observed: &Observed,
 ) -> Result<()> {
     let family = wanted.family();
-    let of_family = if family == Family::V6 { "IPv6 " } else { "" };
     if !found.gateway_via_egress {
         steps.push(Step::AddRoute(netlink::host_route(index, wanted.gateway)));
     }
@@ -117,8 +116,9 @@ fn family_steps(
     let kept = reply_route_kept(observed, found);
     if !kept && keep.is_empty() && wanted.replies_required {
         return Err(Error::State(format!(
-            "{} has no {of_family}default route to keep in reply table {REPLY_TABLE} (main table defaults: {}): replies to clients outside its subnet would have no way back",
+            "{} has no {}default route to keep in reply table {REPLY_TABLE} (main table defaults: {}): replies to clients outside its subnet would have no way back",
             pod_names(observed),
+            family.qualifier(),
             describe_all(&found.main_defaults)
         )));
     }
@@ -160,7 +160,7 @@ pub(super) fn duplicate(field: &'static str, address: IpAddr, interface: &str) -
 }
 
 /// The announcements a setup ends with, one a family.
-pub fn announcement(intent: &Intent, observed: &Observed) -> Vec<Step> {
+pub fn announcements(intent: &Intent, observed: &Observed) -> Vec<Step> {
     intent
         .families
         .iter()

@@ -46,12 +46,20 @@ pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
     problems
 }
 
-/// IPv4's wording predates IPv6 support and is kept for the logs people grep: the
-/// `ip` command, the tool and the family as problems of `family` name them.
-fn wording(family: Family) -> (&'static str, &'static str, &'static str) {
+/// The command that shows `family`'s rules (IPv4's wording predates IPv6 support and
+/// is kept for the logs people grep).
+fn ip_command(family: Family) -> &'static str {
     match family {
-        Family::V4 => ("ip", "", ""),
-        Family::V6 => ("ip -6", "ip6tables ", "IPv6 "),
+        Family::V4 => "ip",
+        Family::V6 => "ip -6",
+    }
+}
+
+/// The firewall tool of `family`, as its problems name it (none for IPv4, as before).
+fn firewall_tool(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "",
+        Family::V6 => "ip6tables ",
     }
 }
 
@@ -64,7 +72,7 @@ fn routing_problems(
     observed: &Observed,
 ) {
     let (address, gateway, egress) = (wanted.source.address, wanted.gateway, &intent.egress);
-    let (ip, _, of_family) = wording(wanted.family());
+    let (ip, of_family) = (ip_command(wanted.family()), wanted.family().qualifier());
     if !found.gateway_via_egress {
         problems.push(format!(
             "the route to gateway {gateway} does not use {egress}"
@@ -95,7 +103,7 @@ fn routing_problems(
 /// The sysctls and the firewall of one family.
 fn setting_problems(problems: &mut Vec<String>, wanted: &FamilyIntent, found: &ObservedFamily) {
     let family = wanted.family();
-    let (_, tool, _) = wording(family);
+    let tool = firewall_tool(family);
     for (setting, value) in &found.unsettled {
         problems.push(format!(
             "{} is {value}, not {}",

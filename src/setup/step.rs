@@ -69,14 +69,6 @@ pub enum Step {
     },
 }
 
-/// `IPv6 ` for IPv6 steps; IPv4 ones read as they did before IPv6 existed.
-fn of_ipv6(family: Family) -> &'static str {
-    match family {
-        Family::V4 => "",
-        Family::V6 => "IPv6 ",
-    }
-}
-
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -93,14 +85,14 @@ impl fmt::Display for Step {
             Step::AddReplyRule(family) => write!(
                 f,
                 "add {}rule fwmark {REPLY_MARK:#x}/{REPLY_MARK:#x} lookup {REPLY_TABLE} priority {REPLY_RULE_PRIORITY}",
-                of_ipv6(*family)
+                family.qualifier()
             ),
             Step::SetSysctl(Sysctl { key, value }) => write!(f, "set sysctl {key}={value}"),
             Step::Firewall { family, script, .. } => write!(
                 f,
                 "apply {} {}firewall lines",
                 script.lines().filter(|l| l.starts_with('-')).count(),
-                of_ipv6(*family)
+                family.qualifier()
             ),
             Step::Announce { address, index, .. } => {
                 write!(f, "announce {address} on #{index}")

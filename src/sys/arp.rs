@@ -6,6 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use nix::libc;
 
 use crate::error::{Error, Result};
+use crate::sys::fd;
 use crate::sys::netns::Netns;
 
 const ETH_P_ARP: u16 = 0x0806;
@@ -83,17 +84,9 @@ impl ArpSocket {
     }
 
     /// Takes over a socket inherited from the process that opened it.
-    pub fn inherited(fd: RawFd, ifindex: u32, mac: [u8; 6]) -> Result<Self> {
-        // SAFETY: F_GETFD only queries the descriptor; it fails if fd is not open.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Error::io(
-                format!("inherited ARP socket {fd}"),
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: the parent handed this open descriptor to this process alone.
+    pub fn inherited(raw: RawFd, ifindex: u32, mac: [u8; 6]) -> Result<Self> {
         Ok(ArpSocket {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: fd::inherited(raw, "ARP socket")?,
             ifindex,
             mac,
         })
@@ -104,15 +97,7 @@ impl ArpSocket {
     /// Closing a packet socket waits for an RCU grace period (`synchronize_net`, about
     /// 20 ms), so handing the socket to the detached helper keeps that off our exit path.
     pub fn share_with_child(&self) -> Result<RawFd> {
-        let fd = self.fd.as_raw_fd();
-        // SAFETY: clears FD_CLOEXEC on a descriptor this struct owns.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
-            return Err(Error::io(
-                "sharing the ARP socket",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(fd)
+        fd::share_with_child(&self.fd, "ARP socket")
     }
 
     /// Broadcasts `kind` for `ip` at the interface's hardware address.

@@ -67,17 +67,15 @@ const PLAIN6: Backend = Backend {
     restore: "ip6tables-restore",
 };
 
-/// Each implementation's tools: (IPv4, IPv6).
-const FAMILIES: [(Backend, Backend); 3] = [(NFT, NFT6), (LEGACY, LEGACY6), (PLAIN, PLAIN6)];
-
 impl Backend {
     /// The same implementation's tools for `family` (`ip6tables-*` for IPv6); fails
     /// when they are not installed.
     pub fn for_family(self, family: Family) -> Result<Backend> {
-        let (v4, v6) = FAMILIES
-            .into_iter()
-            .find(|(v4, v6)| *v4 == self || *v6 == self)
-            .unwrap_or((self, self));
+        let (v4, v6) = match self.name {
+            "nft" => (NFT, NFT6),
+            "legacy" => (LEGACY, LEGACY6),
+            _ => (PLAIN, PLAIN6),
+        };
         let chosen = match family {
             Family::V4 => v4,
             Family::V6 => v6,

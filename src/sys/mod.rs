@@ -1,9 +1,11 @@
 //! Thin layers over the kernel: each call reads or changes one thing in an explicit
 //! network namespace ([`netns`]), and decides nothing. [`netlink`] links, addresses,
 //! routes and rules; [`iptables`] the rule tools; [`sysctl`]; [`arp`] announcements on
-//! a packet socket, [`ndp`] their IPv6 counterpart; [`lock`] a lock scoped to the network namespace.
+//! a packet socket, [`ndp`] their IPv6 counterpart, [`fd`] their sockets handed to a
+//! child; [`lock`] a lock scoped to the network namespace.
 
 pub mod arp;
+pub mod fd;
 pub mod iptables;
 pub mod lock;
 pub mod ndp;

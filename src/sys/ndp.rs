@@ -5,7 +5,7 @@
 //! and the gateway would keep an older owner's MAC until their cache entry expires.
 
 use std::net::{Ipv6Addr, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn6, bind, sendto,
@@ -13,6 +13,7 @@ use nix::sys::socket::{
 };
 
 use crate::error::{Error, Result};
+use crate::sys::fd;
 use crate::sys::netns::Netns;
 
 /// ICMPv6 type of a neighbour advertisement.
@@ -82,17 +83,9 @@ impl NdpSocket {
     }
 
     /// Takes over a socket [`NdpSocket::open`] made, inherited as descriptor `fd`.
-    pub fn inherited(fd: RawFd, ifindex: u32, mac: [u8; 6], target: Ipv6Addr) -> Result<Self> {
-        // SAFETY: F_GETFD only queries the descriptor; it fails if fd is not open.
-        if unsafe { nix::libc::fcntl(fd, nix::libc::F_GETFD) } < 0 {
-            return Err(Error::io(
-                format!("inherited ICMPv6 socket {fd}"),
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: the parent handed this open descriptor to this process alone.
+    pub fn inherited(raw: RawFd, ifindex: u32, mac: [u8; 6], target: Ipv6Addr) -> Result<Self> {
         Ok(NdpSocket {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: fd::inherited(raw, "ICMPv6 socket")?,
             ifindex,
             mac,
             target,
@@ -116,15 +109,7 @@ impl NdpSocket {
 
     /// Lets a child process inherit the socket; returns the descriptor number to give it.
     pub fn share_with_child(&self) -> Result<RawFd> {
-        let fd = self.fd.as_raw_fd();
-        // SAFETY: clears FD_CLOEXEC on a descriptor this struct owns.
-        if unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) } < 0 {
-            return Err(Error::io(
-                "sharing the ICMPv6 socket",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(fd)
+        fd::share_with_child(&self.fd, "ICMPv6 socket")
     }
 
     /// Sends one unsolicited advertisement to all nodes on the interface.

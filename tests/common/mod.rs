@@ -323,7 +323,7 @@ impl Topology {
     /// nothing changed.
     pub fn snapshot(&self, role: &str) -> Snapshot {
         let mut parts = BTreeMap::new();
-        let cmds: [(&str, &[&str]); 10] = [
+        let cmds: [(&str, &[&str]); 11] = [
             ("1 ip -d addr", &["ip", "-d", "addr"]),
             (
                 "2 ip route show table all",
@@ -348,9 +348,17 @@ impl Topology {
                 &["ip", "-6", "route", "show", "table", "all"],
             ),
             ("9 ip6tables-nft-save", &["ip6tables-nft-save"]),
+            ("10 ip6tables-legacy-save", &["ip6tables-legacy-save"]),
             (
-                "9b sysctl ipv6",
-                &["sysctl", "net.ipv6.conf.all.forwarding"],
+                "11 sysctl ipv6",
+                &[
+                    "sysctl",
+                    "net.ipv6.conf.all.forwarding",
+                    "net.ipv6.conf.macvlan0.accept_ra",
+                    "net.ipv6.conf.macvlan0.autoconf",
+                    "net.ipv6.conf.macvlan0.accept_dad",
+                    "net.ipv6.conf.macvlan0.disable_ipv6",
+                ],
             ),
         ];
         for (name, args) in cmds {

@@ -154,10 +154,10 @@ fn a_type_the_kernel_lacks_is_named_and_other_refusals_pass_through() {
 
 #[test]
 fn the_alias_records_the_container_and_whether_replies_were_kept() {
-    for (replies, replies6) in [(false, false), (true, false), (false, true), (true, true)] {
+    for (replies4, replies6) in [(false, false), (true, false), (false, true), (true, true)] {
         let owner = Owner {
             container: "0123456789abcdef".into(),
-            replies,
+            replies4,
             replies6,
         };
         assert_eq!(Owner::parse(&owner.alias()), Some(owner.clone()));
@@ -172,12 +172,12 @@ fn the_alias_records_the_container_and_whether_replies_were_kept() {
         Owner::parse("egress-router abc"),
         Some(Owner {
             container: "abc".into(),
-            replies: false,
+            replies4: false,
             replies6: false,
         })
     );
     assert_eq!(
-        Owner::parse("egress-router abc replies").map(|o| o.replies),
+        Owner::parse("egress-router abc replies").map(|o| o.replies4),
         Some(true)
     );
     for foreign in [

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::config::address::{canonical, is_unicast};
+use crate::config::address::{ipv4_in_ipv6, is_unicast};
 use crate::config::family::Family;
 use crate::error::{Error, Result};
 
@@ -157,10 +157,7 @@ pub fn parse_source_address(text: &str) -> std::result::Result<SourceAddress, St
         }
     };
     let family = Family::of(address);
-    let max = match family {
-        Family::V4 => 32,
-        Family::V6 => 128,
-    };
+    let max = family.max_prefix();
     // Any spelling `u8` reads (`/024`, `/+24`), as EGRESS_SOURCE always took.
     let prefix_len = match prefix.map(str::parse::<u8>) {
         None => max,
@@ -185,7 +182,7 @@ pub fn parse_source_address(text: &str) -> std::result::Result<SourceAddress, St
 
 /// An IPv6 address a host can own on the outside network (of `text`, for errors).
 fn host_ipv6(text: &str, v6: Ipv6Addr) -> std::result::Result<Ipv6Addr, String> {
-    if let IpAddr::V4(v4) = canonical(IpAddr::V6(v6)) {
+    if let Some(v4) = ipv4_in_ipv6(v6) {
         Err(format!(
             "{text:?} is an IPv4 address written as IPv6: write {v4}"
         ))
