@@ -15,7 +15,7 @@ fi
 # installed by benches/http-proxy-vs-squid.sh and benches/dns-proxy-vs-haproxy.sh);
 # busybox-static: the only binary of the CNI test's container image;
 # containernetworking-plugins: bridge and host-local, the CNI test's cluster network
-packages=(iproute2 iptables socat tcpdump iputils-arping procps dnsmasq-base bind9-dnsutils
+packages=(iproute2 iptables socat tcpdump iputils-arping procps dnsmasq-base bind9-dnsutils openssl
     podman runc debootstrap python3-venv busybox-static containernetworking-plugins)
 missing=()
 for p in "${packages[@]}"; do

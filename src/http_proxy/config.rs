@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::policy::ListMode;
 use super::rules::{self, Rule};
+use super::sni::SniCheck;
 use crate::config::list_file::ListVars;
 use crate::config::metrics_address::MetricsAddress;
 use crate::config::vars::{DurationRange, Vars};
@@ -37,6 +38,8 @@ pub struct ProxyConfig {
     pub list_file: Option<(PathBuf, String)>,
     /// `EGRESS_HTTP_PROXY_MODE` (`enforce`).
     pub list_mode: ListMode,
+    /// `EGRESS_HTTP_PROXY_TLS_SNI` (`enforce`).
+    pub tls_sni: SniCheck,
     /// `EGRESS_HTTP_PROXY_PORT` (8080).
     pub port: u16,
     /// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT` (10 s).
@@ -64,6 +67,7 @@ impl ProxyConfig {
             rules,
             list_file: file.map(|path| (path, text)),
             list_mode: list_mode(vars)?,
+            tls_sni: tls_sni(vars)?,
             port: vars.number("EGRESS_HTTP_PROXY_PORT", 8080, 1, 65535)?,
             connect_timeout: vars.duration("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", CONNECT_TIMEOUT)?,
             header_timeout: vars.duration("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", HEADER_TIMEOUT)?,
@@ -95,6 +99,20 @@ fn list_mode(vars: &Vars) -> Result<ListMode> {
     }
 }
 
+/// `EGRESS_HTTP_PROXY_TLS_SNI`: `enforce` (default) or `off`, in any case.
+fn tls_sni(vars: &Vars) -> Result<SniCheck> {
+    const VAR: &str = "EGRESS_HTTP_PROXY_TLS_SNI";
+    match vars.get(VAR).map(str::trim) {
+        None => Ok(SniCheck::Enforce),
+        Some(check) if check.eq_ignore_ascii_case("enforce") => Ok(SniCheck::Enforce),
+        Some(check) if check.eq_ignore_ascii_case("off") => Ok(SniCheck::Off),
+        Some(other) => Err(Error::config(
+            VAR,
+            format!("{other:?} is not one of enforce, off"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +130,20 @@ mod tests {
         assert!(
             e.starts_with("EGRESS_HTTP_PROXY_MODE: ") && e.contains("\"audit\""),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn the_tls_sni_check_is_enforce_or_off() {
+        let check =
+            |value: &str| tls_sni(&Vars::from_pairs([("EGRESS_HTTP_PROXY_TLS_SNI", value)]));
+        assert_eq!(tls_sni(&Vars::default()).unwrap(), SniCheck::Enforce);
+        assert_eq!(check("ENFORCE").unwrap(), SniCheck::Enforce);
+        assert_eq!(check(" off ").unwrap(), SniCheck::Off);
+        let e = check("report").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "EGRESS_HTTP_PROXY_TLS_SNI: \"report\" is not one of enforce, off"
         );
     }
 

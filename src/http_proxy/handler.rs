@@ -13,18 +13,19 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::body::Counted;
 use super::idle::Watched;
 use super::policy::Host;
 use super::request_log::RequestLog;
+use super::sni;
+use super::tunnel::{Judge, Tunnel};
 use super::upstream::{self, Refusal};
 use super::{Proxy, Slot};
 use crate::ops::metrics::{HTTP_PROXY, METRICS};
 use crate::serve::listener::Peer;
-use crate::serve::relay::{self, Counters, RelayEnd, Transfer};
+use crate::serve::relay::{RelayEnd, Transfer};
 
 /// The body type of every response the proxy sends.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -105,35 +106,46 @@ async fn connect(
         .port_u16()
         .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, "CONNECT needs host:port"))?;
     log.target = format!("{host}:{port}");
-    let mut upstream = upstream::open(proxy, &host, port, log).await?;
+    let (upstream, allowed_by) = upstream::open(proxy, &host, port, log).await?;
     let idle = proxy.config.idle_timeout;
+    let judge = allowed_by
+        .filter(|rule| sni::judged(proxy.config.tls_sni, rule, &host))
+        .map(|_| Judge {
+            rules: proxy.rules(),
+            port,
+            mode: proxy.config.list_mode,
+        });
     let log = log.hand_off();
     tokio::spawn(async move {
         let mut cut = slot.cut.clone();
-        let counters = Counters::default();
-        let end = match hyper::upgrade::on(request).await {
-            Ok(upgraded) => match upgraded.downcast::<TokioIo<Watched<TcpStream>>>() {
-                Ok(parts) => {
-                    let (client, read_ahead) = (parts.io.into_inner().into_inner(), parts.read_buf);
-                    let sent = upstream.write_all(&read_ahead).await;
-                    counters.add_up(read_ahead.len() as u64);
-                    // The read-ahead bytes pin hyper's whole read buffer: free it before relaying.
-                    drop(read_ahead);
-                    match sent {
-                        Ok(()) => relay::relay(client, upstream, idle, &counters, &mut cut).await,
-                        Err(e) => RelayEnd::Failed(e),
-                    }
-                }
-                Err(_) => RelayEnd::Failed(std::io::Error::other("upgraded connection is not TCP")),
-            },
-            Err(e) => RelayEnd::Failed(std::io::Error::other(e)),
+        let client = match hyper::upgrade::on(request).await {
+            Ok(upgraded) => upgraded
+                .downcast::<TokioIo<Watched<TcpStream>>>()
+                .map_err(|_| std::io::Error::other("upgraded connection is not TCP")),
+            Err(e) => Err(std::io::Error::other(e)),
         };
-        log.write(
-            "allowed",
-            StatusCode::OK,
-            counters.transfer(),
-            &end.describe("tunnel", idle),
-        );
+        match client {
+            Ok(hyper::upgrade::Parts { io, read_buf, .. }) => {
+                // The read-ahead bytes pin hyper's whole read buffer: copy them out.
+                let first = read_buf.to_vec();
+                drop(read_buf);
+                let client = io.into_inner().into_inner();
+                let tunnel = Tunnel {
+                    client,
+                    first,
+                    upstream,
+                    idle,
+                    judge,
+                };
+                tunnel.run(log, &mut cut).await;
+            }
+            Err(e) => log.write(
+                "allowed",
+                StatusCode::OK,
+                Transfer::default(),
+                &RelayEnd::Failed(e).describe("tunnel", idle),
+            ),
+        }
         drop(slot);
     });
     Ok(Response::new(full(Bytes::new())))
@@ -160,7 +172,7 @@ async fn forward(
     let host = parse_host(authority)?;
     let port = authority.port_u16().unwrap_or(80);
     log.target = format!("{host}:{port}");
-    let upstream = upstream::open(proxy, &host, port, log).await?;
+    let (upstream, _) = upstream::open(proxy, &host, port, log).await?;
 
     let origin_form = uri.path_and_query().map_or("/", |p| p.as_str());
     *request.uri_mut() = Uri::try_from(origin_form).unwrap_or_else(|_| Uri::from_static("/"));

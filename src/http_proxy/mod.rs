@@ -12,6 +12,7 @@
 //! - this module: the accept loop (connection cap, drain on shutdown).
 
 pub mod body;
+pub mod client_hello;
 pub mod config;
 pub mod handler;
 pub mod idle;
@@ -19,6 +20,8 @@ pub mod policy;
 mod reload;
 pub mod request_log;
 pub mod rules;
+pub mod sni;
+pub mod tunnel;
 pub mod upstream;
 
 use std::net::TcpListener as StdListener;

@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use super::Proxy;
 use super::policy::{self, Decision, Host};
 use super::request_log::RequestLog;
+use super::rules::Rule;
 use crate::config::address::{self, OwnSockets};
 use crate::ops::metrics::{HTTP_PROXY, METRICS, UpstreamError};
 use crate::serve::egress::{self, EgressSources, Route};
@@ -35,14 +36,15 @@ impl Refusal {
 
 /// Decides on `host`:`port` (in the configured list mode), resolving it only when the
 /// decision needs its addresses, and connects to one of the addresses that were
-/// checked. Records the deciding rule in `log`, and in report mode what the list would
-/// have denied.
+/// checked; returns the connection and the rule that allowed it (none when report
+/// mode let through what the list denies). Records the deciding rule in `log`, and in
+/// report mode what the list would have denied.
 pub async fn open(
     proxy: &Proxy,
     host: &Host,
     port: u16,
     log: &mut RequestLog,
-) -> Result<TcpStream, Refusal> {
+) -> Result<(TcpStream, Option<Rule>), Refusal> {
     let rules = proxy.rules();
     let (rules, mode) = (rules.as_slice(), proxy.config.list_mode);
     let listener = proxy.config.port;
@@ -61,18 +63,18 @@ pub async fn open(
         };
         decision = policy::decide_in(mode, rules, host, port, Some(&addresses), &own);
     }
-    let addresses = match decision {
+    let (addresses, allowed_by) = match decision {
         Decision::Allow { rule, addresses } => {
             log.rule = rules[rule].text.clone();
             METRICS.decided(HTTP_PROXY, listener, true, log.rule.clone());
-            addresses
+            (addresses, Some(rules[rule].clone()))
         }
         Decision::Report { denial, addresses } => {
             log.rule = denial.log_rule(rules);
             log.would_deny = Some(denial.reason(rules, host));
             METRICS.decided(HTTP_PROXY, listener, true, log.rule.clone());
             METRICS.would_deny(HTTP_PROXY, log.rule.clone());
-            addresses
+            (addresses, None)
         }
         Decision::Deny(denial) => {
             log.rule = denial.log_rule(rules);
@@ -100,7 +102,8 @@ pub async fn open(
         METRICS.upstream_failed(HTTP_PROXY, UpstreamError::Other);
         Refusal::new(StatusCode::BAD_GATEWAY, format!("{host}: {reason}"))
     })?;
-    dial(&routes, port, proxy.config.connect_timeout, host).await
+    let stream = dial(&routes, port, proxy.config.connect_timeout, host).await?;
+    Ok((stream, allowed_by))
 }
 
 /// How to dial each of `addresses` whose family has an egress address; when none has,

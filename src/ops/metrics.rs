@@ -42,6 +42,7 @@ pub struct Metrics {
     connect: Family<RoleLabels, Histogram>,
     upstream_errors: Family<KindLabels, Counter>,
     would_deny: Family<ReasonLabels, Counter>,
+    tls_cuts: Family<ReasonLabels, Counter>,
     resolution_failures: Family<TargetLabels, Counter>,
     resolved_at: Family<TargetLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     reloads: Family<ResultLabels, Counter>,
@@ -69,6 +70,7 @@ impl Default for Metrics {
             }),
             upstream_errors: Family::default(),
             would_deny: Family::default(),
+            tls_cuts: Family::default(),
             resolution_failures: Family::default(),
             resolved_at: Family::default(),
             reloads: Family::default(),
@@ -104,6 +106,17 @@ impl Metrics {
     /// Report mode: counts a request let through that the list would have denied.
     pub fn would_deny(&self, role: Role, reason: impl Into<Cow<'static, str>>) {
         self.would_deny
+            .get_or_create(&ReasonLabels {
+                role,
+                reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts a tunnel closed before relaying because of its TLS ClientHello: `reason`
+    /// `server-name` (the list does not allow the name) or `tls` (no readable one).
+    pub fn tls_cut(&self, role: Role, reason: &'static str) {
+        self.tls_cuts
             .get_or_create(&ReasonLabels {
                 role,
                 reason: reason.into(),
@@ -246,6 +259,11 @@ impl Metrics {
             "report_would_deny",
             "Report mode: requests let through that the list would have denied, by rule",
             self.would_deny.clone(),
+        );
+        registry.register(
+            "tls_sni_cuts",
+            "HTTP proxy: tunnels closed before relaying because of their TLS ClientHello, by reason (server-name: the list does not allow it; tls: no readable ClientHello)",
+            self.tls_cuts.clone(),
         );
         registry.register(
             "resolution_failures",
