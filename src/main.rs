@@ -42,7 +42,8 @@ Every role:
   RUST_LOG                 replaces the log filter (default warn,egress_router=info)
 
 HTTP proxy: EGRESS_HTTP_PROXY_DESTINATION, EGRESS_HTTP_PROXY_MODE (enforce | report),
-  EGRESS_HTTP_PROXY_PORT and its timeouts and limits; DNS proxy:
+  EGRESS_HTTP_PROXY_TLS_SNI (enforce | off: a tunnel's TLS server name checked against
+  the list), EGRESS_HTTP_PROXY_PORT and its timeouts and limits; DNS proxy:
   EGRESS_DNS_PROXY_DESTINATION and its knobs (see README). A list in a file instead:
   EGRESS_HTTP_PROXY_DESTINATION_FILE, EGRESS_DNS_PROXY_DESTINATION_FILE (followed while
   running; SIGHUP reloads).

@@ -364,6 +364,7 @@ fn http_proxy_bad_settings_are_startup_errors() {
             ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "10ms"),
             ("EGRESS_HTTP_PROXY_GRACE_PERIOD", "2h"),
             ("EGRESS_HTTP_PROXY_MODE", "audit"),
+            ("EGRESS_HTTP_PROXY_TLS_SNI", "report"),
             // more than the open-file limit allows (1,000,000 x 6 descriptors)
             ("EGRESS_HTTP_PROXY_MAX_CONNECTIONS", "1000000"),
         ],
