@@ -82,6 +82,33 @@ if [[ $ONLY != dns ]]; then
     SQUID_VERSION=$(squid -v | head -1 | awk '{print $4}')
     log "HTTP proxy: squid $SQUID_VERSION vs egress-router"
     interleaved_runs http-proxy direct-http squid connect er-http 8080 EGRESS_HTTP_PROXY_DESTINATION='*'
+    SNI_LINE=
+    if DNSMASQ=$(command -v dnsmasq); then
+        # Tunnels a name rule allowed are judged by their first bytes (the TLS server name
+        # check): the rate test with the check on and off, to the same name, interleaved.
+        log "  egress-router: tunnels judged by their first bytes, and with the check off"
+        ip netns exec "$PP-server" "$DNSMASQ" --no-daemon --no-resolv --no-hosts --conf-file=/dev/null \
+            --pid-file= --user=root --port=53 --listen-address=203.0.113.53 --bind-interfaces \
+            --local=/example.org/ --local-ttl=3600 --host-record=bench.example.org,"${SERVER%:*}" \
+            >"$WORK/dnsmasq.log" 2>&1 &
+        disown # ended by `topology.sh down`; a long TTL: the proxy's cache answers
+        sleep 0.5
+        ADDRESS_TARGET=$SERVER
+        for i in $(seq "$REPS"); do
+            for check in off enforce; do
+                T=$PP DIAL=connect SERVER=bench.example.org:${ADDRESS_TARGET#*:}
+                settle
+                start_er 8080 EGRESS_HTTP_PROXY_DESTINATION=bench.example.org EGRESS_HTTP_PROXY_TLS_SNI=$check
+                client_lg tunnels --concurrency 4 --duration 1 >/dev/null 2>&1 || true
+                rate_run "er-sni-$check"
+                stop_proxy
+            done
+            log "  run $i of $REPS: check on and off"
+        done
+        SERVER=$ADDRESS_TARGET
+        ratio() { awk -v a="$(med "er-sni-enforce" "$1")" -v b="$(med "er-sni-off" "$1")" 'BEGIN {printf "%.2fx", a / b}'; }
+        SNI_LINE="  egress-router, CONNECT bench.example.org (a name rule), TLS server name check on vs off, $REPS runs each: $(med er-sni-enforce rate) vs $(med er-sni-off rate) tunnels/s ($(ratio rate)), $(med er-sni-enforce cpu_k) vs $(med er-sni-off cpu_k) ms CPU per 1,000 ($(ratio cpu_k)), $(med er-sni-enforce errors) failed"
+    fi
     bash tests/topology.sh down "$PP"
     HTTP_REPORT=$(report "HTTP proxy (CONNECT tunnels) vs squid $SQUID_VERSION" direct-http squid squid er-http)
 fi
@@ -111,6 +138,7 @@ fi
 
 echo "$HEADER"
 [[ -n ${HTTP_REPORT:-} ]] && echo "$HTTP_REPORT"
+[[ -n ${SNI_LINE:-} ]] && echo "$SNI_LINE"
 if [[ -n ${DNS_REPORT:-} ]]; then
     echo "$DNS_REPORT"
     [[ -n $NAME_LINE ]] && echo "$NAME_LINE"

@@ -2,11 +2,18 @@
 //! tunnel (pure, no decryption): the `server_name` extension of its ClientHello, which
 //! may be split across several TLS records and arrive in several reads. With Encrypted
 //! Client Hello this is the outer, public name: the one the front end routes by.
+//!
+//! What counts as TLS is what TLS servers accept, not what the standard asks: a first
+//! byte of a TLS record type with a version below 0x10, whatever the version bytes
+//! say (Go's TLS stack, for one, takes any), so no odd spelling passes as "not TLS".
 
 /// The most ClientHello bytes (records included) read before giving up: far above
 /// real ones (post-quantum key shares make them about 1.8 KiB), far below a memory
 /// concern.
 pub const MAX_HELLO_BYTES: usize = 16 * 1024;
+
+/// The most records a ClientHello may be cut into (real ones come in one or two).
+const MAX_RECORDS: usize = 64;
 
 /// What the first bytes of a tunnel are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +28,8 @@ pub enum Peek {
     Malformed(&'static str),
 }
 
+/// TLS record types: change cipher spec, alert, handshake, application data, heartbeat.
+const RECORD_TYPES: std::ops::RangeInclusive<u8> = 20..=24;
 /// TLS record type of handshake messages.
 const HANDSHAKE: u8 = 22;
 /// Handshake message type of a ClientHello.
@@ -30,36 +39,48 @@ const SERVER_NAME: usize = 0;
 /// The largest TLS record payload.
 const MAX_RECORD: usize = 16 * 1024;
 
-/// Reads `bytes`, the client's first bytes so far.
+/// Reads `bytes`, the client's first bytes so far. The record headers are walked
+/// first; the handshake is copied out and parsed only once it is all there, so reading
+/// again after each of many small reads stays cheap.
 pub fn peek(bytes: &[u8]) -> Peek {
     match bytes {
         [] => return Peek::Incomplete,
-        [first, ..] if *first != HANDSHAKE => return Peek::NotTls,
-        [_, major, ..] if *major != 3 => return Peek::NotTls,
+        [first, ..] if !RECORD_TYPES.contains(first) => return Peek::NotTls,
+        [_, major, ..] if *major >= 0x10 => return Peek::NotTls,
         _ => {}
     }
-    let mut handshake: Vec<u8> = Vec::new();
-    let mut rest = bytes;
+    // Where each fragment lies, and the handshake length once its header is in.
+    let mut fragments: Vec<(usize, usize)> = Vec::new();
+    let mut header = [0u8; 4];
+    let mut gathered = 0;
+    let mut at = 0;
     loop {
-        if handshake.len() >= 4 {
-            if handshake[0] != CLIENT_HELLO {
+        if gathered >= 4 {
+            if header[0] != CLIENT_HELLO {
                 return Peek::Malformed("the first handshake message is not a ClientHello");
             }
-            let length = u24(&handshake[1..4]);
+            let length = u24(&header[1..4]);
             if length > MAX_HELLO_BYTES {
                 return Peek::Malformed("the ClientHello is larger than 16 KiB");
             }
-            if handshake.len() >= 4 + length {
+            if gathered >= 4 + length {
+                let mut handshake = Vec::with_capacity(gathered);
+                for (start, end) in &fragments {
+                    handshake.extend_from_slice(&bytes[*start..*end]);
+                }
                 return match server_name(&handshake[4..4 + length]) {
                     Ok(name) => Peek::Hello(name),
                     Err(reason) => Peek::Malformed(reason),
                 };
             }
         }
-        if bytes.len() - rest.len() >= MAX_HELLO_BYTES {
+        if at >= MAX_HELLO_BYTES {
             return Peek::Malformed("the ClientHello is larger than 16 KiB");
         }
-        let [kind, major, _, high, low, ..] = rest else {
+        if fragments.len() == MAX_RECORDS {
+            return Peek::Malformed("the ClientHello is cut into too many records");
+        }
+        let Some([kind, major, _, high, low]) = bytes.get(at..at + 5) else {
             return Peek::Incomplete;
         };
         if *kind != HANDSHAKE {
@@ -67,18 +88,27 @@ pub fn peek(bytes: &[u8]) -> Peek {
                 "a record other than handshake came before the ClientHello ended",
             );
         }
-        if *major != 3 {
-            return Peek::Malformed("a record with an unknown version");
+        if *major >= 0x10 {
+            return Peek::Malformed("a record with an impossible version");
         }
         let length = usize::from(u16::from_be_bytes([*high, *low]));
         if length == 0 || length > MAX_RECORD {
             return Peek::Malformed("a record of impossible length");
         }
-        let Some(fragment) = rest.get(5..5 + length) else {
+        let (start, end) = (at + 5, at + 5 + length);
+        if end > bytes.len() {
             return Peek::Incomplete;
-        };
-        handshake.extend_from_slice(fragment);
-        rest = &rest[5 + length..];
+        }
+        for (i, byte) in bytes[start..end]
+            .iter()
+            .take(4usize.saturating_sub(gathered))
+            .enumerate()
+        {
+            header[gathered + i] = *byte;
+        }
+        gathered += length;
+        fragments.push((start, end));
+        at = end;
     }
 }
 

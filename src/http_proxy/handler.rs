@@ -109,9 +109,9 @@ async fn connect(
     let (upstream, allowed_by) = upstream::open(proxy, &host, port, log).await?;
     let idle = proxy.config.idle_timeout;
     let judge = allowed_by
-        .filter(|rule| sni::judged(proxy.config.tls_sni, rule, &host))
-        .map(|_| Judge {
-            rules: proxy.rules(),
+        .filter(|allowed| sni::judged(proxy.config.tls_sni, allowed.rule(), &host))
+        .map(|allowed| Judge {
+            rules: allowed.rules,
             port,
             mode: proxy.config.list_mode,
         });

@@ -23,14 +23,16 @@ pub enum SniCheck {
 }
 
 /// Whether the tunnel to `host` that `rule` allowed is judged by its server name: a
-/// host name allowed by a name rule (`name`, `*.domain`, `*`).
+/// host name allowed by a name rule (`name`, `*.domain`), and anything `*` allowed
+/// (an address too: a server name the list denies is denied behind any address). A
+/// tunnel an address rule allowed is not: the address decision stands.
 pub fn judged(check: SniCheck, rule: &Rule, host: &Host) -> bool {
     check == SniCheck::Enforce
-        && matches!(host, Host::Name(_))
-        && matches!(
-            rule.matcher,
-            Matcher::Name(_) | Matcher::Domain(_) | Matcher::Any
-        )
+        && match rule.matcher {
+            Matcher::Any => true,
+            Matcher::Name(_) | Matcher::Domain(_) => matches!(host, Host::Name(_)),
+            Matcher::Network(_) => false,
+        }
 }
 
 /// What becomes of a judged tunnel.
@@ -172,7 +174,7 @@ mod tests {
     }
 
     #[test]
-    fn only_names_allowed_by_name_rules_are_judged() {
+    fn tunnels_allowed_by_name_rules_or_star_are_judged() {
         let list = rules("api.example.com\n*.example.net\n203.0.113.0/24\n*");
         let name = Host::Name("api.example.com".into());
         let address = Host::Ip("203.0.113.5".parse().unwrap());
@@ -184,8 +186,12 @@ mod tests {
         );
         assert!(judged(SniCheck::Enforce, &list[3], &name));
         assert!(
-            !judged(SniCheck::Enforce, &list[3], &address),
-            "CONNECT to an address"
+            judged(SniCheck::Enforce, &list[3], &address),
+            "`*` allowed an address: `!name` before it still denies the name behind it"
+        );
+        assert!(
+            !judged(SniCheck::Enforce, &list[2], &address),
+            "an address rule decided"
         );
         assert!(!judged(SniCheck::Off, &list[0], &name));
     }

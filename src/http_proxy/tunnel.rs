@@ -5,24 +5,27 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
-use super::client_hello::{self, Peek};
+use super::client_hello::{self, MAX_HELLO_BYTES, Peek};
 use super::policy::ListMode;
 use super::request_log::RequestLog;
 use super::rules::Rule;
 use super::sni::{self, Verdict};
 use crate::ops::metrics::{HTTP_PROXY, METRICS};
 use crate::serve::relay::{self, Counters, RelayEnd};
-use crate::serve::shutdown::Shutdown;
+use crate::serve::shutdown::{self, Shutdown};
 
-/// How long a started ClientHello may take to arrive whole.
+/// How long a ClientHello may take to arrive whole, from its first byte.
 pub const HELLO_WAIT: Duration = Duration::from_secs(10);
 
-/// What judges a tunnel's first bytes: the list now, and how it is applied.
+/// What judges a tunnel's first bytes: the list that allowed the tunnel, and how it
+/// is applied.
 pub struct Judge {
-    /// The rules (the current list when the tunnel opened).
+    /// The rules that allowed the tunnel.
     pub rules: Arc<Vec<Rule>>,
     /// The target's port.
     pub port: u16,
@@ -50,40 +53,43 @@ impl Tunnel {
     pub async fn run(mut self, mut log: RequestLog, cut: &mut Shutdown) {
         let counters = Counters::default();
         let idle = self.idle;
+        let mut note = String::new();
         if let Some(judge) = self.judge.take() {
-            let began = first_bytes(&mut self.client, &self.upstream, &mut self.first, idle).await;
-            let verdict = match began {
+            let began = first_bytes(&mut self.client, &self.upstream, &mut self.first, idle, cut);
+            let verdict = match began.await {
                 Ok(Began::Client(peek)) => sni::verdict(&judge.rules, judge.port, &peek),
                 Ok(Began::Server) => Verdict::Unjudged("the target spoke first"),
-                Ok(Began::Quiet) => {
-                    let detail = RelayEnd::Idle.describe("tunnel", idle);
+                Ok(Began::Ended(end)) => {
                     return log.write(
                         "allowed",
-                        http::StatusCode::OK,
+                        StatusCode::OK,
                         counters.transfer(),
-                        &detail,
+                        &end.describe("tunnel", idle),
                     );
                 }
                 Err(e) => {
-                    let detail = RelayEnd::Failed(e).describe("tunnel", idle);
-                    return log.write(
-                        "allowed",
-                        http::StatusCode::OK,
-                        counters.transfer(),
-                        &detail,
-                    );
+                    let end = RelayEnd::Failed(e).describe("tunnel", idle);
+                    return log.write("allowed", StatusCode::OK, counters.transfer(), &end);
                 }
             };
-            if let Verdict::Refused { reason, rule } = verdict {
-                let why = if rule == "tls" { "tls" } else { "server-name" };
-                if judge.mode == ListMode::Report {
+            match verdict {
+                Verdict::Allowed { name, rule } => {
+                    note = format!("TLS server name {name} allowed by rule {rule:?}; ");
+                }
+                Verdict::Unjudged(why) => note = format!("not judged by TLS server name: {why}; "),
+                Verdict::Refused { reason, rule } if judge.mode == ListMode::Report => {
                     METRICS.would_deny(HTTP_PROXY, "tls-server-name");
+                    log.rule = rule;
                     log.would_deny = Some(reason);
-                } else {
-                    METRICS.tls_cut(HTTP_PROXY, why);
+                }
+                Verdict::Refused { reason, rule } => {
+                    METRICS.tls_cut(
+                        HTTP_PROXY,
+                        if rule == "tls" { "tls" } else { "server-name" },
+                    );
                     log.rule = rule;
                     let detail = format!("{reason}; the tunnel was closed before relaying a byte");
-                    return log.write("denied", http::StatusCode::OK, counters.transfer(), &detail);
+                    return log.write("denied", StatusCode::OK, counters.transfer(), &detail);
                 }
             }
         }
@@ -95,12 +101,8 @@ impl Tunnel {
             Ok(()) => relay::relay(self.client, self.upstream, idle, &counters, cut).await,
             Err(e) => RelayEnd::Failed(e),
         };
-        log.write(
-            "allowed",
-            http::StatusCode::OK,
-            counters.transfer(),
-            &end.describe("tunnel", idle),
-        );
+        let detail = format!("{note}{}", end.describe("tunnel", idle));
+        log.write("allowed", StatusCode::OK, counters.transfer(), &detail);
     }
 }
 
@@ -108,56 +110,83 @@ impl Tunnel {
 enum Began {
     /// The client sent these first bytes.
     Client(Peek),
-    /// The target sent first (or closed): a server-first protocol, nothing to judge.
+    /// The target sent data first: a server-first protocol, nothing to judge.
     Server,
-    /// Nothing came from either side for the idle timeout.
-    Quiet,
+    /// It ended before the client's first bytes: idle, shutdown, or the target closed.
+    Ended(RelayEnd),
 }
 
 /// Reads the client's first bytes into `first` (which holds what came with the
-/// request) until they show what they are: at most
-/// [`MAX_HELLO_BYTES`](client_hello::MAX_HELLO_BYTES), a started ClientHello within
-/// [`HELLO_WAIT`]. Never lets the client wait past the idle timeout and begin later.
+/// request) until they show what they are: at most [`MAX_HELLO_BYTES`] and a record
+/// header more, a started ClientHello whole within [`HELLO_WAIT`] of its first byte.
+/// The client's bytes are looked at before the target's; a client that stays silent
+/// past the idle timeout is closed as idle (never relayed later, unjudged).
 async fn first_bytes(
     client: &mut TcpStream,
     upstream: &TcpStream,
     first: &mut Vec<u8>,
     idle: Duration,
+    cut: &mut Shutdown,
 ) -> std::io::Result<Began> {
-    let deadline = tokio::time::Instant::now() + HELLO_WAIT;
+    first.reserve(4096);
+    let mut deadline = (!first.is_empty()).then(|| Instant::now() + HELLO_WAIT);
+    let quiet_until = Instant::now() + idle;
     loop {
         match client_hello::peek(first) {
             Peek::Incomplete => {}
             done => return Ok(Began::Client(done)),
         }
-        if first.is_empty() {
-            tokio::select! {
-                read = client.read_buf(first) => {
-                    if read? == 0 {
-                        return Ok(Began::Client(Peek::NotTls));
-                    }
-                }
-                ready = upstream.readable() => {
-                    ready?;
-                    return Ok(Began::Server);
-                }
-                () = tokio::time::sleep(idle) => return Ok(Began::Quiet),
-            }
-        } else {
-            match tokio::time::timeout_at(deadline, client.read_buf(first)).await {
-                Ok(read) => {
-                    if read? == 0 {
-                        return Ok(Began::Client(Peek::Malformed(
-                            "the client closed before its ClientHello ended",
-                        )));
-                    }
-                }
-                Err(_) => {
+        let room = (MAX_HELLO_BYTES + 5).saturating_sub(first.len()) as u64;
+        let until = deadline.unwrap_or(quiet_until);
+        let mut bounded = (&mut *client).take(room);
+        tokio::select! {
+            biased;
+            read = bounded.read_buf(first) => match read? {
+                0 if first.is_empty() => return Ok(Began::Client(Peek::NotTls)),
+                0 => {
                     return Ok(Began::Client(Peek::Malformed(
-                        "the ClientHello did not arrive whole within 10 s",
+                        "the client closed before its ClientHello ended",
                     )));
                 }
+                _ => {
+                    deadline.get_or_insert_with(|| Instant::now() + HELLO_WAIT);
+                }
+            },
+            ready = upstream.readable(), if first.is_empty() => {
+                ready?;
+                match waiting_bytes(upstream) {
+                    Ok(0) => return Ok(Began::Ended(RelayEnd::Closed)),
+                    Ok(_) => return Ok(Began::Server),
+                    // readiness without data: keep waiting
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            () = shutdown::requested(cut) => return Ok(Began::Ended(RelayEnd::Cut)),
+            () = tokio::time::sleep_until(until) => {
+                return Ok(match deadline {
+                    Some(_) => Began::Client(Peek::Malformed(
+                        "the ClientHello did not arrive whole within 10 s",
+                    )),
+                    None => Began::Ended(RelayEnd::Idle),
+                });
             }
         }
     }
+}
+
+/// How many bytes the target has sent that wait to be read (0: it closed), looked at
+/// without taking them; `WouldBlock` when none wait (the readiness is then cleared).
+fn waiting_bytes(upstream: &TcpStream) -> std::io::Result<usize> {
+    use nix::sys::socket::{MsgFlags, recv};
+    use std::os::fd::AsRawFd;
+    let mut probe = [0u8; 1];
+    upstream.try_io(tokio::io::Interest::READABLE, || {
+        recv(
+            upstream.as_raw_fd(),
+            &mut probe,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(std::io::Error::from)
+    })
 }

@@ -2,6 +2,7 @@
 //! needs it, and dial exactly one of the addresses that were checked.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -34,19 +35,34 @@ impl Refusal {
     }
 }
 
+/// The list a connection was allowed by, and which of its rules allowed it.
+pub struct AllowedBy {
+    /// The list (as it was when the request was decided).
+    pub rules: Arc<Vec<Rule>>,
+    /// Index of the allowing rule.
+    pub rule: usize,
+}
+
+impl AllowedBy {
+    /// The allowing rule.
+    pub fn rule(&self) -> &Rule {
+        &self.rules[self.rule]
+    }
+}
+
 /// Decides on `host`:`port` (in the configured list mode), resolving it only when the
 /// decision needs its addresses, and connects to one of the addresses that were
-/// checked; returns the connection and the rule that allowed it (none when report
-/// mode let through what the list denies). Records the deciding rule in `log`, and in
-/// report mode what the list would have denied.
+/// checked; returns the connection and what allowed it (nothing when report mode let
+/// through what the list denies). Records the deciding rule in `log`, and in report
+/// mode what the list would have denied.
 pub async fn open(
     proxy: &Proxy,
     host: &Host,
     port: u16,
     log: &mut RequestLog,
-) -> Result<(TcpStream, Option<Rule>), Refusal> {
-    let rules = proxy.rules();
-    let (rules, mode) = (rules.as_slice(), proxy.config.list_mode);
+) -> Result<(TcpStream, Option<AllowedBy>), Refusal> {
+    let list = proxy.rules();
+    let (rules, mode) = (list.as_slice(), proxy.config.list_mode);
     let listener = proxy.config.port;
     let own = own_listener(&proxy.own_ports, port).inspect_err(|_| {
         METRICS.decided(HTTP_PROXY, listener, false, "own-listener");
@@ -67,7 +83,13 @@ pub async fn open(
         Decision::Allow { rule, addresses } => {
             log.rule = rules[rule].text.clone();
             METRICS.decided(HTTP_PROXY, listener, true, log.rule.clone());
-            (addresses, Some(rules[rule].clone()))
+            (
+                addresses,
+                Some(AllowedBy {
+                    rules: list.clone(),
+                    rule,
+                }),
+            )
         }
         Decision::Report { denial, addresses } => {
             log.rule = denial.log_rule(rules);

@@ -45,7 +45,7 @@ pub fn records(handshake: &[u8], size: usize) -> Vec<u8> {
 #[test]
 fn the_server_name_is_read_from_one_record_or_many() {
     let message = handshake(Some("api.example.com"), 100);
-    for size in [1, 7, 64, 512] {
+    for size in [3, 7, 64, 512] {
         assert_eq!(
             peek(&records(&message, size)),
             Peek::Hello(Some("api.example.com".into())),
@@ -71,10 +71,26 @@ fn other_protocols_are_not_tls() {
     for first in [
         &b"SSH-2.0-OpenSSH_9.6\r\n"[..],
         b"GET / HTTP/1.1\r\n",
-        &[22, 1, 0],
+        &[0, 0, 0, 8, 4, 210, 22, 47],
+        &[22, 0x20],
     ] {
         assert_eq!(peek(first), Peek::NotTls, "{first:?}");
     }
+}
+
+#[test]
+fn any_record_version_is_tls_and_another_record_first_is_refused() {
+    let message = handshake(Some("forbidden.example"), 0);
+    let mut odd = records(&message, 512);
+    odd[1..3].copy_from_slice(&[0, 0]);
+    assert_eq!(peek(&odd), Peek::Hello(Some("forbidden.example".into())));
+    let mut alert_first = vec![21, 3, 1, 0, 2, 1, 90];
+    alert_first.extend(records(&message, 512));
+    assert!(matches!(peek(&alert_first), Peek::Malformed(r) if r.contains("other than handshake")));
+    assert!(matches!(
+        peek(&records(&message, 1)),
+        Peek::Malformed(r) if r.contains("too many records")
+    ));
 }
 
 #[test]
@@ -140,7 +156,7 @@ fn any_split_reads_the_same_and_no_change_panics() {
     };
     let message = handshake(Some("split.example"), 300);
     for _ in 0..300 {
-        let bytes = records(&message, 1 + next(600));
+        let bytes = records(&message, message.len() / 60 + 1 + next(600));
         let cut = next(bytes.len());
         assert_eq!(peek(&bytes[..cut]), Peek::Incomplete);
         assert_eq!(peek(&bytes), Peek::Hello(Some("split.example".into())));
