@@ -15,6 +15,9 @@ pub const MAX_HELLO_BYTES: usize = 16 * 1024;
 /// The most records a ClientHello may be cut into (real ones come in one or two).
 const MAX_RECORDS: usize = 64;
 
+/// The most bytes worth reading for a ClientHello: the largest one in the most records.
+pub const MAX_READ: usize = MAX_HELLO_BYTES + 5 * MAX_RECORDS;
+
 /// What the first bytes of a tunnel are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peek {
