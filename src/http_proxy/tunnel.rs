@@ -147,18 +147,18 @@ async fn first_bytes(
             // no buffer (3,000 idle ones would hold 12 MiB).
             ready = client.readable() => {
                 ready?;
-                match read_now(client, first) {
-                    Ok(0) if first.is_empty() => return Ok(Began::Client(Peek::NotTls)),
-                    Ok(0) => {
-                        return Ok(Began::Client(Peek::Malformed(
-                            "the client closed before its ClientHello ended",
-                        )));
-                    }
-                    Ok(_) => {
-                        deadline.get_or_insert_with(|| Instant::now() + HELLO_WAIT);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
+                let ended = read_now(client, first)?;
+                if !first.is_empty() {
+                    deadline.get_or_insert_with(|| Instant::now() + HELLO_WAIT);
+                }
+                if ended {
+                    return Ok(Began::Client(match client_hello::peek(first) {
+                        _ if first.is_empty() => Peek::NotTls,
+                        Peek::Incomplete => {
+                            Peek::Malformed("the client closed before its ClientHello ended")
+                        }
+                        done => done,
+                    }));
                 }
             }
             ready = upstream.readable(), if first.is_empty() => {
@@ -200,12 +200,22 @@ fn waiting_bytes(upstream: &TcpStream) -> std::io::Result<usize> {
     })
 }
 
-/// Reads what the client has sent now onto `first`, at most up to the ClientHello
-/// bound; `WouldBlock` when nothing waits.
-fn read_now(client: &TcpStream, first: &mut Vec<u8>) -> std::io::Result<usize> {
+/// Reads all the client has sent so far onto `first` (until it would block, its end,
+/// or the bound); returns whether it has ended. Reading until it would block also
+/// clears the socket's readiness, so the relay that follows starts as on a fresh, quiet
+/// connection (it would otherwise take a buffer to read nothing, kept while idle).
+fn read_now(client: &TcpStream, first: &mut Vec<u8>) -> std::io::Result<bool> {
     let mut chunk = [0u8; 4096];
-    let room = MAX_READ.saturating_sub(first.len()).min(chunk.len());
-    let n = client.try_read(&mut chunk[..room])?;
-    first.extend_from_slice(&chunk[..n]);
-    Ok(n)
+    loop {
+        let room = MAX_READ.saturating_sub(first.len()).min(chunk.len());
+        if room == 0 {
+            return Ok(false);
+        }
+        match client.try_read(&mut chunk[..room]) {
+            Ok(0) => return Ok(true),
+            Ok(n) => first.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
 }
