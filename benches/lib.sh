@@ -152,6 +152,10 @@ topology_up() { # PREFIX MODE
         # tens of thousands of short connections in a few seconds
         ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
     done
+    # ... but never the proxies' listening ports: a connection of an earlier run that
+    # took one as its own port (or waits out TIME_WAIT on it) would make the next
+    # proxy's bind fail (the metrics endpoint's 9090 did)
+    ip netns exec "$p-router" sysctl -qw net.ipv4.ip_local_reserved_ports="8080,9000,9090"
     EGRESS_SOURCE=198.51.100.99 EGRESS_GATEWAY=198.51.100.1 EGRESS_ROUTER_MODE=$2 \
         EGRESS_DESTINATION="$PORT tcp ${SERVER%:*}" \
         ip netns exec "$p-router" "$BIN" 2>"$WORK/init-$p.log" || { cat "$WORK/init-$p.log" >&2; exit 1; }
