@@ -87,6 +87,27 @@ impl Vars {
         self.get(key).is_some()
     }
 
+    /// Reads `key` as one of the names of `choices`, in any case (`default` when it is
+    /// not set); another value is an error listing them.
+    pub fn choice<T: Copy>(
+        &self,
+        key: &'static str,
+        default: T,
+        choices: &[(&str, T)],
+    ) -> Result<T> {
+        let Some(text) = self.get(key).map(str::trim) else {
+            return Ok(default);
+        };
+        choices
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+            .map(|(_, value)| *value)
+            .ok_or_else(|| {
+                let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+                Error::config(key, format!("{text:?} is not one of {}", names.join(", ")))
+            })
+    }
+
     /// Reads `key` as a duration from `range`: `500ms`, `2s`, `1m`, `1h`, or a bare
     /// number of seconds.
     pub fn duration(&self, key: &'static str, range: DurationRange) -> Result<Duration> {
@@ -200,6 +221,20 @@ mod tests {
 
     fn vars(value: &str) -> Vars {
         Vars::from_pairs([("V", value)])
+    }
+
+    #[test]
+    fn a_choice_is_one_of_its_names_in_any_case() {
+        let choices = [("on", true), ("off", false)];
+        assert!(Vars::default().choice("V", true, &choices).unwrap());
+        assert!(!vars(" OFF ").choice("V", true, &choices).unwrap());
+        assert_eq!(
+            vars("maybe")
+                .choice("V", true, &choices)
+                .unwrap_err()
+                .to_string(),
+            "V: \"maybe\" is not one of on, off"
+        );
     }
 
     const RANGE: DurationRange = DurationRange::seconds(9, 100, 7200);

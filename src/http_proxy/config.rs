@@ -9,7 +9,7 @@ use super::sni::SniCheck;
 use crate::config::list_file::ListVars;
 use crate::config::metrics_address::MetricsAddress;
 use crate::config::vars::{DurationRange, Vars};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::serve::limits::ConnectionCap;
 
 /// `EGRESS_HTTP_PROXY_CONNECT_TIMEOUT`: 10 s, from 100 ms to 5 min.
@@ -87,30 +87,20 @@ impl ProxyConfig {
 
 /// `EGRESS_HTTP_PROXY_MODE`: `enforce` (default) or `report`, in any case.
 fn list_mode(vars: &Vars) -> Result<ListMode> {
-    const VAR: &str = "EGRESS_HTTP_PROXY_MODE";
-    match vars.get(VAR).map(str::trim) {
-        None => Ok(ListMode::Enforce),
-        Some(mode) if mode.eq_ignore_ascii_case("enforce") => Ok(ListMode::Enforce),
-        Some(mode) if mode.eq_ignore_ascii_case("report") => Ok(ListMode::Report),
-        Some(other) => Err(Error::config(
-            VAR,
-            format!("{other:?} is not a list mode: enforce or report"),
-        )),
-    }
+    vars.choice(
+        "EGRESS_HTTP_PROXY_MODE",
+        ListMode::Enforce,
+        &[("enforce", ListMode::Enforce), ("report", ListMode::Report)],
+    )
 }
 
 /// `EGRESS_HTTP_PROXY_TLS_SNI`: `enforce` (default) or `off`, in any case.
 fn tls_sni(vars: &Vars) -> Result<SniCheck> {
-    const VAR: &str = "EGRESS_HTTP_PROXY_TLS_SNI";
-    match vars.get(VAR).map(str::trim) {
-        None => Ok(SniCheck::Enforce),
-        Some(check) if check.eq_ignore_ascii_case("enforce") => Ok(SniCheck::Enforce),
-        Some(check) if check.eq_ignore_ascii_case("off") => Ok(SniCheck::Off),
-        Some(other) => Err(Error::config(
-            VAR,
-            format!("{other:?} is not one of enforce, off"),
-        )),
-    }
+    vars.choice(
+        "EGRESS_HTTP_PROXY_TLS_SNI",
+        SniCheck::Enforce,
+        &[("enforce", SniCheck::Enforce), ("off", SniCheck::Off)],
+    )
 }
 
 #[cfg(test)]
