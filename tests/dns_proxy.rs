@@ -810,19 +810,20 @@ fn answers_that_point_at_the_pod_itself_are_never_backends() {
 #[test]
 fn a_literal_target_that_is_the_proxy_itself_is_a_startup_error() {
     let lab = Lab::new();
-    let mut p = lab.spawn(&[], "5300 192.0.2.70", &[]);
-    let status = p.wait_timeout(Duration::from_secs(5));
-    assert_error_exit(
-        status,
-        &p.stderr(),
-        2,
-        &[
-            "EGRESS_DNS_PROXY_DESTINATION",
-            "192.0.2.70:5300",
-            "own listener",
-        ],
-        "a forwarder to itself",
-    );
+    for (list, reason) in [
+        ("5300 192.0.2.70", "192.0.2.70:5300: an address of this pod"),
+        ("5300 127.0.0.1", "127.0.0.1"),
+    ] {
+        let mut p = lab.spawn(&[], list, &[]);
+        let status = p.wait_timeout(Duration::from_secs(5));
+        assert_error_exit(
+            status,
+            &p.stderr(),
+            2,
+            &["EGRESS_DNS_PROXY_DESTINATION", reason],
+            "a forwarder to the pod itself",
+        );
+    }
 }
 
 /// Run as `prlimit --nofile=128` the default cap of 4000 does not fit: it is lowered

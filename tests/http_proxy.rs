@@ -732,6 +732,7 @@ fn report_mode_lets_what_the_list_denies_through_but_not_what_the_screens_refuse
     }
     for target in [
         "192.0.2.70:8080",
+        "127.0.0.1:8080",
         "127.0.0.1:80",
         "0.0.0.0:80",
         "169.254.169.254:80",
@@ -754,7 +755,8 @@ fn report_mode_lets_what_the_list_denies_through_but_not_what_the_screens_refuse
     assert_eq!(field(&line, "outcome"), Some("allowed"), "{line}");
     assert_eq!(field(&line, "rule"), Some("203.0.113.5"), "{line}");
     for (target, rule) in [
-        ("192.0.2.70:8080", "own-listener"),
+        ("192.0.2.70:8080", "pod-address"),
+        ("127.0.0.1:8080", "own-listener"),
         ("127.0.0.1:80", "local-only"),
         ("0.0.0.0:80", "never-dialed"),
         ("169.254.169.254:80", "local-only"),

@@ -140,12 +140,14 @@ fn unspecified_loopback_and_the_proxy_itself_are_never_dialed() {
         ] {
             let reason = if own.starts_with('0') || own.starts_with('[') {
                 "never dialed"
-            } else {
+            } else if own.starts_with("127.") {
                 "own listener"
+            } else {
+                "an address of this pod"
             };
             lab.assert_refused(own, 403, reason);
         }
-        lab.assert_refused("self.example.net:8080", 403, "own listener");
+        lab.assert_refused("self.example.net:8080", 403, "an address of this pod");
         lab.assert_refused("255.255.255.255:80", 403, "broadcast");
         lab.assert_refused("224.0.0.1:80", 403, "multicast");
     }

@@ -172,6 +172,24 @@ fn an_ipv6_only_router_refuses_ipv4_destinations_and_dials_ipv6_ones() {
 #[test]
 fn an_address_router_advertisements_configured_is_no_egress_address() {
     let (t, _server) = ipv4_only_lab();
+    // The guard of macvlan0 keeps router advertisements out: none configures anything.
+    ipv6::advertise_router(&t);
+    std::thread::sleep(Duration::from_millis(500));
+    let shown = t.sh(
+        "router",
+        &[
+            "ip", "-6", "addr", "show", "dev", "macvlan0", "scope", "global",
+        ],
+    );
+    assert!(
+        !shown.contains("inet6"),
+        "an advertisement came through: {shown}"
+    );
+    // Without the guard, an address it configures is still no egress address.
+    t.sh(
+        "router",
+        &["ip6tables", "-D", "INPUT", "-j", "EGRESS-ROUTER-INPUT"],
+    );
     ipv6::advertise_router(&t);
     let autoconfigured = eventually(
         Duration::from_secs(5),

@@ -129,7 +129,8 @@ fn http_proxy_counts_decisions_bytes_connects_and_goes_unready_without_its_route
     };
     assert_sample(&metrics, &decided("allowed", "*"), 3.0);
     assert_sample(&metrics, &decided("denied", "!203.0.113.6"), 1.0);
-    assert_sample(&metrics, &decided("denied", "own-listener"), 2.0);
+    assert_sample(&metrics, &decided("denied", "own-listener"), 1.0);
+    assert_sample(&metrics, &decided("denied", "pod-address"), 1.0);
     // "hello" and "world" through the tunnels: 10 bytes up; down, their echoes and
     // perhaps the server's `EOF after 5 bytes` line each, sent as the client left.
     assert_sample(
@@ -176,6 +177,19 @@ fn http_proxy_counts_decisions_bytes_connects_and_goes_unready_without_its_route
     assert!(
         !metrics.contains(CLIENT_IP),
         "no label holds a client address"
+    );
+    let dropped = t.with_ns("gw", || {
+        let address: SocketAddr = format!("{SOURCE}:{METRICS_PORT}").parse().unwrap();
+        TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_err()
+    });
+    assert!(
+        dropped,
+        "the guard of macvlan0 keeps the outside network from the endpoint"
+    );
+    // Without the guard the endpoint itself leaves the outside network unanswered.
+    t.sh(
+        "router",
+        &["iptables", "-D", "INPUT", "-j", "EGRESS-ROUTER-INPUT"],
     );
     let from_outside = t.with_ns("gw", || {
         let address: SocketAddr = format!("{SOURCE}:{METRICS_PORT}").parse().unwrap();

@@ -55,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(candidates.contains(through), "{through} was never checked");
             assert!(matches!(address::class(*through), Class::Dialable), "{through}");
             assert!(!own.contains(*through, port), "{through}:{port} is the proxy");
+            assert!(!own.is_pod_address(*through), "{through} is the pod");
         }
     }
     let Decision::Allow { rule, addresses } = decision else {
@@ -64,11 +65,16 @@ fuzz_target!(|data: &[u8]| {
         assert!(candidates.contains(allowed), "{allowed} was never checked");
         assert!(!matches!(address::class(*allowed), Class::Never(_)), "{allowed}");
         assert!(!own.contains(*allowed, port), "{allowed}:{port} is the proxy");
+        assert!(!own.is_pod_address(*allowed), "{allowed} is the pod");
     }
     let dialable: Vec<IpAddr> = candidates
         .iter()
         .copied()
-        .filter(|a| !matches!(address::class(*a), Class::Never(_)) && !own.contains(*a, port))
+        .filter(|a| {
+            !matches!(address::class(*a), Class::Never(_))
+                && !own.contains(*a, port)
+                && !own.is_pod_address(*a)
+        })
         .collect();
     for earlier in rules[..rule].iter().filter(|r| r.deny) {
         if let Matcher::Network(net) = earlier.matcher {

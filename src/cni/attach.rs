@@ -30,7 +30,8 @@ use crate::sys::netns::Netns;
 
 /// The plugin's intent for a pod: `ifname` carries each family's source and default
 /// route via its gateway (`gateways` in the order of the sources), the pod's other
-/// interfaces are the cluster side, NAT in chains of our own; a family whose default
+/// interfaces are the cluster side, NAT in chains of our own, the interface guarded in
+/// every family (only replies come in from it); a family whose default
 /// routes the pod had when ADD ran (`owner`) keeps them in the reply table (a
 /// container on this network alone has none).
 pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -> Intent {
@@ -41,16 +42,27 @@ pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -
         .map(|(source, gateway)| FamilyIntent {
             source: *source,
             gateway: *gateway,
-            firewall: Wanted {
-                inbound: Inbound::NotOn(ifname.into()),
-                nat: Some((NatChains::Own, ip.nat_rules(ifname, source))),
-            },
             forwarding: forwards(source.family(), &ip.destinations),
             replies_required: owner.replies_of(source.family()),
         })
         .collect();
+    let firewalls = Family::ALL
+        .into_iter()
+        .map(
+            |family| match ip.sources.iter().find(|s| s.family() == family) {
+                Some(source) => Wanted {
+                    family,
+                    egress: ifname.into(),
+                    replies: Some(Inbound::NotOn(ifname.into())),
+                    nat: Some((NatChains::Own, ip.nat_rules(ifname, source))),
+                },
+                None => Wanted::guard_only(family, ifname),
+            },
+        )
+        .collect();
     Intent {
         families,
+        firewalls,
         egress: ifname.into(),
         pod: PodSide::AllButEgress,
         source_field: "ip.addresses",

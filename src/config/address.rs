@@ -124,13 +124,15 @@ pub fn class(ip: IpAddr) -> Class {
     }
 }
 
-/// The sockets a proxy listens on: its ports, on every address of its namespace.
-/// Never dialed, whatever a rule or a DNS answer says (a proxy dialing itself loops).
+/// The pod as a proxy sees it: its listening ports and the addresses of its network
+/// namespace. No address of the pod is ever dialed (other containers of the pod listen
+/// on them), and the proxy's own ports are never dialed on loopback either (a proxy
+/// dialing itself loops); loopback's other ports only when a rule names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OwnSockets {
     /// The listening ports.
     pub ports: Vec<u16>,
-    /// The addresses of the namespace (loopback counts whether listed or not).
+    /// The addresses of the namespace, canonical.
     pub addresses: Vec<IpAddr>,
 }
 
@@ -141,6 +143,12 @@ impl OwnSockets {
             && (address.is_loopback()
                 || address.is_unspecified()
                 || self.addresses.contains(&address))
+    }
+
+    /// Whether `address` (canonical) is one of the pod's own, other than loopback: never
+    /// dialed, on any port.
+    pub fn is_pod_address(&self, address: IpAddr) -> bool {
+        !address.is_loopback() && self.addresses.contains(&address)
     }
 }
 

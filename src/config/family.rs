@@ -14,6 +14,9 @@ pub enum Family {
 }
 
 impl Family {
+    /// Both families, IPv4 first.
+    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
+
     /// The family of `address`.
     pub fn of(address: IpAddr) -> Family {
         match address {

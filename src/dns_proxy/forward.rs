@@ -1,6 +1,6 @@
-//! One forwarded connection: pick a backend (up to [`MAX_TRIES`] attempts), relay, and
-//! one access-log line, also when the connection is cut at the end of the grace
-//! period; and which resolved addresses may be backends at all.
+//! One forwarded connection: pick a backend (up to [`MAX_TRIES`] attempts, each judged
+//! again by [`Reach`] just before it is dialed), relay, and one access-log line, also
+//! when the connection is cut at the end of the grace period.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -12,10 +12,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::backends::Backends;
 use super::config::DnsProxyConfig;
 use super::destination::Forwarder;
-use crate::config::address::{self, Class, OwnSockets};
+use super::reach::Reach;
 use crate::ops::metrics::{Active, DNS_PROXY, ListenerSeries, METRICS, UpstreamError};
 use crate::serve::access_log::{self, Line};
-use crate::serve::egress::{self, EgressSources};
+use crate::serve::egress;
 use crate::serve::listener::Peer;
 use crate::serve::relay::{self, Counters, Transfer};
 use crate::serve::shutdown::{Shutdown, requested};
@@ -48,32 +48,6 @@ impl Forward {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-/// The addresses of `found` that may be backends for `target_port`, canonical: none
-/// that is never dialed, loopback, or one of the proxy's own listeners (a DNS answer
-/// must not turn the forwarder onto the pod itself).
-pub fn dialable(found: &[IpAddr], target_port: u16, reach: &Reach) -> Vec<IpAddr> {
-    found
-        .iter()
-        .map(|a| address::canonical(*a))
-        .filter(|a| {
-            !matches!(address::class(*a), Class::Never(_))
-                && !a.is_loopback()
-                && !reach.own.contains(*a, target_port)
-                && reach.egress.route(*a).is_ok()
-        })
-        .collect()
-}
-
-/// What the forwarders may dial: not the proxy's own listeners, and only addresses of
-/// a family that has an egress address (SPEC section 10).
-#[derive(Debug, Clone)]
-pub struct Reach {
-    /// The proxy's own listeners.
-    pub own: OwnSockets,
-    /// The egress address of each family.
-    pub egress: EgressSources,
 }
 
 /// Connects to a backend (up to [`MAX_TRIES`] attempts), relays, and logs one line,
@@ -149,10 +123,10 @@ async fn connect_backend(forward: &Forward, timeout: Duration) -> Attempt {
         };
         tried.push(address);
         let started = Instant::now();
-        let route = match forward.reach.egress.route(address) {
+        let route = match forward.reach.route(address, port) {
             Ok(route) => route,
             Err(reason) => {
-                // Backends are dialable ones; one that is not is never dialed.
+                // Judged again at each dial: the pod's addresses may have changed.
                 forward.series.upstream_failed(UpstreamError::Other);
                 failures.push(format!("{address}:{port}: {reason}"));
                 continue;
@@ -179,47 +153,4 @@ async fn connect_backend(forward: &Forward, timeout: Duration) -> Attempt {
         forward.backends().mark_down(address, Instant::now());
     }
     Err(failures)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answers_that_point_at_the_pod_itself_are_no_backends() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let own = OwnSockets {
-            ports: vec![5432],
-            addresses: vec![ip("192.0.2.70")],
-        };
-        let reach = Reach {
-            own,
-            egress: EgressSources {
-                v4: Some("198.51.100.99".parse().unwrap()),
-                v6: None,
-            },
-        };
-        let found = [
-            "203.0.113.5",
-            "::ffff:203.0.113.6",
-            "0.0.0.0",
-            "127.0.0.1",
-            "::1",
-            "224.0.0.1",
-            "192.0.2.70",
-            "2002:cb00:7105::1",
-            "2001:db8:2::5",
-        ]
-        .map(ip);
-        assert_eq!(
-            dialable(&found, 5432, &reach),
-            vec![ip("203.0.113.5"), ip("203.0.113.6")],
-            "nor an IPv6 address without an IPv6 egress address"
-        );
-        assert_eq!(
-            dialable(&[ip("192.0.2.70")], 80, &reach),
-            vec![ip("192.0.2.70")],
-            "another port of the pod is not the proxy"
-        );
-    }
 }

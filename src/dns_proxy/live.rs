@@ -173,16 +173,12 @@ mod tests {
 
     #[test]
     fn a_port_put_in_service_after_the_stop_is_stopped_at_once() {
-        use crate::config::address::OwnSockets;
         use crate::dns_proxy::backends::Backends;
-        use crate::dns_proxy::forward::Reach;
-        use crate::serve::egress::EgressSources;
+        use crate::dns_proxy::reach::Reach;
+        use crate::serve::pod_addresses::{Listing, PodAddresses};
         let reach = Reach {
-            own: OwnSockets {
-                ports: Vec::new(),
-                addresses: Vec::new(),
-            },
-            egress: EgressSources::default(),
+            own_ports: Vec::new(),
+            pod: PodAddresses::fixed(Listing::default()),
         };
         let forward =
             |line| Forward::new(lines(line).remove(0), Backends::default(), reach.clone());

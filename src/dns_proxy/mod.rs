@@ -5,8 +5,9 @@
 //! - [`backends`]: round-robin over a target's addresses, skipping failed ones (pure).
 //! - [`answer`]: optional DNS answers that point the listed names at the router.
 //! - [`config`]: the variables; [`startup`]: what each forwarder starts with;
-//!   [`forward`]: one connection (pick, connect with retries, relay, one log line)
-//!   and which addresses may be backends; `refresh`: following a name's addresses.
+//!   [`forward`]: one connection (pick, connect with retries, relay, one log line);
+//!   [`reach`]: which addresses may be backends; `refresh`: following a name's
+//!   addresses.
 //! - `live`: the ports in service and what a new list changes (the plan is pure);
 //!   `reload`: applying a new list file; `status`: readiness and backend states.
 //! - this module: listeners and the accept loops (each worker accepts on every port,
@@ -18,6 +19,7 @@ pub mod config;
 pub mod destination;
 pub mod forward;
 mod live;
+pub mod reach;
 mod refresh;
 mod reload;
 pub mod startup;
@@ -41,6 +43,8 @@ use crate::ops::{
 };
 use crate::serve::limits::{self, ConnectionSlots};
 use crate::serve::list_watch::{self, ListFile};
+use crate::serve::listener::Admission;
+use crate::serve::pod_addresses::PodAddresses;
 use crate::serve::shutdown::{self, Shutdown, requested};
 use crate::serve::{listener, workers};
 
@@ -75,9 +79,11 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         .copied()
         .chain(metrics_port)
         .collect();
-    let reloader = Reloader::new(config.clone(), fixed_ports);
-    let reach = reloader.reach(&config.forwarders)?;
-    info!(ipv4 = ?reach.egress.v4, ipv6 = ?reach.egress.v6, "egress addresses on {}", crate::setup::MACVLAN);
+    let pod = PodAddresses::follow()?;
+    let egress = pod.now().egress;
+    info!(ipv4 = ?egress.v4, ipv6 = ?egress.v6, "egress addresses on {}", crate::setup::MACVLAN);
+    let reloader = Reloader::new(config.clone(), fixed_ports, pod);
+    let reach = reloader.reach(&config.forwarders);
     let forwards = reloader.build(&config.forwarders, &reach).await?;
     let resolver = reloader.resolver().await;
     let mut listeners = Vec::new();
@@ -221,20 +227,25 @@ async fn accept_port(
     config: Arc<DnsProxyConfig>,
 ) {
     let cut = slots.cut_notice();
-    listener::accept_until_shutdown(listener, slots, stop, move |client, peer, permit| {
+    let pod = slot.current().reach.pod.clone();
+    listener::accept_until_shutdown(listener, slots, pod, stop, move |client, peer, admission| {
         let forward = slot.current();
         let port = forward.forwarder.port;
         // Either, not an async block: a block would keep a second copy of what it
         // captures beside the connection's future, in every connection's task.
-        match permit {
-            Some(permit) => {
+        match admission {
+            Admission::Slot(permit) => {
                 let active = forward.series.open();
                 let held = (permit, active, cut.clone());
                 Either::Left(forward_connection(forward, config.clone(), client, peer, held))
             }
-            None => {
+            Admission::Busy => {
                 METRICS.decided(DNS_PROXY, port, false, "connection-limit");
                 warn!(connection = peer.connection, client = %peer.address, port, "connection limit reached: closed");
+                Either::Right(std::future::ready(()))
+            }
+            Admission::EgressSide => {
+                METRICS.decided(DNS_PROXY, port, false, "egress-side");
                 Either::Right(std::future::ready(()))
             }
         }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::destination::Target;
-use super::forward::{Forward, dialable};
+use super::forward::Forward;
+use super::reach::dialable;
 use super::{MIN_REFRESH, refresh_delay};
 use crate::ops::metrics::METRICS;
 use crate::serve::resolver::Resolver;
@@ -32,19 +33,20 @@ pub(super) async fn refresh(
         let lookup = tokio::select! {
             // A forward replaced or removed during a lookup must not record it.
             _ = requested(&mut stop) => return,
-            lookup = resolver.lookup(name) => lookup,
+            lookup = resolver.lookup(name, forward.reach.families()) => lookup,
         };
         delay = match lookup {
             Ok(found) => {
                 METRICS.resolved(name, true);
-                let addresses = dialable(
+                let screened = dialable(
                     &found.addresses,
                     forward.forwarder.target_port,
                     &forward.reach,
                 );
-                if addresses.len() < found.addresses.len() {
-                    warn!(port = forward.forwarder.port, target = %name, answer = ?found.addresses, "skipping addresses never dialed (loopback, special or this proxy's own listener)");
+                if !screened.refused.is_empty() {
+                    warn!(port = forward.forwarder.port, target = %name, skipped = %screened.describe_refused(), "skipping addresses of the answer");
                 }
+                let addresses = screened.backends;
                 if forward.backends().replace(&addresses) {
                     info!(port = forward.forwarder.port, target = %name, ?addresses, "backends changed");
                 }

@@ -15,18 +15,18 @@ use super::answer::{self, Names};
 use super::backends::Backends;
 use super::config::{DnsProxyConfig, LIST};
 use super::destination::{Forwarder, Target, parse_forwarders};
-use super::forward::{Forward, Reach, dialable};
+use super::forward::Forward;
 use super::live::{self, Live, Slot};
+use super::reach::{Reach, dialable};
 use super::{MIN_REFRESH, refresh, startup};
-use crate::config::address::{self, OwnSockets};
 use crate::config::lines::first_bad_line;
 use crate::error::{Error, Result};
 use crate::ops::list_reload::{self, Refused};
 use crate::ops::metrics::{DNS_PROXY, METRICS};
-use crate::serve::egress::EgressSources;
 use crate::serve::list_watch::ListFile;
 use crate::serve::listener;
-use crate::serve::resolver::{Families, Resolver};
+use crate::serve::pod_addresses::PodAddresses;
+use crate::serve::resolver::Resolver;
 use crate::serve::shutdown::Shutdown;
 
 /// A port a reload added, for one worker: its socket, its slot, its stop notice.
@@ -44,19 +44,27 @@ pub(super) struct Reloader {
     resolver: tokio::sync::Mutex<Option<Resolver>>,
     /// The proxy's own ports that are not forwarders (answers, metrics).
     fixed_ports: Vec<u16>,
+    /// The pod's addresses, kept current.
+    pod: Arc<PodAddresses>,
     workers: Vec<mpsc::UnboundedSender<Added>>,
     /// The names the DNS answers are given for, when answers are on.
     answered: Option<Names>,
 }
 
 impl Reloader {
-    /// A reloader for `config`, whose own non-forwarder ports are `fixed_ports`.
-    pub(super) fn new(config: Arc<DnsProxyConfig>, fixed_ports: Vec<u16>) -> Self {
+    /// A reloader for `config`, whose own non-forwarder ports are `fixed_ports`, in a
+    /// pod with the addresses `pod` follows.
+    pub(super) fn new(
+        config: Arc<DnsProxyConfig>,
+        fixed_ports: Vec<u16>,
+        pod: Arc<PodAddresses>,
+    ) -> Self {
         Reloader {
             config,
             live: Arc::new(Live::default()),
             resolver: tokio::sync::Mutex::new(None),
             fixed_ports,
+            pod,
             workers: Vec::new(),
             answered: None,
         }
@@ -76,24 +84,17 @@ impl Reloader {
         }
     }
 
-    /// What forwarders may dial with `forwarders` in service: not the proxy's own
-    /// listeners, only families with an egress address (both read now).
-    pub(super) fn reach(&self, forwarders: &[Forwarder]) -> Result<Reach> {
-        let listed = address::interface_addresses()
-            .map_err(|e| Error::io("listing this pod's addresses", e))?;
-        let own = OwnSockets {
-            ports: forwarders
+    /// What forwarders may dial with `forwarders` in service: not the pod itself, only
+    /// families with an egress address (judged on the pod's current addresses).
+    pub(super) fn reach(&self, forwarders: &[Forwarder]) -> Reach {
+        Reach {
+            own_ports: forwarders
                 .iter()
                 .map(|f| f.port)
                 .chain(self.fixed_ports.iter().copied())
                 .collect(),
-            addresses: listed
-                .iter()
-                .map(|(_, ip)| address::canonical(*ip))
-                .collect(),
-        };
-        let egress = EgressSources::from_listing(&listed);
-        Ok(Reach { own, egress })
+            pod: self.pod.clone(),
+        }
     }
 
     /// The resolver, when one was needed so far.
@@ -117,7 +118,8 @@ impl Reloader {
         } else {
             None
         };
-        let lookups = startup::first_lookups(&self.config, forwarders, resolver.as_ref()).await;
+        let lookups =
+            startup::first_lookups(&self.config, forwarders, resolver.as_ref(), reach).await;
         let file = self.config.list_file.as_ref().map(|(path, _)| path);
         forwarders
             .iter()
@@ -137,7 +139,7 @@ impl Reloader {
     async fn resolver_for_names(&self) -> Result<Resolver> {
         let mut resolver = self.resolver.lock().await;
         if resolver.is_none() {
-            *resolver = Some(Resolver::from_system(Families::Ipv4Preferred)?);
+            *resolver = Some(Resolver::from_system()?);
         }
         Ok(resolver.clone().expect("set above"))
     }
@@ -182,7 +184,7 @@ impl Reloader {
             );
             return Err(refused(LIST.blame_file(error, file)));
         }
-        let reach = self.reach(&lines).map_err(refused)?;
+        let reach = self.reach(&lines);
         let (rebuilt, fresh): (Vec<Forwarder>, Vec<Forwarder>) = changes
             .replaced
             .iter()
@@ -195,7 +197,8 @@ impl Reloader {
             let addresses = previous
                 .map(|f| f.backends().addresses())
                 .unwrap_or_default();
-            let backends = Backends::new(&dialable(&addresses, forwarder.target_port, &reach));
+            let backends =
+                Backends::new(&dialable(&addresses, forwarder.target_port, &reach).backends);
             let first = matches!(forwarder.target, Target::Name(_)).then_some(MIN_REFRESH);
             built.push((Forward::new(forwarder, backends, reach.clone()), first));
         }

@@ -8,7 +8,7 @@ use tracing::{info, warn};
 use super::backends::Backends;
 use super::config::{DnsProxyConfig, LIST};
 use super::destination::{Forwarder, Target};
-use super::forward::{Reach, dialable};
+use super::reach::{Reach, dialable};
 use super::{MIN_REFRESH, refresh_delay};
 use crate::error::{Error, Result};
 use crate::ops::metrics::METRICS;
@@ -17,19 +17,20 @@ use crate::serve::resolver::{Addresses, Resolver};
 /// A first lookup: `None` for an address target.
 pub type Lookup = Option<std::result::Result<Addresses, String>>;
 
-/// Looks the names of `forwarders` up at once. When unresolved names are allowed, each lookup waits
+/// Looks the names of `forwarders` up at once, for the families `reach` can dial. When unresolved names are allowed, each lookup waits
 /// at most [`MIN_REFRESH`] (a DNS outage must not hold the listeners back); the
 /// refresher takes over from there.
 pub async fn first_lookups(
     config: &DnsProxyConfig,
     forwarders: &[Forwarder],
     resolver: Option<&Resolver>,
+    reach: &Reach,
 ) -> Vec<Lookup> {
     let lookups = forwarders.iter().map(|forwarder| async move {
         let (Target::Name(name), Some(resolver)) = (&forwarder.target, resolver) else {
             return None;
         };
-        let lookup = resolver.lookup(name);
+        let lookup = resolver.lookup(name, reach.families());
         Some(if config.allow_unresolved {
             tokio::time::timeout(MIN_REFRESH, lookup)
                 .await
@@ -42,9 +43,10 @@ pub async fn first_lookups(
 }
 
 /// The backends `forwarder` starts with and when to resolve it again, from its first
-/// `lookup`. A name whose every address is one never dialed counts as not resolved; a
-/// name not resolved is a startup error unless unresolved names are allowed; a literal
-/// target that is the proxy's own listener is a configuration error.
+/// `lookup`. A name none of whose addresses may be dialed counts as not resolved (each
+/// address's reason given); a name not resolved is a startup error unless unresolved
+/// names are allowed; a literal target that may not be dialed (the pod itself, or a
+/// family without an egress address) is a configuration error.
 pub fn backends(
     config: &DnsProxyConfig,
     forwarder: &Forwarder,
@@ -53,28 +55,28 @@ pub fn backends(
 ) -> Result<(Backends, Option<Duration>)> {
     let lookup = lookup.map(|found| {
         let found = found?;
-        let addresses = dialable(&found.addresses, forwarder.target_port, reach);
-        if addresses.is_empty() {
+        let screened = dialable(&found.addresses, forwarder.target_port, reach);
+        if screened.backends.is_empty() {
             return Err(format!(
-                "resolves only to addresses never dialed (loopback, special or this proxy's own listener): {:?}",
-                found.addresses
+                "no address of its answer may be dialed ({})",
+                screened.describe_refused()
             ));
         }
-        Ok((addresses, found.valid_until.saturating_duration_since(Instant::now())))
+        if !screened.refused.is_empty() {
+            warn!(port = forwarder.port, target = %forwarder.target, skipped = %screened.describe_refused(), "skipping addresses of the answer");
+        }
+        Ok((
+            screened.backends,
+            found.valid_until.saturating_duration_since(Instant::now()),
+        ))
     });
     match (&forwarder.target, lookup) {
         (Target::Address(ip), _) => {
-            if let Err(reason) = reach.egress.route(*ip) {
-                return Err(Error::config(
-                    LIST.inline,
-                    format!("port {}: target {ip}: {reason}", forwarder.port),
-                ));
-            }
-            if reach.own.contains(*ip, forwarder.target_port) {
+            if let Err(reason) = reach.route(*ip, forwarder.target_port) {
                 return Err(Error::config(
                     LIST.inline,
                     format!(
-                        "port {}: target {ip}:{} is this proxy's own listener",
+                        "port {}: target {ip}:{}: {reason}",
                         forwarder.port, forwarder.target_port
                     ),
                 ));
@@ -106,29 +108,56 @@ pub fn backends(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::address::OwnSockets;
     use crate::config::vars::Vars;
     use crate::serve::egress::EgressSources;
+    use crate::serve::pod_addresses::{Listing, PodAddresses};
+
+    fn reach(interfaces: &[(&str, &str)], egress: EgressSources) -> Reach {
+        let interfaces = interfaces
+            .iter()
+            .map(|(name, ip)| (name.to_string(), ip.parse().unwrap()))
+            .collect();
+        Reach {
+            own_ports: vec![80],
+            pod: PodAddresses::fixed(Listing::new(interfaces, egress)),
+        }
+    }
+
+    fn first(list: &str, reach: &Reach) -> Result<(Backends, Option<Duration>)> {
+        let vars = Vars::from_pairs([("EGRESS_DNS_PROXY_DESTINATION", list)]);
+        let config = DnsProxyConfig::from_vars(&vars).unwrap();
+        backends(&config, &config.forwarders[0], None, reach)
+    }
 
     #[test]
     fn a_literal_target_of_a_family_without_an_egress_address_is_a_configuration_error() {
-        let vars = Vars::from_pairs([("EGRESS_DNS_PROXY_DESTINATION", "80 203.0.113.5")]);
-        let config = DnsProxyConfig::from_vars(&vars).unwrap();
-        let mut reach = Reach {
-            own: OwnSockets {
-                ports: vec![80],
-                addresses: Vec::new(),
-            },
-            egress: EgressSources::default(),
-        };
-        let error = backends(&config, &config.forwarders[0], None, &reach)
-            .unwrap_err()
-            .to_string();
+        let none = reach(&[("eth0", "192.0.2.70")], EgressSources::default());
+        let error = first("80 203.0.113.5", &none).unwrap_err().to_string();
         assert!(
             error.contains("EGRESS_DNS_PROXY_DESTINATION") && error.contains("no IPv4 egress"),
             "{error}"
         );
-        reach.egress.v4 = Some("198.51.100.99".parse().unwrap());
-        assert!(backends(&config, &config.forwarders[0], None, &reach).is_ok());
+        let egress = EgressSources {
+            v4: Some("198.51.100.99".parse().unwrap()),
+            v6: None,
+        };
+        let ipv4 = reach(&[("macvlan0", "198.51.100.99")], egress);
+        assert!(first("80 203.0.113.5", &ipv4).is_ok());
+    }
+
+    #[test]
+    fn a_literal_target_that_is_the_pod_itself_is_a_configuration_error() {
+        let egress = EgressSources {
+            v4: Some("198.51.100.99".parse().unwrap()),
+            v6: None,
+        };
+        let pod = reach(
+            &[("eth0", "192.0.2.70"), ("macvlan0", "198.51.100.99")],
+            egress,
+        );
+        for list in ["80 192.0.2.70 5432", "80 198.51.100.99 22"] {
+            let error = first(list, &pod).unwrap_err().to_string();
+            assert!(error.contains("an address of this pod"), "{error}");
+        }
     }
 }

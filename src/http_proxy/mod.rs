@@ -43,11 +43,11 @@ use crate::ops::{
     health::{self, RoleStatus},
     metrics::{Active, HTTP_PROXY, METRICS},
 };
-use crate::serve::egress::EgressSources;
 use crate::serve::limits::{self, ConnectionSlots};
 use crate::serve::list_watch::{self, ListFile};
-use crate::serve::listener::{self, Peer};
-use crate::serve::resolver::{Families, Resolver};
+use crate::serve::listener::{self, Admission, Peer};
+use crate::serve::pod_addresses::PodAddresses;
+use crate::serve::resolver::Resolver;
 use crate::serve::shutdown::{self, Shutdown};
 use crate::serve::workers;
 pub use config::{MAX_CONNECTIONS, ProxyConfig};
@@ -62,26 +62,28 @@ pub struct Proxy {
     /// The resolver of `/etc/resolv.conf`.
     pub resolver: Resolver,
     /// The ports the pod itself listens on (the proxy's, the metrics endpoint's):
-    /// never dialed on the pod's own addresses.
+    /// never dialed on loopback either.
     pub own_ports: Vec<u16>,
-    /// The egress address of each family: destinations are dialed from them.
-    pub egress: EgressSources,
+    /// The pod's addresses (never dialed) and each family's egress address
+    /// (destinations are dialed from them), kept current.
+    pub pod: Arc<PodAddresses>,
 }
 
 impl Proxy {
-    /// A proxy deciding with `config`'s rules, dialing from `egress`.
+    /// A proxy deciding with `config`'s rules, dialing from the egress addresses of
+    /// `pod`.
     pub fn new(
         config: ProxyConfig,
         resolver: Resolver,
         own_ports: Vec<u16>,
-        egress: EgressSources,
+        pod: Arc<PodAddresses>,
     ) -> Self {
         Proxy {
             rules: RwLock::new(Arc::new(config.rules.clone())),
             config,
             resolver,
             own_ports,
-            egress,
+            pod,
         }
     }
 
@@ -126,11 +128,11 @@ pub async fn run(config: ProxyConfig) -> Result<()> {
         shutdown.clone(),
     )?;
     let own_ports = [Some(config.port), metrics].into_iter().flatten().collect();
-    let resolver = Resolver::from_system(Families::Both)?;
-    let egress =
-        EgressSources::observe().map_err(|e| Error::io("listing this pod's addresses", e))?;
+    let resolver = Resolver::from_system()?;
+    let pod = PodAddresses::follow()?;
+    let egress = pod.now().egress;
     info!(ipv4 = ?egress.v4, ipv6 = ?egress.v6, "egress addresses on {}", crate::setup::MACVLAN);
-    let proxy = Arc::new(Proxy::new(config, resolver, own_ports, egress));
+    let proxy = Arc::new(Proxy::new(config, resolver, own_ports, pod));
     match &proxy.config.list_file {
         Some((path, text)) => {
             let file = ListFile::watch(path.clone(), text.clone())?;
@@ -194,11 +196,12 @@ async fn accept_until_shutdown(
     listener::accept_until_shutdown(
         listener,
         slots.clone(),
+        proxy.pod.clone(),
         shutdown.clone(),
         // Either, not an async block: a block would keep a second copy of what it
         // captures beside the connection's future, in every connection's task.
-        |stream, peer, slot| match slot {
-            Some(permit) => {
+        |stream, peer, admission| match admission {
+            Admission::Slot(permit) => {
                 let slot = Slot {
                     _permit: permit,
                     _active: METRICS.open(HTTP_PROXY, proxy.config.port),
@@ -212,9 +215,13 @@ async fn accept_until_shutdown(
                     shutdown.clone(),
                 ))
             }
-            None => {
+            Admission::Busy => {
                 METRICS.decided(HTTP_PROXY, proxy.config.port, false, "connection-limit");
-                Either::Right(refuse_busy(stream, peer))
+                Either::Right(refuse(stream, peer, true))
+            }
+            Admission::EgressSide => {
+                METRICS.decided(HTTP_PROXY, proxy.config.port, false, "egress-side");
+                Either::Right(refuse(stream, peer, false))
             }
         },
     )
@@ -279,8 +286,12 @@ async fn serve_connection(
 /// The body of the 503 sent to connections over the cap.
 pub const BUSY_BODY: &str = "egress-router: too many connections, try again later\n";
 
-/// Answers a connection over the cap with 503 and closes it, without reading the request.
-async fn refuse_busy(mut stream: TcpStream, peer: Peer) {
+/// Closes a refused connection without reading the request: one over the cap (`busy`)
+/// after a 503; one from the egress side at once.
+async fn refuse(mut stream: TcpStream, peer: Peer, busy: bool) {
+    if !busy {
+        return;
+    }
     warn!(connection = peer.connection, client = %peer.address, "connection limit reached: 503");
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\

@@ -8,8 +8,8 @@
 //! the proxy may dial.
 //!
 //! Before any rule is read, every address is put in its one spelling
-//! ([`address::canonical`]) and screened: addresses of [`Class::Never`] and the
-//! proxy's own listener are never dialed; loopback and link-local addresses
+//! ([`address::canonical`]) and screened: addresses of [`Class::Never`], the pod's
+//! own addresses (any port) and the proxy's own listener are never dialed; loopback and link-local addresses
 //! ([`Class::LocalOnly`]) only when an address rule inside their range allows them.
 
 use std::fmt;
@@ -107,6 +107,8 @@ pub enum Denial {
     },
     /// The address and port are the proxy's own listener.
     OwnListener(SocketAddr),
+    /// The address is one of the pod's own (other containers of the pod listen there).
+    PodAddress(IpAddr),
     /// A loopback or link-local address that no address rule inside its range allows.
     LocalOnly {
         /// The address.
@@ -128,6 +130,9 @@ impl Denial {
             Denial::OwnListener(socket) => {
                 format!("{host}: {socket} is this proxy's own listener, never dialed")
             }
+            Denial::PodAddress(address) => {
+                format!("{host}: {address} is an address of this pod, never dialed")
+            }
             Denial::LocalOnly { address, kind } => {
                 format!("{host}: {address} is {kind}, dialed only when an address rule names it")
             }
@@ -141,6 +146,7 @@ impl Denial {
             Denial::NoRule => "default".into(),
             Denial::Never { .. } => "never-dialed".into(),
             Denial::OwnListener(_) => "own-listener".into(),
+            Denial::PodAddress(_) => "pod-address".into(),
             Denial::LocalOnly { .. } => "local-only".into(),
         }
     }
@@ -277,6 +283,9 @@ pub fn decide_in(
 fn screen(address: IpAddr, port: u16, own: &OwnSockets) -> Result<(), Denial> {
     if let Class::Never(kind) = address::class(address) {
         return Err(Denial::Never { address, kind });
+    }
+    if own.is_pod_address(address) {
+        return Err(Denial::PodAddress(address));
     }
     if own.contains(address, port) {
         return Err(Denial::OwnListener(SocketAddr::new(address, port)));

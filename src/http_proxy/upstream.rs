@@ -12,9 +12,10 @@ use super::Proxy;
 use super::policy::{self, Decision, Host};
 use super::request_log::RequestLog;
 use super::rules::Rule;
-use crate::config::address::{self, OwnSockets};
+use crate::config::address::OwnSockets;
 use crate::ops::metrics::{HTTP_PROXY, METRICS, UpstreamError};
 use crate::serve::egress::{self, EgressSources, Route};
+use crate::serve::resolver::Families;
 
 /// Why a request gets an error response instead of being proxied.
 #[derive(Debug)]
@@ -64,13 +65,15 @@ pub async fn open(
     let list = proxy.rules();
     let (rules, mode) = (list.as_slice(), proxy.config.list_mode);
     let listener = proxy.config.port;
-    let own = own_listener(&proxy.own_ports, port).inspect_err(|_| {
-        METRICS.decided(HTTP_PROXY, listener, false, "own-listener");
-    })?;
+    let pod = proxy.pod.now();
+    let own = OwnSockets {
+        ports: proxy.own_ports.clone(),
+        addresses: pod.addresses.clone(),
+    };
     let mut decision = policy::decide_in(mode, rules, host, port, None, &own);
     let mut unresolved = None;
     if let (Decision::NeedAddresses, Host::Name(name)) = (&decision, host) {
-        let addresses = match proxy.resolver.lookup(name).await {
+        let addresses = match proxy.resolver.lookup(name, Families::Both).await {
             Ok(found) => found.addresses,
             Err(reason) => {
                 unresolved = Some(reason);
@@ -120,7 +123,7 @@ pub async fn open(
         let reason = unresolved.unwrap_or_else(|| format!("{host} has no address"));
         return Err(Refusal::new(StatusCode::BAD_GATEWAY, reason));
     }
-    let routes = routes(&proxy.egress, &addresses).map_err(|reason| {
+    let routes = routes(&pod.egress, &addresses).map_err(|reason| {
         METRICS.upstream_failed(HTTP_PROXY, UpstreamError::Other);
         Refusal::new(StatusCode::BAD_GATEWAY, format!("{host}: {reason}"))
     })?;
@@ -146,26 +149,6 @@ fn routes(egress: &EgressSources, addresses: &[IpAddr]) -> Result<Vec<(IpAddr, R
         Some(reason) if routes.is_empty() => Err(reason),
         _ => Ok(routes),
     }
-}
-
-/// The proxy's own listeners as the decision needs them: the local addresses are
-/// listed only when the target port is one of the pod's own (the proxy's, the metrics
-/// endpoint's). When they cannot be listed the request is refused (fail closed).
-fn own_listener(own_ports: &[u16], port: u16) -> Result<OwnSockets, Refusal> {
-    let addresses = if own_ports.contains(&port) {
-        address::local_addresses().map_err(|e| {
-            Refusal::new(
-                StatusCode::FORBIDDEN,
-                format!("cannot list this pod's addresses to rule out its own listener: {e}"),
-            )
-        })?
-    } else {
-        Vec::new()
-    };
-    Ok(OwnSockets {
-        ports: own_ports.to_vec(),
-        addresses,
-    })
 }
 
 /// Tries `addresses` in order, each by its route, within one overall `timeout`.

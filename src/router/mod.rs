@@ -80,12 +80,7 @@ async fn setup(config: &RouterConfig) -> Result<Namespace> {
         source = %config.sources(),
         gateway = %gateways(config),
         mode = ?config.mode,
-        nat_rules = intent
-            .families
-            .iter()
-            .filter_map(|f| f.firewall.nat.as_ref())
-            .map(|(_, rules)| rules.len())
-            .sum::<usize>(),
+        nat_rules = intent.nat_rules().count(),
         network_changes = done.changes,
         "egress router set up on {MACVLAN}"
     );

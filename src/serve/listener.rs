@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener as StdListener};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::limits::ConnectionSlots;
+use super::pod_addresses::PodAddresses;
 use super::shutdown::{Shutdown, requested};
 use crate::error::{Error, Result};
 
@@ -62,10 +64,22 @@ fn bind_one(address: SocketAddr, reuse_port: bool) -> nix::Result<StdListener> {
     Ok(StdListener::from(fd))
 }
 
+/// Whether an accepted connection may be served.
+pub enum Admission {
+    /// It may: its share of the connection cap.
+    Slot(OwnedSemaphorePermit),
+    /// The connection cap is reached.
+    Busy,
+    /// It was made to an address of the egress interface: it came from the outside
+    /// network, which never opens anything in (SPEC section 4). Logged here.
+    EgressSide,
+}
+
 /// Accepts on `listener` until shutdown is requested (then the listener is closed, so
 /// new connections are refused). Each connection goes to `handle` with its [`Peer`]
-/// and its slot, or `None` when the cap is reached; the future `handle` returns runs on
-/// a task of its own.
+/// and its [`Admission`], judged on the addresses `pod` lists now (a local address
+/// that cannot be read counts as the egress side: fail closed); the future `handle`
+/// returns runs on a task of its own.
 ///
 /// When the process is out of descriptors, a spare one is released to take the
 /// waiting connection and close it at once (the client learns now instead of waiting
@@ -73,8 +87,9 @@ fn bind_one(address: SocketAddr, reuse_port: bool) -> nix::Result<StdListener> {
 pub async fn accept_until_shutdown<F>(
     listener: TcpListener,
     slots: ConnectionSlots,
+    pod: Arc<PodAddresses>,
     mut shutdown: Shutdown,
-    mut handle: impl FnMut(TcpStream, Peer, Option<OwnedSemaphorePermit>) -> F,
+    mut handle: impl FnMut(TcpStream, Peer, Admission) -> F,
 ) where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -86,7 +101,8 @@ pub async fn accept_until_shutdown<F>(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let peer = Peer::new(SocketAddr::new(peer.ip().to_canonical(), peer.port()));
-                    tokio::spawn(handle(stream, peer, slots.take()));
+                    let admission = admit(&stream, peer, &pod, &slots);
+                    tokio::spawn(handle(stream, peer, admission));
                 }
                 Err(error) => {
                     let out_of_descriptors = matches!(
@@ -107,6 +123,25 @@ pub async fn accept_until_shutdown<F>(
             }
         }
     }
+}
+
+/// The admission of `stream` from `peer`: refused when it was made to an address of
+/// the egress interface, else a slot of `slots` if one is free.
+fn admit(stream: &TcpStream, peer: Peer, pod: &PodAddresses, slots: &ConnectionSlots) -> Admission {
+    let local = stream.local_addr().map(|a| a.ip());
+    if local
+        .as_ref()
+        .map_or(true, |local| pod.now().on_egress_side(*local))
+    {
+        tracing::warn!(
+            connection = peer.connection,
+            client = %peer.address,
+            local = ?local.ok(),
+            "refused a connection made to an address of the egress interface (from the outside network)"
+        );
+        return Admission::EgressSide;
+    }
+    slots.take().map_or(Admission::Busy, Admission::Slot)
 }
 
 /// An accepted client: its address, and the id that the log lines about its connection

@@ -1,6 +1,9 @@
 //! Firewall rule planning: pure functions from configuration to iptables-restore text.
 //!
-//! Two groups of rules are planned:
+//! Three groups of rules are planned, each family with its own tool (`iptables`,
+//! `ip6tables`):
+//! - the guard of the egress interface ([`guard`], in `filter`): only replies come in
+//!   from the outside network, and nothing is forwarded from it unless a reply;
 //! - the redirect NAT of SPEC section 3 (`nat` PREROUTING DNATs, POSTROUTING SNAT),
 //!   which replace whatever those two chains held before; the CNI plugin's (SPEC
 //!   section 7) match other interfaces and live in chains of our own
@@ -17,10 +20,12 @@ use std::net::{IpAddr, SocketAddr};
 use crate::config::family::Family;
 use crate::config::redirect::Destination;
 
+pub mod guard;
 mod script;
 
+pub use guard::guard_rules;
 pub use script::{
-    check_script, has_surplus_jumps, restore_script, rollback_script, same_rules, teardown_script,
+    check_script, jump_problems, restore_script, rollback_script, same_rules, teardown_script,
 };
 
 /// Interface the pod's cluster traffic arrives on.
@@ -36,6 +41,8 @@ pub(super) const PRE_CHAIN: &str = "EGRESS-ROUTER-PREROUTING";
 pub(super) const OUT_CHAIN: &str = "EGRESS-ROUTER-OUTPUT";
 pub(super) const DNAT_CHAIN: &str = "EGRESS-ROUTER-DNAT";
 pub(super) const SNAT_CHAIN: &str = "EGRESS-ROUTER-SNAT";
+pub(super) const IN_CHAIN: &str = "EGRESS-ROUTER-INPUT";
+pub(super) const FORWARD_CHAIN: &str = "EGRESS-ROUTER-FORWARD";
 
 /// One rule, appended to `chain` of `table`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,14 +183,37 @@ pub fn nat_rules_on(
     rules
 }
 
-/// Everything a setup wants in the firewall: reply routing for connections arriving
-/// as `inbound` says, and the NAT rules (none in the proxy modes).
+/// Everything a setup wants in one family's firewall: the guard of the egress
+/// interface always, reply routing and NAT for a family the egress interface has a
+/// source of (the proxy modes have no NAT).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
-    /// Where the connections whose replies must go back the same way arrive.
-    pub inbound: Inbound,
+    /// The family (its tool: `iptables` or `ip6tables`).
+    pub family: Family,
+    /// The egress interface, guarded.
+    pub egress: String,
+    /// Where the connections whose replies must go back the same way arrive; `None`
+    /// for a family the egress interface has no source of (its guard alone).
+    pub replies: Option<Inbound>,
     /// The NAT rules and where they live.
     pub nat: Option<(NatChains, Vec<Rule>)>,
+}
+
+impl Wanted {
+    /// The guard of `egress` alone, for a family it has no source of.
+    pub fn guard_only(family: Family, egress: &str) -> Self {
+        Wanted {
+            family,
+            egress: egress.into(),
+            replies: None,
+            nat: None,
+        }
+    }
+
+    /// Whether the family has a source on the egress interface (reply routing, NAT).
+    pub fn has_source(&self) -> bool {
+        self.replies.is_some() || self.nat.is_some()
+    }
 }
 
 /// The rules of our own `mangle` chains that implement reply routing.
@@ -207,19 +237,23 @@ pub fn reply_rules(inbound: &Inbound) -> Vec<Rule> {
     ]
 }
 
-/// The jumps from built-in chains into ours: reply routing's, and the NAT's when it
-/// lives in chains of our own.
-pub fn jumps(nat: Option<NatChains>) -> Vec<Rule> {
+/// The jumps from built-in chains into ours: the guard's (each the first rule of its
+/// chain), reply routing's, and the NAT's when it lives in chains of our own.
+pub fn jumps(wanted: &Wanted) -> Vec<Rule> {
     let jump = |table, chain, target: &str| Rule {
         table,
         chain,
         spec: format!("-j {target}"),
     };
     let mut jumps = vec![
-        jump("mangle", "PREROUTING", PRE_CHAIN),
-        jump("mangle", "OUTPUT", OUT_CHAIN),
+        jump("filter", "INPUT", IN_CHAIN),
+        jump("filter", "FORWARD", FORWARD_CHAIN),
     ];
-    if nat == Some(NatChains::Own) {
+    if wanted.replies.is_some() {
+        jumps.push(jump("mangle", "PREROUTING", PRE_CHAIN));
+        jumps.push(jump("mangle", "OUTPUT", OUT_CHAIN));
+    }
+    if matches!(wanted.nat, Some((NatChains::Own, _))) {
         jumps.push(jump("nat", "PREROUTING", DNAT_CHAIN));
         jumps.push(jump("nat", "POSTROUTING", SNAT_CHAIN));
     }
@@ -228,8 +262,11 @@ pub fn jumps(nat: Option<NatChains>) -> Vec<Rule> {
 
 /// Every rule of `wanted`: what the check verifies is in place.
 pub fn all_rules(wanted: &Wanted) -> Vec<Rule> {
-    let mut rules = reply_rules(&wanted.inbound);
-    rules.extend(jumps(wanted.nat.as_ref().map(|(chains, _)| *chains)));
+    let mut rules = guard_rules(wanted.family, &wanted.egress);
+    if let Some(inbound) = &wanted.replies {
+        rules.extend(reply_rules(inbound));
+    }
+    rules.extend(jumps(wanted));
     if let Some((_, nat)) = &wanted.nat {
         rules.extend(nat.iter().cloned());
     }
@@ -237,12 +274,15 @@ pub fn all_rules(wanted: &Wanted) -> Vec<Rule> {
 }
 
 /// The tables a script for `wanted` changes.
-pub fn tables(wanted: &Wanted) -> &'static [&'static str] {
-    if wanted.nat.is_some() {
-        &["mangle", "nat"]
-    } else {
-        &["mangle"]
+pub fn tables(wanted: &Wanted) -> Vec<&'static str> {
+    let mut tables = vec!["filter"];
+    if wanted.replies.is_some() {
+        tables.push("mangle");
     }
+    if wanted.nat.is_some() {
+        tables.push("nat");
+    }
+    tables
 }
 
 #[cfg(test)]

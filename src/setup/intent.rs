@@ -1,7 +1,9 @@
 //! What a setup must achieve, as plain data, whoever asks for it: the router's init
 //! container (`macvlan0` beside `eth0`) or the CNI plugin (`CNI_IFNAME` beside the
-//! pod's other interfaces). Each address family is a [`FamilyIntent`] of its own: its
-//! address, routes, reply routing, forwarding and firewall rules.
+//! pod's other interfaces). Each address family with a source is a [`FamilyIntent`] of
+//! its own: its address, routes, reply routing and forwarding; each family's firewall
+//! is a [`Wanted`]: the guard of the egress interface in every family, reply routing
+//! and NAT in those with a source.
 
 use std::net::IpAddr;
 
@@ -9,7 +11,7 @@ use crate::config::address::is_link_local_v6;
 use crate::config::family::Family;
 use crate::config::redirect::forwards;
 use crate::config::router::{RouterConfig, SourceAddress};
-use crate::setup::firewall::{self, Inbound, NatChains, Wanted};
+use crate::setup::firewall::{self, Inbound, NatChains, Rule, Wanted};
 
 pub use crate::config::router::MACVLAN;
 
@@ -26,9 +28,12 @@ pub enum PodSide {
 /// The intended state of one network namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intent {
-    /// One entry a family (the router: IPv4 first; the CNI plugin: in the order of its
-    /// `addresses`).
+    /// One entry a family with a source (the router: IPv4 first; the CNI plugin: in the
+    /// order of its `addresses`).
     pub families: Vec<FamilyIntent>,
+    /// The firewall of each family, IPv4 first: a family without a source has the
+    /// guard alone (IPv6's only where the egress interface has IPv6 on).
+    pub firewalls: Vec<Wanted>,
     /// The egress interface.
     pub egress: String,
     /// The cluster side.
@@ -44,8 +49,6 @@ pub struct FamilyIntent {
     pub source: SourceAddress,
     /// The next hop on the egress interface.
     pub gateway: IpAddr,
-    /// The firewall rules (reply routing, and NAT unless a proxy does the forwarding).
-    pub firewall: Wanted,
     /// Whether forwarding must be on (NAT forwards).
     pub forwarding: bool,
     /// Whether a cluster-side default route to keep for replies must exist; when not,
@@ -77,12 +80,6 @@ impl Intent {
             .egress
             .iter()
             .map(|pair| {
-                let nat = config.mode.uses_nat().then(|| {
-                    (
-                        NatChains::Builtin,
-                        firewall::nat_rules(pair.source.address, &config.destinations),
-                    )
-                });
                 let redirected = config
                     .destinations
                     .iter()
@@ -90,10 +87,6 @@ impl Intent {
                 FamilyIntent {
                     source: pair.source,
                     gateway: pair.gateway,
-                    firewall: Wanted {
-                        inbound: Inbound::On(firewall::POD_INTERFACE.into()),
-                        nat,
-                    },
                     forwarding: config.mode.uses_nat()
                         && forwards(pair.family(), &config.destinations),
                     replies_required: pair.family() == Family::V4
@@ -101,11 +94,40 @@ impl Intent {
                 }
             })
             .collect();
+        let firewalls = Family::ALL
+            .into_iter()
+            .map(|family| {
+                let Some(pair) = config.egress.iter().find(|p| p.family() == family) else {
+                    return Wanted::guard_only(family, MACVLAN);
+                };
+                let nat = config.mode.uses_nat().then(|| {
+                    (
+                        NatChains::Builtin,
+                        firewall::nat_rules(pair.source.address, &config.destinations),
+                    )
+                });
+                Wanted {
+                    family,
+                    egress: MACVLAN.into(),
+                    replies: Some(Inbound::On(firewall::POD_INTERFACE.into())),
+                    nat,
+                }
+            })
+            .collect();
         Intent {
             families,
+            firewalls,
             egress: MACVLAN.into(),
             pod: PodSide::Interface(firewall::POD_INTERFACE.into()),
             source_field: "EGRESS_SOURCE",
         }
+    }
+
+    /// The NAT rules of every family, IPv4's first.
+    pub fn nat_rules(&self) -> impl Iterator<Item = &Rule> {
+        self.firewalls
+            .iter()
+            .filter_map(|wanted| wanted.nat.as_ref())
+            .flat_map(|(_, rules)| rules)
     }
 }

@@ -78,6 +78,20 @@ pub struct Observed {
     pub rp_filter_all: String,
     /// Each family of the intent, in its order.
     pub families: Vec<ObservedFamily>,
+    /// Each firewall of the intent, in its order.
+    pub firewalls: Vec<ObservedFirewall>,
+}
+
+/// The state of one family's firewall.
+#[derive(Debug, Clone, Default)]
+pub struct ObservedFirewall {
+    /// The `iptables-save` (`ip6tables-save`) dump of the namespace; `None` when the
+    /// family's firewall is not needed: the IPv6 guard of an egress interface without
+    /// IPv6 (switched off on it, or absent from the kernel).
+    pub dump: Option<String>,
+    /// The wanted rules that are not in place; examined only by [`check`] (the rule
+    /// checks wait for the xtables lock), empty otherwise.
+    pub missing: Vec<Rule>,
 }
 
 /// The state of one family's pieces.
@@ -100,11 +114,6 @@ pub struct ObservedFamily {
     pub reply_rule: bool,
     /// The family's forwarding sysctl.
     pub forwarding: String,
-    /// The `iptables-save` (`ip6tables-save`) dump of the namespace.
-    pub firewall: String,
-    /// The wanted rules that are not in place; examined only by [`check`] (the rule
-    /// checks wait for the xtables lock), empty otherwise.
-    pub firewall_missing: Vec<Rule>,
 }
 
 /// Reads every piece of the setup separately; fails when an interface is missing.
@@ -138,11 +147,26 @@ pub async fn observe(ns: &Namespace, intent: &Intent) -> Result<Observed> {
     for family in &intent.families {
         families.push(observe_family(ns, intent, family, egress.index).await?);
     }
+    let ipv6_on =
+        sysctl::read(&ns.netns, &ipv6_disabled_key(&intent.egress)).is_ok_and(|v| v == "0");
+    let mut firewalls = Vec::new();
+    for wanted in &intent.firewalls {
+        let needed = wanted.has_source() || wanted.family == Family::V4 || ipv6_on;
+        let dump = match needed {
+            true => Some(ns.backend.for_family(wanted.family)?.save_all(&ns.netns)?),
+            false => None,
+        };
+        firewalls.push(ObservedFirewall {
+            dump,
+            missing: Vec::new(),
+        });
+    }
     Ok(Observed {
         egress,
         pod_links,
         rp_filter_all: sysctl::read(&ns.netns, RP_FILTER_ALL)?,
         families,
+        firewalls,
     })
 }
 
@@ -186,17 +210,16 @@ async fn observe_family(
             .await?
             .is_some(),
         forwarding: sysctl::read(&ns.netns, forwarding_key(family))?,
-        firewall: ns.backend.for_family(family)?.save_all(&ns.netns)?,
-        firewall_missing: Vec::new(),
     })
 }
 
 /// [`observe`], and which wanted rules are missing (`iptables -C`): what a check needs.
 pub async fn check(ns: &Namespace, intent: &Intent) -> Result<Observed> {
     let mut observed = observe(ns, intent).await?;
-    for (wanted, found) in intent.families.iter().zip(&mut observed.families) {
-        found.firewall_missing =
-            missing(ns, wanted.family(), &firewall::all_rules(&wanted.firewall))?;
+    for (wanted, found) in intent.firewalls.iter().zip(&mut observed.firewalls) {
+        if found.dump.is_some() {
+            found.missing = missing(ns, wanted.family, &firewall::all_rules(wanted))?;
+        }
     }
     Ok(observed)
 }

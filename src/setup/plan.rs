@@ -22,7 +22,8 @@ use crate::sys::sysctl::Sysctl;
 /// The steps that bring each missing piece into place, in order: addresses, the link,
 /// the wait for IPv6 duplicate address detection (a tentative address cannot be a
 /// route's source), routes and sysctls of each family, then each family's firewall
-/// script (idempotent, applied every time). Fails, before any change, when an address
+/// script (idempotent, applied every time; none for the IPv6 guard of an egress
+/// interface without IPv6). Fails, before any change, when an address
 /// is a known duplicate, or when replies need a cluster-side default route to keep
 /// and there is none, in the reply table or the main table.
 pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
@@ -89,12 +90,13 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
     // Applied every time: it declares our chains (which refills them), adds only the
     // jumps that are missing, and NAT in the built-in chains replaces what they held
     // (SPEC section 3), so rules of an earlier list do not linger.
-    for (wanted, found) in pairs() {
+    for (wanted, found) in intent.firewalls.iter().zip(&observed.firewalls) {
+        let Some(dump) = &found.dump else { continue };
         steps.push(Step::Firewall {
-            family: wanted.family(),
-            script: firewall::restore_script(&found.firewall, &wanted.firewall),
-            undo: firewall::rollback_script(&found.firewall, firewall::tables(&wanted.firewall)),
-            before: found.firewall.clone(),
+            family: wanted.family,
+            script: firewall::restore_script(dump, wanted),
+            undo: firewall::rollback_script(dump, &firewall::tables(wanted)),
+            before: dump.clone(),
         });
     }
     Ok(steps)

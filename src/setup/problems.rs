@@ -2,13 +2,13 @@
 //! a check reports, judged by the same predicates as [`plan`](super::plan).
 
 use super::intent::{FamilyIntent, Intent};
-use super::observe::{Observed, ObservedFamily};
+use super::observe::{Observed, ObservedFamily, ObservedFirewall};
 use super::plan::{
     default_in_place, describe_all, forwarding_off, pod_defaults, pod_names, reply_route_kept,
     strict_pod_links,
 };
 use crate::config::family::Family;
-use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE};
+use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE, Wanted};
 use crate::sys::netlink::AddressState;
 
 /// Every piece of `intent` that `observed` lacks; empty when the setup is complete.
@@ -42,6 +42,9 @@ pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
     }
     for (wanted, found) in intent.families.iter().zip(&observed.families) {
         setting_problems(&mut problems, wanted, found);
+    }
+    for (wanted, found) in intent.firewalls.iter().zip(&observed.firewalls) {
+        firewall_problems(&mut problems, wanted, found);
     }
     problems
 }
@@ -100,10 +103,9 @@ fn routing_problems(
     }
 }
 
-/// The sysctls and the firewall of one family.
+/// The sysctls of one family.
 fn setting_problems(problems: &mut Vec<String>, wanted: &FamilyIntent, found: &ObservedFamily) {
     let family = wanted.family();
-    let tool = firewall_tool(family);
     for (setting, value) in &found.unsettled {
         problems.push(format!(
             "{} is {value}, not {}",
@@ -115,12 +117,16 @@ fn setting_problems(problems: &mut Vec<String>, wanted: &FamilyIntent, found: &O
         let key = super::observe::forwarding_key(family).replace('/', ".");
         problems.push(format!("{key} is {}, not 1", found.forwarding));
     }
-    for rule in &found.firewall_missing {
+}
+
+/// The firewall of one family: each missing rule, and each misplaced jump.
+fn firewall_problems(problems: &mut Vec<String>, wanted: &Wanted, found: &ObservedFirewall) {
+    let Some(dump) = &found.dump else { return };
+    let tool = firewall_tool(wanted.family);
+    for rule in &found.missing {
         problems.push(format!("{tool}{} rule missing: {rule}", rule.table));
     }
-    if firewall::has_surplus_jumps(&found.firewall) {
-        problems.push(format!(
-            "a jump into the egress-router {tool}chains stands more than once"
-        ));
+    for problem in firewall::jump_problems(dump, wanted) {
+        problems.push(format!("{tool}{problem}"));
     }
 }

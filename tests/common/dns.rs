@@ -146,6 +146,11 @@ impl Dns {
         }
     }
 
+    /// Replaces the router namespace's resolv.conf with `text`.
+    pub fn set_resolv_conf(&self, text: &str) {
+        std::fs::write(self.netns_dir.join("resolv.conf"), text).unwrap();
+    }
+
     /// Stop the server: names no longer resolve (queries go unanswered).
     pub fn stop(&mut self) {
         self.server.stop();

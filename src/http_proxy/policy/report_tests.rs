@@ -90,7 +90,11 @@ fn the_screens_still_refuse() {
         );
     }
     assert!(matches!(
-        report(rules, "192.0.2.70", 8080, None),
+        report(rules, "192.0.2.70", 8081, None),
+        Decision::Deny(Denial::PodAddress(_))
+    ));
+    assert!(matches!(
+        report(rules, "127.0.0.1", 8080, None),
         Decision::Deny(Denial::OwnListener(_))
     ));
     for target in ["127.0.0.1", "169.254.169.254", "[::1]"] {

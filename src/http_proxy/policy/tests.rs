@@ -107,13 +107,7 @@ fn special_addresses_are_never_dialed_whatever_the_rules() {
 
 #[test]
 fn the_own_listener_is_never_dialed() {
-    for target in [
-        "192.0.2.70",
-        "198.51.100.99",
-        "127.0.0.1",
-        "[::1]",
-        "127.0.0.5",
-    ] {
+    for target in ["127.0.0.1", "[::1]", "127.0.0.5"] {
         assert_eq!(
             literal("127.0.0.0/8\n::1\n*", target, 8080),
             Decision::Deny(Denial::OwnListener(SocketAddr::new(host_ip(target), 8080))),
@@ -121,23 +115,51 @@ fn the_own_listener_is_never_dialed() {
         );
     }
     assert!(matches!(
-        literal("*", "192.0.2.70", 8081),
+        literal("127.0.0.0/8\n*", "127.0.0.1", 8081),
         Decision::Allow { .. }
     ));
-    assert!(matches!(
-        named("*", "self.example.com", &["192.0.2.70"]).clone(),
-        Decision::Allow { .. }
-    ));
-    let own_port = decide(
-        &parse_rules("*").unwrap(),
-        &host("self.example.com"),
-        8080,
-        Some(&[ip("192.0.2.70")]),
-        &own(),
+}
+
+#[test]
+fn no_address_of_the_pod_is_dialed_on_any_port() {
+    for (target, port) in [
+        ("192.0.2.70", 8080),
+        ("192.0.2.70", 8081),
+        ("198.51.100.99", 22),
+        ("[::ffff:192.0.2.70]", 5432),
+    ] {
+        assert_eq!(
+            literal("192.0.2.0/24\n198.51.100.99\n*", target, port),
+            Decision::Deny(Denial::PodAddress(host_ip(target))),
+            "{target}:{port}"
+        );
+    }
+    assert_eq!(
+        named("*", "self.example.com", &["192.0.2.70"]),
+        Decision::Deny(Denial::PodAddress(ip("192.0.2.70"))),
+        "a name answering the pod's address"
     );
-    assert!(
-        matches!(own_port, Decision::Deny(Denial::OwnListener(_))),
-        "{own_port:?}"
+    for port in [8080, 8081, 443] {
+        let mixed = decide(
+            &parse_rules("*").unwrap(),
+            &host("mixed.example.com"),
+            port,
+            Some(&[ip("192.0.2.70"), ip("203.0.113.5")]),
+            &own(),
+        );
+        assert_eq!(
+            mixed,
+            Decision::Allow {
+                rule: 0,
+                addresses: vec![ip("203.0.113.5")]
+            },
+            "only the answers that are not the pod, port {port}"
+        );
+    }
+    let reason = Denial::PodAddress(ip("192.0.2.70")).reason(&[], &host("self.example.com"));
+    assert_eq!(
+        reason,
+        "self.example.com: 192.0.2.70 is an address of this pod, never dialed"
     );
 }
 
@@ -547,7 +569,9 @@ fn random_rules(g: &mut Gen, deny_first: bool) -> String {
 }
 
 fn never_dialed(address: IpAddr, port: u16) -> bool {
-    matches!(address::class(address), Class::Never(_)) || own().contains(address, port)
+    matches!(address::class(address), Class::Never(_))
+        || own().contains(address, port)
+        || own().is_pod_address(address)
 }
 
 #[test]
@@ -608,7 +632,7 @@ fn property_every_spelling_decides_alike_and_deny_rules_hold() {
         let ordinary: Vec<IpAddr> = answers
             .iter()
             .map(|a| address::canonical(*a))
-            .filter(|a| matches!(address::class(*a), Class::Dialable) && !own().contains(*a, port))
+            .filter(|a| matches!(address::class(*a), Class::Dialable) && !never_dialed(*a, port))
             .collect();
         let named = decide_in(
             ListMode::Report,

@@ -2,41 +2,47 @@
 //! a plugin setup down; and reading `iptables-save` dumps (pure).
 
 use super::{
-    DNAT_CHAIN, NatChains, OUT_CHAIN, PRE_CHAIN, Rule, SNAT_CHAIN, Wanted, jumps, reply_rules,
+    DNAT_CHAIN, FORWARD_CHAIN, IN_CHAIN, NatChains, OUT_CHAIN, PRE_CHAIN, Rule, SNAT_CHAIN, Wanted,
+    guard_rules, jumps, reply_rules,
 };
 
 /// Builds the `iptables-restore --noflush` input that brings the namespace to `wanted`.
 ///
 /// `current` is the `iptables-save` output of the namespace; it decides whether the
 /// jumps into our chains exist already, so that each is left in place exactly once:
-/// added when absent, surplus copies (left by an earlier run) deleted. Our chains are
-/// declared (which flushes them) and refilled; NAT in the built-in chains flushes and
-/// refills `PREROUTING` and `POSTROUTING`. The result is applied in one transaction per
-/// table: old rules or new, never a mix.
+/// added when absent, surplus copies (left by an earlier run) deleted; a guard jump
+/// that is not the first rule of its chain is moved there. Our chains are declared
+/// (which flushes them) and refilled; NAT in the built-in chains flushes and refills
+/// `PREROUTING` and `POSTROUTING`. The guard comes first. The result is applied in one
+/// transaction per table: old rules or new, never a mix.
 pub fn restore_script(current: &str, wanted: &Wanted) -> String {
-    let nat_chains = wanted.nat.as_ref().map(|(chains, _)| *chains);
-    let all_jumps = jumps(nat_chains);
-    let mut script = format!("*mangle\n:{PRE_CHAIN} - [0:0]\n:{OUT_CHAIN} - [0:0]\n");
-    for rule in reply_rules(&wanted.inbound) {
+    let all_jumps = jumps(wanted);
+    let of_table = |table: &'static str| all_jumps.iter().filter(move |j| j.table == table);
+    let mut script = format!("*filter\n:{IN_CHAIN} - [0:0]\n:{FORWARD_CHAIN} - [0:0]\n");
+    for rule in guard_rules(wanted.family, &wanted.egress) {
         script.push_str(&format!("{rule}\n"));
     }
-    push_jumps(
-        &mut script,
-        current,
-        all_jumps.iter().filter(|j| j.table == "mangle"),
-    );
+    for jump in of_table("filter") {
+        push_first_jump(&mut script, current, jump);
+    }
     script.push_str("COMMIT\n");
+    if let Some(inbound) = &wanted.replies {
+        script.push_str(&format!(
+            "*mangle\n:{PRE_CHAIN} - [0:0]\n:{OUT_CHAIN} - [0:0]\n"
+        ));
+        for rule in reply_rules(inbound) {
+            script.push_str(&format!("{rule}\n"));
+        }
+        push_jumps(&mut script, current, of_table("mangle"));
+        script.push_str("COMMIT\n");
+    }
     if let Some((chains, rules)) = &wanted.nat {
         script.push_str("*nat\n");
         match chains {
             NatChains::Builtin => script.push_str("-F PREROUTING\n-F POSTROUTING\n"),
             NatChains::Own => {
                 script.push_str(&format!(":{DNAT_CHAIN} - [0:0]\n:{SNAT_CHAIN} - [0:0]\n"));
-                push_jumps(
-                    &mut script,
-                    current,
-                    all_jumps.iter().filter(|j| j.table == "nat"),
-                );
+                push_jumps(&mut script, current, of_table("nat"));
             }
         }
         for rule in rules {
@@ -60,12 +66,51 @@ fn push_jumps<'a>(script: &mut String, current: &str, jumps: impl Iterator<Item 
     }
 }
 
-/// Whether a jump into one of our chains stands more than once in `current` (an
-/// `iptables-save` dump), as an earlier, interrupted run can leave it.
-pub fn has_surplus_jumps(current: &str) -> bool {
-    jumps(Some(NatChains::Own))
-        .iter()
-        .any(|jump| copies(current, jump) > 1)
+/// Leaves `jump` as the first rule of its chain, once: unless it stands there alone,
+/// every copy is deleted and it is inserted at the top.
+fn push_first_jump(script: &mut String, current: &str, jump: &Rule) {
+    let copies = copies(current, jump);
+    if copies == 1 && stands_first(current, jump) {
+        return;
+    }
+    for _ in 0..copies {
+        script.push_str(&format!("-D {} {}\n", jump.chain, jump.spec));
+    }
+    script.push_str(&format!("-I {} 1 {}\n", jump.chain, jump.spec));
+}
+
+/// Whether `jump` is the first rule of its chain in `current` (an `iptables-save` dump).
+fn stands_first(current: &str, jump: &Rule) -> bool {
+    let prefix = format!("-A {} ", jump.chain);
+    table_section(current, jump.table)
+        .unwrap_or("")
+        .lines()
+        .find(|line| line.starts_with(&prefix))
+        .is_some_and(|line| line.trim_end() == jump.to_string())
+}
+
+/// What is wrong with the jumps into our chains in `current` (an `iptables-save`
+/// dump) for `wanted`, beside a missing one: a jump that stands more than once (as an
+/// earlier, interrupted run can leave it), and a guard jump that is not the first rule
+/// of its chain (an earlier rule could let the egress side in).
+pub fn jump_problems(current: &str, wanted: &Wanted) -> Vec<String> {
+    let mut problems = Vec::new();
+    for jump in jumps(wanted) {
+        let copies = copies(current, &jump);
+        if copies > 1 {
+            problems.push(format!(
+                "the jump `{jump}` ({}) stands {copies} times",
+                jump.table
+            ));
+        }
+        if jump.table == "filter" && copies > 0 && !stands_first(current, &jump) {
+            problems.push(format!(
+                "the jump `{jump}` ({}) is not the first rule of {}: an earlier rule could let the egress side in",
+                jump.table, jump.chain
+            ));
+        }
+    }
+    problems
 }
 
 fn copies(current: &str, rule: &Rule) -> usize {
@@ -77,11 +122,12 @@ fn copies(current: &str, rule: &Rule) -> usize {
 }
 
 /// The `iptables-restore --noflush` input that removes everything a plugin setup
-/// added (CNI DEL): every jump into our chains, then the chains. Empty when `current`
+/// added (CNI DEL): every jump into our chains, then the chains (the guard's too). Empty when `current`
 /// holds none of it.
 pub fn teardown_script(current: &str) -> String {
     let mut script = String::new();
     for (table, chains) in [
+        ("filter", [IN_CHAIN, FORWARD_CHAIN]),
         ("mangle", [PRE_CHAIN, OUT_CHAIN]),
         ("nat", [DNAT_CHAIN, SNAT_CHAIN]),
     ] {
@@ -181,6 +227,7 @@ fn builtin_chains(table: &str) -> &'static [&'static str] {
     match table {
         "nat" => &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
         "mangle" => &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+        "filter" => &["INPUT", "FORWARD", "OUTPUT"],
         _ => &[],
     }
 }

@@ -1,13 +1,30 @@
 use super::*;
 use crate::config::redirect::parse_destinations;
 
-/// Reply routing for `eth0`, with `nat` in the built-in chains when given.
+mod guard_jumps;
+
+/// The router's IPv4 firewall: the guard of `macvlan0`, reply routing for `eth0`, with
+/// `nat` in the built-in chains when given.
 fn router(nat: Option<&[Rule]>) -> Wanted {
     Wanted {
-        inbound: Inbound::On("eth0".into()),
+        family: Family::V4,
+        egress: "macvlan0".into(),
+        replies: Some(Inbound::On("eth0".into())),
         nat: nat.map(|rules| (NatChains::Builtin, rules.to_vec())),
     }
 }
+
+/// The guard's part of a fresh namespace's script.
+const FRESH_GUARD: &str = "*filter\n\
+     :EGRESS-ROUTER-INPUT - [0:0]\n\
+     :EGRESS-ROUTER-FORWARD - [0:0]\n\
+     -A EGRESS-ROUTER-INPUT -i macvlan0 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
+     -A EGRESS-ROUTER-INPUT -i macvlan0 -j DROP\n\
+     -A EGRESS-ROUTER-FORWARD -i macvlan0 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
+     -A EGRESS-ROUTER-FORWARD -i macvlan0 -j DROP\n\
+     -I INPUT 1 -j EGRESS-ROUTER-INPUT\n\
+     -I FORWARD 1 -j EGRESS-ROUTER-FORWARD\n\
+     COMMIT\n";
 
 fn rules_text(rules: &[Rule]) -> String {
     rules.iter().map(|r| format!("{r}\n")).collect()
@@ -38,6 +55,9 @@ fn a_fresh_namespace_gets_chains_jumps_and_nat_in_one_script() {
         &parse_destinations("203.0.113.7").unwrap(),
     );
     let script = restore_script("", &router(Some(&nat)));
+    let script = script
+        .strip_prefix(FRESH_GUARD)
+        .unwrap_or_else(|| panic!("{script}"));
     assert_eq!(
         script,
         "*mangle\n\
@@ -109,7 +129,10 @@ fn the_check_script_checks_every_rule_grouped_by_table() {
         "198.51.100.99".parse().unwrap(),
         &parse_destinations("203.0.113.7").unwrap(),
     );
-    let mut rules = jumps(None);
+    let mut rules: Vec<Rule> = jumps(&router(None))
+        .into_iter()
+        .filter(|j| j.table == "mangle")
+        .collect();
     rules.extend(nat);
     rules.extend(reply_rules(&Inbound::On("eth0".into())).into_iter().take(1));
     assert_eq!(
@@ -154,12 +177,17 @@ fn all_rules_lists_reply_routing_then_nat() {
         &parse_destinations("203.0.113.7").unwrap(),
     );
     let all = all_rules(&router(Some(&nat)));
-    assert_eq!(all.len(), 3 + 2 + 2);
+    assert_eq!(all.len(), 4 + 3 + 4 + 2);
     assert_eq!(
         all.last().unwrap().spec,
         "-j SNAT --to-source 198.51.100.99"
     );
-    assert_eq!(all_rules(&router(None)).len(), 5);
+    assert_eq!(all_rules(&router(None)).len(), 11);
+    assert_eq!(
+        all_rules(&Wanted::guard_only(Family::V4, "macvlan0")).len(),
+        4 + 2,
+        "a family without a source has its guard alone"
+    );
 }
 
 #[test]
@@ -192,7 +220,9 @@ fn a_plugin_setup_keeps_its_nat_in_chains_of_its_own_and_deletes_them_whole() {
         &parse_destinations("203.0.113.7").unwrap(),
     );
     let wanted = Wanted {
-        inbound: Inbound::NotOn("net1".into()),
+        family: Family::V4,
+        egress: "net1".into(),
+        replies: Some(Inbound::NotOn("net1".into())),
         nat: Some((NatChains::Own, nat)),
     };
     let script = restore_script("*nat\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n", &wanted);
@@ -227,5 +257,13 @@ fn a_plugin_setup_keeps_its_nat_in_chains_of_its_own_and_deletes_them_whole() {
         teardown_script("*nat\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n"),
         ""
     );
-    assert!(has_surplus_jumps(installed) && !has_surplus_jumps(""));
+    let twice = jump_problems(installed, &wanted);
+    assert!(
+        twice
+            .iter()
+            .any(|p| p
+                .contains("-A PREROUTING -j EGRESS-ROUTER-PREROUTING` (mangle) stands 2 times")),
+        "{twice:?}"
+    );
+    assert!(jump_problems("", &wanted).is_empty());
 }

@@ -5,6 +5,7 @@ use crate::config::redirect::parse_destinations;
 use crate::config::router::{BackendChoice, EgressPair, RouterConfig, RouterMode, SourceAddress};
 use crate::setup::firewall::{Inbound, Wanted};
 use crate::setup::intent::PodSide;
+use crate::setup::observe::ObservedFirewall;
 use crate::setup::problems;
 use crate::sys::netlink::Link;
 
@@ -114,9 +115,24 @@ fn fresh_family(pod_default: RouteMessage) -> ObservedFamily {
         reply_routes: Vec::new(),
         reply_rule: false,
         forwarding: "0".into(),
-        firewall: String::new(),
-        firewall_missing: Vec::new(),
     }
+}
+
+/// The firewalls of a pod whose egress interface has IPv6 on (`ipv6`) or off: IPv4's
+/// always read, IPv6's only then.
+fn firewalls(ipv6: bool) -> Vec<ObservedFirewall> {
+    let read = ObservedFirewall {
+        dump: Some(String::new()),
+        missing: Vec::new(),
+    };
+    vec![
+        read.clone(),
+        if ipv6 {
+            read
+        } else {
+            ObservedFirewall::default()
+        },
+    ]
 }
 
 /// One family whose setup is in place.
@@ -139,6 +155,7 @@ fn fresh() -> Observed {
         pod_links: eth0("0"),
         rp_filter_all: "0".into(),
         families: vec![fresh_family(pod_default())],
+        firewalls: firewalls(false),
     }
 }
 
@@ -149,6 +166,7 @@ fn done() -> Observed {
         pod_links: eth0("2"),
         rp_filter_all: "1".into(),
         families: vec![done_family(our_default(), pod_default())],
+        firewalls: firewalls(false),
     }
 }
 
@@ -427,16 +445,29 @@ fn steps_read_like_commands() {
 
 #[test]
 fn missing_rules_and_surplus_jumps_are_named() {
-    let rule = firewall::all_rules(&config(RouterMode::Init).families[0].firewall)[0].clone();
-    let seen = v4(done(), |f| f.firewall_missing = vec![rule.clone()]);
+    let intent = config(RouterMode::Init);
+    let rules = firewall::all_rules(&intent.firewalls[0]);
+    let mut seen = done();
+    seen.firewalls[0].missing = vec![rules[0].clone(), rules[4].clone()];
     assert_eq!(
-        problems(&config(RouterMode::Init), &seen),
-        vec![format!("mangle rule missing: {rule}")]
+        problems(&intent, &seen),
+        vec![
+            format!("filter rule missing: {}", rules[0]),
+            format!("mangle rule missing: {}", rules[4]),
+        ]
     );
-    let twice = v4(done(), |f| {
-        f.firewall = "*mangle\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\nCOMMIT\n".into()
-    });
-    assert_eq!(problems(&config(RouterMode::Init), &twice).len(), 1);
+    let mut twice = done();
+    twice.firewalls[0].dump = Some("*mangle\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\n-A PREROUTING -j EGRESS-ROUTER-PREROUTING\nCOMMIT\n".into());
+    assert_eq!(problems(&intent, &twice).len(), 1);
+    let mut ipv6_on = done();
+    ipv6_on.firewalls = firewalls(true);
+    ipv6_on.firewalls[1].missing = firewall::guard_rules(Family::V6, "macvlan0");
+    let named = problems(&intent, &ipv6_on);
+    assert_eq!(named.len(), 7, "{named:?}");
+    assert!(
+        named[0].starts_with("ip6tables filter rule missing: -A EGRESS-ROUTER-INPUT -i macvlan0"),
+        "an IPv4-only router guards an egress interface with IPv6 on in IPv6 too: {named:?}"
+    );
 }
 
 #[test]
@@ -446,8 +477,10 @@ fn a_plugin_pod_without_a_cluster_default_has_nothing_to_keep() {
         pod: PodSide::AllButEgress,
         ..config(RouterMode::HttpProxy)
     };
-    intent.families[0].firewall = Wanted {
-        inbound: Inbound::NotOn("net1".into()),
+    intent.firewalls[0] = Wanted {
+        family: Family::V4,
+        egress: "net1".into(),
+        replies: Some(Inbound::NotOn("net1".into())),
         nat: None,
     };
     intent.families[0].replies_required = false;

@@ -17,6 +17,7 @@ fn fresh_dual() -> Observed {
     };
     Observed {
         families: vec![fresh_family(pod_default()), ipv6],
+        firewalls: firewalls(true),
         ..fresh()
     }
 }
@@ -50,8 +51,8 @@ fn a_dual_stack_pod_waits_for_dad_before_any_route_then_sets_each_family() {
             "add route default via 2001:db8:1::1 dev #3 src 2001:db8:1::99",
             "add IPv6 rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
             "set sysctl net/ipv6/conf/all/forwarding=1",
-            "apply 8 firewall lines",
-            "apply 9 IPv6 firewall lines",
+            "apply 14 firewall lines",
+            "apply 18 IPv6 firewall lines",
         ]
     );
     let Some(Step::Firewall { script, .. }) = planned.last() else {
@@ -106,9 +107,10 @@ fn a_link_local_gateway_needs_no_host_route_and_ipv6_replies_are_kept_when_prese
             "delete route default via 2001:db8:9::1 dev #2",
             "add route default via fe80::1 dev #3 src 2001:db8:1::99",
             "add IPv6 rule fwmark 0x400000/0x400000 lookup 4552 priority 4552",
-            "apply 5 IPv6 firewall lines",
+            "apply 6 firewall lines",
+            "apply 14 IPv6 firewall lines",
         ],
-        "an IPv6-only proxy router: no IPv4 step, no rp_filter, no forwarding"
+        "an IPv6-only proxy router: no IPv4 step but the guard, no rp_filter, no forwarding"
     );
 }
 
@@ -182,6 +184,7 @@ fn a_complete_dual_stack_setup_needs_no_step() {
             done_family(our_default(), pod_default()),
             done_family(our_default6(), pod_default6()),
         ],
+        firewalls: firewalls(true),
         ..done()
     };
     let planned = plan(&dual(""), &seen).unwrap();
