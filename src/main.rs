@@ -44,9 +44,9 @@ Every role:
 HTTP proxy: EGRESS_HTTP_PROXY_DESTINATION, EGRESS_HTTP_PROXY_MODE (enforce | report),
   EGRESS_HTTP_PROXY_TLS_SNI (enforce | off: a tunnel's TLS server name checked against
   the list), EGRESS_HTTP_PROXY_PORT and its timeouts and limits; DNS proxy:
-  EGRESS_DNS_PROXY_DESTINATION and its knobs (see README). A list in a file instead:
-  EGRESS_HTTP_PROXY_DESTINATION_FILE, EGRESS_DNS_PROXY_DESTINATION_FILE (followed while
-  running; SIGHUP reloads).
+  EGRESS_DNS_PROXY_DESTINATION and its knobs (see docs/dns-proxy.md). A list in a
+  file instead: EGRESS_HTTP_PROXY_DESTINATION_FILE, EGRESS_DNS_PROXY_DESTINATION_FILE
+  (followed while running; SIGHUP reloads).
 
 Exit status: 0 on success, 2 for bad input, 1 for any other failure.";
 
