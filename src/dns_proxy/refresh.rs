@@ -45,8 +45,11 @@ pub(super) async fn refresh(
                 if addresses.len() < found.addresses.len() {
                     warn!(port = forward.forwarder.port, target = %name, answer = ?found.addresses, "skipping addresses never dialed (loopback, special or this proxy's own listener)");
                 }
-                if forward.backends().replace(&addresses) {
-                    info!(port = forward.forwarder.port, target = %name, ?addresses, "backends changed");
+                let mut backends = forward.backends();
+                if backends.replace(&addresses) {
+                    let (addresses, left_out) = (backends.addresses(), backends.left_out());
+                    drop(backends);
+                    info!(port = forward.forwarder.port, target = %name, ?addresses, left_out, "backends changed");
                 }
                 refresh_delay(found.valid_until.saturating_duration_since(Instant::now()))
             }
