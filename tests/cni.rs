@@ -4,7 +4,7 @@
 //! against real pod namespaces, with real traffic. These tests FAIL (never skip)
 //! without root.
 //!
-//! The CNI variant of the topology (see `cni_topology`): the node gets a second uplink,
+//! The CNI variant of the topology (see `common::cni::cni_topology`): the node gets a second uplink,
 //! `uplink1` 192.0.2.129/26, which also carries the node's default route, so that
 //! master inference has to choose between two uplinks (and would land on the wrong one
 //! if it fell back to the default route); the pod (`router`) starts as a CNI pod
@@ -12,13 +12,13 @@
 
 mod common;
 
+use common::cni::{Attachment, cni_topology, container_id, run_plugin};
 use common::*;
 use egress_router::cni::host::{Owner, temporary_name};
 use serde_json::{Value, json};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Arc, Barrier, mpsc};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,71 +33,6 @@ const CONFIG: &str = r#"{
         "destinations": ["80 TCP 203.0.113.5/30", "203.0.113.7"]
     }
 }"#;
-
-/// The longest a plugin run may take before the test gives up on it.
-const PLUGIN_LIMIT: Duration = Duration::from_secs(30);
-
-/// A container ID as runtimes make them (64 hex digits), distinct per `n`.
-fn container_id(n: u32) -> String {
-    format!("{n:08x}{}", "0123456789abcdef".repeat(3)) + "01234567"
-}
-
-/// The topology of `tests/topology.sh`, changed into the CNI variant described at the
-/// top of this file. Removed on drop, like every `Topology`.
-fn cni_topology() -> Topology {
-    let t = Topology::new();
-    // a veth pair with both ends on the node: an uplink with an address and a
-    // default route whose next hop never answers, so nothing leaves through it
-    t.sh(
-        "node",
-        &[
-            "ip",
-            "link",
-            "add",
-            "uplink1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "uplink1-peer",
-        ],
-    );
-    t.sh(
-        "node",
-        &["ip", "addr", "add", "192.0.2.129/26", "dev", "uplink1"],
-    );
-    t.sh("node", &["ip", "link", "set", "uplink1", "up"]);
-    t.sh("node", &["ip", "link", "set", "uplink1-peer", "up"]);
-    t.sh(
-        "node",
-        &[
-            "ip",
-            "route",
-            "add",
-            "default",
-            "via",
-            "192.0.2.130",
-            "dev",
-            "uplink1",
-        ],
-    );
-    t.sh("router", &["ip", "link", "del", "macvlan0"]);
-    // a veth's carrier comes up asynchronously: wait for it, so that snapshots taken
-    // from here on see only what the plugin changes
-    for role in ["node", "router"] {
-        eventually(Duration::from_secs(5), "every link up", || {
-            let links = t.sh(role, &["ip", "-o", "link"]);
-            match links
-                .lines()
-                .find(|l| !l.contains(" lo:") && !l.contains("state UP"))
-            {
-                Some(down) => Err(format!("{role}: {down}")),
-                None => Ok(()),
-            }
-        });
-    }
-    t
-}
 
 /// `ip ARGS...` (or any command) with a clean environment; must succeed; its stdout.
 fn cmd(args: &[&str]) -> String {
@@ -217,186 +152,6 @@ fn without_allowed_leftovers(mut snapshot: Snapshot) -> Snapshot {
             .collect();
     }
     snapshot
-}
-
-/// One plugin run: its exit, stdout, stderr and duration.
-struct Reply {
-    what: String,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl std::fmt::Display for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: {} after {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.what, self.status, self.took, self.stdout, self.stderr
-        )
-    }
-}
-
-impl Reply {
-    /// Requires exit 0.
-    fn ok(self) -> Reply {
-        assert!(self.status.success(), "must succeed: {self}");
-        self
-    }
-
-    /// Requires exit 0 and nothing on stdout (DEL, CHECK).
-    fn ok_silent(self) -> Reply {
-        let reply = self.ok();
-        assert!(
-            reply.stdout.trim().is_empty(),
-            "must print nothing on stdout: {reply}"
-        );
-        reply
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {self}"))
-    }
-
-    /// Requires a non-zero exit and a CNI error object with `code` on stdout whose
-    /// `msg` contains every one of `needles`; returns the message.
-    fn error(&self, code: u64, needles: &[&str]) -> String {
-        assert!(!self.status.success(), "must fail: {self}");
-        let object = self.json();
-        assert_eq!(object["code"], json!(code), "error code: {self}");
-        let msg = object["msg"]
-            .as_str()
-            .unwrap_or_else(|| panic!("error object without msg: {self}"));
-        for needle in needles {
-            assert!(msg.contains(needle), "msg must name {needle:?}: {self}");
-        }
-        assert!(
-            object["details"].as_str().is_some_and(|d| !d.is_empty()),
-            "error object without details: {self}"
-        );
-        assert!(
-            object["cniVersion"].is_string(),
-            "error object without cniVersion: {self}"
-        );
-        msg.to_string()
-    }
-}
-
-/// Runs the plugin in namespace `node` as a runtime does: a clean environment with
-/// `PATH` and `vars`, `config` on stdin. Gives up (and kills it) after `PLUGIN_LIMIT`.
-fn run_plugin(node: &str, vars: &[(String, String)], config: &str, what: String) -> Reply {
-    let mut command = Command::new("ip");
-    command
-        .args(["netns", "exec", node, &bin()])
-        .env_clear()
-        .env("PATH", PATH)
-        .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot start the plugin: {e}"));
-    let pid = child.id() as i32;
-    // a plugin that fails before reading stdin closes the pipe: not a test failure
-    let _ = child.stdin.take().unwrap().write_all(config.as_bytes());
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(PLUGIN_LIMIT) {
-        Ok(Ok(out)) => Reply {
-            what,
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            took: started.elapsed(),
-        },
-        Ok(Err(e)) => panic!("{what}: waiting for the plugin: {e}"),
-        Err(_) => {
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-            panic!("{what}: the plugin was still running after {PLUGIN_LIMIT:?}")
-        }
-    }
-}
-
-/// One attachment: a container of a pod, its network namespace and configuration.
-#[derive(Clone)]
-struct Attachment {
-    node: String,
-    netns: String,
-    container: String,
-    pod: String,
-    config: String,
-}
-
-impl Attachment {
-    /// The `router` pod of `t` with `config`.
-    fn router(t: &Topology, config: &str) -> Attachment {
-        Attachment {
-            node: t.ns("node"),
-            netns: format!("/run/netns/{}", t.ns("router")),
-            container: container_id(1),
-            pod: "egress-router-cni-deployment-575465c75c-z2tcd".into(),
-            config: config.into(),
-        }
-    }
-
-    /// The variables of `command`, as Multus sets them; `netns` `None` leaves
-    /// `CNI_NETNS` unset.
-    fn vars(&self, command: &str, netns: Option<&str>) -> Vec<(String, String)> {
-        let args = format!(
-            "IgnoreUnknown=true;K8S_POD_NAMESPACE=egress;K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID=5b4f2a34-0d3c-4b7e-9a0e-3f1d2c4b5a69",
-            self.pod, self.container
-        );
-        let mut vars = envs(&[
-            ("CNI_COMMAND", command),
-            ("CNI_CONTAINERID", &self.container),
-            ("CNI_IFNAME", "net1"),
-            ("CNI_ARGS", &args),
-            ("CNI_PATH", "/opt/cni/bin:/usr/libexec/cni"),
-        ]);
-        if let Some(netns) = netns {
-            vars.push(("CNI_NETNS".into(), netns.into()));
-        }
-        vars
-    }
-
-    fn call_with(&self, command: &str, netns: Option<&str>, config: &str) -> Reply {
-        let what = format!("{command} of pod {} ({})", self.pod, self.netns);
-        run_plugin(&self.node, &self.vars(command, netns), config, what)
-    }
-
-    fn call(&self, command: &str) -> Reply {
-        self.call_with(command, Some(&self.netns), &self.config)
-    }
-
-    fn add(&self) -> Reply {
-        self.call("ADD")
-    }
-
-    fn del(&self) -> Reply {
-        self.call("DEL")
-    }
-
-    /// CHECK with `prevResult` (as runtimes send it), or without.
-    fn check(&self, prev: Option<&Value>) -> Reply {
-        let mut config: Value = serde_json::from_str(&self.config).unwrap();
-        if let Some(prev) = prev {
-            config["prevResult"] = prev.clone();
-        }
-        self.call_with("CHECK", Some(&self.netns), &config.to_string())
-    }
-
-    /// The pod's namespace name.
-    fn ns(&self) -> &str {
-        self.netns.strip_prefix("/run/netns/").unwrap()
-    }
 }
 
 /// A further pod namespace beside the topology's `router` (`new`: `eth0` `POD_IP`/26
@@ -1150,7 +905,10 @@ fn the_operator_rendered_config_works_end_to_end() {
     let t = cni_topology();
     let _tcp = t.tcp_server(80);
     let _udp = t.udp_server(80);
-    let log = TempFile(std::env::temp_dir().join(format!("{}-egress-router-log", t.prefix)));
+    let log = TempFile(PathBuf::from(format!(
+        "/var/log/{}-egress-router.log",
+        t.prefix
+    )));
     // as the cluster network operator renders an EgressRouter CR (redirect mode):
     // upper-case protocols, destinations with a prefix, a bare fallback last, the
     // master named, macvlan in bridge mode, its log settings

@@ -1,6 +1,7 @@
 //! Test harness: network namespaces built by `tests/topology.sh`, helpers to run the
 //! binary and other commands inside them, tiny TCP/UDP servers and clients bound to a
-//! namespace, and snapshots of a namespace's network state. `dns`: a DNS server for
+//! namespace, and snapshots of a namespace's network state. `cni`: running the CNI
+//! plugin as a runtime does; `dns`: a DNS server for
 //! test names; `http`: HTTP/1.1 client and origin server for the proxy tests; `ipv6`:
 //! IPv6 added to the topology; `proxy`: checks shared by the proxy roles (idle
 //! timeout, SIGTERM).
@@ -9,6 +10,7 @@
 //! 2001:db8::/32), always inside namespaces created by the test itself.
 #![allow(dead_code)]
 
+pub mod cni;
 pub mod dns;
 pub mod http;
 pub mod ipv6;
