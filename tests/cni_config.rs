@@ -78,7 +78,10 @@ fn the_operator_rendered_config_works_end_to_end() {
     let t = cni_topology();
     let _tcp = t.tcp_server(80);
     let _udp = t.udp_server(80);
-    let log = TempFile(std::env::temp_dir().join(format!("{}-egress-router-log", t.prefix)));
+    let log = TempFile(std::path::PathBuf::from(format!(
+        "/var/log/{}-egress-router.log",
+        t.prefix
+    )));
     // as the cluster network operator renders an EgressRouter CR (redirect mode):
     // upper-case protocols, destinations with a prefix, a bare fallback last, the
     // master named, macvlan in bridge mode, its log settings

@@ -32,6 +32,8 @@ P=cp$$
 N=$P-node
 IMAGE=localhost/egress-router-busybox:test
 WORK=$(mktemp -d)
+# the plugin's log_file, every command logged: it must lie beneath /var/log
+log=/var/log/egress-router-$P.log
 # shellcheck source=tests/checks.sh
 source "$ROOT/tests/checks.sh"
 
@@ -50,6 +52,7 @@ cleanup() {
     # podman's storage holds read-only and immutable-looking files (vfs layers)
     chmod -R u+w "$WORK" 2>/dev/null || true
     rm -rf "$WORK"
+    rm -f "$log"
 }
 trap cleanup EXIT
 
@@ -100,7 +103,6 @@ tar -C "$WORK/rootfs" -c . | podman import --change 'CMD ["/bin/sh"]' - "$IMAGE"
 echo "image $IMAGE: busybox $(busybox | head -1 | awk '{print $2}') and $(busybox --list | wc -l) applet links"
 
 # conflist NAME PLUGIN-JSON: a network of the egress-router plugin, logging every command
-log=$WORK/plugin.log
 conflist() {
     cat >"$WORK/net.d/$1.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "$1", "plugins": [

@@ -7,7 +7,7 @@
 mod common;
 
 use common::dns::Dns;
-use common::http::{Wire, client, closed_within, echo, echo_then_report};
+use common::http::{Wire, client, closed_within, echo, echo_then_report, get, sample};
 use common::proxy::{
     assert_client_half_close, assert_cut_connections_logged, assert_grace_period_bounds_exit,
     assert_idle_closed_busy_kept, assert_sigterm_drains,
@@ -776,6 +776,83 @@ fn connections_cut_at_the_end_of_the_grace_period_are_logged() {
 }
 
 // ---------------------------------------------------------------- hardening
+
+/// README "Metrics": the most `backend_up` series of one target.
+const BACKEND_SERIES: usize = 16;
+
+/// The `backend_up` series of port 80's `target` in a scrape: (address, value), in
+/// address order.
+fn backend_series(metrics: &str, target: &str) -> Vec<(String, f64)> {
+    let prefix = format!(r#"egress_router_backend_up{{listener="80",target="{target}",address=""#);
+    let mut series: Vec<(std::net::IpAddr, f64)> = metrics
+        .lines()
+        .filter_map(|l| {
+            let (address, value) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
+            Some((address.parse().ok()?, value.parse().ok()?))
+        })
+        .collect();
+    series.sort_by_key(|(address, _)| *address);
+    series
+        .into_iter()
+        .map(|(a, v)| (a.to_string(), v))
+        .collect()
+}
+
+/// A name with 28 A records gets 16 `backend_up` series, the lowest addresses, and the
+/// other 12 are counted; once it has 3, it has 3 series and none omitted. (28 records
+/// fit a 512-byte UDP answer: a truncated one sends the resolver to TCP, which dnsmasq
+/// run with `--no-daemon` answers in its main process, stalling while the connection
+/// stays open.)
+#[test]
+fn backend_up_series_are_capped_per_target_and_the_rest_counted() {
+    let addresses: Vec<String> = (100..128).map(|i| format!("203.0.113.{i}")).collect();
+    let many: Vec<(&str, &str)> = addresses
+        .iter()
+        .map(|a| ("many.example.org", a.as_str()))
+        .collect();
+    let lab = Lab::with_hosts(&many);
+    let _p = lab.proxy("80 many.example.org", &[]);
+    let scrape_at = format!("{ROUTER_IP}:9090");
+    let omitted =
+        r#"egress_router_backend_series_omitted{listener="80",target="many.example.org"}"#;
+
+    let (_, metrics) = get(&lab.t, "client", &scrape_at, "/metrics");
+    let series = backend_series(&metrics, "many.example.org");
+    let lowest: Vec<String> = addresses[..BACKEND_SERIES].to_vec();
+    assert_eq!(
+        series.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(),
+        lowest,
+        "{BACKEND_SERIES} series, the lowest addresses, of 28:\n{metrics}"
+    );
+    assert!(series.iter().all(|(_, up)| *up == 1.0), "{series:?}");
+    assert_eq!(sample(&metrics, omitted), Some(12.0), "{metrics}");
+
+    lab.dns.set_hosts(
+        &lab.t,
+        &[
+            ("many.example.org", "203.0.113.120"),
+            ("many.example.org", "203.0.113.5"),
+            ("many.example.org", "203.0.113.7"),
+        ],
+    );
+    let metrics = eventually(REFRESH * 3, "three backends after the change", || {
+        let (_, metrics) = get(&lab.t, "client", &scrape_at, "/metrics");
+        match backend_series(&metrics, "many.example.org").len() {
+            3 => Ok(metrics),
+            n => Err(format!("{n} series")),
+        }
+    });
+    let addresses: Vec<String> = backend_series(&metrics, "many.example.org")
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(
+        addresses,
+        ["203.0.113.5", "203.0.113.7", "203.0.113.120"],
+        "the series of addresses gone are gone"
+    );
+    assert_eq!(sample(&metrics, omitted), Some(0.0), "{metrics}");
+}
 
 #[test]
 fn answers_that_point_at_the_pod_itself_are_never_backends() {

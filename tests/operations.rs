@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::http::{connect_tunnel, echo, echo_then_report};
+use common::http::{connect_tunnel, echo, echo_then_report, get, sample};
 use common::proxy::spawn_http_proxy;
 use common::*;
 use std::io::{Read, Write};
@@ -17,35 +17,6 @@ const ECHO_PORT: u16 = 7000;
 /// Nothing listens there: connections are refused.
 const CLOSED_PORT: u16 = 81;
 const METRICS_PORT: u16 = 9090;
-
-/// `GET path` on `address` from namespace `role`: (status, body).
-fn get(t: &Topology, role: &str, address: &str, path: &str) -> (u16, String) {
-    let (address, path): (SocketAddr, String) = (address.parse().unwrap(), path.to_string());
-    t.with_ns(role, move || {
-        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))
-            .unwrap_or_else(|e| panic!("connecting to {address}: {e}"));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        let status = answer
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line from {address}{path}: {answer:?}"));
-        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        (status, body.to_string())
-    })
-}
-
-/// The value of the sample `series` (name and labels exactly as exposed).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
 
 fn assert_sample(text: &str, series: &str, want: f64) {
     assert_eq!(sample(text, series), Some(want), "{series} in:\n{text}");

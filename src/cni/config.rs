@@ -4,8 +4,6 @@
 //! Unknown keys are accepted and ignored; `ipConfig` is refused as unsupported.
 //! Every error is one line naming the JSON field and quoting the value.
 
-use std::path::PathBuf;
-
 use serde_json::{Map, Value};
 
 use crate::cni::ip::{Addressing, IpConfig};
@@ -27,8 +25,11 @@ pub struct NetConf {
     pub addressing: Addressing,
     /// `interfaceType` and `interfaceArgs`.
     pub interface: InterfaceSpec,
-    /// `log_file`: an absolute path to log to, besides stderr.
-    pub log_file: Option<PathBuf>,
+    /// `log_file` as given: where to log besides stderr, once [`LogFile::parse`] takes
+    /// it (the command checks it: DEL goes on without a log file it may not write).
+    ///
+    /// [`LogFile::parse`]: crate::cni::log_file::LogFile::parse
+    pub log_file: Option<String>,
     /// `log_level`.
     pub log_level: Option<LogLevel>,
     /// `prevResult`, as given (CHECK and DEL).
@@ -121,12 +122,6 @@ impl NetConf {
         let addressing = Addressing::parse(&conf)?;
         let interface = InterfaceSpec::parse(&conf)?;
         let log_file = conf.string("log_file")?;
-        if let Some(text) = log_file.filter(|text| !text.starts_with('/')) {
-            return Err(invalid(
-                "log_file",
-                format!("{text:?} is not an absolute path"),
-            ));
-        }
         let log_level = conf.string("log_level")?.map(LogLevel::parse).transpose()?;
         Ok(NetConf {
             cni_version,
@@ -134,7 +129,7 @@ impl NetConf {
             plugin_type,
             addressing,
             interface,
-            log_file: log_file.map(PathBuf::from),
+            log_file: log_file.map(str::to_owned),
             log_level,
             prev_result: conf.get("prevResult").cloned(),
         })

@@ -9,6 +9,7 @@
 //! - [`config`]: the network configuration ([`config::NetConf`]); [`ip`]: its `ip` /
 //!   `podIP` part, the choice for a pod, and the plugin's NAT rules;
 //!   [`json`]: strict JSON reading with errors naming the field.
+//! - [`log_file`]: the `log_file` rules (pure) and opening it beneath `/var/log`.
 //! - [`version`]: supported CNI versions; [`result`]: ADD, VERSION and error answers.
 
 pub mod attach;
@@ -18,6 +19,7 @@ pub mod detach;
 pub mod host;
 pub mod ip;
 pub mod json;
+pub mod log_file;
 pub mod plugin;
 pub mod request;
 pub mod result;

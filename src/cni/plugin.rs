@@ -1,12 +1,15 @@
 //! The plugin's entry point: read the invocation, run the command, answer the CNI way
 //! (a result or an error object on stdout, a non-zero exit on failure, logs on stderr
-//! and, when the configuration names one, in `log_file` at `log_level`).
+//! and, when the configuration names one, in `log_file` at `log_level`, a file beneath
+//! `/var/log` opened before anything changes: see [`super::log_file`]).
 
+use std::fs::File;
 use std::io::{Read, Write};
 
 use super::attach;
 use super::config::{LogLevel, NetConf};
 use super::detach;
+use super::log_file::LogFile;
 use super::request::{Action, Request};
 use super::result::{ErrorResult, VersionResult};
 use super::version::peek_version;
@@ -41,6 +44,7 @@ pub async fn run(vars: &Vars) -> Result<()> {
 }
 
 /// Runs one command; the JSON to print on success, if the command answers with one.
+/// The log file is opened before the command changes anything.
 async fn execute(request: &Request) -> Result<Option<String>> {
     match &request.action {
         Action::Version { requested } => {
@@ -50,44 +54,62 @@ async fn execute(request: &Request) -> Result<Option<String>> {
             container,
             netns,
             config,
-        } => logged(
-            config,
-            "ADD",
-            &container.id,
-            attach::add(container, netns, config).await,
-        )
-        .map(|result| Some(result.to_json())),
+        } => {
+            let log = log_file(config)?;
+            let outcome = attach::add(container, netns, config).await;
+            logged(config, log, "ADD", &container.id, outcome).map(|r| Some(r.to_json()))
+        }
         Action::Del {
             container,
             netns,
             config,
-        } => logged(
-            config,
-            "DEL",
-            &container.id,
-            detach::del(container, netns.as_deref()).await,
-        )
-        .map(|()| None),
+        } => {
+            // Tearing down never waits on logging: an attachment made with a log_file
+            // that is refused now (or cannot be opened) is still removed.
+            let log = log_file(config).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "DEL goes on without the log file");
+                None
+            });
+            let outcome = detach::del(container, netns.as_deref()).await;
+            logged(config, log, "DEL", &container.id, outcome).map(|()| None)
+        }
         Action::Check {
             container,
             netns,
             config,
-        } => logged(
-            config,
-            "CHECK",
-            &container.id,
-            detach::check(container, netns, config).await,
-        )
-        .map(|()| None),
+        } => {
+            let log = log_file(config)?;
+            let outcome = detach::check(container, netns, config).await;
+            logged(config, log, "CHECK", &container.id, outcome).map(|()| None)
+        }
         // Ready whenever it can run; the node holds nothing of this plugin to collect.
         Action::Status { .. } | Action::Gc { .. } => Ok(None),
     }
 }
 
-/// Writes the outcome to stderr and to the configuration's `log_file` at its
+/// The configuration's `log_file`, checked ([`LogFile`]), and opened (created when
+/// missing) unless its `log_level` is `panic`, which writes nothing.
+fn log_file(config: &NetConf) -> Result<Option<File>> {
+    let Some(text) = &config.log_file else {
+        return Ok(None);
+    };
+    let file = LogFile::parse(text)?;
+    if config.log_level == Some(LogLevel::Panic) {
+        return Ok(None);
+    }
+    file.open().map(Some)
+}
+
+/// Writes the outcome to stderr and to the opened `log` at the configuration's
 /// `log_level` (`error`: failures only; `verbose`, `debug`: every command; `panic`:
 /// nothing), then passes it on.
-fn logged<T>(config: &NetConf, command: &str, container: &str, outcome: Result<T>) -> Result<T> {
+fn logged<T>(
+    config: &NetConf,
+    log: Option<File>,
+    command: &str,
+    container: &str,
+    outcome: Result<T>,
+) -> Result<T> {
     let line = match &outcome {
         Ok(_) => format!("{command} container={container}: ok"),
         Err(e) => format!("{command} container={container}: {e}"),
@@ -101,18 +123,14 @@ fn logged<T>(config: &NetConf, command: &str, container: &str, outcome: Result<T
         LogLevel::Error => outcome.is_err(),
         LogLevel::Verbose | LogLevel::Debug => true,
     };
-    if let (Some(path), true) = (&config.log_file, wanted) {
+    if let (Some(mut file), true) = (log, wanted) {
         let level = if outcome.is_ok() { "INFO" } else { "ERROR" };
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut file| writeln!(file, "{stamp} {level} egress-router {line}"));
-        if let Err(e) = written {
-            tracing::warn!(log_file = %path.display(), error = %e, "cannot write the log file");
+        if let Err(e) = writeln!(file, "{stamp} {level} egress-router {line}") {
+            let path = config.log_file.as_deref().unwrap_or_default();
+            tracing::warn!(log_file = path, error = %e, "cannot write the log file");
         }
     }
     outcome

@@ -1,16 +1,37 @@
 //! The backends of one forwarder and the choice among them: pure data, with time
 //! passed in, so selection is unit-tested without sleeping.
 //!
-//! Connections are spread round-robin over the addresses the target has. A backend
-//! whose connect failed is marked down for a while and skipped while others are
-//! up; when every backend is down, the one that failed longest ago is tried anyway,
-//! so a connection is never refused without an attempt.
+//! Connections are spread round-robin over the addresses the target has, at most
+//! [`MAX_BACKENDS`] of them. A backend whose connect failed is marked down for a while
+//! and skipped while others are up; when every backend is down, the one that failed
+//! longest ago is tried anyway, so a connection is never refused without an attempt.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How long a backend whose connect failed is skipped.
 pub const DOWN_TIME: Duration = Duration::from_secs(10);
+/// The most addresses of one target used as backends; of a longer answer, the lowest
+/// in address order (see [`bounded`]).
+pub const MAX_BACKENDS: usize = 64;
+
+/// The backends of one resolution's `addresses`: each address once, in resolution
+/// order, at most [`MAX_BACKENDS`]; of more, the lowest in address order, so that the
+/// choice is the same whichever order a server rotates its answer into. Also how many
+/// distinct addresses were left out.
+pub fn bounded(addresses: &[IpAddr]) -> (Vec<IpAddr>, usize) {
+    let distinct: BTreeSet<IpAddr> = addresses.iter().copied().collect();
+    let left_out = distinct.len().saturating_sub(MAX_BACKENDS);
+    let kept: BTreeSet<IpAddr> = distinct.into_iter().take(MAX_BACKENDS).collect();
+    let mut chosen: Vec<IpAddr> = Vec::with_capacity(kept.len());
+    for address in addresses {
+        if kept.contains(address) && !chosen.contains(address) {
+            chosen.push(*address);
+        }
+    }
+    (chosen, left_out)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Backend {
@@ -23,6 +44,7 @@ struct Backend {
 pub struct Backends {
     backends: Vec<Backend>,
     next: usize,
+    left_out: usize,
 }
 
 impl Backends {
@@ -33,15 +55,11 @@ impl Backends {
         set
     }
 
-    /// Takes a new address list (a re-resolution); addresses that stay keep their health.
-    /// Returns whether the list changed.
+    /// Takes a new address list (a re-resolution), [`bounded`]; addresses that stay keep
+    /// their health. Returns whether the backends changed.
     pub fn replace(&mut self, addresses: &[IpAddr]) -> bool {
-        let mut unique: Vec<IpAddr> = Vec::with_capacity(addresses.len());
-        for address in addresses {
-            if !unique.contains(address) {
-                unique.push(*address);
-            }
-        }
+        let (unique, left_out) = bounded(addresses);
+        self.left_out = left_out;
         if unique == self.addresses() {
             return false;
         }
@@ -63,6 +81,12 @@ impl Backends {
     /// The addresses, in resolution order.
     pub fn addresses(&self) -> Vec<IpAddr> {
         self.backends.iter().map(|b| b.address).collect()
+    }
+
+    /// How many distinct addresses of the last resolution are not backends (over
+    /// [`MAX_BACKENDS`]).
+    pub fn left_out(&self) -> usize {
+        self.left_out
     }
 
     /// Whether there is no address at all (a name not resolved yet).
@@ -197,6 +221,35 @@ mod tests {
             Some(ips(&["203.0.113.6"])[0]),
             "203.0.113.7 is still down"
         );
+    }
+
+    #[test]
+    fn a_long_answer_keeps_the_lowest_addresses_whatever_their_order() {
+        let many: Vec<IpAddr> = (0..100u8)
+            .rev()
+            .map(|i| IpAddr::from([203, 0, 113, i]))
+            .collect();
+        let (kept, left_out) = bounded(&many);
+        assert_eq!((kept.len(), left_out), (MAX_BACKENDS, 100 - MAX_BACKENDS));
+        let mut sorted = kept.clone();
+        sorted.sort();
+        let lowest: Vec<IpAddr> = (0..MAX_BACKENDS as u8)
+            .map(|i| IpAddr::from([203, 0, 113, i]))
+            .collect();
+        assert_eq!(sorted, lowest);
+        assert_eq!(kept[0], IpAddr::from([203, 0, 113, 63]), "resolution order");
+        let mut rotated = many.clone();
+        rotated.rotate_left(37);
+        let mut set = Backends::new(&many);
+        assert!(
+            set.replace(&rotated),
+            "another order is a change: the round-robin starts over"
+        );
+        let mut again = set.addresses();
+        again.sort();
+        assert_eq!(again, lowest, "a rotated answer keeps the same backends");
+        assert_eq!(set.left_out(), 36);
+        assert_eq!(bounded(&ips(&["203.0.113.5", "203.0.113.5"])).1, 0);
     }
 
     #[test]

@@ -46,9 +46,11 @@ pub(super) async fn refresh(
                 if !screened.refused.is_empty() {
                     warn!(port = forward.forwarder.port, target = %name, skipped = %screened.describe_refused(), "skipping addresses of the answer");
                 }
-                let addresses = screened.backends;
-                if forward.backends().replace(&addresses) {
-                    info!(port = forward.forwarder.port, target = %name, ?addresses, "backends changed");
+                let mut backends = forward.backends();
+                if backends.replace(&screened.backends) {
+                    let (addresses, left_out) = (backends.addresses(), backends.left_out());
+                    drop(backends);
+                    info!(port = forward.forwarder.port, target = %name, ?addresses, left_out, "backends changed");
                 }
                 refresh_delay(found.valid_until.saturating_duration_since(Instant::now()))
             }

@@ -84,9 +84,11 @@ pub fn backends(
             Ok((Backends::new(&[*ip]), None))
         }
         (Target::Name(name), Some(Ok((addresses, ttl)))) => {
-            info!(port = forwarder.port, target = %name, ?addresses, "resolved");
+            let backends = Backends::new(&addresses);
+            let (addresses, left_out) = (backends.addresses(), backends.left_out());
+            info!(port = forwarder.port, target = %name, ?addresses, left_out, "resolved");
             METRICS.resolved(name, true);
-            Ok((Backends::new(&addresses), Some(refresh_delay(ttl))))
+            Ok((backends, Some(refresh_delay(ttl))))
         }
         (Target::Name(name), Some(Err(reason))) if config.allow_unresolved => {
             warn!(port = forwarder.port, target = %name, %reason, "not resolved yet; retrying");

@@ -2,9 +2,11 @@
 //! network namespace ([`netns`]), and decides nothing. [`netlink`] links, addresses,
 //! routes and rules; [`iptables`] the rule tools; [`sysctl`]; [`arp`] announcements on
 //! a packet socket, [`ndp`] their IPv6 counterpart, [`fd`] their sockets handed to a
-//! child; [`lock`] a lock scoped to the network namespace.
+//! child; [`lock`] a lock scoped to the network namespace; [`beneath`] a file opened
+//! beneath a directory without following a symbolic link.
 
 pub mod arp;
+pub mod beneath;
 pub mod fd;
 pub mod iptables;
 pub mod lock;

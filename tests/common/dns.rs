@@ -138,7 +138,11 @@ impl Dns {
                 }) {
                     Ok(addrs) if addrs == want => break,
                     other if Instant::now() >= end => {
-                        panic!("after SIGHUP dnsmasq answers {name} with {other:?}, not {want:?}")
+                        panic!(
+                            "after SIGHUP dnsmasq answers {name} with {other:?}, not {want:?}\n\
+                             dnsmasq stderr:\n{}",
+                            self.server.stderr()
+                        )
                     }
                     _ => thread::sleep(Duration::from_millis(50)),
                 }

@@ -1,5 +1,6 @@
 //! HTTP/1.1 on plain sockets for the proxy tests: a buffered connection (`Wire`) that
-//! reads message heads and bodies, the client side (`client`, `connect_tunnel`), and
+//! reads message heads and bodies, the client side (`client`, `connect_tunnel`, `get`
+//! and `sample` for the operations endpoint), and
 //! two server handlers for `Server::tcp_with`: an HTTP origin that echoes what it
 //! received (`http_origin`) and a byte echo that reports the half-close (`echo_then_report`).
 
@@ -269,6 +270,36 @@ pub fn client(topo: &Topology, addr: &str) -> io::Result<Wire<'static>> {
         TcpStream::connect_timeout(&addr, CLIENT_PATIENCE)
     })?;
     Ok(Wire::new(stream, CLIENT_PATIENCE, None))
+}
+
+/// `GET path` on `address` from namespace `role` (one request, `Connection: close`,
+/// 10 s at most): the status and the body.
+pub fn get(topo: &Topology, role: &str, address: &str, path: &str) -> (u16, String) {
+    let (address, path): (SocketAddr, String) = (address.parse().unwrap(), path.to_string());
+    topo.with_ns(role, move || {
+        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("connecting to {address}: {e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line from {address}{path}: {answer:?}"));
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        (status, body.to_string())
+    })
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed) in a scrape.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Send `CONNECT target` on a new client connection and read the answer. On 200 the

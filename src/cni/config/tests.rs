@@ -75,7 +75,7 @@ fn unknown_keys_are_ignored_and_logging_and_prev_result_are_kept() {
     .unwrap();
     assert_eq!(
         conf.log_file,
-        Some(PathBuf::from("/var/log/egress-router.log"))
+        Some("/var/log/egress-router.log".to_string())
     );
     assert_eq!(conf.log_level, Some(LogLevel::Debug));
     assert_eq!(conf.prev_result, Some(prev));
@@ -278,11 +278,7 @@ fn every_bad_field_is_named_with_its_value_quoted() {
             7,
             "interfaceArgs.mtu: -1",
         ),
-        (
-            json!({"log_file": "egress.log"}),
-            7,
-            "log_file: \"egress.log\" is not an absolute path",
-        ),
+        (json!({"log_file": 3}), 7, "log_file: 3 is not a string"),
         (
             json!({"log_level": "info"}),
             7,
