@@ -10,47 +10,18 @@
 
 mod common;
 
+use common::egress_lan::{
+    ATTEMPT, assert_closed_from_egress_lan, connects, route_cluster_via_source,
+};
 use common::http::connect_tunnel;
 use common::proxy::spawn_http_proxy;
 use common::*;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
-
-/// How long a connection attempt from the egress LAN is given: the guard drops the
-/// SYN, so the attempt times out instead of being answered.
-const ATTEMPT: Duration = Duration::from_secs(1);
 
 /// A service of the cluster network: on the node's address in the router pod's subnet.
 const CLUSTER_SERVICE: &str = "192.0.2.65";
 const CLUSTER_PORT: u16 = 8001;
-
-/// Connects from namespace `role` to `address`: whether the connection was made.
-fn connects(t: &Topology, role: &str, address: &str) -> bool {
-    let address: SocketAddr = address.parse().unwrap();
-    t.with_ns(role, move || {
-        TcpStream::connect_timeout(&address, ATTEMPT).is_ok()
-    })
-}
-
-/// Asserts that none of `addresses` can be connected to from the egress LAN.
-fn assert_closed_from_egress_lan(t: &Topology, addresses: &[&str]) {
-    for address in addresses {
-        assert!(
-            !connects(t, "gw", address),
-            "{address} accepted a connection from the egress LAN\nstate:\n{}",
-            t.dump()
-        );
-    }
-}
-
-/// The egress LAN routes the pod's cluster subnet via `EGRESS_SOURCE`, as a host of
-/// that LAN can: packets for `eth0`'s address then arrive on `macvlan0`.
-fn route_cluster_via_source(t: &Topology) {
-    t.sh(
-        "gw",
-        &["ip", "route", "add", "192.0.2.64/26", "via", SOURCE],
-    );
-}
 
 #[test]
 fn the_http_proxy_and_its_endpoint_cannot_be_reached_from_the_egress_lan() {

@@ -2,12 +2,13 @@
 //! binary and other commands run inside them (`process`, `env`), tiny TCP/UDP servers
 //! and clients bound to a namespace (`servers`, `clients`), snapshots of a namespace's
 //! network state (`snapshot`), shared assertions and waits (`checks`) and what every
-//! root test takes first (`root`). `dns`: a DNS server for test names; `http`:
+//! root test takes first (`root`). `dns`: a DNS server for test names; `egress_lan`:
+//! connection attempts from the egress LAN; `http`:
 //! HTTP/1.1 client and origin server for the proxy tests; `ipv6`: IPv6 added to the
 //! topology; `proxy`: checks shared by the proxy roles (idle timeout, SIGTERM); `cni`:
 //! the CNI plugin run as a runtime runs it, and its pods.
 //!
-//! Every item of these modules but `dns`, `http`, `ipv6`, `proxy` and `cni` is
+//! Every item of these modules but `dns`, `egress_lan`, `http`, `ipv6`, `proxy` and `cni` is
 //! re-exported here, so a suite takes them with `use common::*`.
 //!
 //! Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
@@ -16,6 +17,7 @@
 
 pub mod cni;
 pub mod dns;
+pub mod egress_lan;
 pub mod http;
 pub mod ipv6;
 pub mod proxy;
