@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::dns::Dns;
 use common::http::connect_tunnel;
 use common::ipv6::{self, POD6, SERVER6, SOURCE6, peer};
 use common::proxy::spawn_http_proxy;
@@ -228,4 +229,66 @@ fn an_ipv6_only_routers_dns_proxy_reaches_its_ipv6_target_from_the_egress_addres
         .tcp_from_client(&format!("[{POD6}]:{PORT}"))
         .expect("forwarded");
     assert_eq!(peer(&seen), SOURCE6);
+}
+
+/// A name with an A and an AAAA record: the server's IPv4 and IPv6 addresses.
+const DUAL_NAME: [(&str, &str); 2] = [
+    ("dual.example.org", "203.0.113.5"),
+    ("dual.example.org", SERVER6),
+];
+
+#[test]
+fn an_ipv6_only_routers_dns_proxy_forwards_to_a_dual_stack_name_from_its_ipv6_source() {
+    let (t, _server) = dual_stack_lab("2001:db8:1::99/64", "fe80::1");
+    let _dns = Dns::start_v6(&t, &DUAL_NAME);
+    let mut p = t.spawn_router(&[], &dns_proxy_env(&format!("{PORT} dual.example.org")));
+    p.wait_ready(
+        "dns proxy",
+        "dns proxy listening",
+        1,
+        Duration::from_secs(10),
+    );
+    let seen = t
+        .tcp_from_client(&format!("[{POD6}]:{PORT}"))
+        .unwrap_or_else(|e| panic!("not forwarded: {e}\n{}", p.stderr()));
+    assert_eq!(peer(&seen), SOURCE6, "{}", p.stderr());
+}
+
+#[test]
+fn an_ipv4_only_routers_dns_proxy_forwards_to_a_dual_stack_name_from_its_ipv4_source() {
+    let (t, _server) = ipv4_only_lab();
+    let _v4 = t.tcp_server(PORT);
+    let _dns = Dns::start_with_hosts(&t, &DUAL_NAME);
+    let mut p = t.spawn_router(&[], &dns_proxy_env(&format!("{PORT} dual.example.org")));
+    p.wait_ready(
+        "dns proxy",
+        "dns proxy listening",
+        1,
+        Duration::from_secs(10),
+    );
+    expect_reply(
+        &t,
+        t.tcp_from_client(&format!("{ROUTER_IP}:{PORT}")),
+        &format!("{SOURCE} 203.0.113.5:{PORT}"),
+        "the dual-stack name from the IPv4-only router",
+    );
+}
+
+#[test]
+fn a_name_of_a_family_the_router_cannot_leave_by_is_named_as_such() {
+    let (t, _server) = ipv4_only_lab();
+    let _dns = Dns::start_with_hosts(&t, &[("v6only.example.org", "2001:db8:2::50")]);
+    let mut p = t.spawn_router(&[], &dns_proxy_env("9003 v6only.example.org 443"));
+    let status = p.wait_timeout(Duration::from_secs(15));
+    assert_error_exit(
+        status,
+        &p.stderr(),
+        1,
+        &[
+            "v6only.example.org has no IPv4 address",
+            "macvlan0 has no IPv6 egress address",
+        ],
+        "an IPv6-only name on an IPv4-only router",
+    );
+    assert!(!p.stderr().contains("never dialed"), "{}", p.stderr());
 }

@@ -10,6 +10,7 @@ use crate::config::address::{self, Class, OwnSockets};
 use crate::serve::egress::Route;
 use crate::serve::pod_addresses::{Listing, PodAddresses};
 use crate::serve::resolver::Families;
+use crate::setup::MACVLAN;
 
 /// The addresses of `found` (a DNS answer) that may be backends for `target_port`,
 /// canonical, IPv4 preferred: when the router has an IPv4 egress address and the answer
@@ -102,6 +103,18 @@ impl Reach {
             _ => Families::Both,
         }
     }
+
+    /// Why [`Reach::families`] leaves a family out, for a failed lookup's message.
+    pub fn unasked(&self) -> Option<String> {
+        let (missing, records) = match self.families() {
+            Families::V4 => ("IPv6", "AAAA"),
+            Families::V6 => ("IPv4", "A"),
+            Families::Both => return None,
+        };
+        Some(format!(
+            "{MACVLAN} has no {missing} egress address, so {records} records are not asked for"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +187,15 @@ mod tests {
             vec![ip("2001:db8:2::50")]
         );
         assert_eq!(reach(Some("198.51.100.99"), None).families(), Families::V4);
+        assert_eq!(
+            reach(Some("198.51.100.99"), None).unasked().as_deref(),
+            Some("macvlan0 has no IPv6 egress address, so AAAA records are not asked for")
+        );
+        assert_eq!(
+            ipv6_only.unasked().as_deref(),
+            Some("macvlan0 has no IPv4 egress address, so A records are not asked for")
+        );
+        assert_eq!(dual.unasked(), None);
     }
 
     /// A reach for a pod with eth0 192.0.2.70 and these egress addresses, proxy port 53.

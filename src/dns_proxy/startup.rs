@@ -31,13 +31,17 @@ pub async fn first_lookups(
             return None;
         };
         let lookup = resolver.lookup(name, reach.families());
-        Some(if config.allow_unresolved {
+        let found = if config.allow_unresolved {
             tokio::time::timeout(MIN_REFRESH, lookup)
                 .await
                 .unwrap_or_else(|_| Err(format!("no answer for {name} within {MIN_REFRESH:?}")))
         } else {
             lookup.await
-        })
+        };
+        Some(found.map_err(|reason| match reach.unasked() {
+            Some(note) => format!("{reason} ({note})"),
+            None => reason,
+        }))
     });
     futures::future::join_all(lookups).await
 }

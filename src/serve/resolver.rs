@@ -28,6 +28,15 @@ pub enum Families {
 }
 
 impl Families {
+    /// `"IPv4 "`, `"IPv6 "` or nothing (both), to put before "address" in a message.
+    pub fn qualifier(self) -> &'static str {
+        match self {
+            Families::Both => "",
+            Families::V4 => "IPv4 ",
+            Families::V6 => "IPv6 ",
+        }
+    }
+
     /// The record types asked for.
     fn record_types(self) -> &'static [RecordType] {
         match self {
@@ -104,7 +113,10 @@ impl Resolver {
                 addresses,
                 valid_until,
             }),
-            _ => Err(failure.unwrap_or_else(|| format!("{name} has no address"))),
+            _ => {
+                Err(failure
+                    .unwrap_or_else(|| format!("{name} has no {}address", families.qualifier())))
+            }
         }
     }
 }

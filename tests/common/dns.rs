@@ -10,6 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub const DNS_IP: &str = "203.0.113.53";
+/// Where [`Dns::start_v6`] runs the server.
+pub const DNS_IP6: &str = "2001:db8:2::53";
 pub const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 
 /// Zones dnsmasq answers for itself: any other name in them is NXDOMAIN at once.
@@ -50,9 +52,33 @@ impl Dns {
         Dns::start_with_hosts(topo, &[])
     }
 
-    /// Like `start`, plus the (name, IPv4) pairs of `hosts` from a file that
+    /// Like `start`, plus the (name, address) pairs of `hosts` from a file that
     /// `set_hosts` can rewrite. Their TTL is 0, like the host records'.
     pub fn start_with_hosts(topo: &Topology, hosts: &[(&str, &str)]) -> Dns {
+        Dns::start_at(topo, hosts, DNS_IP)
+    }
+
+    /// Like `start_with_hosts`, with the server on [`DNS_IP6`] alone (added to the
+    /// server namespace, whose IPv6 must be on): what a router without an IPv4 path to
+    /// the DNS server (an IPv6-only one) uses.
+    pub fn start_v6(topo: &Topology, hosts: &[(&str, &str)]) -> Dns {
+        topo.sh(
+            "server",
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{DNS_IP6}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        );
+        Dns::start_at(topo, hosts, DNS_IP6)
+    }
+
+    fn start_at(topo: &Topology, hosts: &[(&str, &str)], listen: &str) -> Dns {
         assert!(
             std::path::Path::new(DNSMASQ).exists(),
             "{DNSMASQ} missing: apt-get install dnsmasq-base (tests/run.sh does)"
@@ -66,7 +92,7 @@ impl Dns {
             "--pid-file=".into(),
             "--user=root".into(),
             "--port=53".into(),
-            format!("--listen-address={DNS_IP}"),
+            format!("--listen-address={listen}"),
             "--bind-interfaces".into(),
             format!("--local={LOCAL_ZONES}"),
         ];
@@ -94,18 +120,19 @@ impl Dns {
         std::fs::create_dir_all(&dns.netns_dir).unwrap();
         std::fs::write(
             dns.netns_dir.join("resolv.conf"),
-            format!("nameserver {DNS_IP}\noptions timeout:2 attempts:2\n"),
+            format!("nameserver {listen}\noptions timeout:2 attempts:2\n"),
         )
         .unwrap();
 
         // ready when it answers, through the router's real path (macvlan0, gateway)
         let end = Instant::now() + Duration::from_secs(10);
         loop {
-            let got = topo.with_ns("router", || query_a(DNS_IP, "web.example.com"));
+            let server = listen.to_string();
+            let got = topo.with_ns("router", move || query_a(&server, "web.example.com"));
             match got {
                 Ok(addrs) if addrs == [Ipv4Addr::new(203, 0, 113, 5)] => break,
                 other if Instant::now() >= end => panic!(
-                    "dnsmasq on {DNS_IP} did not answer web.example.com -> 203.0.113.5 \
+                    "dnsmasq on {listen} did not answer web.example.com -> 203.0.113.5 \
                      from the router namespace: {other:?}\ndnsmasq stderr:\n{}",
                     dns.server.stderr()
                 ),
@@ -185,7 +212,12 @@ pub fn query_a(server: &str, name: &str) -> Result<Vec<Ipv4Addr>, String> {
     }
     q.extend([0, 0, 1, 0, 1]); // root, type A, class IN
 
-    let s = UdpSocket::bind("0.0.0.0:0").map_err(|e| e.to_string())?;
+    let any = if server.contains(':') {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let s = UdpSocket::bind(any).map_err(|e| e.to_string())?;
     s.connect((server, 53)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     let mut buf = [0u8; 1500];
