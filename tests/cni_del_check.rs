@@ -37,6 +37,13 @@ fn check_passes_when_healthy_and_names_what_is_missing() {
             "via 198.51.100.1 dev net1 src 198.51.100.99",
         ],
     );
+    // ... and put back without `src`: named as `ip route` shows it, interface by name
+    cmd(&[
+        "ip", "-n", r, "route", "add", "default", "via", GATEWAY, "dev", "net1",
+    ]);
+    pod.check(Some(&result))
+        .error(100, &["(found: default via 198.51.100.1 dev net1)"]);
+    cmd(&["ip", "-n", r, "route", "del", "default"]);
     cmd(&[
         "ip", "-n", r, "route", "add", "default", "via", GATEWAY, "dev", "net1", "src", SOURCE,
     ]);

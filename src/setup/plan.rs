@@ -77,7 +77,7 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
         }
     }
     for (wanted, found) in pairs() {
-        family_steps(&mut steps, index, wanted, found, observed)?;
+        family_steps(&mut steps, &intent.egress, wanted, found, observed)?;
     }
     // Strict mode (1) drops client packets whose source the main table now routes via
     // the egress interface, so the cluster side is switched to loose mode (2).
@@ -102,15 +102,16 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
     Ok(steps)
 }
 
-/// One family's routes, reply routing and forwarding.
+/// One family's routes, reply routing and forwarding, on the egress interface `egress`.
 fn family_steps(
     steps: &mut Vec<Step>,
-    index: u32,
+    egress: &str,
     wanted: &FamilyIntent,
     found: &ObservedFamily,
     observed: &Observed,
 ) -> Result<()> {
     let family = wanted.family();
+    let index = observed.egress.index;
     if !found.gateway_via_egress {
         steps.push(Step::AddRoute(netlink::host_route(index, wanted.gateway)));
     }
@@ -121,7 +122,7 @@ fn family_steps(
             "{} has no {}default route to keep in reply table {REPLY_TABLE} (main table defaults: {}): replies to clients outside its subnet would have no way back",
             pod_names(observed),
             family.qualifier(),
-            describe_all(&found.main_defaults)
+            describe_all(&found.main_defaults, egress, observed)
         )));
     }
     let replies = !kept && !keep.is_empty();
@@ -242,11 +243,26 @@ pub(super) fn pod_names(observed: &Observed) -> String {
     names.join(", ")
 }
 
-pub(super) fn describe_all(routes: &[RouteMessage]) -> String {
+/// `routes` as `ip route` shows them, their interfaces named: the egress interface
+/// `egress`, and the pod's cluster-side interfaces.
+pub(super) fn describe_all(routes: &[RouteMessage], egress: &str, observed: &Observed) -> String {
     if routes.is_empty() {
         return "none".into();
     }
-    let shown: Vec<String> = routes.iter().map(netlink::describe_route).collect();
+    let name_of = |index: u32| {
+        if index == observed.egress.index {
+            return Some(egress.to_string());
+        }
+        observed
+            .pod_links
+            .iter()
+            .find(|p| p.link.index == index)
+            .map(|p| p.name.clone())
+    };
+    let shown: Vec<String> = routes
+        .iter()
+        .map(|r| netlink::describe_route_named(r, name_of))
+        .collect();
     shown.join(", ")
 }
 

@@ -84,7 +84,7 @@ fn routing_problems(
     if !default_in_place(wanted, found, observed) {
         problems.push(format!(
             "the main table's {of_family}default route is not `via {gateway} dev {egress} src {address}` (found: {})",
-            describe_all(&found.main_defaults)
+            describe_all(&found.main_defaults, egress, observed)
         ));
     }
     let keep_needed = wanted.replies_required

@@ -415,7 +415,7 @@ fn problems_name_every_missing_piece_at_once() {
         "macvlan0 does not have address 198.51.100.99",
         "macvlan0 is down",
         "route to gateway 198.51.100.1 does not use macvlan0",
-        "default route is not `via 198.51.100.1 dev macvlan0 src 198.51.100.99` (found: default via 192.0.2.65 dev #2)",
+        "default route is not `via 198.51.100.1 dev macvlan0 src 198.51.100.99` (found: default via 192.0.2.65 dev eth0)",
         "ip rule `fwmark 0x400000/0x400000 lookup 4552` is missing",
         "reply table 4552 has no route via eth0",
         "net.ipv4.ip_forward is 0",

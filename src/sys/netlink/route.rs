@@ -110,6 +110,15 @@ pub fn in_table(route: &RouteMessage, table: u32) -> RouteMessage {
 
 /// A short `ip route`-like rendering for error messages and logs.
 pub fn describe_route(route: &RouteMessage) -> String {
+    describe_route_named(route, |_| None)
+}
+
+/// [`describe_route`] with the interface named as `ip route` names it, when
+/// `name_of` knows its index (`#INDEX` otherwise).
+pub fn describe_route_named(
+    route: &RouteMessage,
+    name_of: impl Fn(u32) -> Option<String>,
+) -> String {
     let mut text = route
         .attributes
         .iter()
@@ -124,7 +133,10 @@ pub fn describe_route(route: &RouteMessage) -> String {
         text.push_str(&format!(" via {gateway}"));
     }
     if let Some(index) = route_interface(route) {
-        text.push_str(&format!(" dev #{index}"));
+        match name_of(index) {
+            Some(name) => text.push_str(&format!(" dev {name}")),
+            None => text.push_str(&format!(" dev #{index}")),
+        }
     }
     if let Some(source) = route_pref_source(route) {
         text.push_str(&format!(" src {source}"));
