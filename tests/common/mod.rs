@@ -2,8 +2,8 @@
 //! binary and other commands inside them, tiny TCP/UDP servers and clients bound to a
 //! namespace, and snapshots of a namespace's network state. `dns`: a DNS server for
 //! test names; `http`: HTTP/1.1 client and origin server for the proxy tests; `ipv6`:
-//! IPv6 added to the topology; `proxy`: checks shared by the proxy roles (idle
-//! timeout, SIGTERM).
+//! IPv6 added to the topology; `lists`: list files and the reloads they cause;
+//! `proxy`: checks shared by the proxy roles (idle timeout, SIGTERM).
 //!
 //! Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
 //! 2001:db8::/32), always inside namespaces created by the test itself.
@@ -12,6 +12,7 @@
 pub mod dns;
 pub mod http;
 pub mod ipv6;
+pub mod lists;
 pub mod proxy;
 
 use std::collections::BTreeMap;
