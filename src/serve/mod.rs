@@ -2,13 +2,15 @@
 //! the accept loop; [`limits`] the open-file limit, the connection cap and the drain;
 //! [`relay`] the splice relay between two connections; [`access_log`] the one log line
 //! per connection; [`resolver`] the resolv.conf resolver; [`workers`] a worker thread
-//! per core, each with its own runtime and listening sockets.
+//! per core, each with its own runtime and listening sockets; [`list_watch`] a list
+//! file's changes; [`off_runtime`] work that must not hold a runtime thread.
 
 pub mod access_log;
 pub mod egress;
 pub mod limits;
 pub mod list_watch;
 pub mod listener;
+pub mod off_runtime;
 pub mod relay;
 pub mod resolver;
 pub mod shutdown;
