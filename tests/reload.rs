@@ -8,10 +8,10 @@
 mod common;
 
 use common::http::{connect_tunnel, echo, echo_then_report};
+use common::lists::{ListDir, first_line, metrics, reloads, start};
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -19,95 +19,6 @@ use std::time::{Duration, Instant};
 const ECHO_PORT: u16 = 7000;
 const LINE_PORT: u16 = 80;
 const WAIT: Duration = Duration::from_secs(5);
-
-/// A directory for list files, removed on drop.
-struct ListDir(PathBuf);
-
-impl ListDir {
-    fn new(name: &str) -> ListDir {
-        let dir = std::env::temp_dir().join(format!("egress-reload-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        ListDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// Replaces `name` as an editor or `kubectl cp` would: a new file renamed over it.
-    fn write(&self, name: &str, text: &str) {
-        let staged = self.path(&format!(".{name}.new"));
-        std::fs::write(&staged, text).unwrap();
-        std::fs::rename(&staged, self.path(name)).unwrap();
-    }
-
-    /// The layout of a mounted ConfigMap: `name -> ..data/name`, `..data -> ..VERSION`;
-    /// each update writes a new version directory and swaps `..data` in one rename.
-    fn configmap(&self, name: &str, version: &str, text: &str) {
-        let versioned = self.path(&format!("..{version}"));
-        std::fs::create_dir_all(&versioned).unwrap();
-        std::fs::write(versioned.join(name), text).unwrap();
-        let staged = self.path("..data_tmp");
-        let _ = std::fs::remove_file(&staged);
-        std::os::unix::fs::symlink(format!("..{version}"), &staged).unwrap();
-        std::fs::rename(&staged, self.path("..data")).unwrap();
-        if !self.path(name).exists() {
-            std::os::unix::fs::symlink(format!("..data/{name}"), self.path(name)).unwrap();
-        }
-    }
-}
-
-impl Drop for ListDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn start(t: &Topology, var: &str, file: &Path, ready: &str, count: usize) -> ChildGuard {
-    let env = envs(&[
-        (var, file.to_str().unwrap()),
-        ("EGRESS_METRICS_ADDRESS", "127.0.0.1:9090"),
-    ]);
-    let mut p = t.spawn_router(&[], &env);
-    p.wait_ready("proxy", ready, count, Duration::from_secs(10));
-    p
-}
-
-/// `GET /metrics` from inside the router namespace.
-fn metrics(t: &Topology) -> String {
-    t.with_ns("router", || {
-        let mut s = TcpStream::connect("127.0.0.1:9090").unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text
-    })
-}
-
-/// The count of `result` in `list_reloads_total`; 0 is a series at 0, a missing series
-/// fails the test.
-fn reloads(text: &str, result: &str) -> usize {
-    let series =
-        format!(r#"egress_router_list_reloads_total{{role="http-proxy",result="{result}"}} "#);
-    let series_dns = series.replace("http-proxy", "dns-proxy");
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(&series)
-                .or_else(|| l.strip_prefix(&series_dns))
-        })
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or_else(|| panic!("no list_reloads_total series for {result}:\n{text}"))
-}
-
-/// The first line of `p`'s stderr containing `needle`.
-fn first_line(p: &ChildGuard, needle: &str) -> String {
-    let stderr = p.stderr();
-    let line = stderr.lines().find(|l| l.contains(needle));
-    line.unwrap_or_else(|| panic!("no {needle:?} line:\n{stderr}"))
-        .to_string()
-}
 
 fn status(t: &Topology, target: &str) -> u16 {
     connect_tunnel(t, &format!("{ROUTER_IP}:8080"), target)

@@ -1,7 +1,12 @@
 //! A list given in its variable (`EGRESS_HTTP_PROXY_DESTINATION`) or in a file named by
-//! the variable with `_FILE` appended (a mounted ConfigMap, SPEC section 9).
+//! the variable with `_FILE` appended (a mounted ConfigMap, SPEC section 9); `read`:
+//! reading such a file (only a regular one, capped).
 
-use std::path::PathBuf;
+mod read;
+
+use std::path::{Path, PathBuf};
+
+pub use read::{MAX_LIST_FILE, Reading, Stamp, read, stamp};
 
 use crate::config::vars::Vars;
 use crate::error::{Error, Result};
@@ -31,7 +36,9 @@ impl ListVars {
             (Some(text), None) => Ok((text.to_string(), None)),
             (None, Some(path)) => {
                 let path = PathBuf::from(path.trim());
-                let text = read_file(&path).map_err(|message| Error::config(self.file, message))?;
+                let text = read(&path)
+                    .content
+                    .map_err(|message| Error::config(self.file, message))?;
                 Ok((text, Some(path)))
             }
             (None, None) => Err(Error::config(
@@ -43,7 +50,7 @@ impl ListVars {
 
     /// `error`, when it is about the list's text and the text came from `file`, as an
     /// error of the `_FILE` variable that names the file.
-    pub fn blame_file(self, error: Error, file: Option<&PathBuf>) -> Error {
+    pub fn blame_file(self, error: Error, file: Option<&Path>) -> Error {
         match (error, file) {
             (Error::Config { var, message }, Some(path)) if var == self.inline => {
                 Error::config(self.file, format!("{}: {message}", path.display()))
@@ -51,15 +58,6 @@ impl ListVars {
             (other, _) => other,
         }
     }
-}
-
-/// The whole text of the list file at `path`, or why it cannot be used.
-pub fn read_file(path: &std::path::Path) -> std::result::Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if text.trim().is_empty() {
-        return Err(format!("{}: the file holds no list", path.display()));
-    }
-    Ok(text)
 }
 
 #[cfg(test)]
@@ -111,10 +109,28 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_is_an_error_of_the_file_variable_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("egress-list-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("list");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let error = read(&[(LIST.file, fifo.to_str().unwrap())])
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let want = format!(
+            "{}: {} is a FIFO, not a regular file",
+            LIST.file,
+            fifo.display()
+        );
+        assert_eq!(error, want);
+    }
+
+    #[test]
     fn a_list_error_from_a_file_names_the_file() {
         let error = Error::config(LIST.inline, "line \"x\" is bad");
         let path = PathBuf::from("/etc/egress/list");
-        let blamed = LIST.blame_file(error, Some(&path)).to_string();
+        let blamed = LIST.blame_file(error, Some(path.as_path())).to_string();
         assert!(
             blamed.starts_with(LIST.file) && blamed.contains("/etc/egress/list: line"),
             "{blamed}"

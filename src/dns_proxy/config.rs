@@ -1,7 +1,7 @@
 //! The DNS proxy's variables (SPEC section 5), validated.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::destination::{self, Forwarder};
@@ -53,13 +53,18 @@ pub struct DnsProxyConfig {
 }
 
 impl DnsProxyConfig {
+    /// The list file, when the list is in one.
+    pub fn list_path(&self) -> Option<&Path> {
+        self.list_file.as_ref().map(|(path, _)| path.as_path())
+    }
+
     /// Reads and validates the DNS proxy variables.
     pub fn from_vars(vars: &Vars) -> Result<Self> {
         const ALLOW: &str = "EGRESS_DNS_PROXY_ALLOW_UNRESOLVED";
         const ANSWER: &str = "EGRESS_DNS_PROXY_ANSWER_ADDRESS";
         let (text, file) = LIST.read(vars)?;
-        let forwarders =
-            destination::parse_forwarders(&text).map_err(|e| LIST.blame_file(e, file.as_ref()))?;
+        let forwarders = destination::parse_forwarders(&text)
+            .map_err(|e| LIST.blame_file(e, file.as_deref()))?;
         let allow_unresolved = match vars.get(ALLOW).map(|v| v.trim().to_ascii_lowercase()) {
             None => false,
             Some(v) if ["1", "true", "yes"].contains(&v.as_str()) => true,

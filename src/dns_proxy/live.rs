@@ -2,8 +2,10 @@
 //! port's accept loops read its current [`Forward`] from a [`Slot`] at every accept,
 //! so a new target takes over without touching the listener, and each port has the
 //! notices that stop its accept loops and its re-resolution. What a new list changes
-//! is planned by [`plan`] (pure).
+//! is planned by [`plan`] (pure). Ports are looked up in maps, so that a reload of a
+//! list of thousands of lines takes time in proportion to its length.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -40,7 +42,7 @@ struct Entry {
 /// that is stopped at once).
 #[derive(Default)]
 pub struct Live {
-    entries: Mutex<Vec<Entry>>,
+    entries: Mutex<BTreeMap<u16, Entry>>,
     stopped: AtomicBool,
 }
 
@@ -55,29 +57,33 @@ pub struct Started {
 }
 
 impl Live {
-    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<u16, Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The forwards in service, in the order their ports were put in service.
+    /// The forwards in service, by port.
     pub fn forwards(&self) -> Vec<Arc<Forward>> {
-        self.entries().iter().map(|e| e.slot.current()).collect()
+        self.entries().values().map(|e| e.slot.current()).collect()
     }
 
     /// Puts `forward` in service on its port (not in service yet).
     pub fn start(&self, forward: Arc<Forward>) -> Started {
         let (listening, listening_notice) = watch::channel(false);
         let (resolving, resolving_notice) = watch::channel(false);
+        let port = forward.forwarder.port;
         let slot = Arc::new(Slot(RwLock::new(forward)));
         let mut entries = self.entries();
         if self.stopped.load(Ordering::SeqCst) {
             let _ = (listening.send(true), resolving.send(true));
         }
-        entries.push(Entry {
+        let entry = Entry {
             slot: slot.clone(),
             listening,
             resolving,
-        });
+        };
+        if let Some(previous) = entries.insert(port, entry) {
+            previous.stop();
+        }
         Started {
             slot,
             listening: listening_notice,
@@ -89,10 +95,7 @@ impl Live {
     /// its re-resolution (the old one's is sent).
     pub fn replace(&self, forward: Arc<Forward>) -> Option<Shutdown> {
         let mut entries = self.entries();
-        let port = forward.forwarder.port;
-        let entry = entries
-            .iter_mut()
-            .find(|e| e.slot.current().forwarder.port == port)?;
+        let entry = entries.get_mut(&forward.forwarder.port)?;
         let (resolving, notice) = watch::channel(false);
         let _ = std::mem::replace(&mut entry.resolving, resolving).send(true);
         entry.slot.set(forward);
@@ -102,24 +105,23 @@ impl Live {
     /// Takes `port` out of service: its accept loops and re-resolution stop (open
     /// connections go on).
     pub fn remove(&self, port: u16) {
-        let mut entries = self.entries();
-        if let Some(at) = entries
-            .iter()
-            .position(|e| e.slot.current().forwarder.port == port)
-        {
-            let entry = entries.remove(at);
-            let _ = entry.listening.send(true);
-            let _ = entry.resolving.send(true);
+        if let Some(entry) = self.entries().remove(&port) {
+            entry.stop();
         }
     }
 
     /// Stops every port (shutdown).
     pub fn stop_all(&self) {
         self.stopped.store(true, Ordering::SeqCst);
-        for entry in self.entries().iter() {
-            let _ = entry.listening.send(true);
-            let _ = entry.resolving.send(true);
-        }
+        self.entries().values().for_each(Entry::stop);
+    }
+}
+
+impl Entry {
+    /// Stops the port's accept loops and re-resolution.
+    fn stop(&self) {
+        let _ = self.listening.send(true);
+        let _ = self.resolving.send(true);
     }
 }
 
@@ -130,36 +132,39 @@ pub struct Changes {
     pub added: Vec<Forwarder>,
     /// Ports no longer listed.
     pub removed: Vec<u16>,
-    /// Lines whose port stays with another target (or one to rebuild, see [`plan`]).
+    /// Lines whose port stays with another target (or target port).
     pub replaced: Vec<Forwarder>,
+    /// Lines kept as they were, rebuilt because the set of ports changed (see [`plan`]).
+    pub rebuilt: Vec<Forwarder>,
 }
 
-/// The changes from the lines `old` to the lines `new`. When the set of ports changes,
-/// every kept line is replaced too, so that each forward knows the new set of the
-/// proxy's own ports (never a backend).
+/// The changes from the lines `old` to the lines `new` (each line's port appears once in
+/// its list). When the set of ports changes, every kept line is rebuilt too, so that each
+/// forward knows the new set of the proxy's own ports (never a backend). Linear: each
+/// list is looked up by port in a map of the other.
 pub fn plan(old: &[Forwarder], new: &[Forwarder]) -> Changes {
-    let has_port = |list: &[Forwarder], port| list.iter().any(|f| f.port == port);
-    let added: Vec<Forwarder> = new
-        .iter()
-        .filter(|f| !has_port(old, f.port))
-        .cloned()
-        .collect();
-    let removed: Vec<u16> = old
-        .iter()
-        .filter(|f| !has_port(new, f.port))
-        .map(|f| f.port)
-        .collect();
-    let ports_changed = !added.is_empty() || !removed.is_empty();
-    let replaced = new
-        .iter()
-        .filter(|f| has_port(old, f.port) && (ports_changed || !old.contains(f)))
-        .cloned()
-        .collect();
-    Changes {
-        added,
-        removed,
-        replaced,
+    let old_by_port: HashMap<u16, &Forwarder> = old.iter().map(|f| (f.port, f)).collect();
+    let new_ports: HashSet<u16> = new.iter().map(|f| f.port).collect();
+    let mut changes = Changes {
+        removed: old
+            .iter()
+            .map(|f| f.port)
+            .filter(|port| !new_ports.contains(port))
+            .collect(),
+        ..Changes::default()
+    };
+    let mut kept = Vec::new();
+    for line in new {
+        match old_by_port.get(&line.port) {
+            None => changes.added.push(line.clone()),
+            Some(previous) if *previous != line => changes.replaced.push(line.clone()),
+            Some(_) => kept.push(line.clone()),
+        }
     }
+    if !changes.added.is_empty() || !changes.removed.is_empty() {
+        changes.rebuilt = kept;
+    }
+    changes
 }
 
 #[cfg(test)]
@@ -203,14 +208,36 @@ mod tests {
             }
         );
         assert_eq!(plan(&old, &old), Changes::default());
-        let new_ports = lines("80 203.0.113.5\n8443 203.0.113.6 443\n5432 db.example.com");
+        let new_ports = lines("80 203.0.113.5\n8443 203.0.113.6 443\n5432 db.example.com 5433");
         assert_eq!(
             plan(&old, &new_ports),
             Changes {
                 added: lines("8443 203.0.113.6 443"),
                 removed: vec![443],
-                replaced: lines("80 203.0.113.5\n5432 db.example.com"),
+                replaced: lines("5432 db.example.com 5433"),
+                rebuilt: lines("80 203.0.113.5"),
             }
         );
+    }
+
+    #[test]
+    fn lists_of_30k_lines_are_planned_whole() {
+        let list = |ports: std::ops::Range<u16>, last: u8| -> String {
+            ports
+                .map(|port| {
+                    format!(
+                        "{port} 203.0.113.{} 80\n",
+                        if port % 2 == 0 { last } else { 5 }
+                    )
+                })
+                .collect()
+        };
+        let (old, new) = (lines(&list(1..30_001, 6)), lines(&list(10_001..40_001, 7)));
+        let changes = plan(&old, &new);
+        assert_eq!(changes.added, new[20_000..]);
+        assert_eq!(changes.removed, (1..10_001).collect::<Vec<u16>>());
+        let kept = &new[..20_000];
+        let (even, odd): (Vec<_>, Vec<_>) = kept.iter().cloned().partition(|f| f.port % 2 == 0);
+        assert_eq!((changes.replaced, changes.rebuilt), (even, odd));
     }
 }

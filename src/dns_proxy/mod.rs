@@ -91,7 +91,10 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         listeners.push(listener::bind_all(forwarder.port, workers::count())?);
     }
     let list_file = match &config.list_file {
-        Some((path, text)) => Some((ListFile::watch(path.clone(), text.clone())?, text.clone())),
+        Some((path, text)) => Some((
+            ListFile::watch(config::LIST.file, path.clone(), text.clone())?,
+            text.clone(),
+        )),
         None => None,
     };
     let shutdown = shutdown::on_signals()?;

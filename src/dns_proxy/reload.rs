@@ -2,9 +2,12 @@
 //! names looked up and its new ports bound before anything changes; then removed ports
 //! stop accepting (open connections go on), kept ports get their new target in place
 //! (the listener stays: no connection waiting on it is lost), and new ports are handed
-//! to every worker. Anything that fails first leaves the running list as it was.
+//! to every worker. Anything that fails first leaves the running list as it was. The
+//! list is parsed and compared with the running one off the runtime.
 
+use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +19,7 @@ use super::backends::Backends;
 use super::config::{DnsProxyConfig, LIST};
 use super::destination::{Forwarder, Target, parse_forwarders};
 use super::forward::Forward;
-use super::live::{self, Live, Slot};
+use super::live::{self, Changes, Live, Slot};
 use super::reach::{Reach, dialable};
 use super::{MIN_REFRESH, refresh, startup};
 use crate::config::lines::first_bad_line;
@@ -25,6 +28,7 @@ use crate::ops::list_reload::{self, Refused};
 use crate::ops::metrics::{DNS_PROXY, METRICS};
 use crate::serve::list_watch::ListFile;
 use crate::serve::listener;
+use crate::serve::off_runtime;
 use crate::serve::pod_addresses::PodAddresses;
 use crate::serve::resolver::Resolver;
 use crate::serve::shutdown::Shutdown;
@@ -120,7 +124,7 @@ impl Reloader {
         };
         let lookups =
             startup::first_lookups(&self.config, forwarders, resolver.as_ref(), reach).await;
-        let file = self.config.list_file.as_ref().map(|(path, _)| path);
+        let file = self.config.list_path();
         forwarders
             .iter()
             .zip(lookups)
@@ -165,15 +169,17 @@ impl Reloader {
             retry: !matches!(error, Error::Config { .. }),
             reason: error.to_string(),
         };
-        let file = self.config.list_file.as_ref().map(|(path, _)| path);
-        let lines = parse_forwarders(&text).map_err(|e| Refused {
-            line: first_bad_line(&text, |line| parse_forwarders(line).map(drop)),
-            reason: LIST.blame_file(e, file).to_string(),
-            retry: false,
-        })?;
+        let config = self.config.clone();
         let old = self.live.forwards();
         let old_lines: Vec<Forwarder> = old.iter().map(|f| f.forwarder.clone()).collect();
-        let changes = live::plan(&old_lines, &lines);
+        let planned = off_runtime::run("list-parse", move || {
+            let lines = parse(&text, config.list_path())?;
+            let changes = live::plan(&old_lines, &lines);
+            Ok((lines, changes, old_lines))
+        });
+        let (lines, changes, old_lines): (Vec<Forwarder>, Changes, Vec<Forwarder>) =
+            planned.await.map_err(Refused::passing)??;
+        let file = self.config.list_path();
         if let Some(taken) = lines.iter().find(|f| self.fixed_ports.contains(&f.port)) {
             let error = Error::config(
                 LIST.inline,
@@ -185,16 +191,18 @@ impl Reloader {
             return Err(refused(LIST.blame_file(error, file)));
         }
         let reach = self.reach(&lines);
-        let (rebuilt, fresh): (Vec<Forwarder>, Vec<Forwarder>) = changes
-            .replaced
+        let looked_up: Vec<Forwarder> = changes
+            .added
             .iter()
+            .chain(&changes.replaced)
             .cloned()
-            .partition(|f| old_lines.contains(f));
-        let looked_up: Vec<Forwarder> = changes.added.iter().cloned().chain(fresh).collect();
+            .collect();
         let mut built = self.build(&looked_up, &reach).await.map_err(refused)?;
-        for forwarder in rebuilt {
-            let previous = old.iter().find(|f| f.forwarder == forwarder);
-            let addresses = previous
+        let old_by_port: HashMap<u16, &Arc<Forward>> =
+            old.iter().map(|f| (f.forwarder.port, f)).collect();
+        for forwarder in changes.rebuilt {
+            let addresses = old_by_port
+                .get(&forwarder.port)
                 .map(|f| f.backends().addresses())
                 .unwrap_or_default();
             let backends =
@@ -202,14 +210,14 @@ impl Reloader {
             let first = matches!(forwarder.target, Target::Name(_)).then_some(MIN_REFRESH);
             built.push((Forward::new(forwarder, backends, reach.clone()), first));
         }
-        let mut sockets = Vec::new();
+        let mut sockets = HashMap::new();
         for forwarder in &changes.added {
             // A port in use may be freed; one this process may not bind will not be.
             let bound = listener::bind_all(forwarder.port, self.workers.len()).map_err(|e| {
                 let in_use = matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse);
                 Refused { retry: in_use, ..refused(e) }
             })?;
-            sockets.push((forwarder.port, bound));
+            sockets.insert(forwarder.port, bound);
         }
         let resolver = self.resolver().await;
         self.commit(&changes.removed, built, sockets, resolver.as_ref());
@@ -229,7 +237,7 @@ impl Reloader {
         &self,
         removed: &[u16],
         built: Vec<(Arc<Forward>, Option<Duration>)>,
-        mut sockets: Vec<(u16, Vec<StdListener>)>,
+        mut sockets: HashMap<u16, Vec<StdListener>>,
         resolver: Option<&Resolver>,
     ) {
         for port in removed {
@@ -239,9 +247,8 @@ impl Reloader {
         for (forward, first_refresh) in built {
             let port = forward.forwarder.port;
             let target = forward.forwarder.target.to_string();
-            match sockets.iter().position(|(p, _)| *p == port) {
-                Some(at) => {
-                    let (_, per_worker) = sockets.swap_remove(at);
+            match sockets.remove(&port) {
+                Some(per_worker) => {
                     let started = self.live.start(forward.clone());
                     for (worker, listener) in self.workers.iter().zip(per_worker) {
                         let stop = started.listening.clone();
@@ -274,4 +281,13 @@ pub(super) fn follow_name(
     if let (Some(delay), Some(resolver)) = (first_refresh, resolver) {
         tokio::spawn(refresh::refresh(forward, resolver.clone(), delay, stop));
     }
+}
+
+/// The forwarders of the list `text` read from `file`, or why it is refused.
+fn parse(text: &str, file: Option<&Path>) -> std::result::Result<Vec<Forwarder>, Refused> {
+    parse_forwarders(text).map_err(|e| Refused {
+        line: first_bad_line(text, |line| parse_forwarders(line).map(drop)),
+        reason: LIST.blame_file(e, file).to_string(),
+        retry: false,
+    })
 }

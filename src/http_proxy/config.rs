@@ -62,7 +62,7 @@ impl ProxyConfig {
     /// Reads and validates the proxy variables.
     pub fn from_vars(vars: &Vars) -> Result<Self> {
         let (text, file) = LIST.read(vars)?;
-        let rules = rules::parse_rules(&text).map_err(|e| LIST.blame_file(e, file.as_ref()))?;
+        let rules = rules::parse_rules(&text).map_err(|e| LIST.blame_file(e, file.as_deref()))?;
         Ok(ProxyConfig {
             rules,
             list_file: file.map(|path| (path, text)),

@@ -135,7 +135,7 @@ pub async fn run(config: ProxyConfig) -> Result<()> {
     let proxy = Arc::new(Proxy::new(config, resolver, own_ports, pod));
     match &proxy.config.list_file {
         Some((path, text)) => {
-            let file = ListFile::watch(path.clone(), text.clone())?;
+            let file = ListFile::watch(config::LIST.file, path.clone(), text.clone())?;
             tokio::spawn(reload::follow(
                 file,
                 proxy.clone(),

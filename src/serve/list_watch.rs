@@ -6,10 +6,16 @@
 //! the file's own inode never changes; the path is opened again at each read and its
 //! whole content compared with the last one seen. Only events about the file's own name
 //! or the ConfigMap's `..` entries count (other files of the directory may change all
-//! the time). Events come in bursts during an update, so a read waits for [`SETTLE`] of
-//! quiet, at most [`SETTLE_AT_MOST`]. A re-read every [`RECHECK`] covers what inotify
+//! the time). Events come in bursts during an update, so a read waits for [`QUIET`] of
+//! quiet, at most [`QUIET_AT_MOST`]. A re-read every [`RECHECK`] covers what inotify
 //! cannot see (a path whose directory is itself replaced), and retries a list refused
 //! for a passing cause (a name that did not resolve, a port that was busy).
+//!
+//! Every read, whatever its cause, applies only a settled file: its [`Stamp`] (device,
+//! inode, size, modification and change times) must stay the same for [`SETTLE`] before
+//! the read and throughout it, so that a file being written in place is not read half
+//! written. The file is read (see [`crate::config::list_file::read`]) on a thread of its
+//! own, never on a runtime thread.
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -20,14 +26,20 @@ use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::{Interval, MissedTickBehavior};
 
+use super::off_runtime;
 use super::shutdown::{Shutdown, requested};
-use crate::config::list_file::read_file;
+use crate::config::list_file::{Stamp, read, stamp};
 use crate::error::{Error, Result};
 
-/// How long events must stop before the file is read.
-pub const SETTLE: Duration = Duration::from_millis(100);
-/// A burst of events delays the read at most this long.
-pub const SETTLE_AT_MOST: Duration = Duration::from_secs(1);
+/// How long events must stop before the file is looked at.
+pub const QUIET: Duration = Duration::from_millis(100);
+/// A burst of events delays the look at most this long.
+pub const QUIET_AT_MOST: Duration = Duration::from_secs(1);
+/// How long the file must stay the same (its [`Stamp`]) before it is read.
+pub const SETTLE: Duration = Duration::from_secs(1);
+/// A file still changing after this many [`SETTLE`] periods is left until its next
+/// change (or the next re-read).
+pub const SETTLE_ROUNDS: usize = 10;
 /// The file is read at least this often, events or not.
 pub const RECHECK: Duration = Duration::from_secs(30);
 
@@ -42,6 +54,7 @@ pub enum Trigger {
 
 /// A list file and what was last read from it.
 pub struct ListFile {
+    var: &'static str,
     path: PathBuf,
     name: std::ffi::OsString,
     last: std::result::Result<String, String>,
@@ -60,10 +73,10 @@ impl AsRawFd for Watch {
 }
 
 impl ListFile {
-    /// Starts watching `path`, whose content `initial` was read at start. Installs the
-    /// SIGHUP handler (SIGHUP no longer ends the process). Without inotify, only SIGHUP
-    /// and the periodic re-read remain (logged).
-    pub fn watch(path: PathBuf, initial: String) -> Result<Self> {
+    /// Starts watching `path`, named by the variable `var`, whose content `initial` was
+    /// read at start. Installs the SIGHUP handler (SIGHUP no longer ends the process).
+    /// Without inotify, only SIGHUP and the periodic re-read remain (logged).
+    pub fn watch(var: &'static str, path: PathBuf, initial: String) -> Result<Self> {
         let hangup = signal(SignalKind::hangup())
             .map_err(|e| Error::io("installing the SIGHUP handler", e))?;
         let events = match directory_events(&path) {
@@ -77,6 +90,7 @@ impl ListFile {
         recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let name = path.file_name().unwrap_or_default().to_os_string();
         Ok(ListFile {
+            var,
             path,
             name,
             last: Ok(initial),
@@ -98,8 +112,9 @@ impl ListFile {
     }
 
     /// Waits for the next content to apply: the file's whole text when it differs from
-    /// the last read (or SIGHUP asked), or why it cannot be read (once per cause).
-    /// `None` once `shutdown` is requested.
+    /// the last read (or SIGHUP asked), or why it cannot be read, naming the variable and
+    /// the file (once per cause). Only a settled file is read (see [`SETTLE`]). `None`
+    /// once `shutdown` is requested.
     pub async fn next(
         &mut self,
         shutdown: &mut Shutdown,
@@ -113,11 +128,19 @@ impl ListFile {
                 _ = changed(events, name) => {
                     tokio::select! {
                         _ = requested(shutdown) => return None,
-                        _ = settle(events, name) => Trigger::Changed,
+                        _ = quiet(events, name) => Trigger::Changed,
                     }
                 }
             };
-            let read = read_file(&self.path);
+            let content = tokio::select! {
+                _ = requested(shutdown) => return None,
+                content = settled(&self.path) => content,
+            };
+            let Some(read) = content else {
+                tracing::warn!(file = %self.path.display(), "the list file keeps changing; it is read once it stays the same for {SETTLE:?}");
+                continue;
+            };
+            let read = read.map_err(|reason| format!("{}: {reason}", self.var));
             if trigger == Trigger::Changed && read == self.last {
                 continue;
             }
@@ -125,6 +148,27 @@ impl ListFile {
             return Some((trigger, read));
         }
     }
+}
+
+/// The content of the file at `path` (or why it cannot be used) once its stamp stayed
+/// the same for [`SETTLE`] and throughout the read; `None` when it still changed after
+/// [`SETTLE_ROUNDS`] tries. Looking at the file and reading it happen off the runtime.
+async fn settled(path: &Path) -> Option<std::result::Result<String, String>> {
+    for _ in 0..SETTLE_ROUNDS {
+        let at = path.to_path_buf();
+        let seen: Result<Option<Stamp>> = off_runtime::run("list-file", move || stamp(&at)).await;
+        tokio::time::sleep(SETTLE).await;
+        let at = path.to_path_buf();
+        let reading = off_runtime::run("list-file", move || read(&at)).await;
+        match (seen, reading) {
+            (Ok(seen), Ok(reading)) if reading.unchanged_since(seen) => {
+                return Some(reading.content);
+            }
+            (Err(e), _) | (_, Err(e)) => return Some(Err(e.to_string())),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// An inotify instance on the directory of `path`, for every change of its entries.
@@ -175,15 +219,15 @@ fn concerns(entry: Option<&std::ffi::OsStr>, name: &std::ffi::OsStr) -> bool {
     entry.is_some_and(|e| e == name || e.as_encoded_bytes().starts_with(b".."))
 }
 
-/// Waits until no event about the file came for [`SETTLE`], at most [`SETTLE_AT_MOST`].
-async fn settle(events: Option<&AsyncFd<Watch>>, name: &std::ffi::OsStr) {
+/// Waits until no event about the file came for [`QUIET`], at most [`QUIET_AT_MOST`].
+async fn quiet(events: Option<&AsyncFd<Watch>>, name: &std::ffi::OsStr) {
     let quiet = async {
-        while tokio::time::timeout(SETTLE, changed(events, name))
+        while tokio::time::timeout(QUIET, changed(events, name))
             .await
             .is_ok()
         {}
     };
-    let _ = tokio::time::timeout(SETTLE_AT_MOST, quiet).await;
+    let _ = tokio::time::timeout(QUIET_AT_MOST, quiet).await;
 }
 
 /// For a proxy whose list is not in a file: SIGHUP is logged, and no longer ends the

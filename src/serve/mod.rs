@@ -4,13 +4,15 @@
 //! per connection; [`resolver`] the resolv.conf resolver (absolute names only);
 //! [`workers`] a worker thread per core, each with its own runtime and listening
 //! sockets; [`egress`] each family's egress address and dialing through it;
-//! [`pod_addresses`] the pod's addresses, kept current.
+//! [`pod_addresses`] the pod's addresses, kept current; [`list_watch`] a list file's
+//! changes; [`off_runtime`] work that must not hold a runtime thread.
 
 pub mod access_log;
 pub mod egress;
 pub mod limits;
 pub mod list_watch;
 pub mod listener;
+pub mod off_runtime;
 pub mod pod_addresses;
 pub mod relay;
 pub mod resolver;

@@ -5,10 +5,12 @@
 //! root test takes first (`root`). `dns`: a DNS server for test names; `egress_lan`:
 //! connection attempts from the egress LAN; `http`:
 //! HTTP/1.1 client and origin server for the proxy tests; `ipv6`: IPv6 added to the
-//! topology; `proxy`: checks shared by the proxy roles (idle timeout, SIGTERM); `cni`:
+//! topology; `lists`: list files and the reloads they cause; `proxy`: checks shared by the
+//! proxy roles (idle timeout, SIGTERM); `cni`:
 //! the CNI plugin run as a runtime runs it, and its pods.
 //!
-//! Every item of these modules but `dns`, `egress_lan`, `http`, `ipv6`, `proxy` and `cni` is
+//! Every item of these modules but `dns`, `egress_lan`, `http`, `ipv6`, `lists`, `proxy` and
+//! `cni` is
 //! re-exported here, so a suite takes them with `use common::*`.
 //!
 //! Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
@@ -20,6 +22,7 @@ pub mod dns;
 pub mod egress_lan;
 pub mod http;
 pub mod ipv6;
+pub mod lists;
 pub mod proxy;
 
 mod checks;
