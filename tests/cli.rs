@@ -89,6 +89,31 @@ fn unit_test_source_prefix_is_not_in_snat() {
 }
 
 #[test]
+fn unit_test_prints_the_metrics_ports_exemption_only_when_the_address_is_set() {
+    let mut env = unit_test_env("80 tcp 203.0.113.5\n203.0.113.7");
+    env.push(("EGRESS_METRICS_ADDRESS", ":9090"));
+    assert_stdout_lines(
+        &run(&[], &env),
+        &[
+            "-A PREROUTING -i eth0 -p tcp --dport 80 -j DNAT --to-destination 203.0.113.5",
+            "-A PREROUTING -i eth0 -p tcp --dport 9090 -j RETURN",
+            "-A PREROUTING -i eth0 -j DNAT --to-destination 203.0.113.7",
+            "-A POSTROUTING -j SNAT --to-source 198.51.100.99",
+        ],
+    );
+    env.pop();
+    env.push(("EGRESS_METRICS_ADDRESS", "127.0.0.1:9090"));
+    assert_stdout_lines(
+        &run(&[], &env),
+        &[
+            "-A PREROUTING -i eth0 -p tcp --dport 80 -j DNAT --to-destination 203.0.113.5",
+            "-A PREROUTING -i eth0 -j DNAT --to-destination 203.0.113.7",
+            "-A POSTROUTING -j SNAT --to-source 198.51.100.99",
+        ],
+    );
+}
+
+#[test]
 fn unit_test_prints_the_ipv4_rules_unchanged_then_the_ipv6_ones() {
     let list = "80 tcp 203.0.113.5\n80 tcp 2001:db8:2::5\n8080 tcp 2001:db8:2::6 80\n203.0.113.7\n2001:db8:2::7";
     let mut env = unit_test_env(list);

@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 
+use crate::config::family::Family;
 use crate::config::lines;
 use crate::config::metrics_address::MetricsAddress;
 use crate::config::redirect::{Destination, first_without_source, parse_destinations};
@@ -90,6 +91,22 @@ struct RawRouterEnv {
 }
 
 impl RouterConfig {
+    /// The TCP port of the operations endpoint that the fallback entry of `family` must
+    /// leave alone: set by `EGRESS_METRICS_ADDRESS` (on every address, or on one of
+    /// `family`'s other than loopback) when `EGRESS_DESTINATION` has a fallback of that
+    /// family; `None` otherwise (unset keeps the rules as they always were).
+    pub fn metrics_exemption(&self, family: Family) -> Option<u16> {
+        let MetricsAddress::Set { ip, port } = self.metrics else {
+            return None;
+        };
+        let reachable = ip.is_none_or(|ip| Family::of(ip) == family && !ip.is_loopback());
+        let fallback = self
+            .destinations
+            .iter()
+            .any(|d| matches!(d, Destination::Fallback(_)) && d.family() == family);
+        (reachable && fallback).then_some(port)
+    }
+
     /// The source addresses with their prefixes, comma-separated, IPv4 first.
     pub fn sources(&self) -> String {
         let shown: Vec<String> = self.egress.iter().map(|p| p.source.to_string()).collect();

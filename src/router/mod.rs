@@ -12,7 +12,7 @@ use crate::config::router::{RouterConfig, RouterMode};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::serve::shutdown;
-use crate::setup::firewall;
+use crate::setup::firewall::{self, NatPurpose};
 use crate::setup::{self, Intent, MACVLAN, Namespace, announce};
 use crate::sys::netns::Netns;
 
@@ -25,7 +25,7 @@ pub async fn run(config: &RouterConfig) -> Result<()> {
         RouterMode::UnitTest => {
             // IPv4's lines first, exactly as before IPv6 existed, then IPv6's.
             for pair in &config.egress {
-                for rule in firewall::nat_rules(pair.source.address, &config.destinations) {
+                for (_, rule) in firewall::router_nat_plan(config, pair.source.address) {
                     println!("{rule}");
                 }
             }
@@ -102,13 +102,26 @@ async fn probe(config: &RouterConfig, ns: &Namespace) -> Result<()> {
     let problems = setup::check(ns, &Intent::router(config)).await?;
     if problems.is_empty() {
         debug!("setup verified");
-        Ok(())
-    } else {
-        Err(Error::State(format!(
-            "egress router setup is not in place (did the init container run with EGRESS_ROUTER_MODE=init?): {}",
-            problems.join("; ")
-        )))
+        return Ok(());
     }
+    let exemption_missing = config.egress.iter().any(|pair| {
+        firewall::router_nat_plan(config, pair.source.address)
+            .iter()
+            .any(|(purpose, rule)| {
+                matches!(purpose, NatPurpose::Exempt(_))
+                    && problems.iter().any(|p| p.ends_with(&rule.to_string()))
+            })
+    });
+    let hint = match exemption_missing {
+        true => {
+            " (the metrics port's exemption needs EGRESS_METRICS_ADDRESS in the init container as in this one)"
+        }
+        false => "",
+    };
+    Err(Error::State(format!(
+        "egress router setup is not in place (did the init container run with EGRESS_ROUTER_MODE=init?): {}{hint}",
+        problems.join("; ")
+    )))
 }
 
 /// Waits for SIGTERM or SIGINT, re-verifying the setup every [`CHECK_INTERVAL`].
@@ -117,15 +130,19 @@ async fn watch(config: &RouterConfig, ns: &Namespace) -> Result<()> {
     let status = status::RouterStatus::new(config.clone());
     let redirected = redirected_tcp_ports(&config.destinations);
     let serving = ops::start(config.metrics, &redirected, status, shutdown.clone())?.is_some();
+    let unexempted = config.egress.iter().any(|pair| {
+        let family = pair.family();
+        config.metrics_exemption(family).is_none()
+            && config
+                .destinations
+                .iter()
+                .any(|d| matches!(d, Destination::Fallback(_)) && d.family() == family)
+    });
     let loopback_only =
         matches!(config.metrics, MetricsAddress::Set { ip: Some(ip), .. } if ip.is_loopback());
-    let fallback = config
-        .destinations
-        .iter()
-        .any(|d| matches!(d, Destination::Fallback(_)));
-    if serving && fallback && !loopback_only {
+    if serving && unexempted && !loopback_only {
         warn!(
-            "EGRESS_DESTINATION has a fallback entry: connections to the metrics port arriving on eth0 are redirected too; probe with `egress-router check` and scrape from inside the pod"
+            "EGRESS_DESTINATION has a fallback entry: connections to the metrics port arriving on eth0 are redirected too; set EGRESS_METRICS_ADDRESS in the init container (and this one) to exempt its port, or probe with `egress-router check` and scrape from inside the pod"
         );
     }
     let mut ticks =

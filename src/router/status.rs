@@ -13,7 +13,7 @@ use crate::config::router::{EgressPair, RouterConfig};
 use crate::error::{Error, Result};
 use crate::ops::health::{Recent, RoleStatus};
 use crate::ops::nat::{self, NatCount};
-use crate::setup::firewall::{self, Rule};
+use crate::setup::firewall::{self, NatPurpose, Rule};
 use crate::setup::{self, Intent, Namespace};
 use crate::sys::iptables::Backend;
 use crate::sys::netns::Netns;
@@ -82,23 +82,18 @@ fn read_nat_counts(config: &RouterConfig) -> Result<Vec<NatCount>> {
 }
 
 /// The NAT rules of `pair`'s family, each with its `rule` label: the
-/// `EGRESS_DESTINATION` entry, or `snat` (IPv4) and `snat6` (IPv6) for the SNAT rule.
+/// `EGRESS_DESTINATION` entry, `metrics-port` for the metrics port's exemption, or
+/// `snat` (IPv4) and `snat6` (IPv6) for the SNAT rule.
 fn planned(config: &RouterConfig, pair: &EgressPair) -> Vec<(String, Rule)> {
-    let family = pair.family();
-    let snat = match family {
-        IpFamily::V4 => "snat",
-        IpFamily::V6 => "snat6",
-    };
-    config
-        .destinations
-        .iter()
-        .filter(|d| d.family() == family)
-        .map(ToString::to_string)
-        .chain([snat.to_string()])
-        .zip(firewall::nat_rules(
-            pair.source.address,
-            &config.destinations,
-        ))
+    firewall::router_nat_plan(config, pair.source.address)
+        .into_iter()
+        .map(|(purpose, rule)| {
+            let label = match (purpose, pair.family()) {
+                (NatPurpose::Snat, IpFamily::V6) => "snat6".to_string(),
+                (purpose, _) => purpose.to_string(),
+            };
+            (label, rule)
+        })
         .collect()
 }
 

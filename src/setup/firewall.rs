@@ -15,15 +15,17 @@
 //!   subnet, while the main default route points at `macvlan0`.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 
 use crate::config::family::Family;
-use crate::config::redirect::Destination;
 
 pub mod guard;
+pub mod nat;
 mod script;
 
 pub use guard::guard_rules;
+pub use nat::{
+    NatChains, NatInterfaces, NatPurpose, nat_plan_on, nat_rules, nat_rules_on, router_nat_plan,
+};
 pub use script::{
     check_script, jump_problems, restore_script, rollback_script, same_rules, teardown_script,
 };
@@ -61,17 +63,6 @@ impl fmt::Display for Rule {
     }
 }
 
-/// Which interfaces the redirect NAT rules match, and which chains hold them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NatInterfaces {
-    /// The DNAT rules apply to traffic arriving as this says.
-    pub inbound: Inbound,
-    /// The SNAT rule applies to traffic leaving by this interface; `None`: to all.
-    pub outbound: Option<String>,
-    /// Where the rules live.
-    pub chains: NatChains,
-}
-
 /// Where the traffic a DNAT rule redirects (and reply routing marks) arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
@@ -88,99 +79,6 @@ impl fmt::Display for Inbound {
             Inbound::NotOn(name) => write!(f, "! -i {name}"),
         }
     }
-}
-
-/// The chains that hold the NAT rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NatChains {
-    /// `PREROUTING` and `POSTROUTING` themselves, flushed and refilled (the router's
-    /// contract, SPEC section 3).
-    Builtin,
-    /// Chains of our own, jumped to from the built-in ones (the CNI plugin's: the pod
-    /// may hold other rules, and DEL removes exactly ours).
-    Own,
-}
-
-impl NatInterfaces {
-    /// The router's (SPEC section 3): DNAT what arrives on `eth0`, SNAT everything.
-    pub fn router() -> Self {
-        NatInterfaces {
-            inbound: Inbound::On(POD_INTERFACE.into()),
-            outbound: None,
-            chains: NatChains::Builtin,
-        }
-    }
-
-    /// The CNI plugin's (SPEC section 7): DNAT what arrives on the pod's other
-    /// interfaces, SNAT what leaves by `egress`, the plugin's interface.
-    pub fn plugin(egress: &str) -> Self {
-        NatInterfaces {
-            inbound: Inbound::NotOn(egress.into()),
-            outbound: Some(egress.into()),
-            chains: NatChains::Own,
-        }
-    }
-}
-
-/// The redirect NAT rules of SPEC sections 3 and 10 for the family of `source`: its
-/// entries in order, then the SNAT.
-pub fn nat_rules(source: IpAddr, destinations: &[Destination]) -> Vec<Rule> {
-    nat_rules_on(&NatInterfaces::router(), source, destinations)
-}
-
-/// The redirect NAT rules matching `interfaces` for the family of `source` (for
-/// `iptables` or `ip6tables`): its entries in order, then the SNAT.
-pub fn nat_rules_on(
-    interfaces: &NatInterfaces,
-    source: IpAddr,
-    destinations: &[Destination],
-) -> Vec<Rule> {
-    let (pre, post) = match interfaces.chains {
-        NatChains::Builtin => ("PREROUTING", "POSTROUTING"),
-        NatChains::Own => (DNAT_CHAIN, SNAT_CHAIN),
-    };
-    let nat = |chain, spec: String| Rule {
-        table: "nat",
-        chain,
-        spec,
-    };
-    let inbound = &interfaces.inbound;
-    let family = Family::of(source);
-    let mut rules: Vec<Rule> = destinations
-        .iter()
-        .filter(|destination| destination.family() == family)
-        .map(|destination| {
-            let spec = match destination {
-                Destination::Port {
-                    port,
-                    protocol,
-                    address,
-                    target_port: None,
-                } => format!(
-                    "{inbound} -p {protocol} --dport {port} -j DNAT --to-destination {address}"
-                ),
-                Destination::Port {
-                    port,
-                    protocol,
-                    address,
-                    target_port: Some(target),
-                } => format!(
-                    "{inbound} -p {protocol} --dport {port} -j DNAT --to-destination {}",
-                    SocketAddr::new(*address, *target)
-                ),
-                Destination::Fallback(address) => {
-                    format!("{inbound} -j DNAT --to-destination {address}")
-                }
-            };
-            nat(pre, spec)
-        })
-        .collect();
-    let snat = match &interfaces.outbound {
-        Some(name) => format!("-o {name} -j SNAT --to-source {source}"),
-        None => format!("-j SNAT --to-source {source}"),
-    };
-    rules.push(nat(post, snat));
-    rules
 }
 
 /// Everything a setup wants in one family's firewall: the guard of the egress

@@ -101,9 +101,10 @@ impl Intent {
                     return Wanted::guard_only(family, MACVLAN);
                 };
                 let nat = config.mode.uses_nat().then(|| {
+                    let plan = firewall::router_nat_plan(config, pair.source.address);
                     (
                         NatChains::Builtin,
-                        firewall::nat_rules(pair.source.address, &config.destinations),
+                        plan.into_iter().map(|(_, r)| r).collect(),
                     )
                 });
                 Wanted {

@@ -252,3 +252,40 @@ fn every_bad_value_names_its_variable_and_quotes_the_value() {
 }
 
 mod pairs;
+
+#[test]
+fn the_metrics_port_is_exempted_from_a_fallback_only_when_set_and_reachable_on_eth0() {
+    let exemption = |metrics: &str, destinations: &str, family| {
+        let mut pairs = vec![("EGRESS_DESTINATION", destinations)];
+        if metrics != "<unset>" {
+            pairs.push(("EGRESS_METRICS_ADDRESS", metrics));
+        }
+        let config = RouterConfig::from_vars(&with(&pairs), None).unwrap();
+        config.metrics_exemption(family)
+    };
+    assert_eq!(exemption(":9090", "203.0.113.25", Family::V4), Some(9090));
+    assert_eq!(
+        exemption("192.0.2.70:9100", "203.0.113.25", Family::V4),
+        Some(9100)
+    );
+    for (metrics, why) in [
+        ("<unset>", "unset keeps the rules as they were"),
+        ("", "off"),
+        ("127.0.0.1:9090", "loopback is not reached through eth0"),
+        (
+            "[2001:db8:9::70]:9090",
+            "an IPv6 address is no IPv4 exemption",
+        ),
+    ] {
+        assert_eq!(
+            exemption(metrics, "203.0.113.25", Family::V4),
+            None,
+            "{why}"
+        );
+    }
+    assert_eq!(
+        exemption(":9090", "80 tcp 203.0.113.25", Family::V4),
+        None,
+        "no fallback, nothing to exempt"
+    );
+}

@@ -267,3 +267,39 @@ fn a_plugin_setup_keeps_its_nat_in_chains_of_its_own_and_deletes_them_whole() {
     );
     assert!(jump_problems("", &wanted).is_empty());
 }
+
+#[test]
+fn the_exempted_port_returns_just_before_the_fallback_and_nowhere_else() {
+    let destinations = parse_destinations("80 tcp 203.0.113.5\n203.0.113.7").unwrap();
+    let source = "198.51.100.99".parse().unwrap();
+    let plan = nat_plan_on(&NatInterfaces::router(Some(9090)), source, &destinations);
+    let shown: Vec<String> = plan.iter().map(|(_, rule)| rule.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "-A PREROUTING -i eth0 -p tcp --dport 80 -j DNAT --to-destination 203.0.113.5",
+            "-A PREROUTING -i eth0 -p tcp --dport 9090 -j RETURN",
+            "-A PREROUTING -i eth0 -j DNAT --to-destination 203.0.113.7",
+            "-A POSTROUTING -j SNAT --to-source 198.51.100.99",
+        ]
+    );
+    let labels: Vec<String> = plan
+        .iter()
+        .map(|(purpose, _)| purpose.to_string())
+        .collect();
+    assert_eq!(
+        labels,
+        ["80 tcp 203.0.113.5", "metrics-port", "203.0.113.7", "snat"]
+    );
+    assert_eq!(
+        nat_rules_on(&NatInterfaces::router(None), source, &destinations),
+        nat_rules(source, &destinations),
+        "without an exemption the rules are as they always were"
+    );
+    let no_fallback = parse_destinations("80 tcp 203.0.113.5").unwrap();
+    assert_eq!(
+        nat_rules_on(&NatInterfaces::router(Some(9090)), source, &no_fallback).len(),
+        2,
+        "no fallback, no exemption"
+    );
+}

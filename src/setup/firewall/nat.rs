@@ -1,0 +1,167 @@
+//! The redirect NAT (SPEC sections 3, 7 and 10), planned from the destination list:
+//! one DNAT rule an entry, in entry order, then the SNAT; for the router, the metrics
+//! endpoint's port exempted from the fallback entry when the init container's
+//! environment sets `EGRESS_METRICS_ADDRESS` (a `RETURN` just before the fallback, so
+//! that Prometheus and the kubelet reach the `redirect` container through `eth0`).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use super::{DNAT_CHAIN, Inbound, POD_INTERFACE, Rule, SNAT_CHAIN};
+use crate::config::family::Family;
+use crate::config::redirect::Destination;
+use crate::config::router::RouterConfig;
+
+/// Which interfaces the redirect NAT rules match, and which chains hold them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatInterfaces {
+    /// The DNAT rules apply to traffic arriving as this says.
+    pub inbound: Inbound,
+    /// The SNAT rule applies to traffic leaving by this interface; `None`: to all.
+    pub outbound: Option<String>,
+    /// Where the rules live.
+    pub chains: NatChains,
+    /// A TCP port the fallback entry does not redirect (the metrics endpoint's).
+    pub exempt_tcp: Option<u16>,
+}
+
+/// The chains that hold the NAT rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatChains {
+    /// `PREROUTING` and `POSTROUTING` themselves, flushed and refilled (the router's
+    /// contract, SPEC section 3).
+    Builtin,
+    /// Chains of our own, jumped to from the built-in ones (the CNI plugin's: the pod
+    /// may hold other rules, and DEL removes exactly ours).
+    Own,
+}
+
+impl NatInterfaces {
+    /// The router's (SPEC section 3): DNAT what arrives on `eth0`, SNAT everything;
+    /// the fallback leaves TCP port `exempt_tcp` alone when given.
+    pub fn router(exempt_tcp: Option<u16>) -> Self {
+        NatInterfaces {
+            inbound: Inbound::On(POD_INTERFACE.into()),
+            outbound: None,
+            chains: NatChains::Builtin,
+            exempt_tcp,
+        }
+    }
+
+    /// The CNI plugin's (SPEC section 7): DNAT what arrives on the pod's other
+    /// interfaces, SNAT what leaves by `egress`, the plugin's interface.
+    pub fn plugin(egress: &str) -> Self {
+        NatInterfaces {
+            inbound: Inbound::NotOn(egress.into()),
+            outbound: Some(egress.into()),
+            chains: NatChains::Own,
+            exempt_tcp: None,
+        }
+    }
+}
+
+/// What one NAT rule implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatPurpose<'a> {
+    /// An `EGRESS_DESTINATION` entry.
+    Entry(&'a Destination),
+    /// The metrics endpoint's port, left out of the fallback.
+    Exempt(u16),
+    /// The source NAT.
+    Snat,
+}
+
+impl fmt::Display for NatPurpose<'_> {
+    /// The `rule` label of the NAT counters: the entry as written in the list,
+    /// `metrics-port` or `snat`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NatPurpose::Entry(destination) => write!(f, "{destination}"),
+            NatPurpose::Exempt(_) => f.write_str("metrics-port"),
+            NatPurpose::Snat => f.write_str("snat"),
+        }
+    }
+}
+
+/// The redirect NAT rules of SPEC sections 3 and 10 for the family of `source`: its
+/// entries in order, then the SNAT (no exemption).
+pub fn nat_rules(source: IpAddr, destinations: &[Destination]) -> Vec<Rule> {
+    nat_rules_on(&NatInterfaces::router(None), source, destinations)
+}
+
+/// The router's NAT rules for the family of `source`, the metrics port exempted from
+/// the fallback as `config` asks ([`RouterConfig::metrics_exemption`]), each with what
+/// it implements.
+pub fn router_nat_plan(config: &RouterConfig, source: IpAddr) -> Vec<(NatPurpose<'_>, Rule)> {
+    let exempt = config.metrics_exemption(Family::of(source));
+    nat_plan_on(&NatInterfaces::router(exempt), source, &config.destinations)
+}
+
+/// The redirect NAT rules matching `interfaces` for the family of `source` (for
+/// `iptables` or `ip6tables`).
+pub fn nat_rules_on(
+    interfaces: &NatInterfaces,
+    source: IpAddr,
+    destinations: &[Destination],
+) -> Vec<Rule> {
+    nat_plan_on(interfaces, source, destinations)
+        .into_iter()
+        .map(|(_, rule)| rule)
+        .collect()
+}
+
+/// [`nat_rules_on`], each rule with what it implements: the entries in order (the
+/// exemption, when asked for, just before the fallback), then the SNAT.
+pub fn nat_plan_on<'a>(
+    interfaces: &NatInterfaces,
+    source: IpAddr,
+    destinations: &'a [Destination],
+) -> Vec<(NatPurpose<'a>, Rule)> {
+    let (pre, post) = match interfaces.chains {
+        NatChains::Builtin => ("PREROUTING", "POSTROUTING"),
+        NatChains::Own => (DNAT_CHAIN, SNAT_CHAIN),
+    };
+    let nat = |chain, spec: String| Rule {
+        table: "nat",
+        chain,
+        spec,
+    };
+    let inbound = &interfaces.inbound;
+    let family = Family::of(source);
+    let mut rules = Vec::new();
+    for destination in destinations.iter().filter(|d| d.family() == family) {
+        let spec = match destination {
+            Destination::Port {
+                port,
+                protocol,
+                address,
+                target_port: None,
+            } => {
+                format!("{inbound} -p {protocol} --dport {port} -j DNAT --to-destination {address}")
+            }
+            Destination::Port {
+                port,
+                protocol,
+                address,
+                target_port: Some(target),
+            } => format!(
+                "{inbound} -p {protocol} --dport {port} -j DNAT --to-destination {}",
+                SocketAddr::new(*address, *target)
+            ),
+            Destination::Fallback(address) => {
+                if let Some(port) = interfaces.exempt_tcp {
+                    let spec = format!("{inbound} -p tcp --dport {port} -j RETURN");
+                    rules.push((NatPurpose::Exempt(port), nat(pre, spec)));
+                }
+                format!("{inbound} -j DNAT --to-destination {address}")
+            }
+        };
+        rules.push((NatPurpose::Entry(destination), nat(pre, spec)));
+    }
+    let snat = match &interfaces.outbound {
+        Some(name) => format!("-o {name} -j SNAT --to-source {source}"),
+        None => format!("-j SNAT --to-source {source}"),
+    };
+    rules.push((NatPurpose::Snat, nat(post, snat)));
+    rules
+}
