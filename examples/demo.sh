@@ -34,9 +34,9 @@ command -v iptables-save >/dev/null || missing+=(iptables)
 command -v socat >/dev/null || missing+=(socat)
 [[ -x /usr/sbin/dnsmasq ]] || missing+=(dnsmasq-base)
 if ((${#missing[@]})); then
-    say "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    # shellcheck source=tests/apt.sh
+    source "$ROOT/tests/apt.sh"
+    apt_install "${missing[@]}"
 fi
 
 say "building the release binary"

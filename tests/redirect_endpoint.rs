@@ -60,13 +60,17 @@ fn a_fallback_leaves_the_endpoint_reachable_through_eth0_and_its_counters_move()
         );
     }
     // the counters are read at most every 5 s
-    let metrics = eventually(Duration::from_secs(7), "the fallback's counter moving", || {
-        let (status, metrics) = get(&t, "client", &scrape_at, "/metrics");
-        match sample(&metrics, fallback) {
-            found if status == 200 && found == before.map(|n| n + 3.0) => Ok(metrics),
-            found => Err(format!("{status}: {found:?} after {before:?}")),
-        }
-    });
+    let metrics = eventually(
+        Duration::from_secs(7),
+        "the fallback's counter moving",
+        || {
+            let (status, metrics) = get(&t, "client", &scrape_at, "/metrics");
+            match sample(&metrics, fallback) {
+                found if status == 200 && found == before.map(|n| n + 3.0) => Ok(metrics),
+                found => Err(format!("{status}: {found:?} after {before:?}")),
+            }
+        },
+    );
     let exempted = sample(
         &metrics,
         r#"egress_router_nat_packets_total{rule="metrics-port"}"#,
