@@ -16,6 +16,7 @@ use super::code;
 use super::config::{InterfaceKind, IpvlanMode, MacvlanMode, NetConf};
 use super::host::{self, HostAddress, HostDefault, Owner};
 use super::ip::IpConfig;
+use super::preflight;
 use super::request::Container;
 use super::result::{Interface, SuccessResult};
 use crate::config::address::is_link_local_v6;
@@ -95,6 +96,7 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
             ),
         ));
     }
+    preflight::refuse_a_second_setup(&ns)?;
     let owner = Owner {
         container: container.id.clone(),
         replies4: has_own_default(&ns.nl, Family::V4).await?,

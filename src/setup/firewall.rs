@@ -27,7 +27,8 @@ pub use nat::{
     NatChains, NatInterfaces, NatPurpose, nat_plan_on, nat_rules, nat_rules_on, router_nat_plan,
 };
 pub use script::{
-    check_script, jump_problems, restore_script, rollback_script, same_rules, teardown_script,
+    check_script, jump_problems, our_chain_in, restore_script, rollback_script, same_rules,
+    teardown_script,
 };
 
 /// Interface the pod's cluster traffic arrives on.

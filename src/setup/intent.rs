@@ -32,7 +32,7 @@ pub struct Intent {
     /// order of its `addresses`).
     pub families: Vec<FamilyIntent>,
     /// The firewall of each family, IPv4 first: a family without a source has the
-    /// guard alone (IPv6's only where the egress interface has IPv6 on).
+    /// guard alone (IPv6's wherever the kernel has IPv6).
     pub firewalls: Vec<Wanted>,
     /// The egress interface.
     pub egress: String,

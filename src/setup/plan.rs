@@ -19,17 +19,42 @@ use crate::setup::firewall::{self, REPLY_TABLE};
 use crate::sys::netlink::{self, AddressState};
 use crate::sys::sysctl::Sysctl;
 
-/// The steps that bring each missing piece into place, in order: addresses, the link,
-/// the wait for IPv6 duplicate address detection (a tentative address cannot be a
-/// route's source), routes and sysctls of each family, then each family's firewall
-/// script (idempotent, applied every time; none for the IPv6 guard of an egress
-/// interface without IPv6). Fails, before any change, when an address
+/// The steps that bring each missing piece into place, in order: each family's
+/// firewall script first (the guard before anything else; idempotent, applied every
+/// time; none for the IPv6 guard of a kernel without IPv6), then the egress
+/// interface's sysctls, addresses, the link, the wait for IPv6 duplicate address
+/// detection (a tentative address cannot be a route's source), routes and sysctls of
+/// each family. Fails, before any change, when an address
 /// is a known duplicate, or when replies need a cluster-side default route to keep
 /// and there is none, in the reply table or the main table.
 pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
     let index = observed.egress.index;
     let pairs = || intent.families.iter().zip(&observed.families);
-    let mut steps = Vec::new();
+    // First, before the interface has an address, is up or forwards: the guard (the
+    // egress side never opens anything in, not even while the setup runs). Applied
+    // every time: it declares our chains (which refills them), adds only the jumps that
+    // are missing, and NAT in the built-in chains replaces what they held (SPEC section
+    // 3), so rules of an earlier list do not linger.
+    let mut steps: Vec<Step> = intent
+        .firewalls
+        .iter()
+        .zip(&observed.firewalls)
+        .filter_map(|(wanted, found)| {
+            let dump = found.dump.as_ref()?;
+            Some(Step::Firewall {
+                family: wanted.family,
+                script: firewall::restore_script(dump, wanted),
+                undo: firewall::rollback_script(dump, &firewall::tables(wanted)),
+                before: dump.clone(),
+            })
+        })
+        .collect();
+    steps.extend(
+        observed
+            .egress_unsettled
+            .iter()
+            .map(|(wanted, _)| Step::SetSysctl(wanted.clone())),
+    );
     if pairs().any(|(_, found)| found.disabled) {
         steps.push(Step::SetSysctl(Sysctl {
             key: ipv6_disabled_key(&intent.egress),
@@ -86,18 +111,6 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
             key: rp_filter_key(&link.name),
             value: "2".into(),
         }));
-    }
-    // Applied every time: it declares our chains (which refills them), adds only the
-    // jumps that are missing, and NAT in the built-in chains replaces what they held
-    // (SPEC section 3), so rules of an earlier list do not linger.
-    for (wanted, found) in intent.firewalls.iter().zip(&observed.firewalls) {
-        let Some(dump) = &found.dump else { continue };
-        steps.push(Step::Firewall {
-            family: wanted.family,
-            script: firewall::restore_script(dump, wanted),
-            undo: firewall::rollback_script(dump, &firewall::tables(wanted)),
-            before: dump.clone(),
-        });
     }
     Ok(steps)
 }

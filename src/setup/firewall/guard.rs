@@ -6,8 +6,11 @@
 //! needs; nothing else reaches the pod, whatever address it was sent to (the weak host
 //! model would let a packet for `eth0`'s address in on the egress interface), and
 //! nothing is forwarded from the egress side to the cluster side unless it is a reply.
-//! ARP is not IP and is not filtered. Matching packets `RETURN` to the built-in chain,
-//! whose other rules and policy still apply; the rest is dropped silently.
+//! ICMP redirects from the egress side are dropped before the replies are let in: the
+//! kernel counts one that quotes a live connection as RELATED, and it would reroute
+//! every connection to that destination through whatever next hop a host of that LAN
+//! names. ARP is not IP and is not filtered. Matching packets `RETURN` to the built-in
+//! chain, whose other rules and policy still apply; the rest is dropped silently.
 
 use super::{FORWARD_CHAIN, IN_CHAIN, Rule};
 use crate::config::family::Family;
@@ -27,7 +30,14 @@ pub fn guard_rules(family: Family, egress: &str) -> Vec<Rule> {
     };
     let replies = format!("-i {egress} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN");
     let drop = format!("-i {egress} -j DROP");
-    let mut rules = vec![filter(IN_CHAIN, replies.clone())];
+    let redirects = match family {
+        Family::V4 => format!("-i {egress} -p icmp -m icmp --icmp-type 5 -j DROP"),
+        Family::V6 => format!("-i {egress} -p ipv6-icmp -m icmp6 --icmpv6-type 137 -j DROP"),
+    };
+    let mut rules = vec![
+        filter(IN_CHAIN, redirects.clone()),
+        filter(IN_CHAIN, replies.clone()),
+    ];
     if family == Family::V6 {
         rules.extend(ICMPV6_IN.iter().map(|kind| {
             filter(
@@ -37,6 +47,7 @@ pub fn guard_rules(family: Family, egress: &str) -> Vec<Rule> {
         }));
     }
     rules.push(filter(IN_CHAIN, drop.clone()));
+    rules.push(filter(FORWARD_CHAIN, redirects));
     rules.push(filter(FORWARD_CHAIN, replies));
     rules.push(filter(FORWARD_CHAIN, drop));
     rules
@@ -54,8 +65,10 @@ mod tests {
     fn only_replies_come_in_and_nothing_but_replies_is_forwarded() {
         assert_eq!(
             text(&guard_rules(Family::V4, "macvlan0")),
-            "-A EGRESS-ROUTER-INPUT -i macvlan0 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
+            "-A EGRESS-ROUTER-INPUT -i macvlan0 -p icmp -m icmp --icmp-type 5 -j DROP\n\
+             -A EGRESS-ROUTER-INPUT -i macvlan0 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
              -A EGRESS-ROUTER-INPUT -i macvlan0 -j DROP\n\
+             -A EGRESS-ROUTER-FORWARD -i macvlan0 -p icmp -m icmp --icmp-type 5 -j DROP\n\
              -A EGRESS-ROUTER-FORWARD -i macvlan0 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
              -A EGRESS-ROUTER-FORWARD -i macvlan0 -j DROP\n"
         );

@@ -161,6 +161,23 @@ pub fn teardown_script(current: &str) -> String {
     script
 }
 
+/// The first chain of ours that `current` (an `iptables-save` dump) declares, in any
+/// table: a sign of an egress-router setup in the namespace.
+pub fn our_chain_in(current: &str) -> Option<&str> {
+    const OURS: [&str; 6] = [
+        IN_CHAIN,
+        FORWARD_CHAIN,
+        PRE_CHAIN,
+        OUT_CHAIN,
+        DNAT_CHAIN,
+        SNAT_CHAIN,
+    ];
+    current.lines().find_map(|line| {
+        let chain = line.strip_prefix(':')?.split_whitespace().next()?;
+        OURS.contains(&chain).then_some(chain)
+    })
+}
+
 /// The `iptables-restore --noflush` input that only checks (`-C`) that every rule of
 /// `rules` is in place: it fails at the first one that is not, and changes nothing.
 pub fn check_script(rules: &[Rule]) -> String {

@@ -18,8 +18,10 @@ fn router(nat: Option<&[Rule]>) -> Wanted {
 const FRESH_GUARD: &str = "*filter\n\
      :EGRESS-ROUTER-INPUT - [0:0]\n\
      :EGRESS-ROUTER-FORWARD - [0:0]\n\
+     -A EGRESS-ROUTER-INPUT -i macvlan0 -p icmp -m icmp --icmp-type 5 -j DROP\n\
      -A EGRESS-ROUTER-INPUT -i macvlan0 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
      -A EGRESS-ROUTER-INPUT -i macvlan0 -j DROP\n\
+     -A EGRESS-ROUTER-FORWARD -i macvlan0 -p icmp -m icmp --icmp-type 5 -j DROP\n\
      -A EGRESS-ROUTER-FORWARD -i macvlan0 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
      -A EGRESS-ROUTER-FORWARD -i macvlan0 -j DROP\n\
      -I INPUT 1 -j EGRESS-ROUTER-INPUT\n\
@@ -177,15 +179,15 @@ fn all_rules_lists_reply_routing_then_nat() {
         &parse_destinations("203.0.113.7").unwrap(),
     );
     let all = all_rules(&router(Some(&nat)));
-    assert_eq!(all.len(), 4 + 3 + 4 + 2);
+    assert_eq!(all.len(), 6 + 3 + 4 + 2);
     assert_eq!(
         all.last().unwrap().spec,
         "-j SNAT --to-source 198.51.100.99"
     );
-    assert_eq!(all_rules(&router(None)).len(), 11);
+    assert_eq!(all_rules(&router(None)).len(), 13);
     assert_eq!(
         all_rules(&Wanted::guard_only(Family::V4, "macvlan0")).len(),
-        4 + 2,
+        6 + 2,
         "a family without a source has its guard alone"
     );
 }
