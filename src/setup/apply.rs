@@ -59,8 +59,10 @@ impl Journal {
                 Undo::AddRoute(route) => ns.nl.add_route(route).await,
                 Undo::DeleteRule(rule) => ns.nl.del_rule(rule).await,
                 Undo::Sysctl { key, old } => sysctl::write(&ns.netns, &key, &old),
+                // Without --noflush: each table the script names is put back whole as it
+                // was (our chains and jumps gone, its own rules back), not merged into.
                 Undo::Firewall { family, script } => match ns.backend.for_family(family) {
-                    Ok(backend) => backend.restore(&ns.netns, &script, true),
+                    Ok(backend) => backend.restore(&ns.netns, &script, false),
                     Err(e) => Err(e),
                 },
             };
@@ -141,7 +143,7 @@ pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Res
                 if let Err(e) = backend.restore(&ns.netns, script, true) {
                     // A restore is atomic per table, but say so only when the rules show it.
                     let now = backend.save_all(&ns.netns)?;
-                    let tables = ["mangle", "nat"];
+                    let tables = ["filter", "mangle", "nat"];
                     if !firewall::same_rules(before, &now, &tables) {
                         journal.0.push(undo);
                     }

@@ -198,7 +198,7 @@ pub fn check_script(rules: &[Rule]) -> String {
     script
 }
 
-/// The restore input that puts `tables` back as they were in `saved`
+/// The restore input (applied without `--noflush`) that puts `tables` back as they were in `saved`
 /// (an `iptables-save` dump); a table absent from `saved` is restored empty.
 pub fn rollback_script(saved: &str, tables: &[&str]) -> String {
     let mut script = String::new();
