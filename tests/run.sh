@@ -21,10 +21,16 @@ missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# shellcheck source=tests/apt.sh
+source tests/apt.sh
 if ((${#missing[@]})); then
-    # shellcheck source=tests/apt.sh
-    source tests/apt.sh
     apt_install "${missing[@]}"
+fi
+# prometheus: promtool and the server of the monitoring tests (tests/monitoring_rules.rs,
+# tests/monitoring_prometheus.rs), without the node exporter it recommends; apt_install
+# starts neither (the tests run their own server, in a namespace, and stop it)
+if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed"; then
+    apt_install --no-install-recommends prometheus
 fi
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo not found; install Rust (rustup.rs)" >&2; exit 1; }
 

@@ -157,6 +157,7 @@ async fn serve(
     shutdown: Shutdown,
 ) -> Result<()> {
     let slots = ConnectionSlots::new(max_connections);
+    METRICS.connection_cap(DNS_PROXY, max_connections);
     for (sockets, (slot, _)) in listeners.iter().zip(&ports) {
         if let Some(first) = sockets.first() {
             let address = first

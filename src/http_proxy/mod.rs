@@ -158,12 +158,14 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<()> {
     let slots = ConnectionSlots::new(max_connections);
+    let report = proxy.config.list_mode == ListMode::Report;
+    METRICS.http_proxy_serving(proxy.config.port, max_connections, report);
     if let Some(first) = listeners.first() {
         let address = first
             .local_addr()
             .map_err(|e| Error::io("reading the listening address", e))?;
         info!(%address, workers = listeners.len(), rules = proxy.rules().len(), max_connections, "http proxy listening");
-        if proxy.config.list_mode == ListMode::Report {
+        if report {
             warn!(
                 "EGRESS_HTTP_PROXY_MODE=report: the list is not enforced; what it would deny is let through and logged as outcome=reported"
             );
