@@ -15,6 +15,7 @@
 //!   answers are plain data (pure).
 //! - [`ops`]: metrics, health and readiness on their own listener, beside a role.
 //! - [`validate`]: every problem of an environment at once, for `egress-router validate`.
+//! - [`vrrp`]: the VRRP version 3 protocol (pure); [`ha`]: the role that runs it.
 //! - [`error`]: the one error type.
 
 pub mod cni;
@@ -30,3 +31,4 @@ pub mod serve;
 pub mod setup;
 pub mod sys;
 pub mod validate;
+pub mod vrrp;

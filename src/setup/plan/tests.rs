@@ -46,6 +46,7 @@ fn router(mode: RouterMode, egress: Vec<EgressPair>, destinations: &str) -> Inte
         },
         backend: BackendChoice::Auto,
         metrics: crate::config::metrics_address::MetricsAddress::Off,
+        ha: None,
     })
 }
 
