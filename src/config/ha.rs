@@ -70,9 +70,7 @@ impl HaConfig {
             let text = vars.get(ADVERT_INTERVAL).unwrap_or_default().trim();
             return Err(Error::config(
                 ADVERT_INTERVAL,
-                format!(
-                    "{text:?} is not a multiple of 10ms (VRRP counts in centiseconds)"
-                ),
+                format!("{text:?} is not a multiple of 10ms (VRRP counts in centiseconds)"),
             ));
         }
         let preempt = vars.choice(PREEMPT, false, &[("true", true), ("false", false)])?;
@@ -168,34 +166,86 @@ mod tests {
         ])
         .unwrap()
         .unwrap();
-        assert_eq!((config.vrid, config.priority, config.preempt), (255, 254, true));
+        assert_eq!(
+            (config.vrid, config.priority, config.preempt),
+            (255, 254, true)
+        );
         assert_eq!(config.interval_centis(), 100);
         assert_eq!(config.peers.len(), 4);
-        let longest = read(&[(VRID, "1"), (ADVERT_INTERVAL, "40s")]).unwrap().unwrap();
+        let longest = read(&[(VRID, "1"), (ADVERT_INTERVAL, "40s")])
+            .unwrap()
+            .unwrap();
         assert_eq!(longest.interval_centis(), 4000);
-        let shortest = read(&[(VRID, "1"), (ADVERT_INTERVAL, "10ms")]).unwrap().unwrap();
+        let shortest = read(&[(VRID, "1"), (ADVERT_INTERVAL, "10ms")])
+            .unwrap()
+            .unwrap();
         assert_eq!(shortest.interval_centis(), 1);
     }
 
     #[test]
     fn bad_values_name_their_variable_and_value() {
         for (pairs, expected) in [
-            (vec![(VRID, "0")], "EGRESS_HA_VRID: \"0\" is not a whole number from 1 to 255"),
+            (
+                vec![(VRID, "0")],
+                "EGRESS_HA_VRID: \"0\" is not a whole number from 1 to 255",
+            ),
             (vec![(VRID, "256")], "EGRESS_HA_VRID: \"256\""),
-            (vec![(VRID, "1"), (PRIORITY, "255")], "EGRESS_HA_PRIORITY: \"255\" is not a whole number from 1 to 254"),
-            (vec![(VRID, "1"), (PRIORITY, "0")], "EGRESS_HA_PRIORITY: \"0\""),
-            (vec![(VRID, "1"), (ADVERT_INTERVAL, "5ms")], "EGRESS_HA_ADVERT_INTERVAL: \"5ms\" is out of range: from 10ms to 40s"),
-            (vec![(VRID, "1"), (ADVERT_INTERVAL, "41s")], "EGRESS_HA_ADVERT_INTERVAL: \"41s\" is out of range"),
-            (vec![(VRID, "1"), (ADVERT_INTERVAL, "105ms")], "EGRESS_HA_ADVERT_INTERVAL: \"105ms\" is not a multiple of 10ms"),
-            (vec![(VRID, "1"), (ADVERT_INTERVAL, "fast")], "EGRESS_HA_ADVERT_INTERVAL: \"fast\" is not a duration"),
-            (vec![(VRID, "1"), (PREEMPT, "yes")], "EGRESS_HA_PREEMPT: \"yes\" is not one of true, false"),
-            (vec![(VRID, "1"), (PEERS, "198.51.100.300")], "EGRESS_HA_PEERS: \"198.51.100.300\" is not an IPv4 or IPv6 address"),
-            (vec![(VRID, "1"), (PEERS, "224.0.0.18")], "EGRESS_HA_PEERS: \"224.0.0.18\" is not a unicast address of a peer"),
-            (vec![(VRID, "1"), (PEERS, "ff02::12")], "EGRESS_HA_PEERS: \"ff02::12\" is not a unicast"),
-            (vec![(VRID, "1"), (PEERS, "198.51.100.11,198.51.100.11")], "EGRESS_HA_PEERS: \"198.51.100.11\" is listed twice"),
-            (vec![(VRID, "1"), (PEERS, " , ")], "EGRESS_HA_PEERS: lists no address"),
-            (vec![(PRIORITY, "120")], "EGRESS_HA_PRIORITY: is set but EGRESS_HA_VRID is not"),
-            (vec![(PEERS, "198.51.100.11")], "EGRESS_HA_PEERS: is set but EGRESS_HA_VRID is not"),
+            (
+                vec![(VRID, "1"), (PRIORITY, "255")],
+                "EGRESS_HA_PRIORITY: \"255\" is not a whole number from 1 to 254",
+            ),
+            (
+                vec![(VRID, "1"), (PRIORITY, "0")],
+                "EGRESS_HA_PRIORITY: \"0\"",
+            ),
+            (
+                vec![(VRID, "1"), (ADVERT_INTERVAL, "5ms")],
+                "EGRESS_HA_ADVERT_INTERVAL: \"5ms\" is out of range: from 10ms to 40s",
+            ),
+            (
+                vec![(VRID, "1"), (ADVERT_INTERVAL, "41s")],
+                "EGRESS_HA_ADVERT_INTERVAL: \"41s\" is out of range",
+            ),
+            (
+                vec![(VRID, "1"), (ADVERT_INTERVAL, "105ms")],
+                "EGRESS_HA_ADVERT_INTERVAL: \"105ms\" is not a multiple of 10ms",
+            ),
+            (
+                vec![(VRID, "1"), (ADVERT_INTERVAL, "fast")],
+                "EGRESS_HA_ADVERT_INTERVAL: \"fast\" is not a duration",
+            ),
+            (
+                vec![(VRID, "1"), (PREEMPT, "yes")],
+                "EGRESS_HA_PREEMPT: \"yes\" is not one of true, false",
+            ),
+            (
+                vec![(VRID, "1"), (PEERS, "198.51.100.300")],
+                "EGRESS_HA_PEERS: \"198.51.100.300\" is not an IPv4 or IPv6 address",
+            ),
+            (
+                vec![(VRID, "1"), (PEERS, "224.0.0.18")],
+                "EGRESS_HA_PEERS: \"224.0.0.18\" is not a unicast address of a peer",
+            ),
+            (
+                vec![(VRID, "1"), (PEERS, "ff02::12")],
+                "EGRESS_HA_PEERS: \"ff02::12\" is not a unicast",
+            ),
+            (
+                vec![(VRID, "1"), (PEERS, "198.51.100.11,198.51.100.11")],
+                "EGRESS_HA_PEERS: \"198.51.100.11\" is listed twice",
+            ),
+            (
+                vec![(VRID, "1"), (PEERS, " , ")],
+                "EGRESS_HA_PEERS: lists no address",
+            ),
+            (
+                vec![(PRIORITY, "120")],
+                "EGRESS_HA_PRIORITY: is set but EGRESS_HA_VRID is not",
+            ),
+            (
+                vec![(PEERS, "198.51.100.11")],
+                "EGRESS_HA_PEERS: is set but EGRESS_HA_VRID is not",
+            ),
         ] {
             let found = error(&pairs);
             assert!(found.starts_with(expected), "{pairs:?}: {found}");

@@ -209,7 +209,9 @@ impl Machine {
                 self.deadline = Some(now + self.params.interval);
                 vec![Action::Send(local)]
             }
-            State::Master if priority > local || (priority == local && wins(from, self.params.primary)) => {
+            State::Master
+                if priority > local || (priority == local && wins(from, self.params.primary)) =>
+            {
                 self.master_interval = interval;
                 self.deadline = Some(now + self.down_interval());
                 self.state = State::Backup;

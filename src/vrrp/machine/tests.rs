@@ -38,7 +38,10 @@ fn master_down_interval_and_skew_follow_rfc_5798() {
     let now = Instant::now();
     let machine = started(100, "198.51.100.11", false, now);
     // Skew = (256 - 100) * 100 ms / 256 = 60.9375 ms; down = 300 ms + skew.
-    assert_eq!(machine.skew(), Duration::from_micros(60_937) + Duration::from_nanos(500));
+    assert_eq!(
+        machine.skew(),
+        Duration::from_micros(60_937) + Duration::from_nanos(500)
+    );
     assert_eq!(machine.down_interval(), 300 * MS + machine.skew());
     assert_eq!(machine.deadline(), Some(now + machine.down_interval()));
     let high = started(254, "198.51.100.11", false, now);
@@ -52,7 +55,10 @@ fn a_backup_without_advertisements_becomes_master_and_advertises() {
     let due = machine.deadline().unwrap();
     assert_eq!(
         machine.timer(due),
-        [Action::Send(100), Action::Become(State::Master, Reason::MasterDown)]
+        [
+            Action::Send(100),
+            Action::Become(State::Master, Reason::MasterDown)
+        ]
     );
     assert_eq!(machine.deadline(), Some(due + 100 * MS));
     assert_eq!(machine.timer(due + 100 * MS), [Action::Send(100)]);
@@ -68,7 +74,10 @@ fn advertisements_keep_a_backup_backup_and_it_learns_the_masters_interval() {
     assert!(machine.advertisement(later, peer, 50, 1000 * MS).is_empty());
     assert_eq!(machine.state(), State::Backup);
     assert_eq!(machine.deadline(), Some(later + 3000 * MS + machine.skew()));
-    assert!(machine.skew() > 600 * MS, "the skew follows the master's interval");
+    assert!(
+        machine.skew() > 600 * MS,
+        "the skew follows the master's interval"
+    );
 }
 
 #[test]
@@ -83,7 +92,10 @@ fn priority_0_hands_over_after_the_skew_time_alone() {
     assert!(machine.skew() < 100 * MS);
     assert_eq!(
         machine.timer(at + machine.skew()),
-        [Action::Send(100), Action::Become(State::Master, Reason::Handover)]
+        [
+            Action::Send(100),
+            Action::Become(State::Master, Reason::Handover)
+        ]
     );
 }
 
@@ -116,7 +128,11 @@ fn a_master_yields_to_a_higher_priority_or_a_higher_address_on_a_tie() {
 fn ipv6_ties_compare_the_whole_address() {
     let now = Instant::now();
     let mut machine = master(100, "fe80::2", now);
-    assert!(machine.advertisement(now, ip("fe80::1"), 100, 100 * MS).is_empty());
+    assert!(
+        machine
+            .advertisement(now, ip("fe80::1"), 100, 100 * MS)
+            .is_empty()
+    );
     let actions = machine.advertisement(now, ip("fe80::1:0:0:1"), 100, 100 * MS);
     assert_eq!(actions, [Action::Become(State::Backup, Reason::Preempted)]);
 }
@@ -144,7 +160,10 @@ fn preemption_ignores_lower_masters_and_without_it_a_backup_follows_them() {
     eager.advertisement(at, lower, 100, 100 * MS);
     assert!(patient.deadline() > eager.deadline());
     let due = eager.deadline().unwrap();
-    assert_eq!(eager.timer(due)[1], Action::Become(State::Master, Reason::MasterDown));
+    assert_eq!(
+        eager.timer(due)[1],
+        Action::Become(State::Master, Reason::MasterDown)
+    );
     // The lower master then yields to the eager one's advertisements.
     let mut old = master(100, "198.51.100.12", now);
     let yielded = old.advertisement(due, ip("198.51.100.11"), 200, 100 * MS);
@@ -169,12 +188,21 @@ fn shutdown_sends_priority_0_from_a_master_only() {
     let mut m = master(100, "198.51.100.11", now);
     assert_eq!(
         m.shutdown(),
-        [Action::Send(0), Action::Become(State::Initialize, Reason::Shutdown)]
+        [
+            Action::Send(0),
+            Action::Become(State::Initialize, Reason::Shutdown)
+        ]
     );
     assert_eq!((m.state(), m.deadline()), (State::Initialize, None));
     let mut b = started(100, "198.51.100.11", false, now);
-    assert_eq!(b.shutdown(), [Action::Become(State::Initialize, Reason::Shutdown)]);
+    assert_eq!(
+        b.shutdown(),
+        [Action::Become(State::Initialize, Reason::Shutdown)]
+    );
     assert!(b.shutdown().is_empty());
-    assert!(b.advertisement(now, ip("198.51.100.12"), 100, 100 * MS).is_empty());
+    assert!(
+        b.advertisement(now, ip("198.51.100.12"), 100, 100 * MS)
+            .is_empty()
+    );
     assert!(b.timer(now).is_empty());
 }
