@@ -22,6 +22,7 @@ pub mod cni;
 pub mod config;
 pub mod dns_proxy;
 pub mod error;
+pub mod ha;
 pub mod http_proxy;
 pub mod logging;
 pub mod ops;

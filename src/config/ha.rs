@@ -93,6 +93,36 @@ impl HaConfig {
     }
 }
 
+/// What a proxy of a high-availability pod dials from: `EGRESS_SOURCE` (its addresses,
+/// one a family), required when `EGRESS_HA_VRID` is set, because the proxy cannot
+/// tell the shared source from the pod's own address on `macvlan0`; `None` without
+/// high availability (the proxy finds its egress addresses on `macvlan0`).
+pub fn proxy_sources(vars: &Vars) -> Result<Option<Vec<IpAddr>>> {
+    if HaConfig::from_vars(vars)?.is_none() {
+        return Ok(None);
+    }
+    const SOURCE: &str = "EGRESS_SOURCE";
+    let text = vars.get(SOURCE).ok_or_else(|| {
+        Error::config(
+            SOURCE,
+            format!("is required with {VRID} in a proxy: it is the only address the proxy dials from"),
+        )
+    })?;
+    let mut sources: Vec<IpAddr> = Vec::new();
+    for entry in text.split(',').map(str::trim) {
+        let source = crate::config::router::parse_source_address(entry)
+            .map_err(|reason| Error::config(SOURCE, reason))?;
+        if sources.iter().any(|s| s.is_ipv4() == source.address.is_ipv4()) {
+            return Err(Error::config(
+                SOURCE,
+                format!("{text:?}: give at most one address per family"),
+            ));
+        }
+        sources.push(source.address);
+    }
+    Ok(Some(sources))
+}
+
 /// The peers of `EGRESS_HA_PEERS`: unicast addresses (IPv6 may be link-local, then on
 /// `macvlan0`), each once.
 fn parse_peers(text: &str) -> Result<Vec<IpAddr>> {
@@ -180,6 +210,23 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(shortest.interval_centis(), 1);
+    }
+
+    #[test]
+    fn a_proxy_with_ha_dials_from_egress_source_alone() {
+        let vars = |pairs: &[(&str, &str)]| Vars::from_pairs(pairs.iter().copied());
+        assert_eq!(proxy_sources(&vars(&[("EGRESS_SOURCE", "198.51.100.99")])).unwrap(), None);
+        let both = vars(&[(VRID, "7"), ("EGRESS_SOURCE", "198.51.100.99/24, 2001:db8:1::99/64")]);
+        assert_eq!(
+            proxy_sources(&both).unwrap().unwrap(),
+            ["198.51.100.99".parse::<IpAddr>().unwrap(), "2001:db8:1::99".parse().unwrap()]
+        );
+        let missing = proxy_sources(&vars(&[(VRID, "7")])).unwrap_err().to_string();
+        assert!(missing.starts_with("EGRESS_SOURCE: is required with EGRESS_HA_VRID"), "{missing}");
+        let twice = vars(&[(VRID, "7"), ("EGRESS_SOURCE", "198.51.100.99,198.51.100.98")]);
+        assert!(proxy_sources(&twice).unwrap_err().to_string().contains("one address per family"));
+        let bad = vars(&[(VRID, "0"), ("EGRESS_SOURCE", "198.51.100.99")]);
+        assert!(proxy_sources(&bad).unwrap_err().to_string().starts_with("EGRESS_HA_VRID"));
     }
 
     #[test]

@@ -106,10 +106,20 @@ impl Health {
     }
 }
 
-/// The proxies' setup check: the egress path of this namespace ([`egress`]).
+/// The proxies' setup check: the egress path of this namespace ([`egress`]); with high
+/// availability only `EGRESS_SOURCE` counts, and a pod without it is on `standby`.
 pub async fn egress_problems() -> Vec<String> {
     match egress_path().await {
-        Ok(path) => egress::problems(&path),
+        Ok(mut path) => {
+            if let Some(pinned) = crate::serve::egress::pinned_sources() {
+                let sources = [pinned.v4.map(Into::into), pinned.v6.map(Into::into)];
+                path.addresses.retain(|a| sources.contains(&Some(*a)));
+                if path.addresses.is_empty() {
+                    return vec!["standby".to_string()];
+                }
+            }
+            egress::problems(&path)
+        }
         Err(e) => vec![format!("cannot check the egress setup: {e}")],
     }
 }

@@ -3,13 +3,14 @@
 //! and clients bound to a namespace (`servers`, `clients`), snapshots of a namespace's
 //! network state (`snapshot`), shared assertions and waits (`checks`) and what every
 //! root test takes first (`root`). `dns`: a DNS server for test names; `egress_lan`:
-//! connection attempts from the egress LAN; `http`:
+//! connection attempts from the egress LAN; `ha`: the high-availability LAN (several
+//! router pods on one segment); `http`:
 //! HTTP/1.1 client and origin server for the proxy tests; `ipv6`: IPv6 added to the
 //! topology; `lists`: list files and the reloads they cause; `proxy`: checks shared by the
 //! proxy roles (idle timeout, SIGTERM); `cni`:
 //! the CNI plugin run as a runtime runs it, and its pods.
 //!
-//! Every item of these modules but `dns`, `egress_lan`, `http`, `ipv6`, `lists`, `proxy` and
+//! Every item of these modules but `dns`, `egress_lan`, `ha`, `http`, `ipv6`, `lists`, `proxy` and
 //! `cni` is
 //! re-exported here, so a suite takes them with `use common::*`.
 //!
@@ -20,6 +21,7 @@
 pub mod cni;
 pub mod dns;
 pub mod egress_lan;
+pub mod ha;
 pub mod http;
 pub mod ipv6;
 pub mod lists;
