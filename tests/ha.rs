@@ -4,67 +4,9 @@
 
 mod common;
 
-use common::ha::{HA_SOURCE, HaLan, VRID, server};
+use common::ha::{HA_SOURCE, HaLan, endpoint, env, leaves_from_source, server, start};
 use common::*;
 use std::time::{Duration, Instant};
-
-/// The redirect router's environment with high availability, priority `priority`.
-fn env(priority: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut pairs = vec![
-        ("EGRESS_SOURCE", HA_SOURCE),
-        ("EGRESS_GATEWAY", "198.51.100.1"),
-        ("EGRESS_DESTINATION", "80 tcp 203.0.113.5"),
-        ("EGRESS_HA_VRID", VRID),
-        ("EGRESS_HA_PRIORITY", priority),
-    ];
-    pairs.extend_from_slice(extra);
-    envs(&pairs)
-}
-
-/// Runs init on router `i` (it must succeed) and starts its `redirect` container.
-fn start(lan: &HaLan, i: usize, priority: &str, extra: &[(&str, &str)]) -> ChildGuard {
-    let env = env(priority, extra);
-    let init = lan.binary(i, &[], &with_var(env.clone(), "EGRESS_ROUTER_MODE", Some("init")));
-    assert!(init.status.success(), "init r{i}:\n{}", output_text(&init));
-    assert!(!lan.holds(i, HA_SOURCE), "init with HA adds no source");
-    let mut child = lan.spawn_binary(i, &["redirect"], &env);
-    child.wait_ready(
-        &format!("redirect r{i}"),
-        "setup verified",
-        1,
-        Duration::from_secs(10),
-    );
-    child
-}
-
-/// `GET path` on router `i`'s operations endpoint, from the client: (status, body).
-fn endpoint(lan: &HaLan, i: usize, path: &str) -> (u16, String) {
-    let addr: std::net::SocketAddr = format!("{}:9090", lan.router_ip(i)).parse().unwrap();
-    let client = lan.ns("client");
-    let path = path.to_string();
-    std::thread::spawn(move || {
-        enter_netns(&client);
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        let _ = s.read_to_string(&mut text);
-        let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, body)
-    })
-    .join()
-    .unwrap()
-}
-
-/// The client's connection through router `i` reaches the server from the source.
-fn leaves_from_source(lan: &HaLan, i: usize) {
-    let line = eventually(Duration::from_secs(3), "a connection through the master", || {
-        lan.through(i, 80, Duration::from_millis(500))
-    });
-    assert!(line.starts_with(&format!("{HA_SOURCE} ")), "r{i}: {line}");
-}
 
 #[test]
 fn a_killed_master_is_replaced_and_restarts_as_backup_without_the_source() {
@@ -111,4 +53,135 @@ fn a_killed_master_is_replaced_and_restarts_as_backup_without_the_source() {
     assert!(default.contains("dev eth0") && !default.contains("macvlan0"), "{default}");
     r0.stop();
     r1.stop();
+}
+
+#[test]
+fn sigterm_on_the_master_hands_over_at_once_and_removes_the_source_and_routes() {
+    let _x = xtables_shared();
+    let lan = HaLan::new(2, false);
+    let _server = server(&lan, 80);
+    let mut r0 = start(&lan, 0, "200", &[]);
+    lan.wait_holder(0, HA_SOURCE, Duration::from_secs(3));
+    let mut r1 = start(&lan, 1, "100", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    r0.signal(libc::SIGTERM);
+    let stopped = Instant::now();
+    let took = lan.wait_holder(1, HA_SOURCE, Duration::from_secs(1));
+    eprintln!("handover after SIGTERM: {:?}", stopped.elapsed());
+    // Priority 0 makes the backup wait only its skew time (60 ms at priority 100),
+    // far less than its master down interval (361 ms).
+    assert!(took < Duration::from_millis(300), "handover took {took:?}");
+    let status = r0.wait_timeout(Duration::from_secs(5));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", r0.stderr());
+    assert!(!lan.holds(0, HA_SOURCE));
+    let default = lan.sh("r0", &["ip", "route", "show", "default"]);
+    assert_eq!(default.trim(), "default via 192.0.2.65 dev eth0", "the pod's default is back");
+    let log = r0.stderr();
+    assert!(
+        log.contains("master -> initialize (shutdown)"),
+        "one line a transition, with its reason:\n{log}"
+    );
+    assert!(r1.stderr().contains("backup -> master (handover)"), "{}", r1.stderr());
+    leaves_from_source(&lan, 1);
+    r1.stop();
+}
+
+#[test]
+fn a_master_whose_link_goes_down_is_replaced_and_two_masters_become_one_when_it_returns() {
+    let _x = xtables_shared();
+    let lan = HaLan::new(2, false);
+    let _server = server(&lan, 80);
+    let mut r0 = start(&lan, 0, "200", &[]);
+    lan.wait_holder(0, HA_SOURCE, Duration::from_secs(3));
+    let mut r1 = start(&lan, 1, "100", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    lan.link(0, false);
+    let cut = Instant::now();
+    eventually(Duration::from_secs(2), "r1 takes over", || {
+        lan.holds(1, HA_SOURCE).then_some(()).ok_or("not yet".into())
+    });
+    eprintln!("takeover after link down: {:?}", cut.elapsed());
+    leaves_from_source(&lan, 1);
+    lan.link(0, true);
+    // r0 (priority 200) never stopped being master: r1 hears it and yields.
+    lan.wait_holder(0, HA_SOURCE, Duration::from_secs(2));
+    leaves_from_source(&lan, 0);
+    r0.stop();
+    r1.stop();
+}
+
+#[test]
+fn after_a_partition_heals_two_masters_become_one_the_higher_address() {
+    let _x = xtables_shared();
+    let lan = HaLan::new(2, false);
+    let mut r0 = start(&lan, 0, "100", &[]);
+    lan.wait_holder(0, HA_SOURCE, Duration::from_secs(3));
+    let mut r1 = start(&lan, 1, "100", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lan.holders(HA_SOURCE), [0], "no preemption on a tie while one is master");
+    lan.drop_vrrp(false);
+    eventually(Duration::from_secs(2), "both masters while partitioned", || {
+        match lan.holders(HA_SOURCE).len() {
+            2 => Ok(()),
+            n => Err(format!("{n} holders")),
+        }
+    });
+    lan.heal();
+    let healed = Instant::now();
+    // Equal priorities: the higher primary address (r1's 198.51.100.12) stays master.
+    let took = lan.wait_holder(1, HA_SOURCE, Duration::from_secs(1));
+    eprintln!("two masters for {took:?} after the partition healed");
+    assert!(took < Duration::from_millis(600), "{took:?}");
+    let _ = healed;
+    assert!(r0.stderr().contains("master -> backup (preempted)"), "{}", r0.stderr());
+    r0.stop();
+    r1.stop();
+}
+
+#[test]
+fn three_routers_the_next_priority_takes_over() {
+    let _x = xtables_shared();
+    let lan = HaLan::new(3, false);
+    let _server = server(&lan, 80);
+    let r0 = start(&lan, 0, "200", &[]);
+    lan.wait_holder(0, HA_SOURCE, Duration::from_secs(3));
+    let mut r1 = start(&lan, 1, "150", &[]);
+    let mut r2 = start(&lan, 2, "100", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lan.holders(HA_SOURCE), [0]);
+    r0.signal(libc::SIGKILL);
+    eventually(Duration::from_secs(2), "r1 takes over", || {
+        lan.holds(1, HA_SOURCE).then_some(()).ok_or("not yet".into())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!lan.holds(2, HA_SOURCE), "the lower priority stays backup");
+    leaves_from_source(&lan, 1);
+    assert!(lan.through(2, 80, Duration::from_millis(300)).is_err());
+    r1.stop();
+    r2.stop();
+}
+
+#[test]
+fn without_an_address_of_its_own_on_macvlan0_init_fails_naming_it_and_changes_nothing() {
+    let _x = xtables_shared();
+    let lan = HaLan::new(1, false);
+    lan.sh("r0", &["ip", "addr", "flush", "dev", "macvlan0"]);
+    let before = lan.sh("r0", &["iptables-save"]);
+    let out = lan.binary(0, &[], &with_var(env("100", &[]), "EGRESS_ROUTER_MODE", Some("init")));
+    assert_error_exit(
+        Some(out.status),
+        &String::from_utf8_lossy(&out.stderr),
+        2,
+        &["EGRESS_HA_VRID: macvlan0 has no IPv4 address of the pod's own"],
+        "init without an own address",
+    );
+    assert_eq!(lan.sh("r0", &["iptables-save"]), before, "nothing changed");
+    let bad = lan.binary(0, &[], &with_var(env("255", &[]), "EGRESS_ROUTER_MODE", Some("init")));
+    assert_error_exit(
+        Some(bad.status),
+        &String::from_utf8_lossy(&bad.stderr),
+        2,
+        &["EGRESS_HA_PRIORITY: \"255\" is not a whole number from 1 to 254"],
+        "a bad priority",
+    );
 }

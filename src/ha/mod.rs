@@ -155,6 +155,41 @@ async fn prepare(
     Ok((ns, intent, instances))
 }
 
+/// Fails (exit 2, nothing changed) when `config` asks for high availability with an
+/// IPv4 source but `macvlan0` has no IPv4 address of the pod's own to send VRRP from;
+/// init checks it before its first change (IPv6's link-local address comes with the
+/// link up).
+pub async fn check_own_address(ns: &Namespace, config: &RouterConfig) -> Result<()> {
+    let Some(pair) = config.egress.iter().find(|p| p.family() == Family::V4) else {
+        return Ok(());
+    };
+    let Some((link, _)) = ns.nl.find_link(MACVLAN).await? else {
+        return Ok(());
+    };
+    let own = ns
+        .nl
+        .usable_configured_addresses(link.index)
+        .await?
+        .into_iter()
+        .any(|a| a.is_ipv4() && a != pair.source.address);
+    match own {
+        true => Ok(()),
+        false => Err(no_address(Family::V4)),
+    }
+}
+
+/// The startup error of an instance with no address to send from.
+fn no_address(family: Family) -> Error {
+    let what = match family {
+        Family::V4 => "IPv4 address of the pod's own (from IPAM) besides EGRESS_SOURCE",
+        Family::V6 => "usable IPv6 link-local address",
+    };
+    Error::config(
+        VRID,
+        format!("{MACVLAN} has no {what} to send VRRP advertisements from"),
+    )
+}
+
 /// The address `pair`'s instance sends from: for IPv4 an address of `macvlan0` other
 /// than the source (the pod's own, from IPAM); for IPv6 its link-local address (RFC
 /// 5798), or with unicast `peers` a global one of its own when it has one.
@@ -185,18 +220,7 @@ async fn primary_address(
             None if pair.family() == Family::V6 && started.elapsed() < LINK_LOCAL_WAIT => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            None => {
-                let what = match pair.family() {
-                    Family::V4 => {
-                        "an IPv4 address of the pod's own (from IPAM) besides EGRESS_SOURCE"
-                    }
-                    Family::V6 => "a usable IPv6 link-local address",
-                };
-                return Err(Error::config(
-                    VRID,
-                    format!("{MACVLAN} has no {what} to send VRRP advertisements from"),
-                ));
-            }
+            None => return Err(no_address(pair.family())),
         }
     }
 }

@@ -101,6 +101,9 @@ async fn setup(config: &RouterConfig) -> Result<Namespace> {
     let _lock = setup::lock(&netns).await?;
     let (ns, reason) = Namespace::open(netns, config.backend)?;
     info!(backend = ns.backend.name, reason, "iptables backend chosen");
+    if config.ha.is_some() {
+        crate::ha::check_own_address(&ns, config).await?;
+    }
     let intent = Intent::router(config);
     let done = setup::establish(&ns, &intent).await?;
     if !done.announced.is_empty() {

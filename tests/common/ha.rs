@@ -15,7 +15,7 @@
 //! The node has no route beyond the pods: what a backup sends by its default route
 //! (`eth0`) goes nowhere. Documentation addresses only.
 
-use super::{ChildGuard, PATH, bin, enter_netns, output_text, require_root};
+use super::{ChildGuard, PATH, bin, enter_netns, envs, eventually, output_text, require_root, with_var};
 use std::ffi::OsStr;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -335,3 +335,62 @@ impl Drop for HaLan {
         }
     }
 }
+
+/// The redirect router's environment with high availability, priority `priority`.
+pub fn env(priority: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut pairs = vec![
+        ("EGRESS_SOURCE", HA_SOURCE),
+        ("EGRESS_GATEWAY", "198.51.100.1"),
+        ("EGRESS_DESTINATION", "80 tcp 203.0.113.5"),
+        ("EGRESS_HA_VRID", VRID),
+        ("EGRESS_HA_PRIORITY", priority),
+    ];
+    pairs.extend_from_slice(extra);
+    envs(&pairs)
+}
+
+/// Runs init on router `i` (it must succeed) and starts its `redirect` container.
+pub fn start(lan: &HaLan, i: usize, priority: &str, extra: &[(&str, &str)]) -> ChildGuard {
+    let env = env(priority, extra);
+    let init = lan.binary(i, &[], &with_var(env.clone(), "EGRESS_ROUTER_MODE", Some("init")));
+    assert!(init.status.success(), "init r{i}:\n{}", output_text(&init));
+    assert!(!lan.holds(i, HA_SOURCE), "init with HA adds no source");
+    let mut child = lan.spawn_binary(i, &["redirect"], &env);
+    child.wait_ready(
+        &format!("redirect r{i}"),
+        "setup verified",
+        1,
+        Duration::from_secs(10),
+    );
+    child
+}
+
+/// `GET path` on router `i`'s operations endpoint, from the client: (status, body).
+pub fn endpoint(lan: &HaLan, i: usize, path: &str) -> (u16, String) {
+    let addr: std::net::SocketAddr = format!("{}:9090", lan.router_ip(i)).parse().unwrap();
+    let client = lan.ns("client");
+    let path = path.to_string();
+    std::thread::spawn(move || {
+        enter_netns(&client);
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    })
+    .join()
+    .unwrap()
+}
+
+/// The client's connection through router `i` reaches the server from the source.
+pub fn leaves_from_source(lan: &HaLan, i: usize) {
+    let line = eventually(Duration::from_secs(3), "a connection through the master", || {
+        lan.through(i, 80, Duration::from_millis(500))
+    });
+    assert!(line.starts_with(&format!("{HA_SOURCE} ")), "r{i}: {line}");
+}
+
