@@ -394,3 +394,50 @@ pub fn leaves_from_source(lan: &HaLan, i: usize) {
     assert!(line.starts_with(&format!("{HA_SOURCE} ")), "r{i}: {line}");
 }
 
+
+/// keepalived (the Debian package) as router `i`'s VRRP peer: version 3, VRID 51,
+/// `priority`, 100 ms adverts, no preemption, `EGRESS_SOURCE` as its virtual address
+/// with the routes egress-router's master would have (two /1 routes beat the pod's
+/// default), `extra` lines in its instance (unicast peers). Its files live in `dir`.
+pub fn keepalived(lan: &HaLan, i: usize, priority: u8, extra: &str, dir: &std::path::Path) -> ChildGuard {
+    let found = Command::new("sh")
+        .args(["-c", "command -v keepalived"])
+        .env("PATH", PATH)
+        .output()
+        .expect("sh");
+    assert!(
+        found.status.success(),
+        "keepalived is not installed: tests/run.sh installs it (apt-get install keepalived)"
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let conf = dir.join(format!("r{i}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "global_defs {{\n  router_id r{i}\n  vrrp_version 3\n}}\n\
+             vrrp_instance egress {{\n  state BACKUP\n  interface macvlan0\n  virtual_router_id {VRID}\n\
+             \x20 priority {priority}\n  advert_int 0.1\n  nopreempt\n{extra}\n\
+             \x20 virtual_ipaddress {{\n    {HA_SOURCE}/32 dev macvlan0\n  }}\n\
+             \x20 virtual_routes {{\n    0.0.0.0/1 via 198.51.100.1 dev macvlan0 src {HA_SOURCE}\n\
+             \x20   128.0.0.0/1 via 198.51.100.1 dev macvlan0 src {HA_SOURCE}\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let file = |name: &str| dir.join(format!("r{i}.{name}")).display().to_string();
+    let args = [
+        "keepalived".to_string(),
+        "--dont-fork".into(),
+        "--log-console".into(),
+        "--log-detail".into(),
+        "--vrrp".into(),
+        "--use-file".into(),
+        conf.display().to_string(),
+        "--pid".into(),
+        file("pid"),
+        "--vrrp_pid".into(),
+        file("vrrp.pid"),
+        "--checkers_pid".into(),
+        file("checkers.pid"),
+    ];
+    lan.spawn(&format!("r{i}"), &args, &[])
+}
