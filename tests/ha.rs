@@ -17,14 +17,22 @@ fn a_killed_master_is_replaced_and_restarts_as_backup_without_the_source() {
     lan.wait_holder(0, HA_SOURCE, Duration::from_secs(3));
     let mut r1 = start(&lan, 1, "100", &[]);
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(lan.holders(HA_SOURCE), [0], "the higher priority stays master");
+    assert_eq!(
+        lan.holders(HA_SOURCE),
+        [0],
+        "the higher priority stays master"
+    );
     leaves_from_source(&lan, 0);
     assert!(
         lan.through(1, 80, Duration::from_millis(300)).is_err(),
         "a backup forwards nothing"
     );
     let (status, body) = endpoint(&lan, 1, "/readyz");
-    assert_eq!((status, body.trim()), (503, "not ready:\nstandby"), "backup");
+    assert_eq!(
+        (status, body.trim()),
+        (503, "not ready:\nstandby"),
+        "backup"
+    );
     assert_eq!(endpoint(&lan, 0, "/readyz").0, 200, "master");
     let metrics = endpoint(&lan, 0, "/metrics").1;
     for line in [
@@ -33,24 +41,47 @@ fn a_killed_master_is_replaced_and_restarts_as_backup_without_the_source() {
     ] {
         assert!(metrics.contains(line), "{line}\n{metrics}");
     }
-    assert!(metrics.contains("egress_router_ha_advertisements_sent_total{family=\"ipv4\"}"), "{metrics}");
+    assert!(
+        metrics.contains("egress_router_ha_advertisements_sent_total{family=\"ipv4\"}"),
+        "{metrics}"
+    );
 
     r0.signal(libc::SIGKILL);
     let killed = Instant::now();
     eventually(Duration::from_secs(2), "r1 takes the source over", || {
-        lan.holds(1, HA_SOURCE).then_some(()).ok_or("not yet".to_string())
+        lan.holds(1, HA_SOURCE)
+            .then_some(())
+            .ok_or("not yet".to_string())
     });
-    eprintln!("r1 took the source over {:?} after SIGKILL", killed.elapsed());
+    eprintln!(
+        "r1 took the source over {:?} after SIGKILL",
+        killed.elapsed()
+    );
     leaves_from_source(&lan, 1);
-    assert!(lan.holds(0, HA_SOURCE), "a killed process leaves its source behind");
+    assert!(
+        lan.holds(0, HA_SOURCE),
+        "a killed process leaves its source behind"
+    );
 
     // The killed master's container restarts: it removes the leftover and is a backup.
     let mut r0 = lan.spawn_binary(0, &["redirect"], &env("200", &[]));
-    r0.wait_ready("redirect r0 again", "setup verified", 1, Duration::from_secs(10));
+    r0.wait_ready(
+        "redirect r0 again",
+        "setup verified",
+        1,
+        Duration::from_secs(10),
+    );
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(lan.holders(HA_SOURCE), [1], "no preemption: r1 stays master");
+    assert_eq!(
+        lan.holders(HA_SOURCE),
+        [1],
+        "no preemption: r1 stays master"
+    );
     let default = lan.sh("r0", &["ip", "route", "show", "default"]);
-    assert!(default.contains("dev eth0") && !default.contains("macvlan0"), "{default}");
+    assert!(
+        default.contains("dev eth0") && !default.contains("macvlan0"),
+        "{default}"
+    );
     r0.stop();
     r1.stop();
 }
@@ -75,13 +106,21 @@ fn sigterm_on_the_master_hands_over_at_once_and_removes_the_source_and_routes() 
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", r0.stderr());
     assert!(!lan.holds(0, HA_SOURCE));
     let default = lan.sh("r0", &["ip", "route", "show", "default"]);
-    assert_eq!(default.trim(), "default via 192.0.2.65 dev eth0", "the pod's default is back");
+    assert_eq!(
+        default.trim(),
+        "default via 192.0.2.65 dev eth0",
+        "the pod's default is back"
+    );
     let log = r0.stderr();
     assert!(
         log.contains("master -> initialize (shutdown)"),
         "one line a transition, with its reason:\n{log}"
     );
-    assert!(r1.stderr().contains("backup -> master (handover)"), "{}", r1.stderr());
+    r1.wait_line(
+        |l| l.contains("backup -> master (handover)"),
+        Duration::from_secs(2),
+    )
+    .unwrap_or_else(|| panic!("no handover line:\n{}", r1.stderr()));
     leaves_from_source(&lan, 1);
     r1.stop();
 }
@@ -98,7 +137,9 @@ fn a_master_whose_link_goes_down_is_replaced_and_two_masters_become_one_when_it_
     lan.link(0, false);
     let cut = Instant::now();
     eventually(Duration::from_secs(2), "r1 takes over", || {
-        lan.holds(1, HA_SOURCE).then_some(()).ok_or("not yet".into())
+        lan.holds(1, HA_SOURCE)
+            .then_some(())
+            .ok_or("not yet".into())
     });
     eprintln!("takeover after link down: {:?}", cut.elapsed());
     leaves_from_source(&lan, 1);
@@ -118,14 +159,20 @@ fn after_a_partition_heals_two_masters_become_one_the_higher_address() {
     lan.wait_holder(0, HA_SOURCE, Duration::from_secs(3));
     let mut r1 = start(&lan, 1, "100", &[]);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(lan.holders(HA_SOURCE), [0], "no preemption on a tie while one is master");
+    assert_eq!(
+        lan.holders(HA_SOURCE),
+        [0],
+        "no preemption on a tie while one is master"
+    );
     lan.drop_vrrp(false);
-    eventually(Duration::from_secs(2), "both masters while partitioned", || {
-        match lan.holders(HA_SOURCE).len() {
+    eventually(
+        Duration::from_secs(2),
+        "both masters while partitioned",
+        || match lan.holders(HA_SOURCE).len() {
             2 => Ok(()),
             n => Err(format!("{n} holders")),
-        }
-    });
+        },
+    );
     lan.heal();
     let healed = Instant::now();
     // Equal priorities: the higher primary address (r1's 198.51.100.12) stays master.
@@ -133,7 +180,11 @@ fn after_a_partition_heals_two_masters_become_one_the_higher_address() {
     eprintln!("two masters for {took:?} after the partition healed");
     assert!(took < Duration::from_millis(600), "{took:?}");
     let _ = healed;
-    assert!(r0.stderr().contains("master -> backup (preempted)"), "{}", r0.stderr());
+    r0.wait_line(
+        |l| l.contains("master -> backup (preempted)"),
+        Duration::from_secs(2),
+    )
+    .unwrap_or_else(|| panic!("no preempted line:\n{}", r0.stderr()));
     r0.stop();
     r1.stop();
 }
@@ -151,7 +202,9 @@ fn three_routers_the_next_priority_takes_over() {
     assert_eq!(lan.holders(HA_SOURCE), [0]);
     r0.signal(libc::SIGKILL);
     eventually(Duration::from_secs(2), "r1 takes over", || {
-        lan.holds(1, HA_SOURCE).then_some(()).ok_or("not yet".into())
+        lan.holds(1, HA_SOURCE)
+            .then_some(())
+            .ok_or("not yet".into())
     });
     std::thread::sleep(Duration::from_millis(500));
     assert!(!lan.holds(2, HA_SOURCE), "the lower priority stays backup");
@@ -167,7 +220,11 @@ fn without_an_address_of_its_own_on_macvlan0_init_fails_naming_it_and_changes_no
     let lan = HaLan::new(1, false);
     lan.sh("r0", &["ip", "addr", "flush", "dev", "macvlan0"]);
     let before = lan.sh("r0", &["iptables-save"]);
-    let out = lan.binary(0, &[], &with_var(env("100", &[]), "EGRESS_ROUTER_MODE", Some("init")));
+    let out = lan.binary(
+        0,
+        &[],
+        &with_var(env("100", &[]), "EGRESS_ROUTER_MODE", Some("init")),
+    );
     assert_error_exit(
         Some(out.status),
         &String::from_utf8_lossy(&out.stderr),
@@ -176,7 +233,11 @@ fn without_an_address_of_its_own_on_macvlan0_init_fails_naming_it_and_changes_no
         "init without an own address",
     );
     assert_eq!(lan.sh("r0", &["iptables-save"]), before, "nothing changed");
-    let bad = lan.binary(0, &[], &with_var(env("255", &[]), "EGRESS_ROUTER_MODE", Some("init")));
+    let bad = lan.binary(
+        0,
+        &[],
+        &with_var(env("255", &[]), "EGRESS_ROUTER_MODE", Some("init")),
+    );
     assert_error_exit(
         Some(bad.status),
         &String::from_utf8_lossy(&bad.stderr),

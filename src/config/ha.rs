@@ -105,14 +105,19 @@ pub fn proxy_sources(vars: &Vars) -> Result<Option<Vec<IpAddr>>> {
     let text = vars.get(SOURCE).ok_or_else(|| {
         Error::config(
             SOURCE,
-            format!("is required with {VRID} in a proxy: it is the only address the proxy dials from"),
+            format!(
+                "is required with {VRID} in a proxy: it is the only address the proxy dials from"
+            ),
         )
     })?;
     let mut sources: Vec<IpAddr> = Vec::new();
     for entry in text.split(',').map(str::trim) {
         let source = crate::config::router::parse_source_address(entry)
             .map_err(|reason| Error::config(SOURCE, reason))?;
-        if sources.iter().any(|s| s.is_ipv4() == source.address.is_ipv4()) {
+        if sources
+            .iter()
+            .any(|s| s.is_ipv4() == source.address.is_ipv4())
+        {
             return Err(Error::config(
                 SOURCE,
                 format!("{text:?}: give at most one address per family"),
@@ -215,18 +220,45 @@ mod tests {
     #[test]
     fn a_proxy_with_ha_dials_from_egress_source_alone() {
         let vars = |pairs: &[(&str, &str)]| Vars::from_pairs(pairs.iter().copied());
-        assert_eq!(proxy_sources(&vars(&[("EGRESS_SOURCE", "198.51.100.99")])).unwrap(), None);
-        let both = vars(&[(VRID, "7"), ("EGRESS_SOURCE", "198.51.100.99/24, 2001:db8:1::99/64")]);
+        assert_eq!(
+            proxy_sources(&vars(&[("EGRESS_SOURCE", "198.51.100.99")])).unwrap(),
+            None
+        );
+        let both = vars(&[
+            (VRID, "7"),
+            ("EGRESS_SOURCE", "198.51.100.99/24, 2001:db8:1::99/64"),
+        ]);
         assert_eq!(
             proxy_sources(&both).unwrap().unwrap(),
-            ["198.51.100.99".parse::<IpAddr>().unwrap(), "2001:db8:1::99".parse().unwrap()]
+            [
+                "198.51.100.99".parse::<IpAddr>().unwrap(),
+                "2001:db8:1::99".parse().unwrap()
+            ]
         );
-        let missing = proxy_sources(&vars(&[(VRID, "7")])).unwrap_err().to_string();
-        assert!(missing.starts_with("EGRESS_SOURCE: is required with EGRESS_HA_VRID"), "{missing}");
-        let twice = vars(&[(VRID, "7"), ("EGRESS_SOURCE", "198.51.100.99,198.51.100.98")]);
-        assert!(proxy_sources(&twice).unwrap_err().to_string().contains("one address per family"));
+        let missing = proxy_sources(&vars(&[(VRID, "7")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("EGRESS_SOURCE: is required with EGRESS_HA_VRID"),
+            "{missing}"
+        );
+        let twice = vars(&[
+            (VRID, "7"),
+            ("EGRESS_SOURCE", "198.51.100.99,198.51.100.98"),
+        ]);
+        assert!(
+            proxy_sources(&twice)
+                .unwrap_err()
+                .to_string()
+                .contains("one address per family")
+        );
         let bad = vars(&[(VRID, "0"), ("EGRESS_SOURCE", "198.51.100.99")]);
-        assert!(proxy_sources(&bad).unwrap_err().to_string().starts_with("EGRESS_HA_VRID"));
+        assert!(
+            proxy_sources(&bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("EGRESS_HA_VRID")
+        );
     }
 
     #[test]

@@ -222,7 +222,10 @@ mod tests {
         assert_eq!(found.v4, Some("198.51.100.99".parse().unwrap()));
         assert_eq!(found.v6, Some(v6));
         assert_eq!(found.route(ip("203.0.113.5")), Ok(Route::Table));
-        assert_eq!(found.route(ip("2001:db8:2::5")), Ok(Route::Bound(v6.into())));
+        assert_eq!(
+            found.route(ip("2001:db8:2::5")),
+            Ok(Route::Bound(v6.into()))
+        );
         let pinned = EgressSources {
             pinned: true,
             ..found

@@ -15,7 +15,9 @@
 //! The node has no route beyond the pods: what a backup sends by its default route
 //! (`eth0`) goes nowhere. Documentation addresses only.
 
-use super::{ChildGuard, PATH, bin, enter_netns, envs, eventually, output_text, require_root, with_var};
+use super::{
+    ChildGuard, PATH, bin, enter_netns, envs, eventually, output_text, require_root, with_var,
+};
 use std::ffi::OsStr;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,56 +84,224 @@ impl HaLan {
         let n = |role: &str| self.ns(role);
         for role in self.roles() {
             ip(&["netns", "add", &n(&role)]);
-            let v6_off = if ipv6 && role != "client" && role != "node" { "0" } else { "1" };
-            self.sh(&role, &["sysctl", "-qw", &format!("net.ipv6.conf.all.disable_ipv6={v6_off}"), &format!("net.ipv6.conf.default.disable_ipv6={v6_off}")]);
+            let v6_off = if ipv6 && role != "client" && role != "node" {
+                "0"
+            } else {
+                "1"
+            };
+            self.sh(
+                &role,
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.all.disable_ipv6={v6_off}"),
+                    &format!("net.ipv6.conf.default.disable_ipv6={v6_off}"),
+                ],
+            );
             ip(&["-n", &n(&role), "link", "set", "lo", "up"]);
         }
         let (node, lan, gw) = (n("node"), n("lan"), n("gw"));
-        ip(&["link", "add", "eth0", "netns", &n("client"), "type", "veth", "peer", "name", "cl0", "netns", &node]);
-        ip(&["-n", &n("client"), "addr", "add", "192.0.2.10/26", "dev", "eth0"]);
+        ip(&[
+            "link",
+            "add",
+            "eth0",
+            "netns",
+            &n("client"),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "cl0",
+            "netns",
+            &node,
+        ]);
+        ip(&[
+            "-n",
+            &n("client"),
+            "addr",
+            "add",
+            "192.0.2.10/26",
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", &n("client"), "link", "set", "eth0", "up"]);
-        ip(&["-n", &n("client"), "route", "add", "default", "via", "192.0.2.1"]);
+        ip(&[
+            "-n",
+            &n("client"),
+            "route",
+            "add",
+            "default",
+            "via",
+            "192.0.2.1",
+        ]);
         ip(&["-n", &node, "addr", "add", "192.0.2.1/26", "dev", "cl0"]);
         ip(&["-n", &node, "link", "set", "cl0", "up"]);
         self.sh("node", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         ip(&["-n", &lan, "link", "add", "br0", "type", "bridge"]);
         ip(&["-n", &lan, "link", "set", "br0", "up"]);
-        ip(&["link", "add", "lan0", "netns", &gw, "type", "veth", "peer", "name", "gwport", "netns", &lan]);
+        ip(&[
+            "link", "add", "lan0", "netns", &gw, "type", "veth", "peer", "name", "gwport", "netns",
+            &lan,
+        ]);
         ip(&["-n", &lan, "link", "set", "gwport", "master", "br0", "up"]);
-        ip(&["link", "add", "wan0", "netns", &gw, "type", "veth", "peer", "name", "eth0", "netns", &n("server")]);
+        ip(&[
+            "link",
+            "add",
+            "wan0",
+            "netns",
+            &gw,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &n("server"),
+        ]);
         ip(&["-n", &gw, "addr", "add", "198.51.100.1/24", "dev", "lan0"]);
         ip(&["-n", &gw, "addr", "add", "203.0.113.1/24", "dev", "wan0"]);
         ip(&["-n", &gw, "link", "set", "lan0", "up"]);
         ip(&["-n", &gw, "link", "set", "wan0", "up"]);
         self.sh("gw", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         let server = n("server");
-        ip(&["-n", &server, "addr", "add", "203.0.113.5/24", "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &server,
+            "addr",
+            "add",
+            "203.0.113.5/24",
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", &server, "link", "set", "eth0", "up"]);
-        ip(&["-n", &server, "route", "add", "default", "via", "203.0.113.1"]);
+        ip(&[
+            "-n",
+            &server,
+            "route",
+            "add",
+            "default",
+            "via",
+            "203.0.113.1",
+        ]);
         if ipv6 {
             self.sh("gw", &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
-            ip(&["-n", &gw, "addr", "add", "2001:db8:1::1/64", "dev", "lan0", "nodad"]);
-            ip(&["-n", &gw, "addr", "add", "2001:db8:2::1/64", "dev", "wan0", "nodad"]);
-            ip(&["-n", &server, "addr", "add", "2001:db8:2::5/64", "dev", "eth0", "nodad"]);
-            ip(&["-n", &server, "route", "add", "default", "via", "2001:db8:2::1"]);
+            ip(&[
+                "-n",
+                &gw,
+                "addr",
+                "add",
+                "2001:db8:1::1/64",
+                "dev",
+                "lan0",
+                "nodad",
+            ]);
+            ip(&[
+                "-n",
+                &gw,
+                "addr",
+                "add",
+                "2001:db8:2::1/64",
+                "dev",
+                "wan0",
+                "nodad",
+            ]);
+            ip(&[
+                "-n",
+                &server,
+                "addr",
+                "add",
+                "2001:db8:2::5/64",
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+            ip(&[
+                "-n",
+                &server,
+                "route",
+                "add",
+                "default",
+                "via",
+                "2001:db8:2::1",
+            ]);
         }
         for i in 0..self.routers {
             let r = n(&format!("r{i}"));
             let pod = format!("pod{i}");
             let uplink = format!("uplink{i}");
-            ip(&["link", "add", "eth0", "netns", &r, "type", "veth", "peer", "name", &pod, "netns", &node]);
-            ip(&["-n", &node, "addr", "add", &format!("192.0.2.{}/29", 65 + 8 * i), "dev", &pod]);
+            ip(&[
+                "link", "add", "eth0", "netns", &r, "type", "veth", "peer", "name", &pod, "netns",
+                &node,
+            ]);
+            ip(&[
+                "-n",
+                &node,
+                "addr",
+                "add",
+                &format!("192.0.2.{}/29", 65 + 8 * i),
+                "dev",
+                &pod,
+            ]);
             ip(&["-n", &node, "link", "set", &pod, "up"]);
-            ip(&["-n", &r, "addr", "add", &format!("{}/29", self.router_ip(i)), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                &r,
+                "addr",
+                "add",
+                &format!("{}/29", self.router_ip(i)),
+                "dev",
+                "eth0",
+            ]);
             ip(&["-n", &r, "link", "set", "eth0", "up"]);
-            ip(&["-n", &r, "route", "add", "default", "via", &format!("192.0.2.{}", 65 + 8 * i)]);
-            ip(&["link", "add", &uplink, "netns", &node, "type", "veth", "peer", "name", &format!("up{i}"), "netns", &lan]);
-            ip(&["-n", &lan, "link", "set", &format!("up{i}"), "master", "br0", "up"]);
+            ip(&[
+                "-n",
+                &r,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("192.0.2.{}", 65 + 8 * i),
+            ]);
+            ip(&[
+                "link",
+                "add",
+                &uplink,
+                "netns",
+                &node,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &format!("up{i}"),
+                "netns",
+                &lan,
+            ]);
+            ip(&[
+                "-n",
+                &lan,
+                "link",
+                "set",
+                &format!("up{i}"),
+                "master",
+                "br0",
+                "up",
+            ]);
             ip(&["-n", &node, "link", "set", &uplink, "up"]);
-            ip(&["-n", &node, "link", "add", "macvlan0", "link", &uplink, "type", "macvlan", "mode", "private"]);
+            ip(&[
+                "-n", &node, "link", "add", "macvlan0", "link", &uplink, "type", "macvlan", "mode",
+                "private",
+            ]);
             ip(&["-n", &node, "link", "set", "macvlan0", "netns", &r]);
             // What Multus IPAM gives the pod: an address of its own, the link up.
-            ip(&["-n", &r, "addr", "add", &format!("{}/24", self.own_ip(i)), "dev", "macvlan0"]);
+            ip(&[
+                "-n",
+                &r,
+                "addr",
+                "add",
+                &format!("{}/24", self.own_ip(i)),
+                "dev",
+                "macvlan0",
+            ]);
             ip(&["-n", &r, "link", "set", "macvlan0", "up"]);
         }
     }
@@ -147,9 +317,16 @@ impl HaLan {
     }
 
     /// A command in the namespace of `role`, with a clean environment plus `env`.
-    pub fn command<S: AsRef<OsStr>>(&self, role: &str, args: &[S], env: &[(String, String)]) -> Command {
+    pub fn command<S: AsRef<OsStr>>(
+        &self,
+        role: &str,
+        args: &[S],
+        env: &[(String, String)],
+    ) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.env_clear().env("PATH", PATH).envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.env_clear()
+            .env("PATH", PATH)
+            .envs(env.iter().map(|(k, v)| (k, v)));
         cmd.args(["netns", "exec", &self.ns(role)]);
         cmd.args(args);
         cmd
@@ -166,12 +343,21 @@ impl HaLan {
     /// Runs a command in `role`'s namespace, which must succeed; its stdout.
     pub fn sh(&self, role: &str, args: &[&str]) -> String {
         let out = self.run(role, args, &[]);
-        assert!(out.status.success(), "{args:?} in {role}:\n{}", output_text(&out));
+        assert!(
+            out.status.success(),
+            "{args:?} in {role}:\n{}",
+            output_text(&out)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Spawns a long-running command in `role`'s namespace.
-    pub fn spawn<S: AsRef<OsStr>>(&self, role: &str, args: &[S], env: &[(String, String)]) -> ChildGuard {
+    pub fn spawn<S: AsRef<OsStr>>(
+        &self,
+        role: &str,
+        args: &[S],
+        env: &[(String, String)],
+    ) -> ChildGuard {
         ChildGuard::spawn(self.command(role, args, env))
     }
 
@@ -191,13 +377,19 @@ impl HaLan {
 
     /// Whether router `i` holds `address` on `macvlan0`.
     pub fn holds(&self, i: usize, address: &str) -> bool {
-        let out = self.sh(&format!("r{i}"), &["ip", "-o", "addr", "show", "dev", "macvlan0"]);
-        out.split_whitespace().any(|w| w.split('/').next() == Some(address))
+        let out = self.sh(
+            &format!("r{i}"),
+            &["ip", "-o", "addr", "show", "dev", "macvlan0"],
+        );
+        out.split_whitespace()
+            .any(|w| w.split('/').next() == Some(address))
     }
 
     /// The routers holding `address` now.
     pub fn holders(&self, address: &str) -> Vec<usize> {
-        (0..self.routers).filter(|i| self.holds(*i, address)).collect()
+        (0..self.routers)
+            .filter(|i| self.holds(*i, address))
+            .collect()
     }
 
     /// Waits (polling every 5 ms, at most `limit`) until exactly router `i` holds
@@ -270,7 +462,12 @@ impl HaLan {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn");
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 }
@@ -295,14 +492,20 @@ pub fn server(lan: &HaLan, port: u16) -> LanServer {
                 Ok((mut s, peer)) => {
                     let local = s.local_addr().unwrap();
                     let show = |a: std::net::SocketAddr| a.ip().to_canonical();
-                    let _ = std::io::Write::write_all(&mut s, format!("{} {}\n", show(peer), show(local)).as_bytes());
+                    let _ = std::io::Write::write_all(
+                        &mut s,
+                        format!("{} {}\n", show(peer), show(local)).as_bytes(),
+                    );
                 }
                 Err(_) => thread::sleep(Duration::from_millis(2)),
             }
         }
     });
     wait.recv().unwrap();
-    LanServer { stop, thread: Some(thread) }
+    LanServer {
+        stop,
+        thread: Some(thread),
+    }
 }
 
 /// See [`server`].
@@ -324,14 +527,21 @@ impl Drop for HaLan {
     fn drop(&mut self) {
         for role in self.roles() {
             let ns = self.ns(&role);
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", &ns]).env("PATH", PATH).output() {
+            if let Ok(out) = Command::new("ip")
+                .args(["netns", "pids", &ns])
+                .env("PATH", PATH)
+                .output()
+            {
                 for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                     if let Ok(pid) = pid.parse::<i32>() {
                         unsafe { libc::kill(pid, libc::SIGKILL) };
                     }
                 }
             }
-            let _ = Command::new("ip").args(["netns", "del", &ns]).env("PATH", PATH).output();
+            let _ = Command::new("ip")
+                .args(["netns", "del", &ns])
+                .env("PATH", PATH)
+                .output();
         }
     }
 }
@@ -352,7 +562,11 @@ pub fn env(priority: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
 /// Runs init on router `i` (it must succeed) and starts its `redirect` container.
 pub fn start(lan: &HaLan, i: usize, priority: &str, extra: &[(&str, &str)]) -> ChildGuard {
     let env = env(priority, extra);
-    let init = lan.binary(i, &[], &with_var(env.clone(), "EGRESS_ROUTER_MODE", Some("init")));
+    let init = lan.binary(
+        i,
+        &[],
+        &with_var(env.clone(), "EGRESS_ROUTER_MODE", Some("init")),
+    );
     assert!(init.status.success(), "init r{i}:\n{}", output_text(&init));
     assert!(!lan.holds(i, HA_SOURCE), "init with HA adds no source");
     let mut child = lan.spawn_binary(i, &["redirect"], &env);
@@ -367,7 +581,12 @@ pub fn start(lan: &HaLan, i: usize, priority: &str, extra: &[(&str, &str)]) -> C
 
 /// `GET path` on router `i`'s operations endpoint, from the client: (status, body).
 pub fn endpoint(lan: &HaLan, i: usize, path: &str) -> (u16, String) {
-    let addr: std::net::SocketAddr = format!("{}:9090", lan.router_ip(i)).parse().unwrap();
+    endpoint_at(lan, i, 9090, path)
+}
+
+/// `GET path` on port `port` of router `i`, from the client: (status, body).
+pub fn endpoint_at(lan: &HaLan, i: usize, port: u16, path: &str) -> (u16, String) {
+    let addr: std::net::SocketAddr = format!("{}:{port}", lan.router_ip(i)).parse().unwrap();
     let client = lan.ns("client");
     let path = path.to_string();
     std::thread::spawn(move || {
@@ -375,11 +594,22 @@ pub fn endpoint(lan: &HaLan, i: usize, path: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut text = String::new();
         let _ = s.read_to_string(&mut text);
-        let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         (status, body)
     })
     .join()
@@ -388,18 +618,25 @@ pub fn endpoint(lan: &HaLan, i: usize, path: &str) -> (u16, String) {
 
 /// The client's connection through router `i` reaches the server from the source.
 pub fn leaves_from_source(lan: &HaLan, i: usize) {
-    let line = eventually(Duration::from_secs(3), "a connection through the master", || {
-        lan.through(i, 80, Duration::from_millis(500))
-    });
+    let line = eventually(
+        Duration::from_secs(3),
+        "a connection through the master",
+        || lan.through(i, 80, Duration::from_millis(500)),
+    );
     assert!(line.starts_with(&format!("{HA_SOURCE} ")), "r{i}: {line}");
 }
-
 
 /// keepalived (the Debian package) as router `i`'s VRRP peer: version 3, VRID 51,
 /// `priority`, 100 ms adverts, no preemption, `EGRESS_SOURCE` as its virtual address
 /// with the routes egress-router's master would have (two /1 routes beat the pod's
 /// default), `extra` lines in its instance (unicast peers). Its files live in `dir`.
-pub fn keepalived(lan: &HaLan, i: usize, priority: u8, extra: &str, dir: &std::path::Path) -> ChildGuard {
+pub fn keepalived(
+    lan: &HaLan,
+    i: usize,
+    priority: u8,
+    extra: &str,
+    dir: &std::path::Path,
+) -> ChildGuard {
     let found = Command::new("sh")
         .args(["-c", "command -v keepalived"])
         .env("PATH", PATH)

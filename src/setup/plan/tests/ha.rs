@@ -3,7 +3,6 @@
 //! removes them and brings the cluster side's default route back.
 
 use super::*;
-use crate::config::ha::HaConfig;
 use crate::setup::release::release;
 use netlink_packet_route::route::RouteHeader;
 
