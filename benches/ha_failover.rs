@@ -8,8 +8,8 @@
 //!   `eth0`, whose redirect reaches the server only once it holds the source), and to
 //!   the source on the new master's `macvlan0` (`ip monitor`: "direct", the protocol's
 //!   own takeover without the connection);
-//! - the master's link down (its bridge port) to the first connection;
-//! - SIGTERM of the master (priority 0) to the first connection;
+//! - the master's link down (its bridge port), and SIGTERM of the master (priority 0),
+//!   to the same two;
 //! - a partition of VRRP healed to one master (the loser's source gone).
 
 #[path = "../tests/common/mod.rs"]
@@ -30,6 +30,7 @@ enum Speaker {
 struct Pod {
     speaker: Speaker,
     child: Option<ChildGuard>,
+    dying: Option<ChildGuard>,
 }
 
 fn runs() -> usize {
@@ -45,8 +46,25 @@ fn scratch() -> std::path::PathBuf {
         .join(format!("ha-bench-{}", std::process::id()))
 }
 
+impl Speaker {
+    fn name(self) -> &'static str {
+        match self {
+            Speaker::EgressRouter => "egress-router",
+            Speaker::Keepalived => "keepalived",
+        }
+    }
+}
+
 impl Pod {
     fn start(lan: &HaLan, i: usize, speaker: Speaker) -> Pod {
+        Pod::restart(lan, i, speaker, None)
+    }
+
+    /// Starts the pod's speaker once `dying` (the one stopped before) has exited.
+    fn restart(lan: &HaLan, i: usize, speaker: Speaker, dying: Option<ChildGuard>) -> Pod {
+        if let Some(mut old) = dying {
+            old.wait_timeout(Duration::from_secs(10));
+        }
         let child = match speaker {
             Speaker::EgressRouter => {
                 let mut c = lan.spawn_binary(i, &["redirect"], &env("100", &[]));
@@ -88,6 +106,7 @@ impl Pod {
         Pod {
             speaker,
             child: Some(child),
+            dying: None,
         }
     }
 
@@ -114,20 +133,31 @@ impl Pod {
                 }
             }
         }
-        if let Some(mut c) = self.child.take() {
-            c.wait_timeout(Duration::from_secs(5));
-        }
+        // Reaped only at the next start: the measurement must not wait for the exit.
+        self.dying = self.child.take();
     }
 }
 
-/// The only holder of the source, once there is one (at most 3 s).
+/// The only holder of the source, once the same one has held it alone for 1 s (at
+/// most 10 s): a measurement starts from a settled pair.
 fn master(lan: &HaLan) -> usize {
-    eventually(Duration::from_secs(3), "one master", || {
-        match lan.holders(HA_SOURCE).as_slice() {
-            [one] => Ok(*one),
-            other => Err(format!("holders {other:?}")),
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut stable: Option<(usize, Instant)> = None;
+    loop {
+        let now = Instant::now();
+        stable = match (lan.holders(HA_SOURCE).as_slice(), stable) {
+            ([one], Some((same, since))) if *one == same => Some((same, since)),
+            ([one], _) => Some((*one, now)),
+            _ => None,
+        };
+        if let Some((one, since)) = stable
+            && now - since >= Duration::from_secs(1)
+        {
+            return one;
         }
-    })
+        assert!(now < end, "no settled master: {:?}", lan.holders(HA_SOURCE));
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Retries a connection through router `i` every 5 ms from `since`: when the first
@@ -158,15 +188,24 @@ fn monitor(lan: &HaLan, i: usize) -> ChildGuard {
     m
 }
 
-/// When `monitor` showed the source `added` (or deleted), from `since`.
+/// When `monitor` showed the source `added` (or deleted) after `since`, from `since`.
 fn seen(monitor: &ChildGuard, added: bool, since: Instant) -> Duration {
-    let (at, _) = monitor
-        .wait_line(
-            |l| l.contains(&format!("{HA_SOURCE}/32")) && l.starts_with("Deleted") != added,
-            Duration::from_secs(10),
-        )
-        .expect("the address change");
-    at.saturating_duration_since(since)
+    let wanted = format!("{HA_SOURCE}/32");
+    let end = since + Duration::from_secs(10);
+    loop {
+        let found = monitor.lines().into_iter().find(|(at, _, l)| {
+            *at >= since && l.contains(&wanted) && l.starts_with("Deleted") != added
+        });
+        if let Some((at, _, _)) = found {
+            return at - since;
+        }
+        assert!(
+            Instant::now() < end,
+            "the address change:\n{}",
+            monitor.stdout()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Medians of each measurement for `speaker`, in the order of `NAMES`.
@@ -186,27 +225,35 @@ fn measure(speaker: Speaker) -> Vec<Vec<Duration>> {
     pods.push(Pod::start(&lan, 1, speaker));
     let mut found = vec![Vec::new(); NAMES.len()];
     for _ in 0..runs() {
-        for (scenario, slot) in [(0, 0), (2, 2), (3, 3)] {
+        for (scenario, slot) in [(0, 0), (1, 2), (2, 4)] {
             let m = master(&lan);
             let b = 1 - m;
-            std::thread::sleep(Duration::from_millis(300));
             let watch = monitor(&lan, b);
+            std::thread::sleep(Duration::from_millis(300));
             let start = Instant::now();
             match scenario {
                 0 => pods[m].kill(&lan, m, libc::SIGKILL),
-                2 => lan.link(m, false),
+                1 => lan.link(m, false),
                 _ => pods[m].kill(&lan, m, libc::SIGTERM),
             }
             found[slot].push(first_connection(&lan, b, start));
-            if scenario == 0 {
-                found[1].push(seen(&watch, true, start));
-            }
+            found[slot + 1].push(seen(&watch, true, start));
+            eprintln!(
+                "{}: r{m} -> r{b}: {} {:?}, {:?}",
+                speaker.name(),
+                NAMES[slot],
+                found[slot].last().unwrap(),
+                found[slot + 1].last().unwrap()
+            );
             match scenario {
-                2 => {
+                1 => {
                     lan.link(m, true);
                     master(&lan);
                 }
-                _ => pods[m] = Pod::start(&lan, m, speaker),
+                _ => {
+                    let dying = pods[m].dying.take();
+                    pods[m] = Pod::restart(&lan, m, speaker, dying);
+                }
             }
         }
         let m = master(&lan);
@@ -220,22 +267,28 @@ fn measure(speaker: Speaker) -> Vec<Vec<Duration>> {
         let _ = m;
         // Equal priorities: the higher address (r1) stays master, r0 gives up.
         let watch = monitor(&lan, 0);
+        std::thread::sleep(Duration::from_millis(300));
         let healed = Instant::now();
         lan.heal();
-        found[4].push(seen(&watch, false, healed));
+        found[6].push(seen(&watch, false, healed));
     }
     for (i, pod) in pods.iter_mut().enumerate() {
         pod.kill(&lan, i, libc::SIGTERM);
+        if let Some(mut c) = pod.dying.take() {
+            c.wait_timeout(Duration::from_secs(10));
+        }
     }
     found
 }
 
-const NAMES: [&str; 5] = [
+const NAMES: [&str; 7] = [
     "SIGKILL of the master -> first TCP connection",
     "SIGKILL of the master -> source on the backup (direct)",
     "master's link down -> first TCP connection",
+    "master's link down -> source on the backup (direct)",
     "SIGTERM of the master -> first TCP connection",
-    "partition healed -> one master",
+    "SIGTERM of the master -> source on the backup (direct)",
+    "partition healed -> one master (the loser's source gone)",
 ];
 
 fn median(values: &mut [Duration]) -> Duration {

@@ -95,6 +95,15 @@ fn sigterm_on_the_master_hands_over_at_once_and_removes_the_source_and_routes() 
     lan.wait_holder(0, HA_SOURCE, Duration::from_secs(3));
     let mut r1 = start(&lan, 1, "100", &[]);
     std::thread::sleep(Duration::from_millis(300));
+    // The probe judges a master's setup whole and a backup's without the source.
+    for i in 0..2 {
+        let check = lan.binary(i, &["check"], &env(if i == 0 { "200" } else { "100" }, &[]));
+        assert!(
+            check.status.success(),
+            "check r{i}:\n{}",
+            output_text(&check)
+        );
+    }
     r0.signal(libc::SIGTERM);
     let stopped = Instant::now();
     let took = lan.wait_holder(1, HA_SOURCE, Duration::from_secs(1));

@@ -154,6 +154,17 @@ fn a_backup_sends_nothing_from_its_own_address_on_the_egress_lan() {
     for _ in 0..5 {
         assert!(lan.through(1, 80, Duration::from_millis(200)).is_err());
     }
+    // The guard dropped them: a backup forwards nothing by the cluster side either.
+    let counted = lan.sh(
+        "r1",
+        &["iptables", "-L", "EGRESS-ROUTER-FORWARD", "-v", "-n", "-x"],
+    );
+    let dropped: u64 = counted
+        .lines()
+        .find(|l| l.contains("!macvlan0"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no standby rule:\n{counted}"));
+    assert!(dropped >= 5, "{counted}");
     leaves_from_source(&lan, 0);
     std::thread::sleep(Duration::from_millis(500));
     let seen = capture.stdout();

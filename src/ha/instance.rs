@@ -45,6 +45,8 @@ pub struct Instance {
     pub again: Option<(Instant, Announced)>,
     /// The state last carried out (what the namespace reflects).
     pub applied: State,
+    /// Whether the last advertisement could not be sent (logged once, not each time).
+    pub failing: bool,
 }
 
 impl Instance {
@@ -201,7 +203,7 @@ impl Instance {
     }
 
     /// Sends one advertisement with `priority` to every destination.
-    fn send(&self, priority: u8, shared: &HaShared) {
+    fn send(&mut self, priority: u8, shared: &HaShared) {
         let advert = Advertisement {
             vrid: self.vrid,
             priority,
@@ -215,8 +217,17 @@ impl Instance {
                 destination: *destination,
             };
             match socket.send(&advert.encode(ip), *destination) {
-                Ok(()) => shared.sent(self.family),
-                Err(e) => warn!(error = %e, "sending a VRRP advertisement"),
+                Ok(()) => {
+                    shared.sent(self.family);
+                    if std::mem::take(&mut self.failing) {
+                        info!(family = %self.family, "VRRP advertisements are sent again");
+                    }
+                }
+                Err(e) if !self.failing => {
+                    self.failing = true;
+                    warn!(error = %e, "sending a VRRP advertisement failed (logged again once it works)");
+                }
+                Err(e) => debug!(error = %e, "sending a VRRP advertisement"),
             }
         }
     }

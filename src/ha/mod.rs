@@ -147,6 +147,7 @@ async fn prepare(
             own,
             again: None,
             applied: State::Initialize,
+            failing: false,
         };
         let actions = instance.machine.start(std::time::Instant::now());
         instance.act(actions, &ns, &intent, shared).await;

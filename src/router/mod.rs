@@ -53,9 +53,33 @@ async fn start_ha(config: &RouterConfig, shutdown: &shutdown::Shutdown) -> Resul
 }
 
 /// One check of the setup made by init (a probe): every piece of it.
+/// With high availability, a source on `macvlan0` counts as held (the probe cannot ask
+/// the VRRP process): a master's setup is checked whole, a backup's without the source.
 pub async fn check(config: &RouterConfig) -> Result<()> {
     let (ns, _) = Namespace::open(Netns::current()?, config.backend)?;
-    probe(config, &ns, None).await
+    if config.ha.is_none() {
+        return probe(config, &ns, None).await;
+    }
+    let link = ns.nl.link(MACVLAN).await?;
+    let mut held = Vec::new();
+    for pair in &config.egress {
+        if ns
+            .nl
+            .address_state(link.index, pair.source.address)
+            .await?
+            .is_some()
+        {
+            held.push(pair.family());
+        }
+    }
+    let problems = setup::check(&ns, &Intent::router(config).holding(&held)).await?;
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(Error::State(format!(
+            "egress router setup is not in place: {}",
+            problems.join("; ")
+        ))),
+    }
 }
 
 /// The `redirect` main container: verify the setup made by init, then keep checking it.

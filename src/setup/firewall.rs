@@ -122,7 +122,9 @@ impl Wanted {
     }
 
     /// The guard of the egress interface: [`guard_rules`], with VRRP let in before the
-    /// drop when high availability asks for it.
+    /// drop when high availability asks for it, and then nothing forwarded from the
+    /// cluster side but out of the egress interface (a backup's default route leads
+    /// back to the cluster side: what it is sent to redirect goes nowhere).
     pub fn guard(&self) -> Vec<Rule> {
         let mut rules = guard_rules(self.family, &self.egress);
         if let Some(from) = &self.vrrp {
@@ -132,6 +134,9 @@ impl Wanted {
                 .unwrap_or(rules.len());
             let vrrp = guard::vrrp_rules(self.family, &self.egress, from);
             rules.splice(drop_at..drop_at, vrrp);
+            if let Some(Inbound::On(pod)) = &self.replies {
+                rules.push(guard::standby_rule(pod, &self.egress));
+            }
         }
         rules
     }

@@ -63,6 +63,18 @@ pub fn vrrp_rules(family: Family, egress: &str, from: &VrrpFrom) -> Vec<Rule> {
     }
 }
 
+/// With high availability: nothing arriving on `pod` is forwarded but out of `egress`.
+/// A backup holds no source and routes by `pod`'s default route, so a connection sent
+/// to it for redirect would otherwise leave by the cluster side, SNATed to a source it
+/// does not hold; a master routes everything it redirects out of `egress`.
+pub fn standby_rule(pod: &str, egress: &str) -> Rule {
+    Rule {
+        table: "filter",
+        chain: FORWARD_CHAIN,
+        spec: format!("-i {pod} ! -o {egress} -j DROP"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +134,15 @@ mod tests {
              -A EGRESS-ROUTER-INPUT -i macvlan0 -j DROP\n\
              -A EGRESS-ROUTER-FORWARD -i macvlan0 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
              -A EGRESS-ROUTER-FORWARD -i macvlan0 -j DROP\n"
+        );
+        let router = super::super::Wanted {
+            replies: Some(super::super::Inbound::On("eth0".into())),
+            ..wanted(Family::V4, VrrpFrom::Group)
+        };
+        assert!(
+            text(&router.guard())
+                .ends_with("-A EGRESS-ROUTER-FORWARD -i eth0 ! -o macvlan0 -j DROP\n"),
+            "a backup forwards nothing by the cluster side"
         );
         let v6 = text(&wanted(Family::V6, VrrpFrom::Group).guard());
         assert!(
