@@ -9,15 +9,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::libc;
-use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
-    recvmsg, sendmsg,
-};
+use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrIn, SockaddrIn6, sendmsg};
 
 use crate::config::family::Family;
 use crate::error::{Error, Result};
 use crate::sys::netns::Netns;
 use crate::vrrp::packet::{Addresses, PROTOCOL, TTL};
+
+mod receive;
 
 /// The VRRP multicast group of IPv4.
 pub const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
@@ -304,77 +303,5 @@ impl VrrpSocket {
             }
         }
         Ok(())
-    }
-
-    /// The next packet waiting, if any (`WouldBlock` when none).
-    pub fn receive(&self) -> std::io::Result<Received> {
-        let mut buffer = [0u8; 2048];
-        let mut iov = [std::io::IoSliceMut::new(&mut buffer)];
-        let mut space = nix::cmsg_space!(libc::in6_pktinfo, libc::c_int);
-        let message = recvmsg::<SockaddrStorage>(
-            self.fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::empty(),
-        )?;
-        let length = message.bytes;
-        let mut destination = None;
-        let mut hops = None;
-        for control in message.cmsgs().into_iter().flatten() {
-            match control {
-                ControlMessageOwned::Ipv6PacketInfo(info) => {
-                    destination = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
-                }
-                ControlMessageOwned::Ipv6HopLimit(limit) => hops = Some(limit),
-                _ => {}
-            }
-        }
-        let source = message.address.and_then(|a| {
-            a.as_sockaddr_in6()
-                .map(|s| IpAddr::V6(s.ip()))
-                .or_else(|| a.as_sockaddr_in().map(|s| IpAddr::V4(s.ip())))
-        });
-        let data = &buffer[..length];
-        let malformed =
-            || std::io::Error::new(std::io::ErrorKind::InvalidData, "short VRRP packet");
-        match self.family {
-            Family::V4 => {
-                // A raw IPv4 socket reads the IP header too.
-                let header = usize::from(data.first().ok_or_else(malformed)? & 0x0f) * 4;
-                if data.len() < header.max(20) {
-                    return Err(malformed());
-                }
-                let address = |at: usize| {
-                    IpAddr::V4(Ipv4Addr::new(
-                        data[at],
-                        data[at + 1],
-                        data[at + 2],
-                        data[at + 3],
-                    ))
-                };
-                Ok(Received {
-                    addresses: Addresses {
-                        source: address(12),
-                        destination: address(16),
-                    },
-                    ttl: data[8],
-                    message: data[header..].to_vec(),
-                })
-            }
-            Family::V6 => {
-                let (Some(source), Some(destination), Some(hops)) = (source, destination, hops)
-                else {
-                    return Err(malformed());
-                };
-                Ok(Received {
-                    addresses: Addresses {
-                        source,
-                        destination,
-                    },
-                    ttl: u8::try_from(hops).unwrap_or(0),
-                    message: data.to_vec(),
-                })
-            }
-        }
     }
 }
