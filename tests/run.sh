@@ -14,9 +14,11 @@ fi
 # queries the DNS proxy's answers (squid and haproxy, for the benchmarks only, are
 # installed by benches/http-proxy-vs-squid.sh and benches/dns-proxy-vs-haproxy.sh);
 # busybox-static: the only binary of the CNI test's container image;
-# containernetworking-plugins: bridge and host-local, the CNI test's cluster network
+# containernetworking-plugins: bridge and host-local, the CNI test's cluster network;
+# keepalived: the VRRP peer of the high-availability tests; nftables: their partitions
+# of the egress LAN (VRRP dropped on its bridge)
 packages=(iproute2 iptables socat tcpdump iputils-arping procps dnsmasq-base bind9-dnsutils openssl
-    podman runc debootstrap python3-venv busybox-static containernetworking-plugins)
+    podman runc debootstrap python3-venv busybox-static containernetworking-plugins keepalived nftables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

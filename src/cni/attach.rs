@@ -45,6 +45,8 @@ pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -
             gateway: *gateway,
             forwarding: forwards(source.family(), &ip.destinations),
             replies_required: owner.replies_of(source.family()),
+            held: true,
+            dad: true,
         })
         .collect();
     let firewalls = Family::ALL
@@ -56,6 +58,7 @@ pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -
                     egress: ifname.into(),
                     replies: Some(Inbound::NotOn(ifname.into())),
                     nat: Some((NatChains::Own, ip.nat_rules(ifname, source))),
+                    vrrp: None,
                 },
                 None => Wanted::guard_only(family, ifname),
             },

@@ -7,6 +7,7 @@
 use serde::Deserialize;
 
 use crate::config::family::Family;
+use crate::config::ha::HaConfig;
 use crate::config::lines;
 use crate::config::metrics_address::MetricsAddress;
 use crate::config::redirect::{Destination, first_without_source, parse_destinations};
@@ -79,6 +80,8 @@ pub struct RouterConfig {
     pub backend: BackendChoice,
     /// `EGRESS_METRICS_ADDRESS`: the endpoint of `legacy` and `redirect`.
     pub metrics: MetricsAddress,
+    /// `EGRESS_HA_*`: high availability (VRRP), when `EGRESS_HA_VRID` is set.
+    pub ha: Option<HaConfig>,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +156,7 @@ impl RouterConfig {
             destinations,
             backend,
             metrics: MetricsAddress::from_vars(vars)?,
+            ha: HaConfig::from_vars(vars)?,
         })
     }
 }

@@ -79,6 +79,7 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         .copied()
         .chain(metrics_port)
         .collect();
+    crate::serve::egress::pin(config.ha_sources.as_deref());
     let pod = PodAddresses::follow()?;
     let egress = pod.now().egress;
     info!(ipv4 = ?egress.v4, ipv6 = ?egress.v6, "egress addresses on {}", crate::setup::MACVLAN);

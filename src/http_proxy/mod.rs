@@ -129,6 +129,7 @@ pub async fn run(config: ProxyConfig) -> Result<()> {
     )?;
     let own_ports = [Some(config.port), metrics].into_iter().flatten().collect();
     let resolver = Resolver::from_system()?;
+    crate::serve::egress::pin(config.ha_sources.as_deref());
     let pod = PodAddresses::follow()?;
     let egress = pod.now().egress;
     info!(ipv4 = ?egress.v4, ipv6 = ?egress.v6, "egress addresses on {}", crate::setup::MACVLAN);

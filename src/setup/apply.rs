@@ -22,6 +22,7 @@ use crate::sys::sysctl::{self, Sysctl};
 /// One applied change and how to undo it.
 enum Undo {
     Address { index: u32, source: SourceAddress },
+    ReAddAddress { index: u32, source: SourceAddress },
     LinkDown(u32),
     DeleteRoute(RouteMessage),
     AddRoute(RouteMessage),
@@ -54,6 +55,11 @@ impl Journal {
                     }
                     other => other,
                 },
+                Undo::ReAddAddress { index, source } => {
+                    ns.nl
+                        .add_address_nodad(index, source.address, source.prefix_len)
+                        .await
+                }
                 Undo::LinkDown(index) => ns.nl.set_up(index, false).await,
                 Undo::DeleteRoute(route) => ns.nl.del_route(route).await,
                 Undo::AddRoute(route) => ns.nl.add_route(route).await,
@@ -86,6 +92,24 @@ pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Res
                     .add_address(*index, source.address, source.prefix_len)
                     .await?;
                 Undo::Address {
+                    index: *index,
+                    source: *source,
+                }
+            }
+            Step::AddHeldAddress { index, source } => {
+                ns.nl
+                    .add_address_nodad(*index, source.address, source.prefix_len)
+                    .await?;
+                Undo::Address {
+                    index: *index,
+                    source: *source,
+                }
+            }
+            Step::DeleteAddress { index, source } => {
+                ns.nl
+                    .del_address(*index, source.address, source.prefix_len)
+                    .await?;
+                Undo::ReAddAddress {
                     index: *index,
                     source: *source,
                 }

@@ -96,6 +96,18 @@ pub struct Wanted {
     pub replies: Option<Inbound>,
     /// The NAT rules and where they live.
     pub nat: Option<(NatChains, Vec<Rule>)>,
+    /// Where VRRP advertisements may come in from on the egress interface (high
+    /// availability); `None`: they are dropped like the rest.
+    pub vrrp: Option<VrrpFrom>,
+}
+
+/// The VRRP advertisements the guard lets in (SPEC section 12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VrrpFrom {
+    /// Those sent to the family's VRRP multicast group.
+    Group,
+    /// Those sent by these unicast peers.
+    Peers(Vec<std::net::IpAddr>),
 }
 
 impl Wanted {
@@ -106,7 +118,29 @@ impl Wanted {
             egress: egress.into(),
             replies: None,
             nat: None,
+            vrrp: None,
         }
+    }
+
+    /// The guard of the egress interface: [`guard_rules`], with VRRP let in before the
+    /// drop when high availability asks for it, and then nothing forwarded from the
+    /// cluster side but out of the egress interface (a backup's default route leads
+    /// back to the cluster side: what it is sent to redirect goes nowhere).
+    pub fn guard(&self) -> Vec<Rule> {
+        let mut rules = guard_rules(self.family, &self.egress);
+        if let Some(from) = &self.vrrp {
+            let drop = format!("-i {} -j DROP", self.egress);
+            let drop_at = rules
+                .iter()
+                .position(|r| r.chain == IN_CHAIN && r.spec == drop)
+                .unwrap_or(rules.len());
+            let vrrp = guard::vrrp_rules(self.family, &self.egress, from);
+            rules.splice(drop_at..drop_at, vrrp);
+            if let Some(Inbound::On(pod)) = &self.replies {
+                rules.push(guard::standby_rule(pod, &self.egress));
+            }
+        }
+        rules
     }
 
     /// Whether the family has a source on the egress interface (reply routing, NAT).
@@ -161,7 +195,7 @@ pub fn jumps(wanted: &Wanted) -> Vec<Rule> {
 
 /// Every rule of `wanted`: what the check verifies is in place.
 pub fn all_rules(wanted: &Wanted) -> Vec<Rule> {
-    let mut rules = guard_rules(wanted.family, &wanted.egress);
+    let mut rules = wanted.guard();
     if let Some(inbound) = &wanted.replies {
         rules.extend(reply_rules(inbound));
     }

@@ -7,7 +7,7 @@ use super::intent::{FamilyIntent, Intent, PodSide};
 use crate::config::family::Family;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE, Rule};
-use crate::sys::netlink::{AddressState, Link};
+use crate::sys::netlink::{AddressState, Link, route_destination, route_interface};
 use crate::sys::sysctl::{self, Sysctl};
 
 const RP_FILTER_ALL: &str = "net/ipv4/conf/all/rp_filter";
@@ -125,6 +125,9 @@ pub struct ObservedFamily {
     pub unsettled: Vec<(Sysctl, String)>,
     /// Whether the kernel's route to the gateway goes through the egress interface.
     pub gateway_via_egress: bool,
+    /// The main table's host route to the gateway on the egress interface (the
+    /// setup's, when the gateway is not in a subnet of the interface).
+    pub gateway_route: Option<RouteMessage>,
     /// Default routes of the main table.
     pub main_defaults: Vec<RouteMessage>,
     /// Routes of the reply table.
@@ -210,9 +213,18 @@ async fn observe_family(
 ) -> Result<ObservedFamily> {
     let nl = &ns.nl;
     let family = wanted.family();
-    let main_defaults = nl
+    let main = nl
         .routes(family, u32::from(RouteHeader::RT_TABLE_MAIN))
-        .await?
+        .await?;
+    let gateway_route = main
+        .iter()
+        .find(|r| {
+            r.header.destination_prefix_length == family.max_prefix()
+                && route_destination(r) == Some(wanted.gateway)
+                && route_interface(r) == Some(egress)
+        })
+        .cloned();
+    let main_defaults = main
         .into_iter()
         .filter(|r| r.header.destination_prefix_length == 0)
         .collect();
@@ -235,6 +247,7 @@ async fn observe_family(
         disabled,
         unsettled,
         gateway_via_egress,
+        gateway_route,
         main_defaults,
         reply_routes: nl.routes(family, REPLY_TABLE).await?,
         reply_rule: nl

@@ -72,8 +72,12 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
                 .map(|(wanted, _)| Step::SetSysctl(wanted.clone())),
         );
     }
-    for (wanted, found) in pairs() {
+    for (wanted, found) in pairs().filter(|(wanted, _)| wanted.held) {
         match found.source {
+            None if !wanted.dad => steps.push(Step::AddHeldAddress {
+                index,
+                source: wanted.source,
+            }),
             None => steps.push(Step::AddAddress {
                 index,
                 source: wanted.source,
@@ -92,7 +96,8 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
         steps.push(Step::LinkUp(index));
     }
     for (wanted, found) in pairs() {
-        if wanted.family() == Family::V6 && found.source != Some(AddressState::Usable) {
+        let checked = wanted.held && wanted.dad;
+        if checked && wanted.family() == Family::V6 && found.source != Some(AddressState::Usable) {
             steps.push(Step::AwaitAddress {
                 index,
                 interface: intent.egress.clone(),
@@ -125,7 +130,7 @@ fn family_steps(
 ) -> Result<()> {
     let family = wanted.family();
     let index = observed.egress.index;
-    if !found.gateway_via_egress {
+    if wanted.held && !found.gateway_via_egress {
         steps.push(Step::AddRoute(netlink::host_route(index, wanted.gateway)));
     }
     let keep = pod_defaults(observed, found);
@@ -145,7 +150,7 @@ fn family_steps(
                 .map(|r| Step::AddRoute(netlink::in_table(r, REPLY_TABLE))),
         );
     }
-    if !default_in_place(wanted, found, observed) {
+    if wanted.held && !default_in_place(wanted, found, observed) {
         steps.extend(found.main_defaults.iter().cloned().map(Step::DeleteRoute));
         steps.push(Step::AddRoute(netlink::default_route(
             index,
@@ -175,11 +180,12 @@ pub(super) fn duplicate(field: &'static str, address: IpAddr, interface: &str) -
     )
 }
 
-/// The announcements a setup ends with, one a family.
+/// The announcements a setup ends with, one a family whose source it holds.
 pub fn announcements(intent: &Intent, observed: &Observed) -> Vec<Step> {
     intent
         .families
         .iter()
+        .filter(|wanted| wanted.held)
         .map(|wanted| Step::Announce {
             index: observed.egress.index,
             mac: observed.egress.mac,

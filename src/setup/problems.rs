@@ -18,6 +18,12 @@ pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
     let mut problems = Vec::new();
     for (wanted, found) in intent.families.iter().zip(&observed.families) {
         let address = wanted.source.address;
+        if !wanted.held {
+            if found.source.is_some() {
+                problems.push(format!("{egress} holds {address} while on standby"));
+            }
+            continue;
+        }
         match found.source {
             None => problems.push(format!("{egress} does not have address {address}")),
             Some(AddressState::Tentative) => problems.push(format!(
@@ -80,12 +86,12 @@ fn routing_problems(
 ) {
     let (address, gateway, egress) = (wanted.source.address, wanted.gateway, &intent.egress);
     let (ip, of_family) = (ip_command(wanted.family()), wanted.family().qualifier());
-    if !found.gateway_via_egress {
+    if wanted.held && !found.gateway_via_egress {
         problems.push(format!(
             "the route to gateway {gateway} does not use {egress}"
         ));
     }
-    if !default_in_place(wanted, found, observed) {
+    if wanted.held && !default_in_place(wanted, found, observed) {
         problems.push(format!(
             "the main table's {of_family}default route is not `via {gateway} dev {egress} src {address}` (found: {})",
             describe_all(&found.main_defaults, egress, observed)

@@ -3,7 +3,7 @@
 
 use super::{
     DNAT_CHAIN, FORWARD_CHAIN, IN_CHAIN, NatChains, OUT_CHAIN, PRE_CHAIN, Rule, SNAT_CHAIN, Wanted,
-    guard_rules, jumps, reply_rules,
+    jumps, reply_rules,
 };
 
 /// Builds the `iptables-restore --noflush` input that brings the namespace to `wanted`.
@@ -19,7 +19,7 @@ pub fn restore_script(current: &str, wanted: &Wanted) -> String {
     let all_jumps = jumps(wanted);
     let of_table = |table: &'static str| all_jumps.iter().filter(move |j| j.table == table);
     let mut script = format!("*filter\n:{IN_CHAIN} - [0:0]\n:{FORWARD_CHAIN} - [0:0]\n");
-    for rule in guard_rules(wanted.family, &wanted.egress) {
+    for rule in wanted.guard() {
         script.push_str(&format!("{rule}\n"));
     }
     for jump in of_table("filter") {

@@ -11,6 +11,7 @@ fn router(nat: Option<&[Rule]>) -> Wanted {
         egress: "macvlan0".into(),
         replies: Some(Inbound::On("eth0".into())),
         nat: nat.map(|rules| (NatChains::Builtin, rules.to_vec())),
+        vrrp: None,
     }
 }
 
@@ -226,6 +227,7 @@ fn a_plugin_setup_keeps_its_nat_in_chains_of_its_own_and_deletes_them_whole() {
         egress: "net1".into(),
         replies: Some(Inbound::NotOn("net1".into())),
         nat: Some((NatChains::Own, nat)),
+        vrrp: None,
     };
     let script = restore_script("*nat\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n", &wanted);
     assert!(
@@ -303,5 +305,29 @@ fn the_exempted_port_returns_just_before_the_fallback_and_nowhere_else() {
         nat_rules_on(&NatInterfaces::router(Some(9090)), source, &no_fallback).len(),
         2,
         "no fallback, no exemption"
+    );
+}
+
+#[test]
+fn ha_leaves_vrrp_out_of_the_snat_and_without_it_the_rules_are_as_before() {
+    let source = "198.51.100.99".parse().unwrap();
+    let destinations = parse_destinations("203.0.113.7").unwrap();
+    let interfaces = NatInterfaces {
+        exempt_vrrp: true,
+        ..NatInterfaces::router(None)
+    };
+    let plan = nat_plan_on(&interfaces, source, &destinations);
+    let shown: Vec<String> = plan.iter().map(|(p, r)| format!("{p}: {r}")).collect();
+    assert_eq!(
+        shown,
+        [
+            "203.0.113.7: -A PREROUTING -i eth0 -j DNAT --to-destination 203.0.113.7",
+            "vrrp: -A POSTROUTING -p 112 -j RETURN",
+            "snat: -A POSTROUTING -j SNAT --to-source 198.51.100.99",
+        ]
+    );
+    assert_eq!(
+        nat_rules_on(&NatInterfaces::router(None), source, &destinations).len(),
+        2
     );
 }

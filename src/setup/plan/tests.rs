@@ -46,6 +46,7 @@ fn router(mode: RouterMode, egress: Vec<EgressPair>, destinations: &str) -> Inte
         },
         backend: BackendChoice::Auto,
         metrics: crate::config::metrics_address::MetricsAddress::Off,
+        ha: None,
     })
 }
 
@@ -111,6 +112,7 @@ fn fresh_family(pod_default: RouteMessage) -> ObservedFamily {
         disabled: false,
         unsettled: Vec::new(),
         gateway_via_egress: false,
+        gateway_route: None,
         main_defaults: vec![pod_default],
         reply_routes: Vec::new(),
         reply_rule: false,
@@ -140,6 +142,7 @@ fn done_family(ours: RouteMessage, pod_default: RouteMessage) -> ObservedFamily 
     ObservedFamily {
         source: Some(AddressState::Usable),
         gateway_via_egress: true,
+        gateway_route: None,
         main_defaults: vec![ours],
         reply_routes: vec![netlink::in_table(&pod_default, REPLY_TABLE)],
         reply_rule: true,
@@ -485,6 +488,7 @@ fn a_plugin_pod_without_a_cluster_default_has_nothing_to_keep() {
         egress: "net1".into(),
         replies: Some(Inbound::NotOn("net1".into())),
         nat: None,
+        vrrp: None,
     };
     intent.families[0].replies_required = false;
     let alone = v4(
@@ -542,6 +546,7 @@ fn only_a_default_route_through_the_cluster_side_counts_as_kept() {
     );
 }
 
+mod ha;
 mod ipv6;
 
 #[test]
