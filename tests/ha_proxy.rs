@@ -131,8 +131,11 @@ fn a_backup_sends_nothing_from_its_own_address_on_the_egress_lan() {
     let _x = xtables_shared();
     let lan = HaLan::new(2, false);
     let _server = server(&lan, 80);
-    let r0 = start(&lan, 0, "200", &[]);
-    lan.wait_holder(0, HA_SOURCE, Duration::from_secs(3));
+    // Adverts every 500 ms: a backup starved of CPU for a few hundred milliseconds (a
+    // busy test machine) must not take over, which would be right, but not this test.
+    let slow = [("EGRESS_HA_ADVERT_INTERVAL", "500ms")];
+    let r0 = start(&lan, 0, "200", &slow);
+    lan.wait_holder(0, HA_SOURCE, Duration::from_secs(5));
     let capture = lan.spawn(
         "lan",
         &[
@@ -150,7 +153,7 @@ fn a_backup_sends_nothing_from_its_own_address_on_the_egress_lan() {
     capture
         .wait_line(|l| l.contains("listening on"), Duration::from_secs(5))
         .unwrap_or_else(|| panic!("tcpdump not listening:\n{}", capture.stderr()));
-    let mut r1 = start(&lan, 1, "100", &[]);
+    let mut r1 = start(&lan, 1, "100", &slow);
     for _ in 0..5 {
         assert!(lan.through(1, 80, Duration::from_millis(200)).is_err());
     }
