@@ -346,10 +346,10 @@ quiet podman rm -f -t 0 "$P-gamma" || true
 
 say "a failure after the interface moved into the pod: rolled back, podman run fails"
 # `type` names the binary: egress-router-broken runs the plugin with an
-# iptables-nft-restore first in PATH that fails, so ADD fails at its NAT step, after
-# creating the interface, moving it into the pod and configuring it
+# iptables-nft-restore first in PATH that fails, so ADD fails at its first step in the
+# pod (the guard of net1), after creating the interface and moving it into the pod
 mkdir -p "$WORK/fakebin"
-printf '#!/bin/sh\ncat >/dev/null\nip -o -4 addr show dev net1 >>%s\necho "simulated failure" >&2\nexit 1\n' \
+printf '#!/bin/sh\ncat >/dev/null\nip -o link show dev net1 >>%s\necho "simulated failure" >&2\nexit 1\n' \
     "$WORK/at-failure" >"$WORK/fakebin/iptables-nft-restore"
 printf '#!/bin/sh\nPATH=%s:$PATH exec %s "$@"\n' "$WORK/fakebin" "$WORK/bin/egress-router" >"$WORK/bin/egress-router-broken"
 chmod +x "$WORK/fakebin/iptables-nft-restore" "$WORK/bin/egress-router-broken"
@@ -364,7 +364,7 @@ run_failing "$P-delta" "$NET"
 check "podman reports the failed step and the rollback" \
     grep -q "iptables-nft-restore --noflush: .*simulated failure (changes rolled back)" <<<"$out"
 echo "  in the pod when the restore failed: $(cat "$WORK/at-failure" 2>/dev/null)"
-check "the failure came with net1 in the pod, holding 198.51.100.95/24" grep -q 'net1 .*inet 198\.51\.100\.95/24' "$WORK/at-failure"
+check "the failure came with net1 in the pod" grep -q ': net1[@:]' "$WORK/at-failure"
 check "the plugin logged the failed ADD as an error" grep -q "ERROR egress-router ADD container=.*simulated failure" "$log"
 check "nothing left after the rolled-back ADD" nothing_left
 quiet podman rm -f -t 0 "$P-delta" || true
