@@ -136,7 +136,7 @@ async fn watch(config: &RouterConfig, ns: &Namespace) -> Result<()> {
             && config
                 .destinations
                 .iter()
-                .any(|d| matches!(d, Destination::Fallback(_)) && d.family() == family)
+                .any(|d| d.is_fallback() && d.redirects(family))
     });
     let loopback_only =
         matches!(config.metrics, MetricsAddress::Set { ip: Some(ip), .. } if ip.is_loopback());

@@ -20,9 +20,9 @@ const ICMPV6_IN: [u8; 3] = [135, 136, 130];
 
 /// The guard rules of `egress` for `family`, in order.
 pub fn guard_rules(family: Family, egress: &str) -> Vec<Rule> {
-    let filter = |chain, spec: String| Rule {
+    let filter = |chain: &'static str, spec: String| Rule {
         table: "filter",
-        chain,
+        chain: chain.into(),
         spec,
     };
     let replies = format!("-i {egress} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN");

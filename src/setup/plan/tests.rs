@@ -46,6 +46,7 @@ fn router(mode: RouterMode, egress: Vec<EgressPair>, destinations: &str) -> Inte
         },
         backend: BackendChoice::Auto,
         metrics: crate::config::metrics_address::MetricsAddress::Off,
+        allow_unresolved: false,
     })
 }
 
@@ -482,6 +483,7 @@ fn a_plugin_pod_without_a_cluster_default_has_nothing_to_keep() {
         egress: "net1".into(),
         replies: Some(Inbound::NotOn("net1".into())),
         nat: None,
+        names: Vec::new(),
     };
     intent.families[0].replies_required = false;
     let alone = v4(
