@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 
+pub mod names;
 mod status;
 
 use crate::config::metrics_address::MetricsAddress;
@@ -23,10 +24,14 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
 pub async fn run(config: &RouterConfig) -> Result<()> {
     match config.mode {
         RouterMode::UnitTest => {
-            // IPv4's lines first, exactly as before IPv6 existed, then IPv6's.
+            // IPv4's lines first, exactly as before IPv6 existed, then IPv6's; a name
+            // entry's chain is described, not resolved.
             for pair in &config.egress {
                 for (_, rule) in firewall::router_nat_plan(config, pair.source.address) {
                     println!("{rule}");
+                }
+                for chain in firewall::router_name_chains(config, pair.family(), None) {
+                    println!("{}", chain.describe());
                 }
             }
             Ok(())
@@ -60,11 +65,16 @@ pub async fn redirect(config: &RouterConfig) -> Result<()> {
 /// fails or the end check finds a piece missing. Setups in one network namespace run
 /// one at a time. Returns the namespace, for the checks that follow in `legacy`.
 async fn setup(config: &RouterConfig) -> Result<Namespace> {
+    // Names are resolved before anything changes: one without an address fails here.
+    let resolved = match config.mode.uses_nat() {
+        true => names::resolve_all(config).await?,
+        false => Default::default(),
+    };
     let netns = Netns::current()?;
     let _lock = setup::lock(&netns).await?;
     let (ns, reason) = Namespace::open(netns, config.backend)?;
     info!(backend = ns.backend.name, reason, "iptables backend chosen");
-    let intent = Intent::router(config);
+    let intent = Intent::router_resolved(config, &resolved);
     let done = setup::establish(&ns, &intent).await?;
     if !done.announced.is_empty() {
         if std::process::id() == 1 && config.mode != RouterMode::Legacy {
@@ -124,10 +134,13 @@ async fn probe(config: &RouterConfig, ns: &Namespace) -> Result<()> {
     )))
 }
 
-/// Waits for SIGTERM or SIGINT, re-verifying the setup every [`CHECK_INTERVAL`].
+/// Waits for SIGTERM or SIGINT, re-verifying the setup every [`CHECK_INTERVAL`] and
+/// keeping the name entries' rules in step with DNS (SIGTERM leaves them in place).
 async fn watch(config: &RouterConfig, ns: &Namespace) -> Result<()> {
     let mut shutdown = shutdown::on_signals()?;
-    let status = status::RouterStatus::new(config.clone());
+    let state = names::state::NameState::new(names::follow::current(config, ns)?);
+    names::follow::start(config, ns, state.clone(), shutdown.clone())?;
+    let status = status::RouterStatus::new(config.clone(), state);
     let redirected = redirected_tcp_ports(&config.destinations);
     let serving = ops::start(config.metrics, &redirected, status, shutdown.clone())?.is_some();
     let unexempted = config.egress.iter().any(|pair| {

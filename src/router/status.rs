@@ -8,6 +8,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tracing::debug;
 
+use std::sync::Arc;
+
+use super::names::state::NameState;
 use crate::config::family::Family as IpFamily;
 use crate::config::router::{EgressPair, RouterConfig};
 use crate::error::{Error, Result};
@@ -21,6 +24,8 @@ use crate::sys::netns::Netns;
 /// The router's status, observed in the process's own network namespace.
 pub(super) struct RouterStatus {
     config: RouterConfig,
+    /// The name entries' chains, as their followers keep them.
+    names: Arc<NameState>,
     /// The last NAT counters read: scrapes within
     /// [`MAX_AGE`](crate::ops::health::MAX_AGE) share them.
     nat: Recent<Vec<NatCount>>,
@@ -34,9 +39,10 @@ struct RuleLabels {
 
 impl RouterStatus {
     /// The status of the router `config` describes.
-    pub(super) fn new(config: RouterConfig) -> Self {
+    pub(super) fn new(config: RouterConfig, names: Arc<NameState>) -> Self {
         RouterStatus {
             config,
+            names,
             nat: Recent::default(),
         }
     }
@@ -111,10 +117,15 @@ impl RoleStatus for RouterStatus {
         }
     }
 
+    fn serving_problems(&self) -> Vec<String> {
+        self.names.problems()
+    }
+
     async fn collect(&self, registry: &mut Registry) {
         if !self.config.mode.uses_nat() {
             return;
         }
+        self.names.collect(registry);
         let counts = match self.nat_counts().await {
             Ok(counts) => counts,
             Err(e) => {
