@@ -62,10 +62,15 @@ fn reaches(t: &Topology, address: &str, limit: Duration) {
     );
 }
 
-/// The `redirect` container, once it verified the setup.
+/// The `redirect` container, once it verified the setup and serves its endpoint.
 fn redirect(t: &Topology, env: &[(String, String)]) -> ChildGuard {
     let mut r = t.spawn_router(&["redirect"], env);
-    r.wait_ready("redirect", "setup verified", 1, Duration::from_secs(10));
+    r.wait_ready(
+        "redirect",
+        "metrics and health endpoint listening",
+        1,
+        Duration::from_secs(10),
+    );
     r
 }
 
@@ -86,9 +91,19 @@ fn the_redirect_container_follows_a_changed_address_while_an_open_connection_kee
     let r = redirect(&t, &env);
     let mut open = client(&t, &format!("{ROUTER_IP}:81")).unwrap();
     echo(&mut open, "before\n").unwrap();
+    let entry = r#"egress_router_nat_packets_total{rule="80 tcp db.example.com"}"#;
+    let counted = |t: &Topology| sample(&get(t, "client", SCRAPE, "/metrics").1, entry);
+    let before = counted(&t).expect("the entry's counters");
+    assert!(before >= 1.0, "{before}");
 
     dns.set_hosts(&t, &[(NAME, "203.0.113.6")]);
     reaches(&t, "203.0.113.6", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(5)); // the endpoint's counters are cached 5 s
+    let after = counted(&t).expect("the entry's counters");
+    assert!(
+        after > before,
+        "the entry's counters went from {before} to {after}"
+    );
     echo(&mut open, "after the change\n")
         .unwrap_or_else(|e| panic!("the open connection broke: {e}\n{}", r.stderr()));
     for name_chain in ["EGRESS-ROUTER-N-1", "EGRESS-ROUTER-N-2"] {
@@ -98,7 +113,12 @@ fn the_redirect_container_follows_a_changed_address_while_an_open_connection_kee
     let jumps = t.sh("router", &["iptables-nft-save", "-t", "nat"]);
     assert_eq!(jumps.matches("-j EGRESS-ROUTER-N-1").count(), 1, "{jumps}");
     t.router_ok(&["check"], &env);
-    assert!(r.stderr().contains("rules replaced"), "{}", r.stderr());
+    assert!(
+        r.wait_line(|l| l.contains("rules replaced"), Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        r.stderr()
+    );
 
     let (status, metrics) = get(&t, "client", SCRAPE, "/metrics");
     assert_eq!(status, 200);
@@ -302,7 +322,12 @@ fn an_unresolved_name_fails_init_unless_allowed_and_then_its_traffic_is_refused(
         t.udp_from_client(&format!("{ROUTER_IP}:53")).unwrap(),
         format!("{SOURCE} 203.0.113.5:53")
     );
-    assert!(r.stderr().contains("rules replaced"), "{}", r.stderr());
+    assert!(
+        r.wait_line(|l| l.contains("rules replaced"), Duration::from_secs(5))
+            .is_some(),
+        "{}",
+        r.stderr()
+    );
     assert_eq!(fallback.accepted(), 0);
 }
 
