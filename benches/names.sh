@@ -166,16 +166,16 @@ n_ratio() { # A B METRIC -> "1.23x"
         'BEGIN {if (a != "" && b > 0) printf "%.2fx", a / b; else print "-"}'
 }
 
-# Who was the bottleneck of NAME's rate test: a proxy at >= 0.9 cores; else, the machine
-# saturated, the load generator when it took most of it (on the kernel paths the
-# forwarding is the kernel's work in the client's and server's time), or other work.
+# Who was the bottleneck of NAME's rate test: a proxy at >= 0.9 cores; else, with the
+# machine saturated, the load generator (on the kernel paths the forwarding is the
+# kernel's work, in the client's and the server's time), unless other work (0.25 cores
+# or more: other programs; on a quiet machine it is a few hundredths) disturbed it.
 n_verdict() { # NAME
-    awk -v p="$(med "$1" proxy_cores)" -v b="$(med "$1" busy)" -v n="$NCPU" \
-        -v l="$(awk -v c="$(med "$1" client_cores)" -v s="$(med "$1" server_cores)" 'BEGIN {print c + s}')" 'BEGIN {
+    awk -v p="$(med "$1" proxy_cores)" -v b="$(med "$1" busy)" -v n="$NCPU" -v o="$(med "$1" other)" 'BEGIN {
         if (p >= 0.9) print "the proxy was the bottleneck"
         else if (b <= 0.9 * n) print "neither the forwarder nor the machine saturated"
-        else if (l >= b / 2) print "the machine was saturated, mostly by the load generator: it, not the forwarder, was the bottleneck"
-        else print "the machine was saturated by other work too: figures disturbed" }'
+        else if (o >= 0.25) printf "the machine was saturated, %.2f cores of it other work: figures disturbed\n", o
+        else print "the machine was saturated by the load generator: it, not the forwarder, was the bottleneck" }'
 }
 
 names_report() {
