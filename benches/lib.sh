@@ -184,7 +184,7 @@ loadgen_server() { # PREFIX
     "${CL_PIN[@]}" ip netns exec "$p-server" "$LG" server --listen "0.0.0.0:$PORT" --max-seconds 1800 \
         >"$WORK/server-$p.out" 2>&1 &
     disown # ended by `topology.sh down` (it kills what runs in our namespaces), quietly
-    for _ in $(seq 100); do grep -q listening= "$WORK/server-$p.out" && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -qs listening= "$WORK/server-$p.out" && break; sleep 0.1; done
     grep -q listening= "$WORK/server-$p.out" ||
         { echo "loadgen server did not start:" >&2; cat "$WORK/server-$p.out" >&2; exit 1; }
 }

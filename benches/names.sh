@@ -78,7 +78,7 @@ names_topologies() {
         EGRESS_GATEWAY=198.51.100.1 EGRESS_ROUTER_MODE=init EGRESS_DESTINATION="$PORT tcp $NAME" \
         "$BIN" redirect >/dev/null 2>"$WORK/redirect.log" &
     REDIRECT_PID=$!
-    for _ in $(seq 100); do grep -q "setup verified" "$WORK/redirect.log" && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -qs "setup verified" "$WORK/redirect.log" && break; sleep 0.1; done
     grep -q "setup verified" "$WORK/redirect.log" || { cat "$WORK/redirect.log" >&2; exit 1; }
 
     topology_base "$PP"
