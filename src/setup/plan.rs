@@ -95,7 +95,7 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
         steps.push(Step::Firewall {
             family: wanted.family,
             script: firewall::restore_script(dump, wanted),
-            undo: firewall::rollback_script(dump, wanted),
+            undo: firewall::rollback_script(dump, &firewall::tables(wanted)),
             before: dump.clone(),
         });
     }

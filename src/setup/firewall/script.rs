@@ -4,7 +4,7 @@
 use super::names::{NAME_CHAIN_PREFIX, refusal_rules};
 use super::{
     DNAT_CHAIN, FORWARD_CHAIN, IN_CHAIN, NatChains, OUT_CHAIN, PRE_CHAIN, Rule, SNAT_CHAIN, Wanted,
-    guard_rules, jumps, reply_rules, tables,
+    guard_rules, jumps, reply_rules,
 };
 
 /// Builds the `iptables-restore --noflush` input that brings the namespace to `wanted`.
@@ -214,65 +214,23 @@ pub fn check_script(rules: &[Rule]) -> String {
     script
 }
 
-/// The `iptables-restore --noflush` input that puts the tables `wanted` changes back as
-/// they were in `saved` (an `iptables-save` dump; a table absent from it is restored
-/// empty): each built-in chain flushed and refilled (a built-in chain's declaration
-/// does not flush it), each user chain of `saved` declared (which flushes it) and
-/// refilled, and each chain of ours that `saved` lacks deleted (declared first, so that
-/// it exists to delete even when the forward script failed before making it).
-pub fn rollback_script(saved: &str, wanted: &Wanted) -> String {
+/// The restore input that puts `tables` back as they were in `saved`
+/// (an `iptables-save` dump); a table absent from `saved` is restored empty.
+pub fn rollback_script(saved: &str, tables: &[&str]) -> String {
     let mut script = String::new();
-    let ours = declared_chains(wanted);
-    for table in tables(wanted) {
-        let section = table_section(saved, table).unwrap_or("");
-        let declared = |chain: &str| {
-            section
-                .lines()
-                .any(|l| l.starts_with(&format!(":{chain} ")))
-        };
-        let created: Vec<&str> = ours
-            .iter()
-            .filter(|(t, chain)| *t == table && !declared(chain))
-            .map(|(_, chain)| chain.as_str())
-            .collect();
-        script.push_str(&format!("*{table}\n"));
-        for chain in builtin_chains(table).iter().filter(|c| !declared(c)) {
-            script.push_str(&format!(":{chain} ACCEPT [0:0]\n"));
-        }
-        for line in section.lines().filter(|l| l.starts_with(':')) {
-            script.push_str(&format!("{line}\n"));
-        }
-        for chain in &created {
-            script.push_str(&format!(":{chain} - [0:0]\n"));
-        }
-        for chain in builtin_chains(table) {
-            script.push_str(&format!("-F {chain}\n"));
-        }
-        for line in section.lines().filter(|l| l.starts_with("-A ")) {
-            script.push_str(&format!("{line}\n"));
-        }
-        for chain in &created {
-            script.push_str(&format!("-X {chain}\n"));
+    for table in tables {
+        match table_section(saved, table) {
+            Some(section) => script.push_str(section),
+            None => {
+                script.push_str(&format!("*{table}\n"));
+                for chain in builtin_chains(table) {
+                    script.push_str(&format!(":{chain} ACCEPT [0:0]\n"));
+                }
+            }
         }
         script.push_str("COMMIT\n");
     }
     script
-}
-
-/// The user chains a restore script for `wanted` declares, each with its table.
-fn declared_chains(wanted: &Wanted) -> Vec<(&'static str, String)> {
-    let mut chains = vec![
-        ("filter", IN_CHAIN.into()),
-        ("filter", FORWARD_CHAIN.into()),
-    ];
-    if wanted.replies.is_some() {
-        chains.extend([("mangle", PRE_CHAIN.into()), ("mangle", OUT_CHAIN.into())]);
-    }
-    if matches!(wanted.nat, Some((NatChains::Own, _))) {
-        chains.extend([("nat", DNAT_CHAIN.into()), ("nat", SNAT_CHAIN.into())]);
-    }
-    chains.extend(wanted.names.iter().map(|n| ("nat", n.chain.clone())));
-    chains
 }
 
 /// Whether two `iptables-save` dumps hold the same user chains and rules in `tables`
