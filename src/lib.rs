@@ -15,12 +15,14 @@
 //!   answers are plain data (pure).
 //! - [`ops`]: metrics, health and readiness on their own listener, beside a role.
 //! - [`validate`]: every problem of an environment at once, for `egress-router validate`.
+//! - [`vrrp`]: the VRRP version 3 protocol (pure); [`ha`]: the role that runs it.
 //! - [`error`]: the one error type.
 
 pub mod cni;
 pub mod config;
 pub mod dns_proxy;
 pub mod error;
+pub mod ha;
 pub mod http_proxy;
 pub mod logging;
 pub mod ops;
@@ -30,3 +32,4 @@ pub mod serve;
 pub mod setup;
 pub mod sys;
 pub mod validate;
+pub mod vrrp;

@@ -39,6 +39,14 @@ Router variables:
   EGRESS_ROUTER_DEBUG      non-empty: log every step at debug level
   EGRESS_ROUTER_IPTABLES_BACKEND  auto (default) | nft | legacy
 
+High availability (VRRPv3 on macvlan0; init, legacy, redirect, and the proxies' `ha`
+sidecar; the proxies themselves take EGRESS_HA_VRID and EGRESS_SOURCE):
+  EGRESS_HA_VRID           1-255: set turns it on (pods sharing EGRESS_SOURCE share it)
+  EGRESS_HA_PRIORITY       1-254 (default 100): the highest is master
+  EGRESS_HA_ADVERT_INTERVAL  10ms-40s in multiples of 10ms (default 100ms)
+  EGRESS_HA_PREEMPT        true | false (default): a higher priority takes over
+  EGRESS_HA_PEERS          unicast peers (comma-separated; the pod's own is skipped)
+
 Every role:
   EGRESS_LOG_FORMAT        text (default) | json: log line format
   EGRESS_METRICS_ADDRESS   :9090 (default) | :PORT | IPV4:PORT | [IPV6]:PORT | empty (off):
@@ -71,6 +79,9 @@ enum Command {
     },
     /// Main container of redirect mode: verify the init container's setup, stay up until SIGTERM.
     Redirect,
+    /// Sidecar of the HTTP and DNS proxies with high availability (EGRESS_HA_VRID): VRRP
+    /// for EGRESS_SOURCE, its endpoint on :9091 unless EGRESS_METRICS_ADDRESS is set.
+    Ha,
     /// Check once that the init container's setup is in place (exit 0) or not (exit 1): a probe.
     Check,
     /// HTTP proxy (EGRESS_HTTP_PROXY_DESTINATION).
@@ -250,6 +261,9 @@ async fn dispatch(command: Option<Command>, vars: &Vars) -> Result<()> {
         Command::Router { mode } => router::run(&RouterConfig::from_vars(vars, mode)?).await,
         Command::Redirect => {
             router::redirect(&RouterConfig::from_vars(vars, Some(RouterMode::Init))?).await
+        }
+        Command::Ha => {
+            router::sidecar(&RouterConfig::from_vars(vars, Some(RouterMode::HttpProxy))?).await
         }
         Command::Check => {
             router::check(&RouterConfig::from_vars(vars, Some(RouterMode::Init))?).await

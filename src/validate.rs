@@ -130,12 +130,13 @@ const LIST_DNS: &str = "EGRESS_DNS_PROXY_DESTINATION";
 
 /// Valid values for the required variables, put in place of a bad one so that the
 /// parser can go on to the next variable (documentation addresses).
-const STAND_INS: [(&str, &str); 5] = [
+const STAND_INS: [(&str, &str); 6] = [
     ("EGRESS_SOURCE", "198.51.100.99"),
     ("EGRESS_GATEWAY", "198.51.100.1"),
     (LIST_DESTINATION, "203.0.113.7"),
     (LIST_HTTP, "*"),
     (LIST_DNS, "53 203.0.113.53"),
+    ("EGRESS_HA_VRID", "1"),
 ];
 
 /// When the role's list comes from a `_FILE` variable: the variables with the file's

@@ -325,6 +325,12 @@ fn help_mentions_every_role() {
         "reload",
         "egress_metrics_address",
         "egress_http_proxy_destination_file",
+        "egress_ha_vrid",
+        "egress_ha_priority",
+        "egress_ha_advert_interval",
+        "egress_ha_preempt",
+        "egress_ha_peers",
+        "sidecar",
     ] {
         assert!(
             help.contains(role),
@@ -594,4 +600,57 @@ fn validate_reports_every_problem_at_once_and_changes_nothing() {
         "{stdout}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unit_test_prints_the_vrrp_exemption_only_with_high_availability() {
+    let mut env = unit_test_env("203.0.113.7");
+    env.push(("EGRESS_HA_VRID", "51"));
+    assert_stdout_lines(
+        &run(&[], &env),
+        &[
+            "-A PREROUTING -i eth0 -j DNAT --to-destination 203.0.113.7",
+            "-A POSTROUTING -p 112 -j RETURN",
+            "-A POSTROUTING -j SNAT --to-source 198.51.100.99",
+        ],
+    );
+    env.pop();
+    env.push(("EGRESS_HA_PRIORITY", "120"));
+    let out = run(&[], &env);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: EGRESS_HA_PRIORITY: is set but EGRESS_HA_VRID is not"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn ha_without_its_sidecar_variables_is_an_error_naming_them() {
+    let out = run(
+        &["ha"],
+        &[
+            ("EGRESS_SOURCE", "198.51.100.99"),
+            ("EGRESS_GATEWAY", "198.51.100.1"),
+        ],
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: EGRESS_HA_VRID: is required by `egress-router ha`"),
+        "{stderr}"
+    );
+    let out = run(
+        &["http-proxy"],
+        &[
+            ("EGRESS_HTTP_PROXY_DESTINATION", "*"),
+            ("EGRESS_HA_VRID", "51"),
+        ],
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: EGRESS_SOURCE: is required with EGRESS_HA_VRID in a proxy"),
+        "{stderr}"
+    );
 }

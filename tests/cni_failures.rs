@@ -98,7 +98,13 @@ fn a_late_failure_undoes_every_step_and_del_leaves_the_pod_alone() {
         link_line(pod.ns(), "net1").is_none(),
         "net1 left in the pod"
     );
-    assert_same(&before, &t.snapshot("router"), "pod after the failed ADD");
+    // the guard went in first, so the rollback may leave empty built-in tables
+    let before = before.without_empty_tables();
+    assert_same(
+        &before,
+        &t.snapshot("router").without_empty_tables(),
+        "pod after the failed ADD",
+    );
     assert_same(
         &node_before,
         &t.snapshot("node"),
@@ -108,7 +114,7 @@ fn a_late_failure_undoes_every_step_and_del_leaves_the_pod_alone() {
     pod.del().ok_silent();
     assert_same(
         &before,
-        &t.snapshot("router"),
+        &t.snapshot("router").without_empty_tables(),
         "pod after the DEL that follows a failed ADD",
     );
 }

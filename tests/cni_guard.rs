@@ -52,6 +52,51 @@ fn add_guards_the_attachment_check_names_a_missing_rule_and_del_removes_it() {
         &["filter rule missing: -A EGRESS-ROUTER-INPUT -i net1 -j DROP"],
     );
 
+    cmd(&[
+        "ip",
+        "netns",
+        "exec",
+        &router,
+        "iptables-nft",
+        "-A",
+        "EGRESS-ROUTER-INPUT",
+        "-i",
+        "net1",
+        "-j",
+        "DROP",
+    ]);
+    pod.check(Some(&result)).ok_silent();
+
+    // a second attachment in the same pod would share (and empty) these chains: refused
+    // before it changes anything, in the pod or on the node
+    let mut vars = pod.vars("ADD", Some(&pod.netns));
+    for (key, value) in vars.iter_mut() {
+        match key.as_str() {
+            "CNI_IFNAME" => *value = "net2".into(),
+            "CNI_CONTAINERID" => *value = container_id(2),
+            _ => {}
+        }
+    }
+    let (pod_before, node_before) = (t.snapshot("router"), t.snapshot("node"));
+    run_plugin(&pod.node, &vars, CONFIG, "a second ADD".into()).error(
+        100,
+        &[
+            "already has an egress-router setup",
+            "one egress-router attachment a pod",
+        ],
+    );
+    assert_same(
+        &pod_before,
+        &t.snapshot("router"),
+        "the pod after a refused second ADD",
+    );
+    assert_same(
+        &node_before,
+        &t.snapshot("node"),
+        "the node after a refused second ADD",
+    );
+    pod.check(Some(&result)).ok_silent();
+
     pod.del().ok_silent();
     let left = cmd(&[
         "ip",

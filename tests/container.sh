@@ -200,7 +200,12 @@ if ! command -v "$validator" >/dev/null; then
     "$ROOT/target/kv-venv/bin/pip" install --quiet kubernetes-validate
     validator=$ROOT/target/kv-venv/bin/kubernetes-validate
 fi
+# A custom resource (the ServiceMonitor, the PrometheusRule) has no offline schema: the
+# validator only warns that it skips it. monitoring/rules.yaml is no manifest but the
+# Prometheus rule file the PrometheusRule is generated from: tests/monitoring_rules.rs
+# checks both with promtool.
 for manifest in examples/kubernetes/*.yaml examples/kubernetes/monitoring/*.yaml; do
+    [[ $manifest == */monitoring/rules.yaml ]] && continue
     check "$manifest is valid (strict, offline schemas)" "$validator" --strict --quiet "$manifest"
 done
 

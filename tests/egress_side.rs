@@ -244,3 +244,44 @@ fn an_ipv4_only_router_is_closed_to_ipv6_link_local_too() {
         "{target} accepted a connection from the egress LAN"
     );
 }
+
+#[test]
+fn the_dns_proxys_answers_are_not_served_to_the_egress_lan_even_without_the_guard() {
+    let t = Topology::new();
+    t.router_ok(&[], &proxy_mode_env("dns-proxy"));
+    let env = envs(&[
+        ("EGRESS_DNS_PROXY_DESTINATION", "5300 web.example.com 80"),
+        ("EGRESS_DNS_PROXY_ANSWER_ADDRESS", ROUTER_IP),
+        ("EGRESS_DNS_PROXY_ALLOW_UNRESOLVED", "true"),
+    ]);
+    let mut p = t.spawn_router(&[], &env);
+    p.wait_ready(
+        "dns proxy",
+        "answering DNS queries",
+        1,
+        Duration::from_secs(10),
+    );
+    t.sh(
+        "router",
+        &["iptables", "-D", "INPUT", "-j", "EGRESS-ROUTER-INPUT"],
+    );
+    let dig = |role: &str, server: &str, tcp: bool| {
+        let at = format!("@{server}");
+        let mut args = vec!["dig", &at, "web.example.com", "A", "+tries=1", "+time=1"];
+        if tcp {
+            args.push("+tcp");
+        }
+        let out = t.run(role, &args, &[]);
+        String::from_utf8_lossy(&out.stdout).contains("status: NOERROR")
+    };
+    for tcp in [false, true] {
+        assert!(
+            dig("client", ROUTER_IP, tcp),
+            "the cluster side is answered (tcp: {tcp})"
+        );
+        assert!(
+            !dig("gw", SOURCE, tcp),
+            "EGRESS_SOURCE answered a DNS query from the egress LAN (tcp: {tcp})"
+        );
+    }
+}

@@ -601,7 +601,7 @@ impl Drop for XtablesLock {
 }
 
 #[test]
-fn failure_after_changes_rolls_back() {
+fn a_held_xtables_lock_fails_init_within_its_wait_and_changes_nothing() {
     let _x = xtables_exclusive();
     let t = Topology::new();
     let before = t.snapshot("router");
@@ -610,46 +610,26 @@ fn failure_after_changes_rolls_back() {
         "EGRESS_ROUTER_IPTABLES_BACKEND",
         Some("legacy"),
     );
-
     let lock = XtablesLock::take();
     let started = Instant::now();
-    let mut r = t.spawn_router(&[], &env);
-    // while it waits for the lock, the network changes must already be visible:
-    // this proves the rollback below undid real changes
-    let mut changed = false;
-    let end = Instant::now() + Duration::from_secs(15);
-    while r.try_wait().is_none() && Instant::now() < end {
-        changed |= macvlan_inets(&t)
-            .iter()
-            .any(|a| a.starts_with("198.51.100.99/"));
-        thread::sleep(Duration::from_millis(100));
-    }
-    let st = r.wait_timeout(Duration::from_millis(100));
+    let out = t.router(&[], &env);
     let took = started.elapsed();
     drop(lock);
-    let st = st.unwrap_or_else(|| {
-        panic!(
-            "init still running 15 s while the xtables lock is held:\n{}",
-            r.stderr()
-        )
-    });
     assert!(
-        !st.success(),
+        !out.status.success(),
         "init must fail when the xtables lock stays taken ({took:?})\n{}",
-        r.stderr()
+        output_text(&out)
     );
     assert!(
         took < Duration::from_secs(10),
         "init waited {took:?} for the lock (at most 5 s)"
     );
-    assert!(
-        changed,
-        "the source address never appeared on macvlan0 while init waited for the lock: \
-         nothing was changed, so nothing was rolled back\n{}",
-        r.stderr()
+    // the guard is the first step: nothing else was changed before it failed
+    assert_same(
+        &before.without_empty_tables(),
+        &t.snapshot("router").without_empty_tables(),
+        "init failed on the lock",
     );
-    assert_same(&before, &t.snapshot("router"), "failed init (rolled back)");
-    drop(r);
 
     // the failure was the lock: with the lock free the same run succeeds
     let out = t.router(&[], &env);
@@ -665,6 +645,89 @@ fn failure_after_changes_rolls_back() {
             "legacy backend: rule {want:?} missing:\n{rules:#?}"
         );
     }
+}
+
+/// A directory of stand-ins for `iptables-legacy-restore` and `iptables-legacy` that
+/// run the real tools but report every rule missing to a check (`-C`): a setup whose
+/// changes all went in, but whose end check fails. Removed on drop.
+struct ChecksFail(std::path::PathBuf);
+
+impl ChecksFail {
+    fn new(prefix: &str) -> ChecksFail {
+        let dir = std::env::temp_dir().join(format!("{prefix}-checks-fail"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, body: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+            let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+            std::fs::set_permissions(&path, mode).unwrap();
+        };
+        write(
+            "iptables-legacy-restore",
+            "input=$(cat)\n\
+             printf '%s\\n' \"$input\" | grep -q '^-C ' && exit 1\n\
+             printf '%s\\n' \"$input\" | exec /usr/sbin/iptables-legacy-restore \"$@\"\n",
+        );
+        write(
+            "iptables-legacy",
+            "for a in \"$@\"; do [ \"$a\" = -C ] && exit 1; done\n\
+             exec /usr/sbin/iptables-legacy \"$@\"\n",
+        );
+        ChecksFail(dir)
+    }
+
+    /// `PATH` with the stand-ins first.
+    fn path(&self) -> String {
+        format!("{}:{PATH}", self.0.display())
+    }
+}
+
+impl Drop for ChecksFail {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_setup_whose_end_check_fails_is_rolled_back_whole() {
+    let _x = xtables_exclusive();
+    let t = Topology::new();
+    let before = t.snapshot("router");
+    let tools = ChecksFail::new(&t.prefix);
+    let mut env = with_var(
+        good_env("init"),
+        "EGRESS_ROUTER_IPTABLES_BACKEND",
+        Some("legacy"),
+    );
+    env = with_var(env, "PATH", Some(&tools.path()));
+    env = with_var(env, "EGRESS_ROUTER_DEBUG", Some("1"));
+    let out = t.router(&[], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", output_text(&out));
+    for needle in [
+        "setup applied but not in place",
+        "filter rule missing",
+        "changes rolled back",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
+    }
+    // the changes that were rolled back were real
+    for applied in [
+        "add address 198.51.100.99/32",
+        "add route default via 198.51.100.1",
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("applying") && l.contains(applied)),
+            "{applied:?} was not applied:\n{stderr}"
+        );
+    }
+    assert_same(
+        &before.without_empty_tables(),
+        &t.snapshot("router").without_empty_tables(),
+        "init rolled back after its end check",
+    );
 }
 
 /// macvlan0 as IPAM on the interface (Multus) leaves it: an address in the gateway's

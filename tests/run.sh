@@ -14,17 +14,25 @@ fi
 # queries the DNS proxy's answers (squid and haproxy, for the benchmarks only, are
 # installed by benches/http-proxy-vs-squid.sh and benches/dns-proxy-vs-haproxy.sh);
 # busybox-static: the only binary of the CNI test's container image;
-# containernetworking-plugins: bridge and host-local, the CNI test's cluster network
+# containernetworking-plugins: bridge and host-local, the CNI test's cluster network;
+# keepalived: the VRRP peer of the high-availability tests; nftables: their partitions
+# of the egress LAN (VRRP dropped on its bridge)
 packages=(iproute2 iptables socat tcpdump iputils-arping procps dnsmasq-base bind9-dnsutils openssl
-    podman runc debootstrap python3-venv busybox-static containernetworking-plugins)
+    podman runc debootstrap python3-venv busybox-static containernetworking-plugins keepalived nftables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# shellcheck source=tests/apt.sh
+source tests/apt.sh
 if ((${#missing[@]})); then
-    # shellcheck source=tests/apt.sh
-    source tests/apt.sh
     apt_install "${missing[@]}"
+fi
+# prometheus: promtool and the server of the monitoring tests (tests/monitoring_rules.rs,
+# tests/monitoring_prometheus.rs), without the node exporter it recommends; apt_install
+# starts neither (the tests run their own server, in a namespace, and stop it)
+if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed"; then
+    apt_install --no-install-recommends prometheus
 fi
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo not found; install Rust (rustup.rs)" >&2; exit 1; }
 

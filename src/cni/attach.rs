@@ -16,6 +16,7 @@ use super::code;
 use super::config::{InterfaceKind, IpvlanMode, MacvlanMode, NetConf};
 use super::host::{self, HostAddress, HostDefault, Owner};
 use super::ip::IpConfig;
+use super::preflight;
 use super::request::Container;
 use super::result::{Interface, SuccessResult};
 use crate::config::address::is_link_local_v6;
@@ -44,6 +45,8 @@ pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -
             gateway: *gateway,
             forwarding: forwards(source.family(), &ip.destinations),
             replies_required: owner.replies_of(source.family()),
+            held: true,
+            dad: true,
         })
         .collect();
     let firewalls = Family::ALL
@@ -56,6 +59,7 @@ pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -
                     replies: Some(Inbound::NotOn(ifname.into())),
                     nat: Some((NatChains::Own, ip.nat_rules(ifname, source))),
                     names: Vec::new(),
+                    vrrp: None,
                 },
                 None => Wanted::guard_only(family, ifname),
             },
@@ -96,6 +100,7 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
             ),
         ));
     }
+    preflight::refuse_a_second_setup(&ns)?;
     let owner = Owner {
         container: container.id.clone(),
         replies4: has_own_default(&ns.nl, Family::V4).await?,

@@ -3,7 +3,8 @@
 //! answers, and the commands, which run on the same setup path as the router.
 //!
 //! - [`plugin`]: the entry point: request in, command, answer out.
-//! - [`attach`]: ADD; [`detach`]: DEL and CHECK.
+//! - [`attach`]: ADD (after [`preflight`]: one egress-router setup a pod); [`detach`]:
+//!   DEL and CHECK.
 //! - [`host`]: master, gateway and interface names on the node (pure).
 //! - [`request`]: `CNI_*` variables and stdin into a [`request::Request`].
 //! - [`config`]: the network configuration ([`config::NetConf`]); [`ip`]: its `ip` /
@@ -21,6 +22,7 @@ pub mod ip;
 pub mod json;
 pub mod log_file;
 pub mod plugin;
+pub mod preflight;
 pub mod request;
 pub mod result;
 pub mod version;

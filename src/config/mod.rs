@@ -4,11 +4,12 @@
 //! reader of the line-list format, [`router`] the router variables, [`redirect`] the
 //! `EGRESS_DESTINATION` list, [`env_file`] the `--env-file` format of `validate`,
 //! [`list_file`] a list given in its variable or in a file, [`metrics_address`] where
-//! the operations endpoint listens.
+//! the operations endpoint listens, [`ha`] high availability (`EGRESS_HA_*`).
 
 pub mod address;
 pub mod env_file;
 pub mod family;
+pub mod ha;
 pub mod lines;
 pub mod list_file;
 pub mod metrics_address;

@@ -7,6 +7,7 @@
 use serde::Deserialize;
 
 use crate::config::family::Family;
+use crate::config::ha::HaConfig;
 use crate::config::lines;
 use crate::config::metrics_address::MetricsAddress;
 use crate::config::redirect::{Destination, first_without_source, parse_destinations};
@@ -82,6 +83,8 @@ pub struct RouterConfig {
     /// `EGRESS_ROUTER_ALLOW_UNRESOLVED`: init succeeds while a name of
     /// `EGRESS_DESTINATION` has no usable address (its traffic refused until it has).
     pub allow_unresolved: bool,
+    /// `EGRESS_HA_*`: high availability (VRRP), when `EGRESS_HA_VRID` is set.
+    pub ha: Option<HaConfig>,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +176,7 @@ impl RouterConfig {
             backend,
             metrics: MetricsAddress::from_vars(vars)?,
             allow_unresolved,
+            ha: HaConfig::from_vars(vars)?,
         })
     }
 }

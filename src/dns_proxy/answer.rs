@@ -4,7 +4,7 @@
 //! through the router. Other names are refused.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -19,8 +19,10 @@ use tokio::net::{TcpListener, UdpSocket};
 use tracing::{debug, info, warn};
 
 use super::destination::{Forwarder, Target};
+use crate::config::address::interface_addresses;
 use crate::error::{Error, Result};
 use crate::serve::shutdown::{self, Shutdown};
+use crate::setup::MACVLAN;
 
 /// TTL of the answers: short, so a changed Service address is picked up soon.
 pub const ANSWER_TTL: u32 = 30;
@@ -147,24 +149,32 @@ async fn send<'a, R: ResponseHandler>(
 }
 
 /// The IPv4 addresses of this network namespace's interfaces.
-fn local_ipv4_addresses() -> Result<Vec<Ipv4Addr>> {
-    let interfaces = nix::ifaddrs::getifaddrs()
-        .map_err(|e| Error::io("listing interface addresses", e.into()))?;
+fn cluster_side_ipv4_addresses() -> Result<Vec<Ipv4Addr>> {
+    let interfaces =
+        interface_addresses().map_err(|e| Error::io("listing interface addresses", e))?;
     let mut addresses: Vec<Ipv4Addr> = interfaces
-        .filter_map(|interface| interface.address?.as_sockaddr_in().map(|a| a.ip()))
+        .into_iter()
+        .filter(|(name, _)| name != MACVLAN)
+        .filter_map(|(_, address)| match address {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
         .collect();
     addresses.sort();
     addresses.dedup();
     Ok(addresses)
 }
 
-/// Starts answering on UDP and TCP `port` (all addresses); stops on `shutdown`.
+/// Starts answering on UDP and TCP `port` on every IPv4 address of the cluster side
+/// (none of the egress interface's: the outside network gets no answer, even without
+/// the guard); stops on `shutdown`.
 ///
 /// UDP gets one socket per local address: a reply then leaves from the address the
 /// query was sent to, so it belongs to the query's connection and the reply routing
 /// sends it back through eth0. From a wildcard socket the kernel would pick the source
 /// by the main table's default route (EGRESS_SOURCE on macvlan0), and clients in other
-/// subnets would never see the answer.
+/// subnets would never see the answer. TCP gets one listener per address too, for the
+/// same reach.
 pub async fn serve(
     names: Names,
     address: Ipv4Addr,
@@ -174,22 +184,27 @@ pub async fn serve(
     let bind_error =
         |what: String, e| Error::io(format!("EGRESS_DNS_PROXY_ANSWER_PORT: binding {what}"), e);
     let mut udp = Vec::new();
-    for local in local_ipv4_addresses()? {
+    let mut tcp = Vec::new();
+    for local in cluster_side_ipv4_addresses()? {
         udp.push(
             UdpSocket::bind((local, port))
                 .await
                 .map_err(|e| bind_error(format!("UDP {local}:{port}"), e))?,
         );
+        tcp.push(
+            TcpListener::bind((local, port))
+                .await
+                .map_err(|e| bind_error(format!("TCP {local}:{port}"), e))?,
+        );
     }
-    let tcp = TcpListener::bind(("0.0.0.0", port))
-        .await
-        .map_err(|e| bind_error(format!("TCP port {port}"), e))?;
     info!(port, %address, names = ?names, "answering DNS queries for the listed names");
     let mut server = Server::new(NameAnswers { names, address });
     for socket in udp {
         server.register_socket(socket);
     }
-    server.register_listener(tcp, Duration::from_secs(5), 4096);
+    for listener in tcp {
+        server.register_listener(listener, Duration::from_secs(5), 4096);
+    }
     tokio::spawn(async move {
         shutdown::requested(&mut shutdown).await;
         if let Err(e) = server.shutdown_gracefully().await {

@@ -50,6 +50,9 @@ pub struct DnsProxyConfig {
     pub answer_port: u16,
     /// `EGRESS_METRICS_ADDRESS`: the metrics and health endpoint.
     pub metrics: MetricsAddress,
+    /// With high availability (`EGRESS_HA_VRID`): `EGRESS_SOURCE`, the only addresses
+    /// dialed from.
+    pub ha_sources: Option<Vec<std::net::IpAddr>>,
 }
 
 impl DnsProxyConfig {
@@ -94,6 +97,7 @@ impl DnsProxyConfig {
             answer_address,
             answer_port: vars.number("EGRESS_DNS_PROXY_ANSWER_PORT", 53, 1, 65535)?,
             metrics: MetricsAddress::from_vars(vars)?,
+            ha_sources: crate::config::ha::proxy_sources(vars)?,
         })
     }
 }

@@ -79,6 +79,7 @@ pub async fn run(config: DnsProxyConfig) -> Result<()> {
         .copied()
         .chain(metrics_port)
         .collect();
+    crate::serve::egress::pin(config.ha_sources.as_deref());
     let pod = PodAddresses::follow()?;
     let egress = pod.now().egress;
     info!(ipv4 = ?egress.v4, ipv6 = ?egress.v6, "egress addresses on {}", crate::setup::MACVLAN);
@@ -157,6 +158,7 @@ async fn serve(
     shutdown: Shutdown,
 ) -> Result<()> {
     let slots = ConnectionSlots::new(max_connections);
+    METRICS.connection_cap(DNS_PROXY, max_connections);
     for (sockets, (slot, _)) in listeners.iter().zip(&ports) {
         if let Some(first) = sockets.first() {
             let address = first

@@ -168,6 +168,7 @@ mod tests {
         let egress = EgressSources {
             v4: v4.map(|a| a.parse().unwrap()),
             v6: v6.map(|a| a.parse().unwrap()),
+            pinned: false,
         };
         interfaces.extend(egress.v4.map(|a| ("macvlan0".to_string(), IpAddr::V4(a))));
         interfaces.extend(egress.v6.map(|a| ("macvlan0".to_string(), IpAddr::V6(a))));

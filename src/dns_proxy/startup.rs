@@ -146,6 +146,7 @@ mod tests {
         let egress = EgressSources {
             v4: Some("198.51.100.99".parse().unwrap()),
             v6: None,
+            pinned: false,
         };
         let ipv4 = reach(&[("macvlan0", "198.51.100.99")], egress);
         assert!(first("80 203.0.113.5", &ipv4).is_ok());
@@ -156,6 +157,7 @@ mod tests {
         let egress = EgressSources {
             v4: Some("198.51.100.99".parse().unwrap()),
             v6: None,
+            pinned: false,
         };
         let pod = reach(
             &[("eth0", "192.0.2.70"), ("macvlan0", "198.51.100.99")],

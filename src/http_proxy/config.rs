@@ -56,6 +56,9 @@ pub struct ProxyConfig {
     pub grace_period: Duration,
     /// `EGRESS_METRICS_ADDRESS`: the metrics and health endpoint.
     pub metrics: MetricsAddress,
+    /// With high availability (`EGRESS_HA_VRID`): `EGRESS_SOURCE`, the only addresses
+    /// dialed from.
+    pub ha_sources: Option<Vec<std::net::IpAddr>>,
 }
 
 impl ProxyConfig {
@@ -81,6 +84,7 @@ impl ProxyConfig {
             )?,
             grace_period: vars.duration("EGRESS_HTTP_PROXY_GRACE_PERIOD", GRACE_PERIOD)?,
             metrics: MetricsAddress::from_vars(vars)?,
+            ha_sources: crate::config::ha::proxy_sources(vars)?,
         })
     }
 }

@@ -129,6 +129,7 @@ pub async fn run(config: ProxyConfig) -> Result<()> {
     )?;
     let own_ports = [Some(config.port), metrics].into_iter().flatten().collect();
     let resolver = Resolver::from_system()?;
+    crate::serve::egress::pin(config.ha_sources.as_deref());
     let pod = PodAddresses::follow()?;
     let egress = pod.now().egress;
     info!(ipv4 = ?egress.v4, ipv6 = ?egress.v6, "egress addresses on {}", crate::setup::MACVLAN);
@@ -158,12 +159,14 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<()> {
     let slots = ConnectionSlots::new(max_connections);
+    let report = proxy.config.list_mode == ListMode::Report;
+    METRICS.http_proxy_serving(proxy.config.port, max_connections, report);
     if let Some(first) = listeners.first() {
         let address = first
             .local_addr()
             .map_err(|e| Error::io("reading the listening address", e))?;
         info!(%address, workers = listeners.len(), rules = proxy.rules().len(), max_connections, "http proxy listening");
-        if proxy.config.list_mode == ListMode::Report {
+        if report {
             warn!(
                 "EGRESS_HTTP_PROXY_MODE=report: the list is not enforced; what it would deny is let through and logged as outcome=reported"
             );

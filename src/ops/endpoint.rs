@@ -29,7 +29,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::health::Health;
 use super::metrics::METRICS;
@@ -48,6 +48,9 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The slots, each with the sender that closes its connection.
 type Table = Arc<Mutex<Slots<oneshot::Sender<()>>>>;
+
+/// The shed reason of a connection made to an address of the egress interface.
+const EGRESS_SIDE: &str = "egress-side";
 
 /// `reason`: why the endpoint closed a connection unanswered.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,11 +85,12 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, cluster_side_only
             }
         };
         if cluster_side_only && !on_cluster_side(&stream) {
-            debug!(%peer, "metrics endpoint: connection from the egress side closed");
+            warn!(%peer, "metrics endpoint: refused a connection made to an address of the egress interface (from the outside network)");
+            shed(EGRESS_SIDE);
             continue;
         }
         let (close, closed) = oneshot::channel();
-        let admission = lock(&table).admit(peer.ip(), close);
+        let admission = lock(&table).admit(peer.ip(), close, std::time::Instant::now());
         let id = match admission {
             Admission::Admitted { id, evicted } => {
                 if let Some((close, why)) = evicted {
@@ -152,7 +156,7 @@ async fn connection(
 
 /// Registers the endpoint's own counter in `registry`.
 fn register(registry: &mut Registry) {
-    let reasons = Shed::ALL.iter().map(|why| why.label());
+    let reasons = Shed::ALL.iter().map(|why| why.label()).chain([EGRESS_SIDE]);
     for reason in reasons.chain([HEAD_TIMEOUT]) {
         drop(SHED.get_or_create(&ShedLabels { reason }));
     }

@@ -82,6 +82,7 @@ impl Health {
         if *self.shutdown.borrow() {
             problems.push("shutting down: open connections are draining".to_string());
         }
+        problems.extend(standby());
         problems.extend(self.setup_problems().await);
         problems.extend(self.role.serving_problems());
         METRICS.ready.set(i64::from(problems.is_empty()));
@@ -106,10 +107,37 @@ impl Health {
     }
 }
 
-/// The proxies' setup check: the egress path of this namespace ([`egress`]).
+/// A proxy of a high-availability pod (its sources pinned) whose `macvlan0` holds none
+/// of them is a backup: `standby`, read from the kernel at every probe (not cached
+/// like the setup check, so a new master is ready at its next probe).
+pub fn standby() -> Option<String> {
+    let pinned = crate::serve::egress::pinned_sources()?;
+    let sources = [pinned.v4.map(Into::into), pinned.v6.map(Into::into)];
+    let held = crate::config::address::interface_addresses()
+        .map(|listed| {
+            listed
+                .iter()
+                .any(|(name, a)| name == crate::setup::MACVLAN && sources.contains(&Some(*a)))
+        })
+        .unwrap_or(false);
+    (!held).then(|| "standby".to_string())
+}
+
+/// The proxies' setup check: the egress path of this namespace ([`egress`]); with high
+/// availability only `EGRESS_SOURCE` counts (a pod without it is on [`standby`]).
 pub async fn egress_problems() -> Vec<String> {
     match egress_path().await {
-        Ok(path) => egress::problems(&path),
+        Ok(mut path) => {
+            if let Some(pinned) = crate::serve::egress::pinned_sources() {
+                let sources = [pinned.v4.map(Into::into), pinned.v6.map(Into::into)];
+                path.addresses.retain(|a| sources.contains(&Some(*a)));
+                if path.addresses.is_empty() {
+                    // A backup: `standby` says so, checked afresh at every probe.
+                    return Vec::new();
+                }
+            }
+            egress::problems(&path)
+        }
         Err(e) => vec![format!("cannot check the egress setup: {e}")],
     }
 }

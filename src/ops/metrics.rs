@@ -21,6 +21,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 mod labels;
 mod listener;
+mod serving;
 
 pub use labels::{DNS_PROXY, HTTP_PROXY, Reload, Role, UpstreamError};
 use labels::{
@@ -52,6 +53,7 @@ pub struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     reloaded_at: Family<RoleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     in_sync: Family<RoleLabels, Gauge>,
+    cap: Family<RoleLabels, Gauge>,
     /// Set by each readiness evaluation: 1 ready, 0 not.
     pub ready: Gauge,
     /// Set by the readiness check, wherever it ran.
@@ -80,6 +82,7 @@ impl Default for Metrics {
             reloads: Family::default(),
             reloaded_at: Family::default(),
             in_sync: Family::default(),
+            cap: Family::default(),
             ready: Gauge::default(),
             setup_healthy: Gauge::default(),
             started: std::time::SystemTime::now(),
@@ -305,6 +308,7 @@ impl Metrics {
             "1 when the last check found the egress setup in place, else 0",
             self.setup_healthy.clone(),
         );
+        self.register_cap(registry);
     }
 }
 

@@ -2,18 +2,19 @@
 //! setup check (the same as `egress-router check`), and each scrape reads the kernel's
 //! counters of the NAT rules.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tracing::debug;
 
-use std::sync::Arc;
-
 use super::names::state::NameState;
 use crate::config::family::Family as IpFamily;
 use crate::config::router::{EgressPair, RouterConfig};
 use crate::error::{Error, Result};
+use crate::ha::HaShared;
 use crate::ops::health::{Recent, RoleStatus};
 use crate::ops::nat::{self, NatCount};
 use crate::setup::firewall::{self, NatPurpose, Rule};
@@ -26,6 +27,8 @@ pub(super) struct RouterStatus {
     config: RouterConfig,
     /// The name entries' chains, as their followers keep them.
     names: Arc<NameState>,
+    /// The VRRP instances, with high availability: a backup is not ready (`standby`).
+    ha: Option<Arc<HaShared>>,
     /// The last NAT counters read: scrapes within
     /// [`MAX_AGE`](crate::ops::health::MAX_AGE) share them.
     nat: Recent<Vec<NatCount>>,
@@ -39,9 +42,14 @@ struct RuleLabels {
 
 impl RouterStatus {
     /// The status of the router `config` describes.
-    pub(super) fn new(config: RouterConfig, names: Arc<NameState>) -> Self {
+    pub(super) fn new(
+        config: RouterConfig,
+        ha: Option<Arc<HaShared>>,
+        names: Arc<NameState>,
+    ) -> Self {
         RouterStatus {
             config,
+            ha,
             names,
             nat: Recent::default(),
         }
@@ -61,15 +69,20 @@ impl RouterStatus {
     }
 }
 
-/// Every problem of the setup, checked now on a runtime of this thread's own.
-fn check_setup(config: &RouterConfig) -> Result<Vec<String>> {
+/// Every problem of the setup, checked now on a runtime of this thread's own, the
+/// sources of the families in `held` held.
+fn check_setup(config: &RouterConfig, held: &[IpFamily]) -> Result<Vec<String>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the runtime of the setup check", e))?;
     runtime.block_on(async {
         let (ns, _) = Namespace::open(Netns::current()?, config.backend)?;
-        setup::check(&ns, &Intent::router(config)).await
+        let intent = match config.ha {
+            Some(_) => Intent::router(config).holding(held),
+            None => Intent::router(config),
+        };
+        setup::check(&ns, &intent).await
     })
 }
 
@@ -109,7 +122,8 @@ impl RoleStatus for RouterStatus {
     /// the iptables tools (and the xtables lock), which must not hold up `/healthz`.
     async fn setup_problems(&self) -> Vec<String> {
         let config = self.config.clone();
-        let checked = tokio::task::spawn_blocking(move || check_setup(&config)).await;
+        let held = self.ha.as_ref().map(|ha| ha.held()).unwrap_or_default();
+        let checked = tokio::task::spawn_blocking(move || check_setup(&config, &held)).await;
         match checked {
             Ok(Ok(problems)) => problems,
             Ok(Err(e)) => vec![format!("cannot check the setup: {e}")],
@@ -118,10 +132,18 @@ impl RoleStatus for RouterStatus {
     }
 
     fn serving_problems(&self) -> Vec<String> {
-        self.names.problems()
+        let mut problems = match &self.ha {
+            Some(ha) if !ha.all_master() => vec!["standby".to_string()],
+            _ => Vec::new(),
+        };
+        problems.extend(self.names.problems());
+        problems
     }
 
     async fn collect(&self, registry: &mut Registry) {
+        if let Some(ha) = &self.ha {
+            ha.register(registry);
+        }
         if !self.config.mode.uses_nat() {
             return;
         }

@@ -9,8 +9,15 @@
 //! an IPv6 egress address, an IPv6 destination is refused rather than dialed with a
 //! cluster address. Only an address set by hand or by the setup counts, never one that
 //! router advertisements configured on `macvlan0` (not whitelisted by anyone).
+//!
+//! With high availability (SPEC section 12) the proxy is told `EGRESS_SOURCE`: only it
+//! is an egress address (never the pod's own IPAM address on `macvlan0`), whether this
+//! pod holds it now or not, and every family is dialed bound to it on `macvlan0`, so
+//! that on a backup (which holds it not, and whose default route leads to `eth0`) a
+//! dial fails rather than leave from any other address.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::OnceLock;
 
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -24,6 +31,41 @@ pub struct EgressSources {
     pub v4: Option<Ipv4Addr>,
     /// Its IPv6 address that is not link-local.
     pub v6: Option<Ipv6Addr>,
+    /// Whether IPv4 too is dialed bound to its address on the egress interface (high
+    /// availability: the address may not be there).
+    pub pinned: bool,
+}
+
+/// The sources of a high-availability proxy, once set: the only egress addresses.
+static HA_SOURCES: OnceLock<EgressSources> = OnceLock::new();
+
+/// Makes `v4` and `v6` (`EGRESS_SOURCE`, with high availability) this process's only
+/// egress addresses, dialed bound to them; the first call wins.
+pub fn pin_sources(v4: Option<Ipv4Addr>, v6: Option<Ipv6Addr>) {
+    let _ = HA_SOURCES.set(EgressSources {
+        v4,
+        v6,
+        pinned: true,
+    });
+}
+
+/// Pins `sources` when given (see [`pin_sources`]).
+pub fn pin(sources: Option<&[IpAddr]>) {
+    let Some(sources) = sources else { return };
+    let v4 = sources.iter().find_map(|s| match s {
+        IpAddr::V4(v4) => Some(*v4),
+        IpAddr::V6(_) => None,
+    });
+    let v6 = sources.iter().find_map(|s| match s {
+        IpAddr::V6(v6) => Some(*v6),
+        IpAddr::V4(_) => None,
+    });
+    pin_sources(v4, v6);
+}
+
+/// The pinned sources (high availability), if any.
+pub fn pinned_sources() -> Option<EgressSources> {
+    HA_SOURCES.get().copied()
 }
 
 /// How to dial one destination.
@@ -32,8 +74,9 @@ pub enum Route {
     /// As the routing table says: IPv4 (the default route is the egress interface's) or
     /// loopback (it never leaves the pod).
     Table,
-    /// From this IPv6 address, on the egress interface.
-    Bound(Ipv6Addr),
+    /// From this address, on the egress interface (IPv6, and IPv4 with high
+    /// availability).
+    Bound(IpAddr),
 }
 
 impl EgressSources {
@@ -67,6 +110,9 @@ impl EgressSources {
     /// the IPv6 addresses of this namespace that are not usable egress addresses are
     /// read from the kernel (when that fails, no IPv6 address counts: fail closed).
     pub fn from_listing(addresses: &[(String, IpAddr)]) -> Self {
+        if let Some(pinned) = pinned_sources() {
+            return pinned;
+        }
         let listed = addresses.iter().map(|(name, ip)| (name.as_str(), *ip));
         match std::fs::read_to_string(IF_INET6) {
             Ok(table) => Self::from_interfaces(listed, &unusable_ipv6(&table)),
@@ -88,12 +134,15 @@ impl EgressSources {
     pub fn route(&self, destination: IpAddr) -> Result<Route, String> {
         match destination {
             _ if destination.is_loopback() => Ok(Route::Table),
-            IpAddr::V4(_) if self.v4.is_some() => Ok(Route::Table),
-            IpAddr::V4(_) => Err(format!("{MACVLAN} has no IPv4 egress address")),
+            IpAddr::V4(_) => match self.v4 {
+                Some(v4) if self.pinned => Ok(Route::Bound(IpAddr::V4(v4))),
+                Some(_) => Ok(Route::Table),
+                None => Err(format!("{MACVLAN} has no IPv4 egress address")),
+            },
             IpAddr::V6(v6) if v6.is_unicast_link_local() => {
                 Err(format!("{destination} is link-local: not dialed"))
             }
-            IpAddr::V6(_) => self.v6.map(Route::Bound).ok_or_else(|| {
+            IpAddr::V6(_) => self.v6.map(|v6| Route::Bound(v6.into())).ok_or_else(|| {
                 format!(
                     "{MACVLAN} has no IPv6 egress address (the connection would leave through eth0)"
                 )
@@ -138,9 +187,12 @@ pub async fn connect(destination: SocketAddr, route: Route) -> std::io::Result<T
     match route {
         Route::Table => TcpStream::connect(destination).await,
         Route::Bound(source) => {
-            let socket = TcpSocket::new_v6()?;
+            let socket = match source {
+                IpAddr::V4(_) => TcpSocket::new_v4()?,
+                IpAddr::V6(_) => TcpSocket::new_v6()?,
+            };
             socket.bind_device(Some(MACVLAN.as_bytes()))?;
-            socket.bind(SocketAddr::new(IpAddr::V6(source), 0))?;
+            socket.bind(SocketAddr::new(source, 0))?;
             socket.connect(destination).await
         }
     }
@@ -170,7 +222,19 @@ mod tests {
         assert_eq!(found.v4, Some("198.51.100.99".parse().unwrap()));
         assert_eq!(found.v6, Some(v6));
         assert_eq!(found.route(ip("203.0.113.5")), Ok(Route::Table));
-        assert_eq!(found.route(ip("2001:db8:2::5")), Ok(Route::Bound(v6)));
+        assert_eq!(
+            found.route(ip("2001:db8:2::5")),
+            Ok(Route::Bound(v6.into()))
+        );
+        let pinned = EgressSources {
+            pinned: true,
+            ..found
+        };
+        assert_eq!(
+            pinned.route(ip("203.0.113.5")),
+            Ok(Route::Bound(ip("198.51.100.99"))),
+            "with high availability IPv4 is bound to the source too"
+        );
         assert!(found.route(ip("fe80::5")).is_err());
 
         let ipv4_only = EgressSources::from_interfaces(

@@ -22,6 +22,7 @@ use crate::sys::sysctl::{self, Sysctl};
 /// One applied change and how to undo it.
 enum Undo {
     Address { index: u32, source: SourceAddress },
+    ReAddAddress { index: u32, source: SourceAddress },
     LinkDown(u32),
     DeleteRoute(RouteMessage),
     AddRoute(RouteMessage),
@@ -54,13 +55,20 @@ impl Journal {
                     }
                     other => other,
                 },
+                Undo::ReAddAddress { index, source } => {
+                    ns.nl
+                        .add_address_nodad(index, source.address, source.prefix_len)
+                        .await
+                }
                 Undo::LinkDown(index) => ns.nl.set_up(index, false).await,
                 Undo::DeleteRoute(route) => ns.nl.del_route(route).await,
                 Undo::AddRoute(route) => ns.nl.add_route(route).await,
                 Undo::DeleteRule(rule) => ns.nl.del_rule(rule).await,
                 Undo::Sysctl { key, old } => sysctl::write(&ns.netns, &key, &old),
+                // Without --noflush: each table the script names is put back whole as it
+                // was (our chains and jumps gone, its own rules back), not merged into.
                 Undo::Firewall { family, script } => match ns.backend.for_family(family) {
-                    Ok(backend) => backend.restore(&ns.netns, &script, true),
+                    Ok(backend) => backend.restore(&ns.netns, &script, false),
                     Err(e) => Err(e),
                 },
             };
@@ -84,6 +92,24 @@ pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Res
                     .add_address(*index, source.address, source.prefix_len)
                     .await?;
                 Undo::Address {
+                    index: *index,
+                    source: *source,
+                }
+            }
+            Step::AddHeldAddress { index, source } => {
+                ns.nl
+                    .add_address_nodad(*index, source.address, source.prefix_len)
+                    .await?;
+                Undo::Address {
+                    index: *index,
+                    source: *source,
+                }
+            }
+            Step::DeleteAddress { index, source } => {
+                ns.nl
+                    .del_address(*index, source.address, source.prefix_len)
+                    .await?;
+                Undo::ReAddAddress {
                     index: *index,
                     source: *source,
                 }
@@ -141,7 +167,7 @@ pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Res
                 if let Err(e) = backend.restore(&ns.netns, script, true) {
                     // A restore is atomic per table, but say so only when the rules show it.
                     let now = backend.save_all(&ns.netns)?;
-                    let tables = ["mangle", "nat"];
+                    let tables = ["filter", "mangle", "nat"];
                     if !firewall::same_rules(before, &now, &tables) {
                         journal.0.push(undo);
                     }

@@ -31,8 +31,8 @@ pub use nat::{
     router_nat_plan,
 };
 pub use script::{
-    check_script, jump_problems, restore_script, rollback_script, same_rules, spec_tokens,
-    teardown_script,
+    check_script, jump_problems, our_chain_in, restore_script, rollback_script, same_rules,
+    spec_tokens, teardown_script,
 };
 
 /// Interface the pod's cluster traffic arrives on.
@@ -103,6 +103,18 @@ pub struct Wanted {
     pub nat: Option<(NatChains, Vec<Rule>)>,
     /// The chains of the name entries (SPEC section 13), jumped to by NAT rules.
     pub names: Vec<NameChain>,
+    /// Where VRRP advertisements may come in from on the egress interface (high
+    /// availability); `None`: they are dropped like the rest.
+    pub vrrp: Option<VrrpFrom>,
+}
+
+/// The VRRP advertisements the guard lets in (SPEC section 12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VrrpFrom {
+    /// Those sent to the family's VRRP multicast group.
+    Group,
+    /// Those sent by these unicast peers.
+    Peers(Vec<std::net::IpAddr>),
 }
 
 impl Wanted {
@@ -114,7 +126,29 @@ impl Wanted {
             replies: None,
             nat: None,
             names: Vec::new(),
+            vrrp: None,
         }
+    }
+
+    /// The guard of the egress interface: [`guard_rules`], with VRRP let in before the
+    /// drop when high availability asks for it, and then nothing forwarded from the
+    /// cluster side but out of the egress interface (a backup's default route leads
+    /// back to the cluster side: what it is sent to redirect goes nowhere).
+    pub fn guard(&self) -> Vec<Rule> {
+        let mut rules = guard_rules(self.family, &self.egress);
+        if let Some(from) = &self.vrrp {
+            let drop = format!("-i {} -j DROP", self.egress);
+            let drop_at = rules
+                .iter()
+                .position(|r| r.chain == IN_CHAIN && r.spec == drop)
+                .unwrap_or(rules.len());
+            let vrrp = guard::vrrp_rules(self.family, &self.egress, from);
+            rules.splice(drop_at..drop_at, vrrp);
+            if let Some(Inbound::On(pod)) = &self.replies {
+                rules.push(guard::standby_rule(pod, &self.egress));
+            }
+        }
+        rules
     }
 
     /// Whether the family has a source on the egress interface (reply routing, NAT).
@@ -171,7 +205,7 @@ pub fn jumps(wanted: &Wanted) -> Vec<Rule> {
 /// redirect container keeps current; see [`names`]): what the check verifies is in
 /// place.
 pub fn all_rules(wanted: &Wanted) -> Vec<Rule> {
-    let mut rules = guard_rules(wanted.family, &wanted.egress);
+    let mut rules = wanted.guard();
     if !wanted.names.is_empty() {
         rules.extend(names::refusal_rules(wanted.family));
     }

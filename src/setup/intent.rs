@@ -11,7 +11,7 @@ use crate::config::address::is_link_local_v6;
 use crate::config::family::Family;
 use crate::config::redirect::forwards;
 use crate::config::router::{RouterConfig, SourceAddress};
-use crate::setup::firewall::{self, Inbound, NatChains, Resolved, Rule, Wanted};
+use crate::setup::firewall::{self, Inbound, NatChains, Resolved, Rule, VrrpFrom, Wanted};
 
 pub use crate::config::router::MACVLAN;
 
@@ -32,7 +32,7 @@ pub struct Intent {
     /// order of its `addresses`).
     pub families: Vec<FamilyIntent>,
     /// The firewall of each family, IPv4 first: a family without a source has the
-    /// guard alone (IPv6's only where the egress interface has IPv6 on).
+    /// guard alone (IPv6's wherever the kernel has IPv6).
     pub firewalls: Vec<Wanted>,
     /// The egress interface.
     pub egress: String,
@@ -54,6 +54,12 @@ pub struct FamilyIntent {
     /// Whether a cluster-side default route to keep for replies must exist; when not,
     /// a pod without one (a container on this network alone) has none to keep.
     pub replies_required: bool,
+    /// Whether the source address, the route to the gateway and the default route are
+    /// wanted (always, but on a high-availability backup: SPEC section 12).
+    pub held: bool,
+    /// Whether the source goes through duplicate address detection (not with high
+    /// availability: VRRP decides who holds it, and a takeover cannot wait).
+    pub dad: bool,
 }
 
 impl FamilyIntent {
@@ -104,6 +110,8 @@ impl Intent {
                         && forwards(pair.family(), &config.destinations),
                     replies_required: pair.family() == Family::V4
                         || (config.mode.uses_nat() && redirected),
+                    held: config.ha.is_none(),
+                    dad: config.ha.is_none(),
                 }
             })
             .collect();
@@ -113,6 +121,12 @@ impl Intent {
                 let Some(pair) = config.egress.iter().find(|p| p.family() == family) else {
                     return Wanted::guard_only(family, MACVLAN);
                 };
+                let vrrp = config.ha.as_ref().map(|ha| {
+                    match ha.peers.iter().any(|peer| Family::of(*peer) == family) {
+                        true => VrrpFrom::Peers(ha.peers.clone()),
+                        false => VrrpFrom::Group,
+                    }
+                });
                 let nat = config.mode.uses_nat().then(|| {
                     let plan = firewall::router_nat_plan(config, pair.source.address);
                     (
@@ -130,6 +144,7 @@ impl Intent {
                     replies: Some(Inbound::On(firewall::POD_INTERFACE.into())),
                     nat,
                     names,
+                    vrrp,
                 }
             })
             .collect();
@@ -140,6 +155,31 @@ impl Intent {
             pod: PodSide::Interface(firewall::POD_INTERFACE.into()),
             source_field: "EGRESS_SOURCE",
         }
+    }
+
+    /// The same intent with the source of each family in `held` held, and of the others
+    /// not: what a high-availability master (or backup) of those families wants.
+    pub fn holding(mut self, held: &[Family]) -> Intent {
+        for family in &mut self.families {
+            family.held = held.contains(&family.family());
+        }
+        self
+    }
+
+    /// The part of a takeover (or a release) for `family` alone: its address and
+    /// routes, no firewall (in place since init, and checked apart).
+    pub fn takeover(&self, family: Family) -> Intent {
+        Intent {
+            families: self
+                .families
+                .iter()
+                .filter(|f| f.family() == family)
+                .cloned()
+                .collect(),
+            firewalls: Vec::new(),
+            ..self.clone()
+        }
+        .holding(&[family])
     }
 
     /// The NAT rules of every family, IPv4's first.

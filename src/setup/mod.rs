@@ -2,7 +2,7 @@
 //! what must hold, one [`FamilyIntent`] for IPv4 and one for IPv6; [`observe`] reads
 //! the state of every piece from one network namespace; [`plan`] decides the
 //! [`Step`]s still missing (pure; [`problems`] names each missing piece, so a check is
-//! observe + problems); [`apply`] makes the steps while journaling how to undo each,
+//! observe + problems; [`release`] the steps that give a high-availability source up); [`apply`] makes the steps while journaling how to undo each,
 //! and the [`Journal`] rolls everything back on failure. [`firewall`] plans the
 //! iptables rules (pure); [`egress`] checks the part a proxy relies on, without
 //! privileges; [`announce`] repeats the announcements later. Every kernel call goes
@@ -16,6 +16,7 @@ pub mod intent;
 pub mod observe;
 pub mod plan;
 pub mod problems;
+pub mod release;
 pub mod step;
 
 pub use apply::{Journal, apply};
@@ -23,6 +24,7 @@ pub use intent::{FamilyIntent, Intent, MACVLAN, PodSide};
 pub use observe::{Observed, observe};
 pub use plan::{announcements, plan};
 pub use problems::problems;
+pub use release::release;
 pub use step::Step;
 
 use crate::config::router::BackendChoice;

@@ -7,7 +7,7 @@ use super::intent::{FamilyIntent, Intent, PodSide};
 use crate::config::family::Family;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE, Rule};
-use crate::sys::netlink::{AddressState, Link};
+use crate::sys::netlink::{AddressState, Link, route_destination, route_interface};
 use crate::sys::sysctl::{self, Sysctl};
 
 const RP_FILTER_ALL: &str = "net/ipv4/conf/all/rp_filter";
@@ -51,6 +51,21 @@ pub(super) fn egress_ipv6_settings(interface: &str) -> [Setting; 3] {
     ]
 }
 
+/// The IPv4 settings an egress interface needs: ARP answered only for its own
+/// addresses (`arp_ignore` 1 or 2: the outside network never learns the pod's cluster
+/// address from it) and asked with its own address as the sender (`arp_announce` 2).
+pub(super) fn egress_ipv4_settings(interface: &str) -> [Setting; 2] {
+    let setting = |name: &str, value, holds| Setting {
+        key: format!("net/ipv4/conf/{interface}/{name}"),
+        value,
+        holds,
+    };
+    [
+        setting("arp_ignore", "1", |found| found == "1" || found == "2"),
+        setting("arp_announce", "2", |found| found == "2"),
+    ]
+}
+
 /// The sysctl key that switches IPv6 off on `interface`.
 pub(super) fn ipv6_disabled_key(interface: &str) -> String {
     format!("net/ipv6/conf/{interface}/disable_ipv6")
@@ -76,6 +91,9 @@ pub struct Observed {
     pub pod_links: Vec<PodLink>,
     /// `net.ipv4.conf.all.rp_filter`.
     pub rp_filter_all: String,
+    /// The egress interface's IPv4 settings that do not hold: the value wanted, and the
+    /// value found.
+    pub egress_unsettled: Vec<(Sysctl, String)>,
     /// Each family of the intent, in its order.
     pub families: Vec<ObservedFamily>,
     /// Each firewall of the intent, in its order.
@@ -86,8 +104,9 @@ pub struct Observed {
 #[derive(Debug, Clone, Default)]
 pub struct ObservedFirewall {
     /// The `iptables-save` (`ip6tables-save`) dump of the namespace; `None` when the
-    /// family's firewall is not needed: the IPv6 guard of an egress interface without
-    /// IPv6 (switched off on it, or absent from the kernel).
+    /// family's firewall is not needed: the IPv6 guard of a kernel without IPv6
+    /// (switched off at boot). IPv6 switched off on the egress interface still gets it:
+    /// whoever switches it on later must find the interface guarded.
     pub dump: Option<String>,
     /// The wanted rules that are not in place; examined only by [`check`] (the rule
     /// checks wait for the xtables lock), empty otherwise.
@@ -106,6 +125,9 @@ pub struct ObservedFamily {
     pub unsettled: Vec<(Sysctl, String)>,
     /// Whether the kernel's route to the gateway goes through the egress interface.
     pub gateway_via_egress: bool,
+    /// The main table's host route to the gateway on the egress interface (the
+    /// setup's, when the gateway is not in a subnet of the interface).
+    pub gateway_route: Option<RouteMessage>,
     /// Default routes of the main table.
     pub main_defaults: Vec<RouteMessage>,
     /// Routes of the reply table.
@@ -147,11 +169,10 @@ pub async fn observe(ns: &Namespace, intent: &Intent) -> Result<Observed> {
     for family in &intent.families {
         families.push(observe_family(ns, intent, family, egress.index).await?);
     }
-    let ipv6_on =
-        sysctl::read(&ns.netns, &ipv6_disabled_key(&intent.egress)).is_ok_and(|v| v == "0");
+    let ipv6 = sysctl::has_ipv6(&ns.netns);
     let mut firewalls = Vec::new();
     for wanted in &intent.firewalls {
-        let needed = wanted.has_source() || wanted.family == Family::V4 || ipv6_on;
+        let needed = wanted.has_source() || wanted.family == Family::V4 || ipv6;
         let dump = match needed {
             true => Some(ns.backend.for_family(wanted.family)?.save_all(&ns.netns)?),
             false => None,
@@ -161,10 +182,24 @@ pub async fn observe(ns: &Namespace, intent: &Intent) -> Result<Observed> {
             missing: Vec::new(),
         });
     }
+    let mut egress_unsettled = Vec::new();
+    for Setting { key, value, holds } in egress_ipv4_settings(&intent.egress) {
+        let found = sysctl::read(&ns.netns, &key)?;
+        if !holds(&found) {
+            egress_unsettled.push((
+                Sysctl {
+                    key,
+                    value: value.into(),
+                },
+                found,
+            ));
+        }
+    }
     Ok(Observed {
         egress,
         pod_links,
         rp_filter_all: sysctl::read(&ns.netns, RP_FILTER_ALL)?,
+        egress_unsettled,
         families,
         firewalls,
     })
@@ -178,9 +213,18 @@ async fn observe_family(
 ) -> Result<ObservedFamily> {
     let nl = &ns.nl;
     let family = wanted.family();
-    let main_defaults = nl
+    let main = nl
         .routes(family, u32::from(RouteHeader::RT_TABLE_MAIN))
-        .await?
+        .await?;
+    let gateway_route = main
+        .iter()
+        .find(|r| {
+            r.header.destination_prefix_length == family.max_prefix()
+                && route_destination(r) == Some(wanted.gateway)
+                && route_interface(r) == Some(egress)
+        })
+        .cloned();
+    let main_defaults = main
         .into_iter()
         .filter(|r| r.header.destination_prefix_length == 0)
         .collect();
@@ -203,6 +247,7 @@ async fn observe_family(
         disabled,
         unsettled,
         gateway_via_egress,
+        gateway_route,
         main_defaults,
         reply_routes: nl.routes(family, REPLY_TABLE).await?,
         reply_rule: nl

@@ -19,17 +19,42 @@ use crate::setup::firewall::{self, REPLY_TABLE};
 use crate::sys::netlink::{self, AddressState};
 use crate::sys::sysctl::Sysctl;
 
-/// The steps that bring each missing piece into place, in order: addresses, the link,
-/// the wait for IPv6 duplicate address detection (a tentative address cannot be a
-/// route's source), routes and sysctls of each family, then each family's firewall
-/// script (idempotent, applied every time; none for the IPv6 guard of an egress
-/// interface without IPv6). Fails, before any change, when an address
+/// The steps that bring each missing piece into place, in order: each family's
+/// firewall script first (the guard before anything else; idempotent, applied every
+/// time; none for the IPv6 guard of a kernel without IPv6), then the egress
+/// interface's sysctls, addresses, the link, the wait for IPv6 duplicate address
+/// detection (a tentative address cannot be a route's source), routes and sysctls of
+/// each family. Fails, before any change, when an address
 /// is a known duplicate, or when replies need a cluster-side default route to keep
 /// and there is none, in the reply table or the main table.
 pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
     let index = observed.egress.index;
     let pairs = || intent.families.iter().zip(&observed.families);
-    let mut steps = Vec::new();
+    // First, before the interface has an address, is up or forwards: the guard (the
+    // egress side never opens anything in, not even while the setup runs). Applied
+    // every time: it declares our chains (which refills them), adds only the jumps that
+    // are missing, and NAT in the built-in chains replaces what they held (SPEC section
+    // 3), so rules of an earlier list do not linger.
+    let mut steps: Vec<Step> = intent
+        .firewalls
+        .iter()
+        .zip(&observed.firewalls)
+        .filter_map(|(wanted, found)| {
+            let dump = found.dump.as_ref()?;
+            Some(Step::Firewall {
+                family: wanted.family,
+                script: firewall::restore_script(dump, wanted),
+                undo: firewall::rollback_script(dump, &firewall::tables(wanted)),
+                before: dump.clone(),
+            })
+        })
+        .collect();
+    steps.extend(
+        observed
+            .egress_unsettled
+            .iter()
+            .map(|(wanted, _)| Step::SetSysctl(wanted.clone())),
+    );
     if pairs().any(|(_, found)| found.disabled) {
         steps.push(Step::SetSysctl(Sysctl {
             key: ipv6_disabled_key(&intent.egress),
@@ -47,8 +72,12 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
                 .map(|(wanted, _)| Step::SetSysctl(wanted.clone())),
         );
     }
-    for (wanted, found) in pairs() {
+    for (wanted, found) in pairs().filter(|(wanted, _)| wanted.held) {
         match found.source {
+            None if !wanted.dad => steps.push(Step::AddHeldAddress {
+                index,
+                source: wanted.source,
+            }),
             None => steps.push(Step::AddAddress {
                 index,
                 source: wanted.source,
@@ -67,7 +96,8 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
         steps.push(Step::LinkUp(index));
     }
     for (wanted, found) in pairs() {
-        if wanted.family() == Family::V6 && found.source != Some(AddressState::Usable) {
+        let checked = wanted.held && wanted.dad;
+        if checked && wanted.family() == Family::V6 && found.source != Some(AddressState::Usable) {
             steps.push(Step::AwaitAddress {
                 index,
                 interface: intent.egress.clone(),
@@ -87,18 +117,6 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
             value: "2".into(),
         }));
     }
-    // Applied every time: it declares our chains (which refills them), adds only the
-    // jumps that are missing, and NAT in the built-in chains replaces what they held
-    // (SPEC section 3), so rules of an earlier list do not linger.
-    for (wanted, found) in intent.firewalls.iter().zip(&observed.firewalls) {
-        let Some(dump) = &found.dump else { continue };
-        steps.push(Step::Firewall {
-            family: wanted.family,
-            script: firewall::restore_script(dump, wanted),
-            undo: firewall::rollback_script(dump, &firewall::tables(wanted)),
-            before: dump.clone(),
-        });
-    }
     Ok(steps)
 }
 
@@ -112,7 +130,7 @@ fn family_steps(
 ) -> Result<()> {
     let family = wanted.family();
     let index = observed.egress.index;
-    if !found.gateway_via_egress {
+    if wanted.held && !found.gateway_via_egress {
         steps.push(Step::AddRoute(netlink::host_route(index, wanted.gateway)));
     }
     let keep = pod_defaults(observed, found);
@@ -132,7 +150,7 @@ fn family_steps(
                 .map(|r| Step::AddRoute(netlink::in_table(r, REPLY_TABLE))),
         );
     }
-    if !default_in_place(wanted, found, observed) {
+    if wanted.held && !default_in_place(wanted, found, observed) {
         steps.extend(found.main_defaults.iter().cloned().map(Step::DeleteRoute));
         steps.push(Step::AddRoute(netlink::default_route(
             index,
@@ -162,11 +180,12 @@ pub(super) fn duplicate(field: &'static str, address: IpAddr, interface: &str) -
     )
 }
 
-/// The announcements a setup ends with, one a family.
+/// The announcements a setup ends with, one a family whose source it holds.
 pub fn announcements(intent: &Intent, observed: &Observed) -> Vec<Step> {
     intent
         .families
         .iter()
+        .filter(|wanted| wanted.held)
         .map(|wanted| Step::Announce {
             index: observed.egress.index,
             mac: observed.egress.mac,

@@ -10,6 +10,7 @@ use super::plan::{
 use crate::config::family::Family;
 use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE, Wanted};
 use crate::sys::netlink::AddressState;
+use crate::sys::sysctl::Sysctl;
 
 /// Every piece of `intent` that `observed` lacks; empty when the setup is complete.
 pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
@@ -17,6 +18,12 @@ pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
     let mut problems = Vec::new();
     for (wanted, found) in intent.families.iter().zip(&observed.families) {
         let address = wanted.source.address;
+        if !wanted.held {
+            if found.source.is_some() {
+                problems.push(format!("{egress} holds {address} while on standby"));
+            }
+            continue;
+        }
         match found.source {
             None => problems.push(format!("{egress} does not have address {address}")),
             Some(AddressState::Tentative) => problems.push(format!(
@@ -29,6 +36,9 @@ pub fn problems(intent: &Intent, observed: &Observed) -> Vec<String> {
     }
     if !observed.egress.up {
         problems.push(format!("{egress} is down"));
+    }
+    for (setting, value) in &observed.egress_unsettled {
+        problems.push(unsettled(setting, value));
     }
     for (wanted, found) in intent.families.iter().zip(&observed.families) {
         routing_problems(&mut problems, intent, wanted, found, observed);
@@ -76,12 +86,12 @@ fn routing_problems(
 ) {
     let (address, gateway, egress) = (wanted.source.address, wanted.gateway, &intent.egress);
     let (ip, of_family) = (ip_command(wanted.family()), wanted.family().qualifier());
-    if !found.gateway_via_egress {
+    if wanted.held && !found.gateway_via_egress {
         problems.push(format!(
             "the route to gateway {gateway} does not use {egress}"
         ));
     }
-    if !default_in_place(wanted, found, observed) {
+    if wanted.held && !default_in_place(wanted, found, observed) {
         problems.push(format!(
             "the main table's {of_family}default route is not `via {gateway} dev {egress} src {address}` (found: {})",
             describe_all(&found.main_defaults, egress, observed)
@@ -107,16 +117,21 @@ fn routing_problems(
 fn setting_problems(problems: &mut Vec<String>, wanted: &FamilyIntent, found: &ObservedFamily) {
     let family = wanted.family();
     for (setting, value) in &found.unsettled {
-        problems.push(format!(
-            "{} is {value}, not {}",
-            setting.key.replace('/', "."),
-            setting.value
-        ));
+        problems.push(unsettled(setting, value));
     }
     if forwarding_off(wanted, found) {
         let key = super::observe::forwarding_key(family).replace('/', ".");
         problems.push(format!("{key} is {}, not 1", found.forwarding));
     }
+}
+
+/// A sysctl found at `value`, not the value `setting` wants.
+fn unsettled(setting: &Sysctl, value: &str) -> String {
+    format!(
+        "{} is {value}, not {}",
+        setting.key.replace('/', "."),
+        setting.value
+    )
 }
 
 /// The firewall of one family: each missing rule, and each misplaced jump.

@@ -22,6 +22,22 @@ pub enum Step {
         /// The address and prefix length.
         source: SourceAddress,
     },
+    /// Add the source address to interface `index` without duplicate address
+    /// detection: a high-availability master's (VRRP decided who holds it).
+    AddHeldAddress {
+        /// Interface index (the egress interface).
+        index: u32,
+        /// The address and prefix length.
+        source: SourceAddress,
+    },
+    /// Remove the source address from interface `index` (a high-availability master
+    /// stepping down, or a leftover of one).
+    DeleteAddress {
+        /// Interface index (the egress interface).
+        index: u32,
+        /// The address and prefix length.
+        source: SourceAddress,
+    },
     /// Bring interface `index` up.
     LinkUp(u32),
     /// Wait, bounded, until duplicate address detection has passed for `address` on
@@ -73,6 +89,12 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::AddAddress { source, index } => write!(f, "add address {source} to #{index}"),
+            Step::AddHeldAddress { source, index } => {
+                write!(f, "add address {source} to #{index} (no DAD)")
+            }
+            Step::DeleteAddress { source, index } => {
+                write!(f, "remove address {source} from #{index}")
+            }
             Step::LinkUp(index) => write!(f, "bring #{index} up"),
             Step::AwaitAddress {
                 address, interface, ..

@@ -1,7 +1,8 @@
 //! Opening a file for appending beneath a directory without following a symbolic link
-//! anywhere on the way: `openat2(2)` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`
-//! relative to the directory, or, where the kernel has no `openat2` (before 5.6, or a
-//! seccomp filter refusing it), one `openat(2)` with `O_NOFOLLOW` per component. The
+//! or crossing a mount point anywhere on the way: `openat2(2)` with `RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV` relative to the directory, or, where the
+//! kernel has no `openat2` (before 5.6, or a seccomp filter refusing it), one
+//! `openat(2)` with `O_NOFOLLOW` per component, each on the directory's device. The
 //! file is created when missing (mode as given, less the umask); its directories are
 //! not. Only a regular file with one link is accepted: a FIFO, a device, a socket or a
 //! second name of another file is refused before a byte is written.
@@ -50,21 +51,28 @@ fn by_openat2(base: &OwnedFd, names: &[&OsStr], mode: Mode) -> nix::Result<Owned
     let path: PathBuf = names.iter().collect();
     let resolve = ResolveFlag::RESOLVE_BENEATH
         | ResolveFlag::RESOLVE_NO_SYMLINKS
-        | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+        | ResolveFlag::RESOLVE_NO_MAGICLINKS
+        | ResolveFlag::RESOLVE_NO_XDEV;
     let how = OpenHow::new().flags(FILE).mode(mode).resolve(resolve);
     openat2(base, &path, how)
 }
 
-/// One `openat` with `O_NOFOLLOW` a component, from `base` down.
+/// One `openat` with `O_NOFOLLOW` a component, from `base` down, each on `base`'s
+/// device (a mount point on the way is `EXDEV`, as `RESOLVE_NO_XDEV` says it).
 fn by_walk(base: &OwnedFd, names: &[&OsStr], mode: Mode) -> nix::Result<OwnedFd> {
+    let device = fstat(base)?.st_dev;
+    let same_device = |fd: OwnedFd| match fstat(&fd)?.st_dev == device {
+        true => Ok(fd),
+        false => Err(Errno::EXDEV),
+    };
     let (last, on_the_way) = names.split_last().ok_or(Errno::EINVAL)?;
     let mut current: Option<OwnedFd> = None;
     for name in on_the_way {
         let at = current.as_ref().map_or(base.as_fd(), |fd| fd.as_fd());
-        current = Some(openat(at, *name, DIRECTORY, Mode::empty())?);
+        current = Some(same_device(openat(at, *name, DIRECTORY, Mode::empty())?)?);
     }
     let at = current.as_ref().map_or(base.as_fd(), |fd| fd.as_fd());
-    openat(at, *last, FILE, mode)
+    same_device(openat(at, *last, FILE, mode)?)
 }
 
 /// The opened file, when it is a regular file with one link.
@@ -93,7 +101,10 @@ fn refused(errno: Errno, dir: &Path) -> Error {
         Errno::ENOENT => said("a directory on the way does not exist (none is created)"),
         // what `O_DIRECTORY | O_NOFOLLOW` answers for a link, too
         Errno::ENOTDIR => said("a component on the way is a symbolic link or no directory"),
-        Errno::EXDEV => Error::State(format!("leaves {}", dir.display())),
+        Errno::EXDEV => Error::State(format!(
+            "leaves {} or crosses a mount point on the way",
+            dir.display()
+        )),
         Errno::ENXIO => said("is a FIFO or socket without a reader, not a regular file"),
         other => Error::io("cannot be opened for appending", other.into()),
     }

@@ -3,14 +3,17 @@
 //! and clients bound to a namespace (`servers`, `clients`), snapshots of a namespace's
 //! network state (`snapshot`), shared assertions and waits (`checks`) and what every
 //! root test takes first (`root`). `dns`: a DNS server for test names; `egress_lan`:
-//! connection attempts from the egress LAN; `http`:
+//! connection attempts from the egress LAN; `ha`: the high-availability LAN (several
+//! router pods on one segment); `http`:
 //! HTTP/1.1 client and origin server for the proxy tests; `ipv6`: IPv6 added to the
 //! topology; `lists`: list files and the reloads they cause; `proxy`: checks shared by the
 //! proxy roles (idle timeout, SIGTERM); `cni`:
-//! the CNI plugin run as a runtime runs it, and its pods.
+//! the CNI plugin run as a runtime runs it, and its pods; `monitoring`: the alert rules,
+//! the dashboard and `promtool`; `promql`: the metric names an expression selects;
+//! `prometheus`: a real Prometheus server in a namespace of the topology.
 //!
-//! Every item of these modules but `dns`, `egress_lan`, `http`, `ipv6`, `lists`, `proxy` and
-//! `cni` is
+//! Every item of these modules but `dns`, `egress_lan`, `ha`, `http`, `ipv6`, `lists`,
+//! `proxy`, `cni`, `monitoring`, `promql` and `prometheus` is
 //! re-exported here, so a suite takes them with `use common::*`.
 //!
 //! Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
@@ -20,9 +23,13 @@
 pub mod cni;
 pub mod dns;
 pub mod egress_lan;
+pub mod ha;
 pub mod http;
 pub mod ipv6;
 pub mod lists;
+pub mod monitoring;
+pub mod prometheus;
+pub mod promql;
 pub mod proxy;
 
 mod checks;

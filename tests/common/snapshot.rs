@@ -129,6 +129,32 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The snapshot without the iptables and ip6tables tables that are empty but for
+    /// their built-in chains with policy ACCEPT (the `*table`, `:CHAIN ACCEPT [0:0]`
+    /// and `COMMIT` lines): iptables tools create a table on first use and cannot
+    /// delete one, so a setup rolled back (or torn down) may leave them. User chains
+    /// and rules are compared.
+    pub fn without_empty_tables(mut self) -> Snapshot {
+        const BUILTIN: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+        for (name, text) in self.parts.iter_mut() {
+            if !name.contains("tables") {
+                continue;
+            }
+            let keep = |line: &&str| {
+                let builtin = BUILTIN
+                    .iter()
+                    .any(|c| *line == format!(":{c} ACCEPT [0:0]"));
+                !(builtin || *line == "COMMIT" || line.starts_with('*'))
+            };
+            *text = text
+                .lines()
+                .filter(keep)
+                .map(|l| format!("{l}\n"))
+                .collect();
+        }
+        self
+    }
+
     /// Lines that differ, per part, for a readable assertion message.
     pub fn diff(&self, other: &Snapshot) -> String {
         let mut s = String::new();

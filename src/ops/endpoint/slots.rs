@@ -1,20 +1,32 @@
-//! The endpoint's connection slots (pure: no sockets, no clock): which connections
-//! hold one, from which source, and whether each has sent its request yet; and what a
-//! new connection gets.
+//! The endpoint's connection slots (pure: no sockets; the time is given): which
+//! connections hold one, from which source, since when, and whether each has sent its
+//! request yet; and what a new connection gets.
 //!
-//! A new connection always gets a slot unless every connection it could displace is
-//! already being answered: when its source holds [`MAX_PER_SOURCE`] slots, the
-//! source's oldest connection still waiting for its request is closed for it; when all
-//! [`MAX_CONNECTIONS`] are taken, the oldest waiting one of any source is. So idle
-//! connections, from one address or from many, never keep a fresh probe out.
+//! Slots are shared fairly between sources, so that a flood, from one address or from
+//! many, never keeps a kubelet probe out nor displaces it:
+//! - a source that holds [`MAX_PER_SOURCE`] slots gets one only by displacing its own
+//!   oldest connection still waiting for its request, and only one that has waited at
+//!   least [`GRACE`] (a probe sends its request at once: its own source's flood, a
+//!   hostNetwork pod on the node's address, cannot displace it before it is answered);
+//! - when all [`MAX_CONNECTIONS`] are taken, a new connection displaces the oldest
+//!   waiting connection of the source holding the most slots, and only when that source
+//!   holds more than the newcomer's would (a source with few slots, such as the node
+//!   with its probes, is the last to lose one, and a flood that holds its fair share
+//!   displaces nobody).
+//!
+//! Otherwise the new connection is refused.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 /// Connections the endpoint holds at once.
 pub const MAX_CONNECTIONS: usize = 64;
 /// Connections one source (an IPv4 address, an IPv6 /64) holds at once.
 pub const MAX_PER_SOURCE: usize = 8;
+/// How long a connection is safe from its own source's newer connections while it
+/// waits for its request.
+pub const GRACE: Duration = Duration::from_millis(250);
 
 /// Where a connection comes from, for [`MAX_PER_SOURCE`]: an IPv4 address (also when
 /// it reaches a dual-stack socket as `::ffff:a.b.c.d`), or an IPv6 address's /64,
@@ -53,13 +65,15 @@ pub enum Admission<T> {
 /// Why a connection was closed unanswered (the metric's `reason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shed {
-    /// Its source held its [`MAX_PER_SOURCE`] slots; it was the oldest still waiting.
+    /// Its source held its [`MAX_PER_SOURCE`] slots; it was the oldest still waiting,
+    /// for longer than [`GRACE`].
     SourceEvicted,
-    /// Every slot was taken; it was the oldest still waiting.
+    /// Every slot was taken; it was the oldest still waiting of the source holding the
+    /// most slots.
     Evicted,
-    /// New, and its source's slots were all being answered.
+    /// New, and its source's slots were all being answered or within [`GRACE`].
     SourceRefused,
-    /// New, and every slot was being answered.
+    /// New, every slot taken, and no source holding more than its would.
     Refused,
 }
 
@@ -86,6 +100,7 @@ impl Shed {
 #[derive(Debug)]
 struct Entry<T> {
     source: Source,
+    since: Instant,
     waiting: bool,
     handle: T,
 }
@@ -111,17 +126,21 @@ impl<T> Slots<T> {
         }
     }
 
-    /// Takes a slot for a new connection from `peer`, closed through `handle`.
-    pub fn admit(&mut self, peer: IpAddr, handle: T) -> Admission<T> {
+    /// Takes a slot for a new connection from `peer` at `now`, closed through `handle`.
+    pub fn admit(&mut self, peer: IpAddr, handle: T, now: Instant) -> Admission<T> {
         let source = Source::of(peer);
-        let held = self.entries.values().filter(|e| e.source == source).count();
+        let held = self.held_by(source);
         let evicted = if held >= self.per_source {
-            match self.oldest_waiting(Some(source)) {
+            let waited = |e: &Entry<T>| now.saturating_duration_since(e.since) >= GRACE;
+            match self.oldest_waiting(source, waited) {
                 Some(id) => Some((id, Shed::SourceEvicted)),
                 None => return Admission::Refused(Shed::SourceRefused),
             }
         } else if self.entries.len() >= self.total {
-            match self.oldest_waiting(None) {
+            let victim = self
+                .fullest_source(held + 1)
+                .and_then(|fullest| self.oldest_waiting(fullest, |_| true));
+            match victim {
                 Some(id) => Some((id, Shed::Evicted)),
                 None => return Admission::Refused(Shed::Refused),
             }
@@ -135,6 +154,7 @@ impl<T> Slots<T> {
             id,
             Entry {
                 source,
+                since: now,
                 waiting: true,
                 handle,
             },
@@ -160,11 +180,31 @@ impl<T> Slots<T> {
         self.entries.len()
     }
 
-    /// The oldest connection still waiting for its request (of `source`, if given).
-    fn oldest_waiting(&self, source: Option<Source>) -> Option<u64> {
+    /// Slots `source` holds.
+    fn held_by(&self, source: Source) -> usize {
+        self.entries.values().filter(|e| e.source == source).count()
+    }
+
+    /// The source holding the most slots, when it holds more than `share` and has a
+    /// connection still waiting for its request (ties: the one whose waiting connection
+    /// is the oldest).
+    fn fullest_source(&self, share: usize) -> Option<Source> {
+        let mut best: Option<(usize, Source)> = None;
+        for entry in self.entries.values().filter(|e| e.waiting) {
+            let held = self.held_by(entry.source);
+            if held > share && best.is_none_or(|(most, _)| held > most) {
+                best = Some((held, entry.source));
+            }
+        }
+        best.map(|(_, source)| source)
+    }
+
+    /// The oldest connection of `source` still waiting for its request that `eligible`
+    /// accepts.
+    fn oldest_waiting(&self, source: Source, eligible: impl Fn(&Entry<T>) -> bool) -> Option<u64> {
         self.entries
             .iter()
-            .find(|(_, e)| e.waiting && source.is_none_or(|s| e.source == s))
+            .find(|(_, e)| e.waiting && e.source == source && eligible(e))
             .map(|(id, _)| *id)
     }
 }

@@ -52,6 +52,7 @@ impl Metrics {
             };
             self.upstream_errors.get_or_create_owned(&labels)
         };
+        self.at_cap_from_start(role, listener);
         ListenerSeries {
             forwarded: decided("forwarded"),
             connect_failed: decided("connect-failed"),

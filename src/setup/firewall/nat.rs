@@ -25,6 +25,9 @@ pub struct NatInterfaces {
     pub chains: NatChains,
     /// A TCP port the fallback entry does not redirect (the metrics endpoint's).
     pub exempt_tcp: Option<u16>,
+    /// Whether VRRP is left alone by the SNAT (high availability): the SNAT would
+    /// rewrite the advertisements' source without fixing their checksum.
+    pub exempt_vrrp: bool,
 }
 
 /// The chains that hold the NAT rules.
@@ -47,6 +50,7 @@ impl NatInterfaces {
             outbound: None,
             chains: NatChains::Builtin,
             exempt_tcp,
+            exempt_vrrp: false,
         }
     }
 
@@ -58,6 +62,7 @@ impl NatInterfaces {
             outbound: Some(egress.into()),
             chains: NatChains::Own,
             exempt_tcp: None,
+            exempt_vrrp: false,
         }
     }
 }
@@ -69,6 +74,8 @@ pub enum NatPurpose<'a> {
     Entry(&'a Destination),
     /// The metrics endpoint's port, left out of the fallback.
     Exempt(u16),
+    /// VRRP, left out of the source NAT.
+    Vrrp,
     /// The source NAT.
     Snat,
 }
@@ -80,6 +87,7 @@ impl fmt::Display for NatPurpose<'_> {
         match self {
             NatPurpose::Entry(destination) => write!(f, "{destination}"),
             NatPurpose::Exempt(_) => f.write_str("metrics-port"),
+            NatPurpose::Vrrp => f.write_str("vrrp"),
             NatPurpose::Snat => f.write_str("snat"),
         }
     }
@@ -92,11 +100,14 @@ pub fn nat_rules(source: IpAddr, destinations: &[Destination]) -> Vec<Rule> {
 }
 
 /// The router's NAT rules for the family of `source`, the metrics port exempted from
-/// the fallback as `config` asks ([`RouterConfig::metrics_exemption`]), each with what
-/// it implements.
+/// the fallback as `config` asks ([`RouterConfig::metrics_exemption`]) and VRRP from
+/// the SNAT with high availability, each with what it implements.
 pub fn router_nat_plan(config: &RouterConfig, source: IpAddr) -> Vec<(NatPurpose<'_>, Rule)> {
-    let exempt = config.metrics_exemption(Family::of(source));
-    nat_plan_on(&NatInterfaces::router(exempt), source, &config.destinations)
+    let interfaces = NatInterfaces {
+        exempt_vrrp: config.ha.is_some(),
+        ..NatInterfaces::router(config.metrics_exemption(Family::of(source)))
+    };
+    nat_plan_on(&interfaces, source, &config.destinations)
 }
 
 /// The chains of the router's name entries in `family`'s table, each with the
@@ -138,7 +149,8 @@ pub fn nat_rules_on(
 }
 
 /// [`nat_rules_on`], each rule with what it implements: the entries in order (the
-/// exemption, when asked for, just before the fallback), then the SNAT.
+/// exemption, when asked for, just before the fallback), then VRRP's exemption when
+/// asked for, then the SNAT.
 pub fn nat_plan_on<'a>(
     interfaces: &NatInterfaces,
     source: IpAddr,
@@ -184,6 +196,9 @@ pub fn nat_plan_on<'a>(
             }
         };
         rules.push((NatPurpose::Entry(destination), nat(pre, spec)));
+    }
+    if interfaces.exempt_vrrp {
+        rules.push((NatPurpose::Vrrp, nat(post, "-p 112 -j RETURN".into())));
     }
     let snat = match &interfaces.outbound {
         Some(name) => format!("-o {name} -j SNAT --to-source {source}"),

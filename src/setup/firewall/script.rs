@@ -4,7 +4,7 @@
 use super::names::{NAME_CHAIN_PREFIX, refusal_rules};
 use super::{
     DNAT_CHAIN, FORWARD_CHAIN, IN_CHAIN, NatChains, OUT_CHAIN, PRE_CHAIN, Rule, SNAT_CHAIN, Wanted,
-    guard_rules, jumps, reply_rules,
+    jumps, reply_rules,
 };
 
 /// Builds the `iptables-restore --noflush` input that brings the namespace to `wanted`.
@@ -22,7 +22,7 @@ pub fn restore_script(current: &str, wanted: &Wanted) -> String {
     let all_jumps = jumps(wanted);
     let of_table = |table: &'static str| all_jumps.iter().filter(move |j| j.table == table);
     let mut script = format!("*filter\n:{IN_CHAIN} - [0:0]\n:{FORWARD_CHAIN} - [0:0]\n");
-    for rule in guard_rules(wanted.family, &wanted.egress) {
+    for rule in wanted.guard() {
         script.push_str(&format!("{rule}\n"));
     }
     if !wanted.names.is_empty() {
@@ -194,6 +194,23 @@ pub fn teardown_script(current: &str) -> String {
     script
 }
 
+/// The first chain of ours that `current` (an `iptables-save` dump) declares, in any
+/// table: a sign of an egress-router setup in the namespace.
+pub fn our_chain_in(current: &str) -> Option<&str> {
+    const OURS: [&str; 6] = [
+        IN_CHAIN,
+        FORWARD_CHAIN,
+        PRE_CHAIN,
+        OUT_CHAIN,
+        DNAT_CHAIN,
+        SNAT_CHAIN,
+    ];
+    current.lines().find_map(|line| {
+        let chain = line.strip_prefix(':')?.split_whitespace().next()?;
+        OURS.contains(&chain).then_some(chain)
+    })
+}
+
 /// The `iptables-restore --noflush` input that only checks (`-C`) that every rule of
 /// `rules` is in place: it fails at the first one that is not, and changes nothing.
 pub fn check_script(rules: &[Rule]) -> String {
@@ -214,7 +231,7 @@ pub fn check_script(rules: &[Rule]) -> String {
     script
 }
 
-/// The restore input that puts `tables` back as they were in `saved`
+/// The restore input (applied without `--noflush`) that puts `tables` back as they were in `saved`
 /// (an `iptables-save` dump); a table absent from `saved` is restored empty.
 pub fn rollback_script(saved: &str, tables: &[&str]) -> String {
     let mut script = String::new();

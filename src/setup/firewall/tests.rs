@@ -12,6 +12,7 @@ fn router(nat: Option<&[Rule]>) -> Wanted {
         replies: Some(Inbound::On("eth0".into())),
         nat: nat.map(|rules| (NatChains::Builtin, rules.to_vec())),
         names: Vec::new(),
+        vrrp: None,
     }
 }
 
@@ -19,8 +20,10 @@ fn router(nat: Option<&[Rule]>) -> Wanted {
 const FRESH_GUARD: &str = "*filter\n\
      :EGRESS-ROUTER-INPUT - [0:0]\n\
      :EGRESS-ROUTER-FORWARD - [0:0]\n\
+     -A EGRESS-ROUTER-INPUT -i macvlan0 -p icmp -m icmp --icmp-type 5 -j DROP\n\
      -A EGRESS-ROUTER-INPUT -i macvlan0 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
      -A EGRESS-ROUTER-INPUT -i macvlan0 -j DROP\n\
+     -A EGRESS-ROUTER-FORWARD -i macvlan0 -p icmp -m icmp --icmp-type 5 -j DROP\n\
      -A EGRESS-ROUTER-FORWARD -i macvlan0 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n\
      -A EGRESS-ROUTER-FORWARD -i macvlan0 -j DROP\n\
      -I INPUT 1 -j EGRESS-ROUTER-INPUT\n\
@@ -178,15 +181,15 @@ fn all_rules_lists_reply_routing_then_nat() {
         &parse_destinations("203.0.113.7").unwrap(),
     );
     let all = all_rules(&router(Some(&nat)));
-    assert_eq!(all.len(), 4 + 3 + 4 + 2);
+    assert_eq!(all.len(), 6 + 3 + 4 + 2);
     assert_eq!(
         all.last().unwrap().spec,
         "-j SNAT --to-source 198.51.100.99"
     );
-    assert_eq!(all_rules(&router(None)).len(), 11);
+    assert_eq!(all_rules(&router(None)).len(), 13);
     assert_eq!(
         all_rules(&Wanted::guard_only(Family::V4, "macvlan0")).len(),
-        4 + 2,
+        6 + 2,
         "a family without a source has its guard alone"
     );
 }
@@ -226,6 +229,7 @@ fn a_plugin_setup_keeps_its_nat_in_chains_of_its_own_and_deletes_them_whole() {
         replies: Some(Inbound::NotOn("net1".into())),
         nat: Some((NatChains::Own, nat)),
         names: Vec::new(),
+        vrrp: None,
     };
     let script = restore_script("*nat\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n", &wanted);
     assert!(
@@ -303,5 +307,29 @@ fn the_exempted_port_returns_just_before_the_fallback_and_nowhere_else() {
         nat_rules_on(&NatInterfaces::router(Some(9090)), source, &no_fallback).len(),
         2,
         "no fallback, no exemption"
+    );
+}
+
+#[test]
+fn ha_leaves_vrrp_out_of_the_snat_and_without_it_the_rules_are_as_before() {
+    let source = "198.51.100.99".parse().unwrap();
+    let destinations = parse_destinations("203.0.113.7").unwrap();
+    let interfaces = NatInterfaces {
+        exempt_vrrp: true,
+        ..NatInterfaces::router(None)
+    };
+    let plan = nat_plan_on(&interfaces, source, &destinations);
+    let shown: Vec<String> = plan.iter().map(|(p, r)| format!("{p}: {r}")).collect();
+    assert_eq!(
+        shown,
+        [
+            "203.0.113.7: -A PREROUTING -i eth0 -j DNAT --to-destination 203.0.113.7",
+            "vrrp: -A POSTROUTING -p 112 -j RETURN",
+            "snat: -A POSTROUTING -j SNAT --to-source 198.51.100.99",
+        ]
+    );
+    assert_eq!(
+        nat_rules_on(&NatInterfaces::router(None), source, &destinations).len(),
+        2
     );
 }

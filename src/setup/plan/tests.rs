@@ -47,6 +47,7 @@ fn router(mode: RouterMode, egress: Vec<EgressPair>, destinations: &str) -> Inte
         backend: BackendChoice::Auto,
         metrics: crate::config::metrics_address::MetricsAddress::Off,
         allow_unresolved: false,
+        ha: None,
     })
 }
 
@@ -112,6 +113,7 @@ fn fresh_family(pod_default: RouteMessage) -> ObservedFamily {
         disabled: false,
         unsettled: Vec::new(),
         gateway_via_egress: false,
+        gateway_route: None,
         main_defaults: vec![pod_default],
         reply_routes: Vec::new(),
         reply_rule: false,
@@ -141,6 +143,7 @@ fn done_family(ours: RouteMessage, pod_default: RouteMessage) -> ObservedFamily 
     ObservedFamily {
         source: Some(AddressState::Usable),
         gateway_via_egress: true,
+        gateway_route: None,
         main_defaults: vec![ours],
         reply_routes: vec![netlink::in_table(&pod_default, REPLY_TABLE)],
         reply_rule: true,
@@ -155,6 +158,7 @@ fn fresh() -> Observed {
         egress: link(MAC, false),
         pod_links: eth0("0"),
         rp_filter_all: "0".into(),
+        egress_unsettled: Vec::new(),
         families: vec![fresh_family(pod_default())],
         firewalls: firewalls(false),
     }
@@ -166,6 +170,7 @@ fn done() -> Observed {
         egress: link(MAC, true),
         pod_links: eth0("2"),
         rp_filter_all: "1".into(),
+        egress_unsettled: Vec::new(),
         families: vec![done_family(our_default(), pod_default())],
         firewalls: firewalls(false),
     }
@@ -177,13 +182,14 @@ fn v4(mut observed: Observed, change: impl FnOnce(&mut ObservedFamily)) -> Obser
     observed
 }
 
-/// The planned steps but the firewall script, which ends every plan.
+/// The planned steps but the firewall script, which starts every plan.
 fn steps(observed: &Observed) -> Vec<Step> {
     let mut planned = plan(&config(RouterMode::Init), observed).unwrap();
     assert!(
-        matches!(planned.pop(), Some(Step::Firewall { .. })),
-        "every plan ends with the firewall script"
+        matches!(planned.first(), Some(Step::Firewall { .. })),
+        "every plan starts with the firewall script"
     );
+    planned.remove(0);
     planned
 }
 
@@ -371,7 +377,7 @@ fn without_any_eth0_default_route_setup_is_refused() {
 fn proxy_modes_leave_forwarding_alone() {
     for mode in [RouterMode::HttpProxy, RouterMode::DnsProxy] {
         let steps = plan(&config(mode), &fresh()).unwrap();
-        assert!(matches!(steps.last(), Some(Step::Firewall { .. })));
+        assert!(matches!(steps.first(), Some(Step::Firewall { .. })));
         assert!(!steps.iter().any(|s| matches!(s, Step::SetSysctl(_))));
         let off = v4(done(), |f| f.forwarding = "0".into());
         assert_eq!(problems(&config(mode), &off), Vec::<String>::new());
@@ -449,12 +455,12 @@ fn missing_rules_and_surplus_jumps_are_named() {
     let intent = config(RouterMode::Init);
     let rules = firewall::all_rules(&intent.firewalls[0]);
     let mut seen = done();
-    seen.firewalls[0].missing = vec![rules[0].clone(), rules[4].clone()];
+    seen.firewalls[0].missing = vec![rules[0].clone(), rules[6].clone()];
     assert_eq!(
         problems(&intent, &seen),
         vec![
             format!("filter rule missing: {}", rules[0]),
-            format!("mangle rule missing: {}", rules[4]),
+            format!("mangle rule missing: {}", rules[6]),
         ]
     );
     let mut twice = done();
@@ -464,7 +470,7 @@ fn missing_rules_and_surplus_jumps_are_named() {
     ipv6_on.firewalls = firewalls(true);
     ipv6_on.firewalls[1].missing = firewall::guard_rules(Family::V6, "macvlan0");
     let named = problems(&intent, &ipv6_on);
-    assert_eq!(named.len(), 7, "{named:?}");
+    assert_eq!(named.len(), 9, "{named:?}");
     assert!(
         named[0].starts_with("ip6tables filter rule missing: -A EGRESS-ROUTER-INPUT -i macvlan0"),
         "an IPv4-only router guards an egress interface with IPv6 on in IPv6 too: {named:?}"
@@ -484,6 +490,7 @@ fn a_plugin_pod_without_a_cluster_default_has_nothing_to_keep() {
         replies: Some(Inbound::NotOn("net1".into())),
         nat: None,
         names: Vec::new(),
+        vrrp: None,
     };
     intent.families[0].replies_required = false;
     let alone = v4(
@@ -493,8 +500,7 @@ fn a_plugin_pod_without_a_cluster_default_has_nothing_to_keep() {
         },
         |f| f.main_defaults = Vec::new(),
     );
-    let mut planned = plan(&intent, &alone).unwrap();
-    planned.pop();
+    let planned = plan(&intent, &alone).unwrap();
     assert!(
         !planned.contains(&Step::AddReplyRule(Family::V4)),
         "{planned:?}"
@@ -542,4 +548,38 @@ fn only_a_default_route_through_the_cluster_side_counts_as_kept() {
     );
 }
 
+mod ha;
 mod ipv6;
+
+#[test]
+fn the_egress_interface_answers_arp_only_for_its_own_addresses() {
+    let setting = |name: &str, value: &str| Sysctl {
+        key: format!("net/ipv4/conf/macvlan0/{name}"),
+        value: value.into(),
+    };
+    let loose = Observed {
+        egress_unsettled: vec![
+            (setting("arp_ignore", "1"), "0".into()),
+            (setting("arp_announce", "2"), "0".into()),
+        ],
+        ..fresh()
+    };
+    let planned = plan(&config(RouterMode::Init), &loose).unwrap();
+    assert!(matches!(planned[0], Step::Firewall { .. }), "{planned:?}");
+    assert_eq!(planned[1], Step::SetSysctl(setting("arp_ignore", "1")));
+    assert_eq!(planned[2], Step::SetSysctl(setting("arp_announce", "2")));
+    let named = problems(
+        &config(RouterMode::Init),
+        &Observed {
+            egress_unsettled: loose.egress_unsettled.clone(),
+            ..done()
+        },
+    );
+    assert_eq!(
+        named,
+        [
+            "net.ipv4.conf.macvlan0.arp_ignore is 0, not 1",
+            "net.ipv4.conf.macvlan0.arp_announce is 0, not 2"
+        ]
+    );
+}

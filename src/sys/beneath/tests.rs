@@ -123,3 +123,19 @@ fn the_directory_itself_may_not_be_a_link() {
     let mut file = append(&scratch.at("real"), &[OsStr::new("x.log")], mode).unwrap();
     file.write_all(b"ok\n").unwrap();
 }
+
+#[test]
+fn a_mount_point_on_the_way_is_not_crossed() {
+    // /proc is a file system of its own beneath /: the same as a bind mount put beneath
+    // /var/log by whoever can mount on the node.
+    let base = open(Path::new("/"), DIRECTORY, Mode::empty()).unwrap();
+    let names = [OsStr::new("proc"), OsStr::new("egress-beneath-test.log")];
+    for (how, opener) in OPENERS {
+        let got = opener(&base, &names, Mode::from_bits_truncate(0o640));
+        assert_eq!(got.err(), Some(Errno::EXDEV), "{how}");
+    }
+    let error = append(Path::new("/"), &names, Mode::from_bits_truncate(0o640))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("crosses a mount point"), "{error}");
+}

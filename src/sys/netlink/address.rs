@@ -109,6 +109,26 @@ impl Netlink {
             .map_err(|e| Error::netlink(format!("adding address {address}/{prefix_len}"), e))
     }
 
+    /// Adds `address/prefix_len` to interface `index` without duplicate address
+    /// detection (an address VRRP decides the holder of), usable at once.
+    pub async fn add_address_nodad(
+        &self,
+        index: u32,
+        address: IpAddr,
+        prefix_len: u8,
+    ) -> Result<()> {
+        let mut request = self.handle.address().add(index, address, prefix_len);
+        let message = request.message_mut();
+        message.header.flags |= netlink_packet_route::address::AddressHeaderFlags::Nodad;
+        message
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        request
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("adding address {address}/{prefix_len}"), e))
+    }
+
     /// Removes `address/prefix_len` from interface `index`.
     pub async fn del_address(&self, index: u32, address: IpAddr, prefix_len: u8) -> Result<()> {
         let mut message = AddressMessage::default();

@@ -21,8 +21,8 @@ use crate::sys::netns::Netns;
 
 pub use address::AddressState;
 pub use route::{
-    default_route, describe_route, describe_route_named, host_route, in_table, route_gateway,
-    route_interface, route_pref_source, route_table,
+    default_route, describe_route, describe_route_named, host_route, in_table, route_destination,
+    route_gateway, route_interface, route_pref_source, route_table,
 };
 
 /// What the router needs to know about a network interface.

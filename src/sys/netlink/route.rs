@@ -60,6 +60,14 @@ pub fn route_gateway(route: &RouteMessage) -> Option<IpAddr> {
     })
 }
 
+/// The destination of a route (none for a default route).
+pub fn route_destination(route: &RouteMessage) -> Option<IpAddr> {
+    route.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(address) => ip_of(address),
+        _ => None,
+    })
+}
+
 /// The preferred source address of a route.
 pub fn route_pref_source(route: &RouteMessage) -> Option<IpAddr> {
     route.attributes.iter().find_map(|a| match a {

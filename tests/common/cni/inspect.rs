@@ -101,30 +101,17 @@ pub fn assert_no_node_leftovers(t: &Topology, what: &str) {
 /// - `net.ipv4.ip_forward=1` (part `6 sysctl`): forwarding the plugin turned on; other
 ///   attachments or the pod may rely on it by now. (`net.ipv4.conf.eth0.rp_filter`,
 ///   set to loose, is not part of a snapshot.)
-/// - the `mangle` and `nat` tables themselves with their built-in chains, empty and
-///   with policy ACCEPT (parts `4`/`5`, the `*table`, `:CHAIN ACCEPT [0:0]` and `COMMIT`
-///   lines): iptables tools create a table on first use and cannot delete one. User
-///   chains and rules are compared.
-pub fn without_allowed_leftovers(mut snapshot: Snapshot) -> Snapshot {
-    const BUILTIN: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+/// - the empty built-in tables ([`Snapshot::without_empty_tables`]).
+pub fn without_allowed_leftovers(snapshot: Snapshot) -> Snapshot {
+    let mut snapshot = snapshot.without_empty_tables();
     for (name, text) in snapshot.parts.iter_mut() {
-        let keep = |line: &&str| -> bool {
-            if name.starts_with("6 sysctl") {
-                return !line.starts_with("net.ipv4.ip_forward");
-            }
-            if name.contains("iptables") {
-                let builtin = BUILTIN
-                    .iter()
-                    .any(|c| *line == format!(":{c} ACCEPT [0:0]"));
-                return !(builtin || *line == "COMMIT" || line.starts_with('*'));
-            }
-            true
-        };
-        *text = text
-            .lines()
-            .filter(keep)
-            .map(|l| format!("{l}\n"))
-            .collect();
+        if name.starts_with("6 sysctl") {
+            *text = text
+                .lines()
+                .filter(|line| !line.starts_with("net.ipv4.ip_forward"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+        }
     }
     snapshot
 }

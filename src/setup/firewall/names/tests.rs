@@ -221,6 +221,7 @@ fn init_declares_fills_and_guards_the_name_chains_and_drops_stale_ones() {
                 .collect(),
         )),
         names: router_name_chains(&config, Family::V4, Some(&resolved)),
+        vrrp: None,
     };
     let current = "*nat\n:PREROUTING ACCEPT [0:0]\n:EGRESS-ROUTER-N-1 - [0:0]\n:EGRESS-ROUTER-N-4 - [0:0]\nCOMMIT\n";
     let script = restore_script(current, &wanted);

@@ -80,3 +80,19 @@ fn the_ipv6_guard_alone_changes_the_filter_table_only() {
     );
     assert!(script.contains("--icmpv6-type 135 -j RETURN"), "{script}");
 }
+
+#[test]
+fn a_chain_of_ours_in_any_table_is_found() {
+    assert_eq!(
+        our_chain_in("*nat\n:PREROUTING ACCEPT [0:0]\n:EGRESS-ROUTER-DNAT - [0:0]\nCOMMIT\n"),
+        Some("EGRESS-ROUTER-DNAT")
+    );
+    assert_eq!(
+        our_chain_in("*filter\n:EGRESS-ROUTER-INPUT - [0:0]\nCOMMIT\n"),
+        Some("EGRESS-ROUTER-INPUT")
+    );
+    assert_eq!(
+        our_chain_in("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j EGRESS-ROUTER-INPUTX\nCOMMIT\n"),
+        None
+    );
+}
