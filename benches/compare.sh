@@ -2,7 +2,7 @@
 # The proxy benchmarks, one command: egress-router against the proxies it replaces, with
 # the same load generator (benches/loadgen.rs) and the direct path (no proxy) alongside.
 #
-#   sudo bash benches/compare.sh [--pinned] [--only http|dns] [--reps N]   # ~5 min
+#   sudo bash benches/compare.sh [--pinned] [--only http|dns|names] [--reps N]   # ~20 min
 #
 #   http  the HTTP proxy (CONNECT tunnels on 192.0.2.70:8080) vs squid, configured as
 #         the origin-egress-http-proxy image (port 8080, no cache, no access log)
@@ -10,6 +10,10 @@
 #         address target) vs haproxy, configured as the origin-egress-dns-proxy image
 #         (mode tcp, its timeouts, maxconn 4000); plus one egress-router run with a host
 #         name target (dnsmasq, if installed, answers it)
+#   names the same name target (bench.example.org, dnsmasq, TTL 1 s) through the kernel:
+#         direct (routed, no DNAT), hand-written static DNAT, egress-router's redirect
+#         by name (init + the redirect container), the same while the name moves every
+#         second; and through the DNS proxy and haproxy by name (benches/names.sh)
 #   --pinned  the loadgen client and server on CPU 0, the proxy on CPU 1 (taskset);
 #             default: everything shares all CPUs
 #   --reps N  runs per figure (at least 3, the default); the runs of direct, the peer
@@ -33,7 +37,7 @@ while (($#)); do
     --pinned) PINNED=1 ;;
     --only)
         ONLY=${2:-}
-        [[ $ONLY == http || $ONLY == dns ]] || usage
+        [[ $ONLY == http || $ONLY == dns || $ONLY == names ]] || usage
         shift
         ;;
     --reps)
@@ -49,9 +53,11 @@ done
 
 cd "$(dirname "$0")/.."
 source benches/lib.sh
+source benches/names.sh
 PEERS=()
-[[ $ONLY != dns ]] && PEERS+=(squid)
+[[ -z $ONLY || $ONLY == http ]] && PEERS+=(squid)
 [[ $ONLY != http ]] && PEERS+=(haproxy)
+[[ -z $ONLY || $ONLY == names ]] && PEERS+=(dnsmasq)
 bench_setup benches/compare.sh "${PEERS[@]}"
 wait_quiet 60
 
@@ -61,7 +67,7 @@ HEADER="$(machine_line)
 egress-router $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'); $MODE_LINE
 each figure: median (min-max) of $REPS runs; other work on the machine at start: $QUIET_AT_START cores"
 
-topology_up "$PD" init
+[[ $ONLY != names ]] && topology_up "$PD" init
 
 # The proxy topology in MODE, then REPS runs of direct, the peer (started by
 # start_PEER, reached by DIAL) and egress-router (start_er PORT VAR=VALUE...),
@@ -78,7 +84,7 @@ interleaved_runs() { # MODE DIRECT PEER DIAL ER PORT VAR=VALUE...
     done
 }
 
-if [[ $ONLY != dns ]]; then
+if [[ -z $ONLY || $ONLY == http ]]; then
     SQUID_VERSION=$(squid -v | head -1 | awk '{print $4}')
     log "HTTP proxy: squid $SQUID_VERSION vs egress-router"
     interleaved_runs http-proxy direct-http squid connect er-http 8080 EGRESS_HTTP_PROXY_DESTINATION='*'
@@ -113,7 +119,7 @@ if [[ $ONLY != dns ]]; then
     HTTP_REPORT=$(report "HTTP proxy (CONNECT tunnels) vs squid $SQUID_VERSION" direct-http squid squid er-http)
 fi
 
-if [[ $ONLY != http ]]; then
+if [[ -z $ONLY || $ONLY == dns ]]; then
     HAPROXY_VERSION=$(haproxy -v | head -1 | awk '{print $3}')
     log "DNS proxy (TCP forwarder): haproxy $HAPROXY_VERSION vs egress-router"
     interleaved_runs dns-proxy direct-dns haproxy direct er-dns "$PORT" EGRESS_DNS_PROXY_DESTINATION="$PORT ${SERVER%:*}"
@@ -136,6 +142,12 @@ if [[ $ONLY != http ]]; then
     DNS_REPORT=$(report "DNS proxy (TCP forwarder) vs haproxy $HAPROXY_VERSION" direct-dns haproxy haproxy er-dns)
 fi
 
+if [[ -z $ONLY || $ONLY == names ]]; then
+    log "Name targets: direct, static DNAT, redirect by name (still and moving), DNS proxy, haproxy $(haproxy -v | head -1 | awk '{print $3}')"
+    names_runs
+    NAMES_REPORT=$(names_report)
+fi
+
 echo "$HEADER"
 [[ -n ${HTTP_REPORT:-} ]] && echo "$HTTP_REPORT"
 [[ -n ${SNI_LINE:-} ]] && echo "$SNI_LINE"
@@ -143,9 +155,11 @@ if [[ -n ${DNS_REPORT:-} ]]; then
     echo "$DNS_REPORT"
     [[ -n $NAME_LINE ]] && echo "$NAME_LINE"
 fi
+[[ -n ${NAMES_REPORT:-} ]] && echo "$NAMES_REPORT"
 echo
 echo "  er/peer: egress-router's median / the peer's (throughput: above 1 is faster; CPU, latency,"
-echo "  RSS: below 1 is less). direct: client -> router kernel NAT -> server, no proxy."
+echo "  RSS: below 1 is less). direct: client -> router kernel NAT -> server, no proxy (in the names"
+echo "  table: the client dials the server's address, the router forwards without DNAT)."
 echo "  cores: CPU time / wall time during the rate test; proxy and server from /proc/PID/stat,"
 echo "  client from loadgen's getrusage, machine (busy: not idle) from /proc/stat. steal: time the"
 echo "  hypervisor did not run a CPU that wanted to run (counted as busy). other: busy time outside"

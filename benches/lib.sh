@@ -58,7 +58,7 @@ bench_setup() { # SCRIPT PACKAGE...
     BIN=$ROOT/target/release/egress-router
     LG=$ROOT/target/release/examples/loadgen
 
-    PD=pxd$$ PP=pxp$$
+    PD=pxd$$ PP=pxp$$ PR=pxr$$ PS=pxs$$ PN=pxn$$ # the last three: the names comparison
     WORK=$(mktemp -d)
     trap cleanup EXIT
     trap 'exit 130' INT TERM
@@ -90,8 +90,8 @@ build() { # ARGS of cargo build --release; BUILD_ENV: VAR=VALUE words for cargo
 cleanup() {
     if [[ -n $PROXY_PID ]]; then kill -KILL "$PROXY_PID" 2>/dev/null || true; fi
     # the proxies, loadgen and anything else left in our namespaces are ended by pid there
-    bash "$ROOT/tests/topology.sh" down "$PD"
-    bash "$ROOT/tests/topology.sh" down "$PP"
+    local p
+    for p in "$PD" "$PP" "$PR" "$PS" "$PN"; do bash "$ROOT/tests/topology.sh" down "$p"; done
     rm -rf "$WORK"
 }
 
@@ -143,6 +143,13 @@ wait_quiet() { # WAIT
 # A fresh topology PREFIX with the router in MODE (and, for init, one redirect: port
 # 9000 -> the server) and the loadgen server running.
 topology_up() { # PREFIX MODE
+    topology_base "$1"
+    router_init "$1" "$2" "$PORT tcp ${SERVER%:*}"
+    loadgen_server "$1"
+}
+
+# The namespaces of topology PREFIX, tuned for tens of thousands of short connections.
+topology_base() { # PREFIX
     local p=$1 ns
     bash tests/topology.sh up "$p"
     # resolvers of the router namespace: a documentation address, never the host's
@@ -156,27 +163,39 @@ topology_up() { # PREFIX MODE
     # took one as its own port (or waits out TIME_WAIT on it) would make the next
     # proxy's bind fail (the metrics endpoint's 9090 did)
     ip netns exec "$p-router" sysctl -qw net.ipv4.ip_local_reserved_ports="8080,9000,9090"
+}
+
+# egress-router's init step in MODE in topology PREFIX, redirecting DESTINATION.
+router_init() { # PREFIX MODE DESTINATION
+    local p=$1
     EGRESS_SOURCE=198.51.100.99 EGRESS_GATEWAY=198.51.100.1 EGRESS_ROUTER_MODE=$2 \
-        EGRESS_DESTINATION="$PORT tcp ${SERVER%:*}" \
+        EGRESS_DESTINATION="$3" \
         ip netns exec "$p-router" "$BIN" 2>"$WORK/init-$p.log" || { cat "$WORK/init-$p.log" >&2; exit 1; }
     # the router's NAT tracks every connection; closed ones are forgotten after 1 s, not
     # 120, so hundreds of thousands of them do not fill the (host-wide) table
     ip netns exec "$p-router" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=1 2>/dev/null || true
     # init leaves a helper announcing the source address for ~2 s: not a proxy to measure
     for _ in $(seq 100); do [[ -z $(ip netns pids "$p-router") ]] && break; sleep 0.1; done
+}
+
+# The loadgen server in topology PREFIX's server namespace, on every address.
+loadgen_server() { # PREFIX
+    local p=$1
     "${CL_PIN[@]}" ip netns exec "$p-server" "$LG" server --listen "0.0.0.0:$PORT" --max-seconds 1800 \
         >"$WORK/server-$p.out" 2>&1 &
     disown # ended by `topology.sh down` (it kills what runs in our namespaces), quietly
-    for _ in $(seq 100); do grep -q listening= "$WORK/server-$p.out" && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -qs listening= "$WORK/server-$p.out" && break; sleep 0.1; done
     grep -q listening= "$WORK/server-$p.out" ||
         { echo "loadgen server did not start:" >&2; cat "$WORK/server-$p.out" >&2; exit 1; }
 }
 
 # loadgen in the client namespace of topology T, to the subject measured now (DIAL:
-# direct, to 192.0.2.70:9000, or connect, a CONNECT tunnel through 192.0.2.70:8080).
+# direct, to 192.0.2.70:9000; routed, to the server's own address through the router;
+# or connect, a CONNECT tunnel through 192.0.2.70:8080).
 client_lg() {
     local how=(--direct --proxy "192.0.2.70:$PORT")
     [[ $DIAL == connect ]] && how=(--proxy 192.0.2.70:8080 --target "$SERVER")
+    [[ $DIAL == routed ]] && how=(--direct --proxy "$SERVER")
     timeout 120 "${CL_PIN[@]}" ip netns exec "$T-client" "$LG" "$@" "${how[@]}"
 }
 
@@ -189,9 +208,11 @@ proxy_pids() {
     done
     return 0
 }
-ticks() { # [--user] PID...: their utime+stime (--user: utime), in clock ticks
+ticks() { # [--user|--children] PID...: their utime+stime (--user: utime; --children: and
+    # that of their children waited for), in clock ticks
     local total=0 pid f sum='$12 + $13'
     [[ ${1:-} == --user ]] && { sum='$12'; shift; }
+    [[ ${1:-} == --children ]] && { sum='$12 + $13 + $14 + $15'; shift; }
     for pid in "$@"; do
         f=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
         total=$((total + $(awk "{print $sum}" <<<"$f")))
@@ -199,7 +220,7 @@ ticks() { # [--user] PID...: their utime+stime (--user: utime), in clock ticks
     echo "$total"
 }
 # shellcheck disable=SC2046 # pids, one word each
-proxy_ticks() { ticks $(proxy_pids); }
+proxy_ticks() { ticks ${WITH_CHILDREN:+--children} $(proxy_pids); } # WITH_CHILDREN: the iptables tools too
 # shellcheck disable=SC2046
 proxy_user_ticks() { ticks --user $(proxy_pids); }
 # shellcheck disable=SC2046
@@ -245,13 +266,16 @@ start_er() { # PORT VAR=VALUE...: egress-router in T's router namespace with tha
     wait_listening egress-router "$1" || { cat "$WORK/er.log" >&2; exit 1; }
 }
 
-start_haproxy() { # as the origin-egress-dns-proxy image: TCP mode, its timeouts and limits
+# as the origin-egress-dns-proxy image: TCP mode, its timeouts and limits; its server
+# HAPROXY_TARGET (default: SERVER), resolved through HAPROXY_RESOLVERS (a section) if set
+start_haproxy() {
     local d=$WORK/haproxy
     mkdir -p "$d"
     cat >"$d/haproxy.cfg" <<CONF
 global
     maxconn 4000
     pidfile $d/haproxy.pid
+${HAPROXY_RESOLVERS:-}
 
 defaults
     mode tcp
@@ -265,7 +289,7 @@ frontend fe$PORT
     default_backend be$PORT
 
 backend be$PORT
-    server dest1 $SERVER check
+    server dest1 ${HAPROXY_TARGET:-$SERVER} check
 CONF
     "${PX_PIN[@]}" ip netns exec "$T-router" "$(command -v haproxy)" -db -f "$d/haproxy.cfg" >"$d/log" 2>&1 &
     PROXY_PID=$!
@@ -299,7 +323,8 @@ CONF
 
 # The rate test against the subject NAME: its figures and the CPU use of everyone.
 rate_run() { # NAME
-    local name=$1 out=$WORK/$1.tun p0 p1 u0 u1 v0 v1 s0 s1 t0 t1
+    local name=$1 out=$WORK/$1.tun p0 p1 u0 u1 v0 v1 s0 s1 t0 t1 measured
+    measured=$(proxy_pids) # no process on a kernel path: no proxy figures
     p0=$(proxy_ticks) u0=$(proxy_user_ticks) v0=$(server_ticks) s0=$(stat_snap) t0=$EPOCHREALTIME
     client_lg tunnels --concurrency "$CONCURRENCY" --duration "$RATE_SECONDS" >"$out" 2>"$out.err" ||
         { log "$name: rate test failed:"; cat "$out.err" >&2; exit 1; }
@@ -311,22 +336,22 @@ rate_run() { # NAME
     rec "$name" p50 "$(kv "$out" p50_ms)"
     rec "$name" p99 "$(kv "$out" p99_ms)"
     rec "$name" errors "$(kv "$out" errors)"
-    [[ $T != "$PD" ]] && rec "$name" cpu_k_user "$(awk -v u="$((u1 - u0))" -v h="$CLK_TCK" -v n="$n" \
+    [[ -n $measured ]] && rec "$name" cpu_k_user "$(awk -v u="$((u1 - u0))" -v h="$CLK_TCK" -v n="$n" \
         'BEGIN {printf "%.1f", u / h / n * 1e6}')"
     read -r -a s0 <<<"$s0"
     read -r -a s1 <<<"$s1"
     awk -v p="$((p1 - p0))" -v v="$((v1 - v0))" -v h="$CLK_TCK" -v w="$wall" -v n="$n" \
         -v c="$(kv "$out" client_cpu_s)" -v m="$((s1[0] - s0[0]))" -v st="$((s1[1] - s0[1]))" \
         -v m0="$((s1[2] - s0[2]))" -v m1="$((s1[4] - s0[4]))" -v st1="$((s1[5] - s0[5]))" 'BEGIN {
-        printf "%.2f %.3f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f\n", p / h / w, p / h / n * 1e6, c / w,
+        printf "%.2f %.3f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.2f %.1f\n", p / h / w, p / h / n * 1e6, c / w,
             v / h / w, m / h / w, m0 / h / w, m1 / h / w, st / h / w, st1 / h / w,
-            (m - st - p - v) / h / w - c / w
+            (m - st - p - v) / h / w - c / w, m / h / n * 1e6
     }' >"$out.cores"
     local k i=0
-    for k in proxy_cores cpu_k client_cores server_cores busy busy0 busy1 steal steal1 other; do
+    for k in proxy_cores cpu_k client_cores server_cores busy busy0 busy1 steal steal1 other cpu_k_machine; do
         i=$((i + 1))
-        # no proxy on the direct path
-        [[ $T == "$PD" && ($k == proxy_cores || $k == cpu_k) ]] && continue
+        # no proxy on a kernel path
+        [[ -z $measured && ($k == proxy_cores || $k == cpu_k) ]] && continue
         rec "$name" "$k" "$(cut -d' ' -f$i "$out.cores")"
     done
 }
@@ -342,7 +367,7 @@ bulk_run() { # NAME: 1 GiB down, 1 GiB up, and the proxy's CPU for both
         rec "$name" "$dir" "$(kv "$WORK/$name.bulk" mb_per_s)"
     done
     c1=$(proxy_ticks)
-    [[ $T == "$PD" ]] && return
+    [[ -z $(proxy_pids) ]] && return
     rec "$name" cpu_gib "$(awk -v t="$((c1 - c0))" -v h="$CLK_TCK" -v n="$BULK_BYTES" \
         'BEGIN {printf "%.3f", t / h / (2 * n / 2^30)}')"
 }

@@ -30,7 +30,11 @@ Router variables:
   EGRESS_GATEWAY           next hop on macvlan0, one a family (IPv6 may be fe80::1)
   EGRESS_DESTINATION       redirect list, one entry a line: PORT tcp|udp IP [DESTPORT],
                            then at most one bare IP (fallback) a family; IPv4 or IPv6
-                           (no brackets), of a family EGRESS_SOURCE has
+                           (no brackets), of a family EGRESS_SOURCE has; or a host name
+                           where IP stands (every family; init resolves it, the
+                           redirect container follows it: docs/router.md)
+  EGRESS_ROUTER_ALLOW_UNRESOLVED  false (default) | true: init succeeds while a name has
+                           no usable address, its traffic refused until it resolves
   EGRESS_ROUTER_MODE       init | legacy | http-proxy | dns-proxy | unit-test
   EGRESS_ROUTER_DEBUG      non-empty: log every step at debug level
   EGRESS_ROUTER_IPTABLES_BACKEND  auto (default) | nft | legacy

@@ -145,6 +145,55 @@ fn unit_test_prints_the_ipv4_rules_unchanged_then_the_ipv6_ones() {
 }
 
 #[test]
+fn unit_test_describes_name_lines_and_resolves_nothing() {
+    // No resolv.conf is read and no name is looked up: a name that exists nowhere
+    // prints the same, at once.
+    let list = "80 tcp 203.0.113.5\n8080 tcp api.nowhere.invalid 443\ndb.nowhere.invalid";
+    let mut env = unit_test_env(list);
+    env[0] = ("EGRESS_SOURCE", "198.51.100.99,2001:db8:1::99/64");
+    env[1] = ("EGRESS_GATEWAY", "198.51.100.1,fe80::1");
+    let started = std::time::Instant::now();
+    assert_stdout_lines(
+        &run(&[], &env),
+        &[
+            "-A PREROUTING -i eth0 -p tcp --dport 80 -j DNAT --to-destination 203.0.113.5",
+            "-A PREROUTING -i eth0 -p tcp --dport 8080 -j EGRESS-ROUTER-N-2",
+            "-A PREROUTING -i eth0 -j EGRESS-ROUTER-N-3",
+            "-A POSTROUTING -j SNAT --to-source 198.51.100.99",
+            "# EGRESS-ROUTER-N-2: DNAT to every IPv4 address of api.nowhere.invalid, port 443, spread over them (resolved by init, kept current by the redirect container)",
+            "# EGRESS-ROUTER-N-3: DNAT to every IPv4 address of db.nowhere.invalid, spread over them (resolved by init, kept current by the redirect container)",
+            "-A PREROUTING -i eth0 -p tcp --dport 8080 -j EGRESS-ROUTER-N-2",
+            "-A PREROUTING -i eth0 -j EGRESS-ROUTER-N-3",
+            "-A POSTROUTING -j SNAT --to-source 2001:db8:1::99",
+            "# EGRESS-ROUTER-N-2: DNAT to every IPv6 address of api.nowhere.invalid, port 443, spread over them (resolved by init, kept current by the redirect container)",
+            "# EGRESS-ROUTER-N-3: DNAT to every IPv6 address of db.nowhere.invalid, spread over them (resolved by init, kept current by the redirect container)",
+        ],
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    for (value, ok) in [
+        ("true", true),
+        ("false", true),
+        ("yes", false),
+        ("1", false),
+    ] {
+        let mut env = unit_test_env("80 tcp db.example.com");
+        env.push(("EGRESS_ROUTER_ALLOW_UNRESOLVED", value));
+        let out = run(&[], &env);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.success(), ok, "{value}: {stderr}");
+        if !ok {
+            assert_eq!(out.status.code(), Some(2), "{stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "EGRESS_ROUTER_ALLOW_UNRESOLVED: {value:?} is not true or false"
+                )),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
 fn an_ipv6_destination_without_an_ipv6_source_is_refused() {
     for (dest, quoted) in [
         (

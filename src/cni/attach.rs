@@ -58,6 +58,7 @@ pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -
                     egress: ifname.into(),
                     replies: Some(Inbound::NotOn(ifname.into())),
                     nat: Some((NatChains::Own, ip.nat_rules(ifname, source))),
+                    names: Vec::new(),
                     vrrp: None,
                 },
                 None => Wanted::guard_only(family, ifname),

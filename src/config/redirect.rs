@@ -1,22 +1,26 @@
-//! Parsing of redirect lists: `EGRESS_DESTINATION` (SPEC section 3) and the CNI
-//! plugin's `destinations` (SPEC section 7).
+//! Parsing of redirect lists: `EGRESS_DESTINATION` (SPEC sections 3, 10 and 13) and the
+//! CNI plugin's `destinations` (SPEC section 7).
 //!
-//! One entry a line (or a JSON array element): `PORT PROTO IP` or `PORT PROTO IP
-//! DESTPORT`, then `IP` (the fallback: one a family, after every port entry); IPv4 or
-//! IPv6 (without brackets), each local port once a family. The variable skips blank lines and
-//! `#` comments and takes exactly `tcp` and `udp`; the CNI dialect also takes what
-//! OpenShift's cluster network operator renders: protocols in any case, `sctp`, and
-//! addresses with a `/prefix` (the address is meant, the prefix is ignored).
+//! One entry a line (or a JSON array element): `PORT PROTO TARGET` or `PORT PROTO
+//! TARGET DESTPORT`, then `TARGET` (the fallback: one a family, after every port entry);
+//! each local port once a family. A target is an IPv4 or IPv6 address (without
+//! brackets) or, in the variable only, a host name (SPEC section 13), which stands for
+//! every family the router has a source of: its local port is then taken in both
+//! families, and a name fallback is the fallback of both. The variable skips blank
+//! lines and `#` comments and takes exactly `tcp` and `udp`; the CNI dialect also takes
+//! what OpenShift's cluster network operator renders: protocols in any case, `sctp`, and
+//! addresses with a `/prefix` (the address is meant, the prefix is ignored), and refuses
+//! names (the plugin runs once and cannot follow DNS).
 
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::config::address::{ipv4_in_ipv6, is_unicast};
 use crate::config::family::Family;
 use crate::config::lines;
-use crate::config::names;
 use crate::error::{Error, Result};
+
+mod line;
 
 /// A transport protocol a port redirect applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,36 +43,82 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// Where an entry sends its traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// An outside server's address.
+    Address(IpAddr),
+    /// A host name (lower case, without trailing dot), resolved by the init container
+    /// and followed by the redirect container (SPEC section 13).
+    Name(String),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Address(address) => write!(f, "{address}"),
+            Target::Name(name) => f.write_str(name),
+        }
+    }
+}
+
 /// One validated entry of the redirect list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
-    /// Traffic to local `port`/`protocol` goes to `address`, on `target_port` when given.
+    /// Traffic to local `port`/`protocol` goes to `target`, on `target_port` when given.
     Port {
         /// Local port the traffic arrives for.
         port: u16,
         /// Protocol the redirect applies to.
         protocol: Protocol,
-        /// Outside server address.
-        address: IpAddr,
+        /// The outside server.
+        target: Target,
         /// Port on the outside server; `None` keeps the local port.
         target_port: Option<u16>,
     },
-    /// Everything of its family not matched earlier goes to this address, same port
+    /// Everything of its family not matched earlier goes to this target, same port
     /// and protocol.
-    Fallback(IpAddr),
+    Fallback(Target),
 }
 
 impl Destination {
-    /// The outside server's address.
-    pub fn address(&self) -> IpAddr {
+    /// Where the entry sends its traffic.
+    pub fn target(&self) -> &Target {
         match self {
-            Destination::Port { address, .. } | Destination::Fallback(address) => *address,
+            Destination::Port { target, .. } | Destination::Fallback(target) => target,
         }
     }
 
-    /// The family the entry redirects.
-    pub fn family(&self) -> Family {
-        Family::of(self.address())
+    /// The outside server's address; `None` for a name.
+    pub fn address(&self) -> Option<IpAddr> {
+        match self.target() {
+            Target::Address(address) => Some(*address),
+            Target::Name(_) => None,
+        }
+    }
+
+    /// The host name the entry sends to; `None` for an address.
+    pub fn name(&self) -> Option<&str> {
+        match self.target() {
+            Target::Name(name) => Some(name),
+            Target::Address(_) => None,
+        }
+    }
+
+    /// The family an address entry redirects; `None` for a name, which redirects every
+    /// family the router has a source of.
+    pub fn family(&self) -> Option<Family> {
+        self.address().map(Family::of)
+    }
+
+    /// Whether the entry redirects traffic of `family`: an address of it, or a name.
+    pub fn redirects(&self, family: Family) -> bool {
+        self.family().is_none_or(|f| f == family)
+    }
+
+    /// Whether the entry is the fallback.
+    pub fn is_fallback(&self) -> bool {
+        matches!(self, Destination::Fallback(_))
     }
 }
 
@@ -79,20 +129,20 @@ impl fmt::Display for Destination {
             Destination::Port {
                 port,
                 protocol,
-                address,
+                target,
                 target_port: None,
             } => {
-                write!(f, "{port} {protocol} {address}")
+                write!(f, "{port} {protocol} {target}")
             }
             Destination::Port {
                 port,
                 protocol,
-                address,
-                target_port: Some(target),
+                target,
+                target_port: Some(port_there),
             } => {
-                write!(f, "{port} {protocol} {address} {target}")
+                write!(f, "{port} {protocol} {target} {port_there}")
             }
-            Destination::Fallback(address) => write!(f, "{address}"),
+            Destination::Fallback(target) => write!(f, "{target}"),
         }
     }
 }
@@ -106,15 +156,26 @@ pub fn first_without_source<'a>(
 ) -> Option<(&'a str, Family)> {
     lines
         .zip(entries)
-        .map(|(line, entry)| (line, entry.family()))
+        .filter_map(|(line, entry)| Some((line, entry.family()?)))
         .find(|(_, family)| !has_source(*family))
 }
 
 /// Whether traffic of `family` is forwarded when `entries` are redirected: IPv4 as it
-/// always was (every redirect mode), IPv6 only when IPv6 clients are redirected
-/// (forwarding makes the pod a router on every interface).
+/// always was (every redirect mode), IPv6 only when IPv6 clients are redirected (an
+/// IPv6 line, or a name; forwarding makes the pod a router on every interface).
 pub fn forwards(family: Family, entries: &[Destination]) -> bool {
-    family == Family::V4 || entries.iter().any(|e| e.family() == family)
+    family == Family::V4 || entries.iter().any(|e| e.redirects(family))
+}
+
+/// The names of `entries`, each once, in the order they first appear.
+pub fn names(entries: &[Destination]) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for name in entries.iter().filter_map(Destination::name) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
 }
 
 /// Where a list comes from: what its entries may hold and how errors name them.
@@ -126,18 +187,22 @@ struct Dialect {
     entry: &'static str,
     /// Protocols in any case, `sctp`, and `/prefix` after addresses.
     operator_forms: bool,
+    /// Host names as targets.
+    names: bool,
 }
 
 const ENV: Dialect = Dialect {
     field: "EGRESS_DESTINATION",
     entry: "line",
     operator_forms: false,
+    names: true,
 };
 
 const CNI: Dialect = Dialect {
     field: "destinations",
     entry: "entry",
     operator_forms: true,
+    names: false,
 };
 
 /// Parses the whole `EGRESS_DESTINATION` value.
@@ -171,44 +236,58 @@ fn parse_entries<'a>(
                 format!("{} {line:?}: {reason}", dialect.entry),
             )
         };
-        let entry = parse_line(line, dialect).map_err(|reason| fail(&reason))?;
-        let family = entry.family();
+        let entry = line::parse_line(line, dialect).map_err(|reason| fail(&reason))?;
+        // An address entry's family, or both for a name.
+        let families: Vec<Family> = Family::ALL
+            .into_iter()
+            .filter(|f| entry.redirects(*f))
+            .collect();
         let fallback_of = |family: Family| {
             entries
                 .iter()
-                .any(|e| matches!(e, Destination::Fallback(_)) && e.family() == family)
+                .any(|e| e.is_fallback() && e.redirects(family))
         };
         // A list of one family reads as it did before IPv6 lines existed.
-        let one_family = entries.iter().all(|e| e.family() == family);
+        let one_family = entries.iter().all(|e| e.family() == entry.family());
+        let taken_fallback = families.iter().copied().find(|f| fallback_of(*f));
         let after_fallback = match entry {
             Destination::Port { .. } => fallback_of(Family::V4) || fallback_of(Family::V6),
-            Destination::Fallback(_) => fallback_of(family),
+            Destination::Fallback(_) => taken_fallback.is_some(),
         };
-        match entry {
+        match (&entry, taken_fallback) {
             _ if after_fallback && one_family => {
                 return Err(fail(
                     "comes after the fallback address, which must be the last entry",
                 ));
             }
-            Destination::Port { .. } if after_fallback => {
+            (Destination::Port { .. }, _) if after_fallback => {
                 return Err(fail(
                     "comes after a fallback address, which must come after every port entry",
                 ));
             }
-            Destination::Fallback(_) if after_fallback => {
+            (Destination::Fallback(Target::Address(_)), Some(family)) => {
                 return Err(fail(&format!(
                     "is a second {family} fallback address: one a family, the last entries"
                 )));
             }
-            Destination::Port { port, .. } if !seen_ports.insert((family, port)) => {
-                let scope = if one_family {
-                    String::new()
-                } else {
-                    format!(" for {family}")
-                };
+            (Destination::Fallback(Target::Name(_)), Some(family)) => {
                 return Err(fail(&format!(
-                    "local port {port} appears more than once{scope}"
+                    "is a second {family} fallback: a name's fallback is the fallback of every family, the last entry"
                 )));
+            }
+            (Destination::Port { port, .. }, _) => {
+                let port = *port;
+                if let Some(family) = families.iter().find(|f| seen_ports.contains(&(**f, port))) {
+                    let scope = if one_family {
+                        String::new()
+                    } else {
+                        format!(" for {family}")
+                    };
+                    return Err(fail(&format!(
+                        "local port {port} appears more than once{scope}"
+                    )));
+                }
+                seen_ports.extend(families.iter().map(|f| (*f, port)));
             }
             _ => {}
         }
@@ -217,85 +296,9 @@ fn parse_entries<'a>(
     Ok(entries)
 }
 
-/// One entry, or why it is wrong.
-fn parse_line(line: &str, dialect: Dialect) -> Result<Destination, String> {
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    match fields.as_slice() {
-        [ip] => Ok(Destination::Fallback(parse_address(ip, dialect)?)),
-        [port, proto, ip] | [port, proto, ip, _] => Ok(Destination::Port {
-            port: parse_port(port)?,
-            protocol: parse_protocol(proto, dialect)?,
-            address: parse_address(ip, dialect)?,
-            target_port: fields.get(3).map(|p| parse_port(p)).transpose()?,
-        }),
-        _ => Err("expected `IP`, `PORT PROTO IP` or `PORT PROTO IP DESTPORT`".into()),
-    }
-}
-
-fn parse_port(text: &str) -> Result<u16, String> {
-    names::parse_port(text).ok_or_else(|| format!("port {text:?} is not a number from 1 to 65535"))
-}
-
-fn parse_protocol(text: &str, dialect: Dialect) -> Result<Protocol, String> {
-    let name = if dialect.operator_forms {
-        text.to_ascii_lowercase()
-    } else {
-        text.to_owned()
-    };
-    match name.as_str() {
-        "tcp" => Ok(Protocol::Tcp),
-        "udp" => Ok(Protocol::Udp),
-        "sctp" if dialect.operator_forms => Ok(Protocol::Sctp),
-        _ if dialect.operator_forms => Err(format!("protocol {text:?} is not tcp, udp or sctp")),
-        _ => Err(format!("protocol {text:?} is not tcp or udp")),
-    }
-}
-
-fn parse_address(text: &str, dialect: Dialect) -> Result<IpAddr, String> {
-    if text.starts_with('[') {
-        return Err(format!(
-            "{text:?}: write an IPv6 address without brackets, and a port as a field of its own"
-        ));
-    }
-    let (address_text, prefix) = match text.split_once('/') {
-        Some((address, prefix)) if dialect.operator_forms => (address, Some(prefix)),
-        _ => (text, None),
-    };
-    let address: IpAddr = address_text
-        .parse()
-        .map_err(|_| format!("{text:?} is not an IPv4 or IPv6 address"))?;
-    let max = Family::of(address).max_prefix();
-    if let Some(prefix) = prefix
-        && !prefix
-            .parse::<u8>()
-            .is_ok_and(|p| p <= max && p.to_string() == prefix)
-    {
-        return Err(format!(
-            "{text:?} has a prefix length that is not from 0 to {max}"
-        ));
-    }
-    match address {
-        IpAddr::V4(v4) if !is_unicast(v4) => Err(format!("{text:?} is not a unicast address")),
-        IpAddr::V6(v6) => match ipv4_in_ipv6(v6) {
-            Some(v4) => Err(format!(
-                "{text:?} is an IPv4 address written as IPv6: write {v4}"
-            )),
-            _ if v6.is_unspecified()
-                || v6.is_loopback()
-                || v6.is_multicast()
-                || v6.is_unicast_link_local() =>
-            {
-                Err(format!(
-                    "{text:?} is not a unicast address a router can forward to"
-                ))
-            }
-            _ => Ok(address),
-        },
-        IpAddr::V4(_) => Ok(address),
-    }
-}
-
 #[cfg(test)]
 mod cni_tests;
+#[cfg(test)]
+mod names_tests;
 #[cfg(test)]
 mod tests;

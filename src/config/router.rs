@@ -80,6 +80,9 @@ pub struct RouterConfig {
     pub backend: BackendChoice,
     /// `EGRESS_METRICS_ADDRESS`: the endpoint of `legacy` and `redirect`.
     pub metrics: MetricsAddress,
+    /// `EGRESS_ROUTER_ALLOW_UNRESOLVED`: init succeeds while a name of
+    /// `EGRESS_DESTINATION` has no usable address (its traffic refused until it has).
+    pub allow_unresolved: bool,
     /// `EGRESS_HA_*`: high availability (VRRP), when `EGRESS_HA_VRID` is set.
     pub ha: Option<HaConfig>,
 }
@@ -91,6 +94,7 @@ struct RawRouterEnv {
     egress_destination: Option<String>,
     egress_router_mode: Option<String>,
     egress_router_iptables_backend: Option<String>,
+    egress_router_allow_unresolved: Option<String>,
 }
 
 impl RouterConfig {
@@ -106,8 +110,13 @@ impl RouterConfig {
         let fallback = self
             .destinations
             .iter()
-            .any(|d| matches!(d, Destination::Fallback(_)) && d.family() == family);
+            .any(|d| d.is_fallback() && d.redirects(family));
         (reachable && fallback).then_some(port)
+    }
+
+    /// The families the router has a source of (IPv4 first).
+    pub fn families(&self) -> Vec<Family> {
+        self.egress.iter().map(EgressPair::family).collect()
     }
 
     /// The source addresses with their prefixes, comma-separated, IPv4 first.
@@ -150,12 +159,23 @@ impl RouterConfig {
                 ));
             }
         };
+        let allow_unresolved = match raw.egress_router_allow_unresolved.as_deref().map(str::trim) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(Error::config(
+                    "EGRESS_ROUTER_ALLOW_UNRESOLVED",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
+        };
         Ok(RouterConfig {
             egress,
             mode,
             destinations,
             backend,
             metrics: MetricsAddress::from_vars(vars)?,
+            allow_unresolved,
             ha: HaConfig::from_vars(vars)?,
         })
     }

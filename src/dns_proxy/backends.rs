@@ -6,32 +6,12 @@
 //! and skipped while others are up; when every backend is down, the one that failed
 //! longest ago is tried anyway, so a connection is never refused without an attempt.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How long a backend whose connect failed is skipped.
 pub const DOWN_TIME: Duration = Duration::from_secs(10);
-/// The most addresses of one target used as backends; of a longer answer, the lowest
-/// in address order (see [`bounded`]).
-pub const MAX_BACKENDS: usize = 64;
-
-/// The backends of one resolution's `addresses`: each address once, in resolution
-/// order, at most [`MAX_BACKENDS`]; of more, the lowest in address order, so that the
-/// choice is the same whichever order a server rotates its answer into. Also how many
-/// distinct addresses were left out.
-pub fn bounded(addresses: &[IpAddr]) -> (Vec<IpAddr>, usize) {
-    let distinct: BTreeSet<IpAddr> = addresses.iter().copied().collect();
-    let left_out = distinct.len().saturating_sub(MAX_BACKENDS);
-    let kept: BTreeSet<IpAddr> = distinct.into_iter().take(MAX_BACKENDS).collect();
-    let mut chosen: Vec<IpAddr> = Vec::with_capacity(kept.len());
-    for address in addresses {
-        if kept.contains(address) && !chosen.contains(address) {
-            chosen.push(*address);
-        }
-    }
-    (chosen, left_out)
-}
+pub use crate::serve::screen::{MAX_ADDRESSES as MAX_BACKENDS, bounded};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Backend {

@@ -1,64 +1,33 @@
-//! Which addresses the forwarders may dial: [`dialable`] screens a DNS answer (never
-//! an address of the pod, on any port; never loopback or link-local from an answer;
-//! never a family without an egress address), and [`Reach`] judges each dial again on
-//! the pod's current addresses.
+//! Which addresses the forwarders may dial: [`dialable`] screens a DNS answer as every
+//! followed name is ([`screen`]: never an address of the pod, on any port; never
+//! loopback or link-local from an answer), and never a family without an egress
+//! address; [`Reach`] judges each dial again on the pod's current addresses.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::config::address::{self, Class, OwnSockets};
+use crate::config::address::OwnSockets;
 use crate::serve::egress::Route;
 use crate::serve::pod_addresses::{Listing, PodAddresses};
 use crate::serve::resolver::Families;
+pub use crate::serve::screen::Screened;
+use crate::serve::screen::screen;
 use crate::setup::MACVLAN;
 
 /// The addresses of `found` (a DNS answer) that may be backends for `target_port`,
 /// canonical, IPv4 preferred: when the router has an IPv4 egress address and the answer
 /// a dialable IPv4 address, the IPv6 ones are left out. With them, each address left
-/// out for a reason (never dialed, loopback or link-local, the pod's own, no egress
-/// address of its family) and that reason.
+/// out for a reason (never dialed, loopback or link-local, the pod's own, this proxy's
+/// own listener, no egress address of its family) and that reason.
 pub fn dialable(found: &[IpAddr], target_port: u16, reach: &Reach) -> Screened {
     let pod = reach.pod.now();
-    let mut screened = Screened::default();
-    for address in found.iter().map(|a| address::canonical(*a)) {
-        if screened.backends.contains(&address) {
-            continue;
-        }
-        let verdict = match address::class(address) {
-            Class::Never(kind) => Err(format!("{kind}, never dialed")),
-            Class::LocalOnly { kind, .. } => Err(format!("{kind}, never dialed from a DNS answer")),
-            Class::Dialable => reach.route_in(&pod, address, target_port).map(drop),
-        };
-        match verdict {
-            Ok(()) => screened.backends.push(address),
-            Err(reason) => screened.refused.push((address, reason)),
-        }
-    }
-    if screened.backends.iter().any(IpAddr::is_ipv4) {
-        screened.backends.retain(IpAddr::is_ipv4);
+    let mut screened = screen(found, &pod.addresses, |address| {
+        reach.route_in(&pod, address, target_port).map(drop)
+    });
+    if screened.usable.iter().any(IpAddr::is_ipv4) {
+        screened.usable.retain(IpAddr::is_ipv4);
     }
     screened
-}
-
-/// What [`dialable`] made of an answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Screened {
-    /// The addresses that may be backends.
-    pub backends: Vec<IpAddr>,
-    /// The addresses left out, each with its reason.
-    pub refused: Vec<(IpAddr, String)>,
-}
-
-impl Screened {
-    /// The addresses left out and their reasons, for a log line or an error.
-    pub fn describe_refused(&self) -> String {
-        let shown: Vec<String> = self
-            .refused
-            .iter()
-            .map(|(address, reason)| format!("{address}: {reason}"))
-            .collect();
-        shown.join("; ")
-    }
 }
 
 /// What the forwarders may dial: never the pod itself (its addresses on any port, its
@@ -141,10 +110,7 @@ mod tests {
         ]
         .map(ip);
         let screened = dialable(&found, 5432, &reach);
-        assert_eq!(
-            screened.backends,
-            vec![ip("203.0.113.5"), ip("203.0.113.6")]
-        );
+        assert_eq!(screened.usable, vec![ip("203.0.113.5"), ip("203.0.113.6")]);
         let reasons = screened.describe_refused();
         for expected in [
             "0.0.0.0: an unspecified",
@@ -160,7 +126,7 @@ mod tests {
             assert!(reasons.contains(expected), "{expected:?} not in {reasons}");
         }
         assert_eq!(
-            dialable(&[ip("192.0.2.70")], 80, &reach).backends,
+            dialable(&[ip("192.0.2.70")], 80, &reach).usable,
             Vec::<IpAddr>::new(),
             "no port of the pod is dialed"
         );
@@ -171,19 +137,16 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let dual = reach(Some("198.51.100.99"), Some("2001:db8:1::99"));
         let both = [ip("2001:db8:2::50"), ip("203.0.113.5")];
+        assert_eq!(dialable(&both, 443, &dual).usable, vec![ip("203.0.113.5")]);
         assert_eq!(
-            dialable(&both, 443, &dual).backends,
-            vec![ip("203.0.113.5")]
-        );
-        assert_eq!(
-            dialable(&both[..1], 443, &dual).backends,
+            dialable(&both[..1], 443, &dual).usable,
             vec![ip("2001:db8:2::50")]
         );
         assert_eq!(dual.families(), Families::Both);
         let ipv6_only = reach(None, Some("2001:db8:1::99"));
         assert_eq!(ipv6_only.families(), Families::V6);
         assert_eq!(
-            dialable(&both, 443, &ipv6_only).backends,
+            dialable(&both, 443, &ipv6_only).usable,
             vec![ip("2001:db8:2::50")]
         );
         assert_eq!(reach(Some("198.51.100.99"), None).families(), Families::V4);

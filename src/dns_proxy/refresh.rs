@@ -47,7 +47,7 @@ pub(super) async fn refresh(
                     warn!(port = forward.forwarder.port, target = %name, skipped = %screened.describe_refused(), "skipping addresses of the answer");
                 }
                 let mut backends = forward.backends();
-                if backends.replace(&screened.backends) {
+                if backends.replace(&screened.usable) {
                     let (addresses, left_out) = (backends.addresses(), backends.left_out());
                     drop(backends);
                     info!(port = forward.forwarder.port, target = %name, ?addresses, left_out, "backends changed");

@@ -206,7 +206,7 @@ impl Reloader {
                 .map(|f| f.backends().addresses())
                 .unwrap_or_default();
             let backends =
-                Backends::new(&dialable(&addresses, forwarder.target_port, &reach).backends);
+                Backends::new(&dialable(&addresses, forwarder.target_port, &reach).usable);
             let first = matches!(forwarder.target, Target::Name(_)).then_some(MIN_REFRESH);
             built.push((Forward::new(forwarder, backends, reach.clone()), first));
         }

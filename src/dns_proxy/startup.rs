@@ -60,7 +60,7 @@ pub fn backends(
     let lookup = lookup.map(|found| {
         let found = found?;
         let screened = dialable(&found.addresses, forwarder.target_port, reach);
-        if screened.backends.is_empty() {
+        if screened.usable.is_empty() {
             return Err(format!(
                 "no address of its answer may be dialed ({})",
                 screened.describe_refused()
@@ -70,7 +70,7 @@ pub fn backends(
             warn!(port = forwarder.port, target = %forwarder.target, skipped = %screened.describe_refused(), "skipping addresses of the answer");
         }
         Ok((
-            screened.backends,
+            screened.usable,
             found.valid_until.saturating_duration_since(Instant::now()),
         ))
     });

@@ -87,7 +87,7 @@ impl RoleStatus for DnsStatus {
 }
 
 /// The most `backend_up` series of one target.
-pub const MAX_BACKEND_SERIES: usize = 16;
+pub const MAX_BACKEND_SERIES: usize = crate::ops::metrics::MAX_ADDRESS_SERIES;
 
 /// Of one target's backend `states`, those that get a `backend_up` series: the lowest
 /// [`MAX_BACKEND_SERIES`] in address order (the same ones whichever order a server

@@ -30,6 +30,10 @@ use labels::{
 };
 pub use listener::{Active, ListenerSeries};
 
+/// The most series a name's addresses get (the DNS proxy's `backend_up`, the redirect's
+/// `redirect_address`): the lowest addresses, so a long answer bounds the scrape.
+pub const MAX_ADDRESS_SERIES: usize = 16;
+
 /// The metrics of this process.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
 
@@ -170,7 +174,8 @@ impl Metrics {
             .inc();
     }
 
-    /// Records a DNS proxy target's resolution: success (time of it) or failure.
+    /// Records a name target's resolution (DNS proxy, redirect): success (time of it) or
+    /// failure.
     pub fn resolved(&self, target: &str, success: bool) {
         let labels = TargetLabels {
             target: target.to_string(),
@@ -270,12 +275,12 @@ impl Metrics {
         );
         registry.register(
             "resolution_failures",
-            "DNS proxy: failed resolutions of a target name",
+            "DNS proxy and redirect: failed resolutions (no answer, or no address) of a target name",
             self.resolution_failures.clone(),
         );
         registry.register(
             "resolution_last_success_timestamp_seconds",
-            "DNS proxy: when a target name last resolved (Unix time)",
+            "DNS proxy and redirect: when a target name last resolved (Unix time)",
             self.resolved_at.clone(),
         );
         registry.register(

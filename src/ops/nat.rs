@@ -2,7 +2,7 @@
 //! `iptables-save -c` dump and matched to the planned rules (pure), labelled by the
 //! `EGRESS_DESTINATION` entry each rule implements (`snat` for the source NAT).
 
-use crate::setup::firewall::Rule;
+use crate::setup::firewall::{Rule, spec_tokens};
 
 /// One planned rule's counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,15 +18,14 @@ pub struct NatCount {
 /// The counters of `planned` (each with its label) found in `dump`; a rule not in
 /// the dump is left out.
 pub fn counts(dump: &str, planned: &[(String, Rule)]) -> Vec<NatCount> {
-    let counted: Vec<(u64, u64, String, Vec<&str>)> =
-        dump.lines().filter_map(counted_rule).collect();
+    let counted: Vec<(u64, u64, &str, Vec<&str>)> = dump.lines().filter_map(counted_rule).collect();
     planned
         .iter()
         .filter_map(|(label, rule)| {
-            let wanted = tokens(rule.spec.split_whitespace());
+            let wanted = spec_tokens(&rule.spec);
             counted
                 .iter()
-                .find(|(_, _, chain, spec)| chain == rule.chain && *spec == wanted)
+                .find(|(_, _, chain, spec)| *chain == rule.chain && *spec == wanted)
                 .map(|(packets, bytes, _, _)| NatCount {
                     rule: label.clone(),
                     packets: *packets,
@@ -37,41 +36,23 @@ pub fn counts(dump: &str, planned: &[(String, Rule)]) -> Vec<NatCount> {
 }
 
 /// `[PACKETS:BYTES] -A CHAIN SPEC...` as (packets, bytes, chain, spec tokens).
-fn counted_rule(line: &str) -> Option<(u64, u64, String, Vec<&str>)> {
+fn counted_rule(line: &str) -> Option<(u64, u64, &str, Vec<&str>)> {
     let rest = line.strip_prefix('[')?;
     let (counters, rule) = rest.split_once(']')?;
     let (packets, bytes) = counters.split_once(':')?;
-    let mut words = rule.split_whitespace();
-    if words.next()? != "-A" {
-        return None;
-    }
-    let chain = words.next()?.to_string();
-    let spec = tokens(words);
-    Some((packets.parse().ok()?, bytes.parse().ok()?, chain, spec))
-}
-
-/// A rule spec's words without the protocol match module iptables-save adds
-/// (`-p tcp -m tcp --dport 80`): how a planned rule and a dumped one compare.
-fn tokens<'a>(words: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let words: Vec<&str> = words.collect();
-    let mut kept = Vec::with_capacity(words.len());
-    let mut i = 0;
-    while i < words.len() {
-        let module = words.get(i + 1).copied();
-        if words[i] == "-m" && matches!(module, Some("tcp" | "udp" | "sctp")) {
-            i += 2;
-            continue;
-        }
-        kept.push(words[i]);
-        i += 1;
-    }
-    kept
+    let (chain, spec) = rule.trim_start().strip_prefix("-A ")?.split_once(' ')?;
+    Some((
+        packets.parse().ok()?,
+        bytes.parse().ok()?,
+        chain,
+        spec_tokens(spec),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::redirect::{Destination, Protocol};
+    use crate::config::redirect::{Destination, Protocol, Target};
     use crate::setup::firewall::nat_rules;
 
     #[test]
@@ -80,10 +61,10 @@ mod tests {
             Destination::Port {
                 port: 80,
                 protocol: Protocol::Tcp,
-                address: "203.0.113.5".parse().unwrap(),
+                target: Target::Address("203.0.113.5".parse().unwrap()),
                 target_port: Some(8080),
             },
-            Destination::Fallback("203.0.113.9".parse().unwrap()),
+            Destination::Fallback(Target::Address("203.0.113.9".parse().unwrap())),
         ];
         let rules = nat_rules("192.0.2.99".parse().unwrap(), &destinations);
         let labels = ["80 tcp 203.0.113.5 8080", "203.0.113.9", "snat"];

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 
+pub mod names;
 mod status;
 
 use crate::config::metrics_address::MetricsAddress;
@@ -24,10 +25,14 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(30);
 pub async fn run(config: &RouterConfig) -> Result<()> {
     match config.mode {
         RouterMode::UnitTest => {
-            // IPv4's lines first, exactly as before IPv6 existed, then IPv6's.
+            // IPv4's lines first, exactly as before IPv6 existed, then IPv6's; a name
+            // entry's chain is described, not resolved.
             for pair in &config.egress {
                 for (_, rule) in firewall::router_nat_plan(config, pair.source.address) {
                     println!("{rule}");
+                }
+                for chain in firewall::router_name_chains(config, pair.family(), None) {
+                    println!("{}", chain.describe());
                 }
             }
             Ok(())
@@ -121,6 +126,11 @@ pub const SIDECAR_METRICS_PORT: u16 = 9091;
 /// fails or the end check finds a piece missing. Setups in one network namespace run
 /// one at a time. Returns the namespace, for the checks that follow in `legacy`.
 async fn setup(config: &RouterConfig) -> Result<Namespace> {
+    // Names are resolved before anything changes: one without an address fails here.
+    let resolved = match config.mode.uses_nat() {
+        true => names::resolve_all(config).await?,
+        false => Default::default(),
+    };
     let netns = Netns::current()?;
     let _lock = setup::lock(&netns).await?;
     let (ns, reason) = Namespace::open(netns, config.backend)?;
@@ -128,7 +138,7 @@ async fn setup(config: &RouterConfig) -> Result<Namespace> {
     if config.ha.is_some() {
         crate::ha::check_own_address(&ns, config).await?;
     }
-    let intent = Intent::router(config);
+    let intent = Intent::router_resolved(config, &resolved);
     let done = setup::establish(&ns, &intent).await?;
     if !done.announced.is_empty() {
         if std::process::id() == 1 && config.mode != RouterMode::Legacy {
@@ -215,8 +225,9 @@ async fn settled_check(
     Ok(problems)
 }
 
-/// Waits for SIGTERM or SIGINT, re-verifying the setup every [`CHECK_INTERVAL`]; with
-/// high availability, VRRP runs beside it and stops (a master handing over) first.
+/// Waits for SIGTERM or SIGINT, re-verifying the setup every [`CHECK_INTERVAL`] and
+/// keeping the name entries' rules in step with DNS (SIGTERM leaves them in place);
+/// with high availability, VRRP runs beside it and stops (a master handing over) first.
 async fn watch(
     config: &RouterConfig,
     ns: &Namespace,
@@ -224,7 +235,9 @@ async fn watch(
     ha: Option<Ha>,
 ) -> Result<()> {
     let shared = ha.as_ref().map(|ha| ha.shared.clone());
-    let status = status::RouterStatus::new(config.clone(), shared.clone());
+    let names = names::state::NameState::new(names::follow::current(config, ns)?);
+    names::follow::start(config, ns, names.clone(), shutdown.clone())?;
+    let status = status::RouterStatus::new(config.clone(), shared.clone(), names);
     let redirected = redirected_tcp_ports(&config.destinations);
     let serving = ops::start(config.metrics, &redirected, status, shutdown.clone())?.is_some();
     let unexempted = config.egress.iter().any(|pair| {
@@ -233,7 +246,7 @@ async fn watch(
             && config
                 .destinations
                 .iter()
-                .any(|d| matches!(d, Destination::Fallback(_)) && d.family() == family)
+                .any(|d| d.is_fallback() && d.redirects(family))
     });
     let loopback_only =
         matches!(config.metrics, MetricsAddress::Set { ip: Some(ip), .. } if ip.is_loopback());

@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tracing::debug;
 
+use super::names::state::NameState;
 use crate::config::family::Family as IpFamily;
 use crate::config::router::{EgressPair, RouterConfig};
 use crate::error::{Error, Result};
@@ -24,6 +25,8 @@ use crate::sys::netns::Netns;
 /// The router's status, observed in the process's own network namespace.
 pub(super) struct RouterStatus {
     config: RouterConfig,
+    /// The name entries' chains, as their followers keep them.
+    names: Arc<NameState>,
     /// The VRRP instances, with high availability: a backup is not ready (`standby`).
     ha: Option<Arc<HaShared>>,
     /// The last NAT counters read: scrapes within
@@ -39,10 +42,15 @@ struct RuleLabels {
 
 impl RouterStatus {
     /// The status of the router `config` describes.
-    pub(super) fn new(config: RouterConfig, ha: Option<Arc<HaShared>>) -> Self {
+    pub(super) fn new(
+        config: RouterConfig,
+        ha: Option<Arc<HaShared>>,
+        names: Arc<NameState>,
+    ) -> Self {
         RouterStatus {
             config,
             ha,
+            names,
             nat: Recent::default(),
         }
     }
@@ -124,10 +132,12 @@ impl RoleStatus for RouterStatus {
     }
 
     fn serving_problems(&self) -> Vec<String> {
-        match &self.ha {
+        let mut problems = match &self.ha {
             Some(ha) if !ha.all_master() => vec!["standby".to_string()],
             _ => Vec::new(),
-        }
+        };
+        problems.extend(self.names.problems());
+        problems
     }
 
     async fn collect(&self, registry: &mut Registry) {
@@ -137,6 +147,7 @@ impl RoleStatus for RouterStatus {
         if !self.config.mode.uses_nat() {
             return;
         }
+        self.names.collect(registry);
         let counts = match self.nat_counts().await {
             Ok(counts) => counts,
             Err(e) => {

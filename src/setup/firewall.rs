@@ -14,21 +14,25 @@
 //!   original `eth0` route. Replies thus leave through `eth0` whatever the client's
 //!   subnet, while the main default route points at `macvlan0`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::config::family::Family;
 
 pub mod guard;
+pub mod names;
 pub mod nat;
 mod script;
 
 pub use guard::guard_rules;
+pub use names::{NameChain, Resolved};
 pub use nat::{
-    NatChains, NatInterfaces, NatPurpose, nat_plan_on, nat_rules, nat_rules_on, router_nat_plan,
+    NatChains, NatInterfaces, NatPurpose, nat_plan_on, nat_rules, nat_rules_on, router_name_chains,
+    router_nat_plan,
 };
 pub use script::{
     check_script, jump_problems, our_chain_in, restore_script, rollback_script, same_rules,
-    teardown_script,
+    spec_tokens, teardown_script,
 };
 
 /// Interface the pod's cluster traffic arrives on.
@@ -52,8 +56,9 @@ pub(super) const FORWARD_CHAIN: &str = "EGRESS-ROUTER-FORWARD";
 pub struct Rule {
     /// Table the rule lives in.
     pub table: &'static str,
-    /// Chain the rule is appended to.
-    pub chain: &'static str,
+    /// Chain the rule is appended to (ours are named once, a name entry's chain is
+    /// numbered).
+    pub chain: Cow<'static, str>,
     /// Match and target, as given to `iptables -A CHAIN`.
     pub spec: String,
 }
@@ -96,6 +101,8 @@ pub struct Wanted {
     pub replies: Option<Inbound>,
     /// The NAT rules and where they live.
     pub nat: Option<(NatChains, Vec<Rule>)>,
+    /// The chains of the name entries (SPEC section 13), jumped to by NAT rules.
+    pub names: Vec<NameChain>,
     /// Where VRRP advertisements may come in from on the egress interface (high
     /// availability); `None`: they are dropped like the rest.
     pub vrrp: Option<VrrpFrom>,
@@ -118,6 +125,7 @@ impl Wanted {
             egress: egress.into(),
             replies: None,
             nat: None,
+            names: Vec::new(),
             vrrp: None,
         }
     }
@@ -155,9 +163,9 @@ pub fn reply_rules(inbound: &Inbound) -> Vec<Rule> {
     let restore = format!(
         "-m conntrack --ctdir REPLY -m connmark --mark {mark}/{mark} -j CONNMARK --restore-mark --nfmask {mark} --ctmask {mark}"
     );
-    let mangle = |chain, spec: String| Rule {
+    let mangle = |chain: &'static str, spec: String| Rule {
         table: "mangle",
-        chain,
+        chain: chain.into(),
         spec,
     };
     vec![
@@ -173,9 +181,9 @@ pub fn reply_rules(inbound: &Inbound) -> Vec<Rule> {
 /// The jumps from built-in chains into ours: the guard's (each the first rule of its
 /// chain), reply routing's, and the NAT's when it lives in chains of our own.
 pub fn jumps(wanted: &Wanted) -> Vec<Rule> {
-    let jump = |table, chain, target: &str| Rule {
+    let jump = |table, chain: &'static str, target: &str| Rule {
         table,
-        chain,
+        chain: chain.into(),
         spec: format!("-j {target}"),
     };
     let mut jumps = vec![
@@ -193,9 +201,14 @@ pub fn jumps(wanted: &Wanted) -> Vec<Rule> {
     jumps
 }
 
-/// Every rule of `wanted`: what the check verifies is in place.
+/// Every rule of `wanted` but the content of the name entries' chains (which the
+/// redirect container keeps current; see [`names`]): what the check verifies is in
+/// place.
 pub fn all_rules(wanted: &Wanted) -> Vec<Rule> {
     let mut rules = wanted.guard();
+    if !wanted.names.is_empty() {
+        rules.extend(names::refusal_rules(wanted.family));
+    }
     if let Some(inbound) = &wanted.replies {
         rules.extend(reply_rules(inbound));
     }

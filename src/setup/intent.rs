@@ -11,7 +11,7 @@ use crate::config::address::is_link_local_v6;
 use crate::config::family::Family;
 use crate::config::redirect::forwards;
 use crate::config::router::{RouterConfig, SourceAddress};
-use crate::setup::firewall::{self, Inbound, NatChains, Rule, VrrpFrom, Wanted};
+use crate::setup::firewall::{self, Inbound, NatChains, Resolved, Rule, VrrpFrom, Wanted};
 
 pub use crate::config::router::MACVLAN;
 
@@ -80,16 +80,29 @@ impl Intent {
     /// the redirect modes. IPv4 is set up as it always was; IPv6 forwards, and needs
     /// `eth0`'s default route for replies, only when IPv6 clients are redirected (an
     /// IPv4-only cluster has no IPv6 route, and forwarding turns a host into a router
-    /// on every interface).
+    /// on every interface). The name entries' chains may hold any well-formed content
+    /// (the check resolves nothing).
     pub fn router(config: &RouterConfig) -> Intent {
+        Intent::router_with(config, None)
+    }
+
+    /// [`Intent::router`] with the name entries' chains sending to the addresses
+    /// `resolved` gives (what init installs and its end check verifies).
+    pub fn router_resolved(config: &RouterConfig, resolved: &Resolved) -> Intent {
+        Intent::router_with(config, Some(resolved))
+    }
+
+    fn router_with(config: &RouterConfig, resolved: Option<&Resolved>) -> Intent {
         let families = config
             .egress
             .iter()
             .map(|pair| {
+                // A name alone does not require it: an IPv4-only cluster may use a
+                // dual-stack egress network (the route is kept when the pod has one).
                 let redirected = config
                     .destinations
                     .iter()
-                    .any(|d| d.family() == pair.family());
+                    .any(|d| d.family() == Some(pair.family()));
                 FamilyIntent {
                     source: pair.source,
                     gateway: pair.gateway,
@@ -121,11 +134,16 @@ impl Intent {
                         plan.into_iter().map(|(_, r)| r).collect(),
                     )
                 });
+                let names = match config.mode.uses_nat() {
+                    true => firewall::router_name_chains(config, family, resolved),
+                    false => Vec::new(),
+                };
                 Wanted {
                     family,
                     egress: MACVLAN.into(),
                     replies: Some(Inbound::On(firewall::POD_INTERFACE.into())),
                     nat,
+                    names,
                     vrrp,
                 }
             })

@@ -280,7 +280,7 @@ fn missing(ns: &Namespace, family: Family, rules: &[Rule]) -> Result<Vec<Rule>> 
     }
     let mut missing = Vec::new();
     for rule in rules {
-        if !backend.exists(&ns.netns, rule.table, rule.chain, &rule.spec)? {
+        if !backend.exists(&ns.netns, rule.table, &rule.chain, &rule.spec)? {
             missing.push(rule.clone());
         }
     }

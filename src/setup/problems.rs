@@ -144,4 +144,24 @@ fn firewall_problems(problems: &mut Vec<String>, wanted: &Wanted, found: &Observ
     for problem in firewall::jump_problems(dump, wanted) {
         problems.push(format!("{tool}{problem}"));
     }
+    for name in &wanted.names {
+        let (chain, label) = (&name.chain, &name.label);
+        match (name.held(dump), &name.addresses) {
+            (Err(problem), _) => {
+                problems.push(format!("{tool}nat chain {chain} ({label}) {problem}"));
+            }
+            (Ok(held), Some(wanted)) if held != *wanted => problems.push(format!(
+                "{tool}nat chain {chain} ({label}) sends to [{}], not [{}]",
+                list(&held),
+                list(wanted)
+            )),
+            (Ok(_), _) => {}
+        }
+    }
+}
+
+/// Addresses, comma-separated.
+fn list(addresses: &[std::net::IpAddr]) -> String {
+    let shown: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+    shown.join(", ")
 }

@@ -177,16 +177,20 @@ impl Backend {
     /// Applies `script` in namespace `ns`; with `noflush`, tables named in it keep rules
     /// it does not touch.
     pub fn restore(&self, ns: &Netns, script: &str, noflush: bool) -> Result<()> {
+        let flags: &[&str] = if noflush { &["--noflush"] } else { &[] };
+        self.restore_with(ns, script, flags)
+    }
+
+    /// Applies `script` in namespace `ns` with `--noflush --counters`: tables keep the
+    /// rules it does not touch, and a rule written with `[packets:bytes]` gets them.
+    pub fn restore_counted(&self, ns: &Netns, script: &str) -> Result<()> {
+        self.restore_with(ns, script, &["--noflush", "--counters"])
+    }
+
+    fn restore_with(&self, ns: &Netns, script: &str, flags: &[&str]) -> Result<()> {
         let mut command = Command::new(self.restore);
-        command.args(["--wait", LOCK_WAIT_SECONDS]);
-        if noflush {
-            command.arg("--noflush");
-        }
-        let shown = format!(
-            "{} {}",
-            self.restore,
-            if noflush { "--noflush" } else { "" }
-        );
+        command.args(["--wait", LOCK_WAIT_SECONDS]).args(flags);
+        let shown = format!("{} {}", self.restore, flags.join(" "));
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

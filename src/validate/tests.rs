@@ -102,6 +102,19 @@ fn a_list_problem_only_the_whole_list_shows_comes_once() {
             "EGRESS_DNS_PROXY_ALLOW_UNRESOLVED: \"maybe\"",
         ],
     );
+    let v = check(&[
+        ("EGRESS_SOURCE", "198.51.100.99"),
+        ("EGRESS_GATEWAY", "198.51.100.1"),
+        ("EGRESS_DESTINATION", "80 tcp db.example.com\n81 tcp db"),
+        ("EGRESS_ROUTER_ALLOW_UNRESOLVED", "maybe"),
+    ]);
+    assert_problems(
+        &v,
+        &[
+            "EGRESS_DESTINATION line 2: line \"81 tcp db\": \"db\" is not an IPv4 or IPv6 address, nor a host name",
+            "EGRESS_ROUTER_ALLOW_UNRESOLVED: \"maybe\" is not true or false",
+        ],
+    );
     let v = check(&[(
         "EGRESS_DNS_PROXY_DESTINATION",
         "53 203.0.113.53\n53 203.0.113.54",

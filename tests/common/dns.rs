@@ -1,10 +1,13 @@
 //! A real DNS server for the tests: dnsmasq in the server namespace on 203.0.113.53,
 //! answering only for test names, and the router namespace's resolv.conf pointing at it.
+//! The router reaches it through the egress network once set up; with
+//! [`Dns::start_outside`] also before (through the node, as a cluster's pods reach the
+//! outside: what init's lookups of `EGRESS_DESTINATION` names need).
 //! Besides the fixed `RECORDS`, a test may keep names in a hosts file it rewrites while
 //! dnsmasq runs (`set_hosts`), and may stop the server to simulate an outage.
 
 use super::{ChildGuard, Topology};
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -45,6 +48,8 @@ pub struct Dns {
     /// dnsmasq's `--addn-hosts` file (outside /etc/netns: it must not become the
     /// router's /etc/hosts).
     hosts: PathBuf,
+    /// The address dnsmasq listens on.
+    listen: String,
 }
 
 impl Dns {
@@ -55,6 +60,18 @@ impl Dns {
     /// Like `start`, plus the (name, address) pairs of `hosts` from a file that
     /// `set_hosts` can rewrite. Their TTL is 0, like the host records'.
     pub fn start_with_hosts(topo: &Topology, hosts: &[(&str, &str)]) -> Dns {
+        Dns::start_at(topo, hosts, DNS_IP)
+    }
+
+    /// Like `start_with_hosts`, reachable from the router before any setup too: the
+    /// node routes the outside network (203.0.113.0/24) through the gateway and
+    /// masquerades what leaves by its uplink, as a node does for its pods' own traffic.
+    pub fn start_outside(topo: &Topology, hosts: &[(&str, &str)]) -> Dns {
+        let route = "ip route add 203.0.113.0/24 via 198.51.100.1";
+        let masquerade = "iptables-nft -t nat -A POSTROUTING -o uplink0 -j MASQUERADE";
+        for command in [route, masquerade] {
+            topo.sh("node", &command.split(' ').collect::<Vec<_>>());
+        }
         Dns::start_at(topo, hosts, DNS_IP)
     }
 
@@ -116,6 +133,7 @@ impl Dns {
             server,
             netns_dir,
             hosts: hosts_file,
+            listen: listen.to_string(),
         };
         std::fs::create_dir_all(&dns.netns_dir).unwrap();
         std::fs::write(
@@ -124,7 +142,8 @@ impl Dns {
         )
         .unwrap();
 
-        // ready when it answers, through the router's real path (macvlan0, gateway)
+        // ready when it answers, through the router's real path (macvlan0, gateway; or
+        // the node's, before the setup)
         let end = Instant::now() + Duration::from_secs(10);
         loop {
             let server = listen.to_string();
@@ -143,22 +162,24 @@ impl Dns {
     }
 
     /// Replace the names of the hosts file and make dnsmasq reread it (SIGHUP); returns
-    /// once every name in `hosts` answers with exactly its addresses (at most 5 s).
+    /// once every name in `hosts` answers with exactly its addresses, A and AAAA (at
+    /// most 5 s).
     pub fn set_hosts(&self, topo: &Topology, hosts: &[(&'static str, &'static str)]) {
         write_hosts(&self.hosts, hosts);
         self.server.signal(libc::SIGHUP);
         let hosts = hosts.to_vec();
         let end = Instant::now() + Duration::from_secs(5);
         for (name, _) in &hosts {
-            let mut want: Vec<Ipv4Addr> = hosts
+            let mut want: Vec<IpAddr> = hosts
                 .iter()
                 .filter(|(n, _)| n == name)
                 .map(|(_, ip)| ip.parse().unwrap())
                 .collect();
             want.sort();
             loop {
-                let name = *name;
-                let got = topo.with_ns("router", move || query_a(DNS_IP, name));
+                let (name, server) = (*name, self.listen.clone());
+                let v6 = want.iter().any(IpAddr::is_ipv6);
+                let got = topo.with_ns("router", move || query_all(&server, name, v6));
                 match got.map(|mut addrs| {
                     addrs.sort();
                     addrs
@@ -203,6 +224,31 @@ impl Drop for Dns {
 
 /// One A query over UDP (1 s, 2 tries): the IPv4 addresses of the answer, or the error.
 pub fn query_a(server: &str, name: &str) -> Result<Vec<Ipv4Addr>, String> {
+    let found = query(server, name, 1)?;
+    Ok(found
+        .into_iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        })
+        .collect())
+}
+
+/// An A and an AAAA query: every address of `name`; a failed AAAA query counts only
+/// when `v6` (a name outside dnsmasq's own zones gets no AAAA answer at all).
+pub fn query_all(server: &str, name: &str, v6: bool) -> Result<Vec<IpAddr>, String> {
+    let mut found = query(server, name, 1)?;
+    match query(server, name, 28) {
+        Ok(more) => found.extend(more),
+        Err(e) if v6 => return Err(e),
+        Err(_) => {}
+    }
+    Ok(found)
+}
+
+/// One query of type `qtype` (1: A, 28: AAAA) over UDP (1 s, 2 tries): the addresses
+/// of the answer, or the error.
+fn query(server: &str, name: &str, qtype: u8) -> Result<Vec<IpAddr>, String> {
     let id: u16 = 0x4567;
     let mut q = id.to_be_bytes().to_vec();
     q.extend([0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD, one question
@@ -210,7 +256,7 @@ pub fn query_a(server: &str, name: &str) -> Result<Vec<Ipv4Addr>, String> {
         q.push(label.len() as u8);
         q.extend(label.as_bytes());
     }
-    q.extend([0, 0, 1, 0, 1]); // root, type A, class IN
+    q.extend([0, 0, qtype, 0, 1]); // root, type, class IN
 
     let any = if server.contains(':') {
         "[::]:0"
@@ -225,7 +271,9 @@ pub fn query_a(server: &str, name: &str) -> Result<Vec<Ipv4Addr>, String> {
     for _ in 0..2 {
         s.send(&q).map_err(|e| e.to_string())?;
         match s.recv(&mut buf) {
-            Ok(n) if n >= 12 && buf[..2] == id.to_be_bytes() => return parse_a(&buf[..n], q.len()),
+            Ok(n) if n >= 12 && buf[..2] == id.to_be_bytes() => {
+                return parse_answer(&buf[..n], q.len());
+            }
             Ok(n) => last = format!("bad answer of {n} bytes"),
             Err(e) => last = e.to_string(),
         }
@@ -233,7 +281,7 @@ pub fn query_a(server: &str, name: &str) -> Result<Vec<Ipv4Addr>, String> {
     Err(last)
 }
 
-fn parse_a(msg: &[u8], question_end: usize) -> Result<Vec<Ipv4Addr>, String> {
+fn parse_answer(msg: &[u8], question_end: usize) -> Result<Vec<IpAddr>, String> {
     let rcode = msg[3] & 0x0f;
     if rcode != 0 {
         return Err(format!("rcode {rcode}"));
@@ -257,8 +305,15 @@ fn parse_a(msg: &[u8], question_end: usize) -> Result<Vec<Ipv4Addr>, String> {
             u16::from_be_bytes([fixed[8], fixed[9]]) as usize,
         );
         let data = msg.get(at + 10..at + 10 + len).ok_or("short answer")?;
-        if rtype == 1 && len == 4 {
-            addrs.push(Ipv4Addr::new(data[0], data[1], data[2], data[3]));
+        match (rtype, len) {
+            (1, 4) => addrs.push(IpAddr::V4(Ipv4Addr::new(
+                data[0], data[1], data[2], data[3],
+            ))),
+            (28, 16) => {
+                let octets: [u8; 16] = data.try_into().unwrap();
+                addrs.push(IpAddr::V6(Ipv6Addr::from(octets)));
+            }
+            _ => {}
         }
         at += 10 + len;
     }

@@ -1,11 +1,9 @@
 //! The CNI dialect of the redirect list, and the variable's refusal of it.
 
-use std::net::IpAddr;
-
 use super::*;
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
+fn at(s: &str) -> Target {
+    Target::Address(s.parse().unwrap())
 }
 
 fn error_of(text: &str) -> String {
@@ -56,7 +54,7 @@ fn cni_entries_take_the_variable_forms_and_the_operator_forms() {
     let port = |port, protocol, address: &str, target_port| Destination::Port {
         port,
         protocol,
-        address: ip(address),
+        target: at(address),
         target_port,
     };
     assert_eq!(
@@ -67,12 +65,12 @@ fn cni_entries_take_the_variable_forms_and_the_operator_forms() {
             port(9000, Protocol::Sctp, "203.0.113.5", None),
             port(9001, Protocol::Sctp, "203.0.113.6", Some(9)),
             port(53, Protocol::Udp, "203.0.113.5", Some(5353)),
-            Destination::Fallback(ip("203.0.113.7")),
+            Destination::Fallback(at("203.0.113.7")),
         ]
     );
     assert_eq!(
         cni(&["203.0.113.7"]).unwrap(),
-        vec![Destination::Fallback(ip("203.0.113.7"))]
+        vec![Destination::Fallback(at("203.0.113.7"))]
     );
     assert_eq!(cni(&["80 tcp 203.0.113.5/0"]).unwrap().len(), 1);
     assert_eq!(
@@ -81,10 +79,10 @@ fn cni_entries_take_the_variable_forms_and_the_operator_forms() {
             Destination::Port {
                 port: 8080,
                 protocol: Protocol::Tcp,
-                address: ip("2001:db8:2::6"),
+                target: at("2001:db8:2::6"),
                 target_port: Some(80),
             },
-            Destination::Fallback(ip("2001:db8:2::7")),
+            Destination::Fallback(at("2001:db8:2::7")),
         ]
     );
     assert_eq!(cni(&[]).unwrap(), vec![]);

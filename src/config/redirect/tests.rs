@@ -1,7 +1,7 @@
 use super::*;
 
-fn ip(s: &str) -> std::net::IpAddr {
-    s.parse().unwrap()
+fn at(s: &str) -> Target {
+    Target::Address(s.parse().unwrap())
 }
 
 #[test]
@@ -14,22 +14,22 @@ fn parses_every_line_form_skipping_comments_and_blanks() {
             Destination::Port {
                 port: 80,
                 protocol: Protocol::Tcp,
-                address: ip("203.0.113.5"),
+                target: at("203.0.113.5"),
                 target_port: None
             },
             Destination::Port {
                 port: 8080,
                 protocol: Protocol::Tcp,
-                address: ip("203.0.113.6"),
+                target: at("203.0.113.6"),
                 target_port: Some(80)
             },
             Destination::Port {
                 port: 53,
                 protocol: Protocol::Udp,
-                address: ip("203.0.113.5"),
+                target: at("203.0.113.5"),
                 target_port: Some(5353)
             },
-            Destination::Fallback(ip("203.0.113.7")),
+            Destination::Fallback(at("203.0.113.7")),
         ]
     );
 }
@@ -38,7 +38,7 @@ fn parses_every_line_form_skipping_comments_and_blanks() {
 fn a_single_address_is_a_fallback_only_list() {
     assert_eq!(
         parse_destinations("203.0.113.25").unwrap(),
-        vec![Destination::Fallback(ip("203.0.113.25"))]
+        vec![Destination::Fallback(at("203.0.113.25"))]
     );
 }
 
@@ -138,9 +138,9 @@ fn every_error_names_the_variable_and_quotes_the_line() {
             "port 80 appears more than once",
         ),
         (
-            "80 tcp example.com",
-            "\"80 tcp example.com\"",
-            "not an IPv4 or IPv6 address",
+            "80 tcp example",
+            "\"80 tcp example\"",
+            "not an IPv4 or IPv6 address, nor a host name with at least one dot",
         ),
         ("0.0.0.0", "\"0.0.0.0\"", "not a unicast address"),
         ("0.1.2.3", "\"0.1.2.3\"", "not a unicast address"),
@@ -225,10 +225,10 @@ fn ipv6_lines_take_their_own_ports_and_fallback() {
             "2001:db8:2::7",
         ]
     );
-    let families: Vec<Family> = parsed.iter().map(Destination::family).collect();
+    let families: Vec<Option<Family>> = parsed.iter().map(Destination::family).collect();
     assert_eq!(
         families,
-        [Family::V4, Family::V6, Family::V6, Family::V4, Family::V6]
+        [Family::V4, Family::V6, Family::V6, Family::V4, Family::V6].map(Some)
     );
     // the same port in both families: a dual-stack Service maps it in each
     let message = error_of("80 tcp 2001:db8:2::5\n80 tcp 203.0.113.5\n80 udp 203.0.113.6");
@@ -239,11 +239,11 @@ fn ipv6_lines_take_their_own_ports_and_fallback() {
     // a NAT64 address is an IPv6 destination (a translator beyond the gateway)
     assert_eq!(
         parse_destinations("80 tcp 64:ff9b::cb00:7105").unwrap()[0].family(),
-        Family::V6
+        Some(Family::V6)
     );
     // an IPv6 address's spelling does not matter
     assert_eq!(
         parse_destinations("2001:0DB8:0002:0000::0005").unwrap(),
-        vec![Destination::Fallback(ip("2001:db8:2::5"))]
+        vec![Destination::Fallback(at("2001:db8:2::5"))]
     );
 }

@@ -24,9 +24,9 @@ const ICMPV6_IN: [u8; 3] = [135, 136, 130];
 
 /// The guard rules of `egress` for `family`, in order.
 pub fn guard_rules(family: Family, egress: &str) -> Vec<Rule> {
-    let filter = |chain, spec: String| Rule {
+    let filter = |chain: &'static str, spec: String| Rule {
         table: "filter",
-        chain,
+        chain: chain.into(),
         spec,
     };
     let replies = format!("-i {egress} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN");
@@ -61,7 +61,7 @@ pub fn guard_rules(family: Family, egress: &str) -> Vec<Rule> {
 pub fn vrrp_rules(family: Family, egress: &str, from: &VrrpFrom) -> Vec<Rule> {
     let rule = |matched: String| Rule {
         table: "filter",
-        chain: IN_CHAIN,
+        chain: IN_CHAIN.into(),
         spec: format!("-i {egress} -p 112 {matched} -j RETURN"),
     };
     match from {
@@ -81,7 +81,7 @@ pub fn vrrp_rules(family: Family, egress: &str, from: &VrrpFrom) -> Vec<Rule> {
 pub fn standby_rule(pod: &str, egress: &str) -> Rule {
     Rule {
         table: "filter",
-        chain: FORWARD_CHAIN,
+        chain: FORWARD_CHAIN.into(),
         spec: format!("-i {pod} ! -o {egress} -j DROP"),
     }
 }

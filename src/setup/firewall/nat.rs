@@ -1,5 +1,6 @@
-//! The redirect NAT (SPEC sections 3, 7 and 10), planned from the destination list:
-//! one DNAT rule an entry, in entry order, then the SNAT; for the router, the metrics
+//! The redirect NAT (SPEC sections 3, 7, 10 and 13), planned from the destination list:
+//! one DNAT rule an address entry (a jump to its chain a name entry, see
+//! [`names`](super::names)), in entry order, then the SNAT; for the router, the metrics
 //! endpoint's port exempted from the fallback entry when the init container's
 //! environment sets `EGRESS_METRICS_ADDRESS` (a `RETURN` just before the fallback, so
 //! that Prometheus and the kubelet reach the `redirect` container through `eth0`).
@@ -7,9 +8,10 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use super::names::{NameChain, Resolved, Shape, name_chain};
 use super::{DNAT_CHAIN, Inbound, POD_INTERFACE, Rule, SNAT_CHAIN};
 use crate::config::family::Family;
-use crate::config::redirect::Destination;
+use crate::config::redirect::{Destination, Target};
 use crate::config::router::RouterConfig;
 
 /// Which interfaces the redirect NAT rules match, and which chains hold them.
@@ -108,6 +110,31 @@ pub fn router_nat_plan(config: &RouterConfig, source: IpAddr) -> Vec<(NatPurpose
     nat_plan_on(&interfaces, source, &config.destinations)
 }
 
+/// The chains of the router's name entries in `family`'s table, each with the
+/// addresses `resolved` gives its name (`None`: not resolved, for a check).
+pub fn router_name_chains(
+    config: &RouterConfig,
+    family: Family,
+    resolved: Option<&Resolved>,
+) -> Vec<NameChain> {
+    config
+        .destinations
+        .iter()
+        .enumerate()
+        .filter_map(|(index, destination)| {
+            let name = destination.name()?;
+            Some(NameChain {
+                chain: name_chain(index + 1),
+                label: destination.to_string(),
+                name: name.to_string(),
+                family,
+                shape: Shape::of(destination),
+                addresses: resolved.map(|r| r.of(name, family)),
+            })
+        })
+        .collect()
+}
+
 /// The redirect NAT rules matching `interfaces` for the family of `source` (for
 /// `iptables` or `ip6tables`).
 pub fn nat_rules_on(
@@ -133,39 +160,39 @@ pub fn nat_plan_on<'a>(
         NatChains::Builtin => ("PREROUTING", "POSTROUTING"),
         NatChains::Own => (DNAT_CHAIN, SNAT_CHAIN),
     };
-    let nat = |chain, spec: String| Rule {
+    let nat = |chain: &'static str, spec: String| Rule {
         table: "nat",
-        chain,
+        chain: chain.into(),
         spec,
     };
     let inbound = &interfaces.inbound;
     let family = Family::of(source);
     let mut rules = Vec::new();
-    for destination in destinations.iter().filter(|d| d.family() == family) {
+    let entries = destinations.iter().enumerate();
+    for (index, destination) in entries.filter(|(_, d)| d.redirects(family)) {
+        let to = match destination.target() {
+            Target::Address(address) => format!("DNAT --to-destination {address}"),
+            Target::Name(_) => name_chain(index + 1),
+        };
         let spec = match destination {
             Destination::Port {
                 port,
                 protocol,
-                address,
-                target_port: None,
-            } => {
-                format!("{inbound} -p {protocol} --dport {port} -j DNAT --to-destination {address}")
-            }
-            Destination::Port {
-                port,
-                protocol,
-                address,
+                target: Target::Address(address),
                 target_port: Some(target),
             } => format!(
                 "{inbound} -p {protocol} --dport {port} -j DNAT --to-destination {}",
                 SocketAddr::new(*address, *target)
             ),
-            Destination::Fallback(address) => {
+            Destination::Port { port, protocol, .. } => {
+                format!("{inbound} -p {protocol} --dport {port} -j {to}")
+            }
+            Destination::Fallback(_) => {
                 if let Some(port) = interfaces.exempt_tcp {
                     let spec = format!("{inbound} -p tcp --dport {port} -j RETURN");
                     rules.push((NatPurpose::Exempt(port), nat(pre, spec)));
                 }
-                format!("{inbound} -j DNAT --to-destination {address}")
+                format!("{inbound} -j {to}")
             }
         };
         rules.push((NatPurpose::Entry(destination), nat(pre, spec)));

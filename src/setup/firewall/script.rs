@@ -1,6 +1,7 @@
 //! The iptables-restore scripts: apply what is wanted, check it (`-C`), undo it, tear
 //! a plugin setup down; and reading `iptables-save` dumps (pure).
 
+use super::names::{NAME_CHAIN_PREFIX, refusal_rules};
 use super::{
     DNAT_CHAIN, FORWARD_CHAIN, IN_CHAIN, NatChains, OUT_CHAIN, PRE_CHAIN, Rule, SNAT_CHAIN, Wanted,
     jumps, reply_rules,
@@ -13,14 +14,21 @@ use super::{
 /// added when absent, surplus copies (left by an earlier run) deleted; a guard jump
 /// that is not the first rule of its chain is moved there. Our chains are declared
 /// (which flushes them) and refilled; NAT in the built-in chains flushes and refills
-/// `PREROUTING` and `POSTROUTING`. The guard comes first. The result is applied in one
-/// transaction per table: old rules or new, never a mix.
+/// `PREROUTING` and `POSTROUTING`, declares and fills each name entry's chain, and
+/// deletes the name chains of an earlier list. The guard comes first (with the
+/// rejection of what a name entry refuses, when there are name entries). The result is
+/// applied in one transaction per table: old rules or new, never a mix.
 pub fn restore_script(current: &str, wanted: &Wanted) -> String {
     let all_jumps = jumps(wanted);
     let of_table = |table: &'static str| all_jumps.iter().filter(move |j| j.table == table);
     let mut script = format!("*filter\n:{IN_CHAIN} - [0:0]\n:{FORWARD_CHAIN} - [0:0]\n");
     for rule in wanted.guard() {
         script.push_str(&format!("{rule}\n"));
+    }
+    if !wanted.names.is_empty() {
+        for rule in refusal_rules(wanted.family) {
+            script.push_str(&format!("{rule}\n"));
+        }
     }
     for jump in of_table("filter") {
         push_first_jump(&mut script, current, jump);
@@ -45,12 +53,37 @@ pub fn restore_script(current: &str, wanted: &Wanted) -> String {
                 push_jumps(&mut script, current, of_table("nat"));
             }
         }
+        for name in &wanted.names {
+            script.push_str(&format!(":{} - [0:0]\n", name.chain));
+        }
         for rule in rules {
             script.push_str(&format!("{rule}\n"));
+        }
+        for name in &wanted.names {
+            for rule in name.rules(name.addresses.as_deref().unwrap_or_default()) {
+                script.push_str(&format!("{rule}\n"));
+            }
+        }
+        if *chains == NatChains::Builtin {
+            for stale in
+                name_chains(current).filter(|c| !wanted.names.iter().any(|n| n.chain == *c))
+            {
+                script.push_str(&format!("-F {stale}\n-X {stale}\n"));
+            }
         }
         script.push_str("COMMIT\n");
     }
     script
+}
+
+/// The name entries' chains declared in the `nat` table of `current`.
+fn name_chains(current: &str) -> impl Iterator<Item = &str> {
+    table_section(current, "nat")
+        .unwrap_or("")
+        .lines()
+        .filter_map(|line| line.strip_prefix(':'))
+        .filter_map(|declaration| declaration.split_whitespace().next())
+        .filter(|chain| chain.starts_with(NAME_CHAIN_PREFIX))
 }
 
 /// Adds each jump that `current` lacks, and deletes the surplus copies of those it has.
@@ -249,8 +282,26 @@ fn builtin_chains(table: &str) -> &'static [&'static str] {
     }
 }
 
+/// A rule spec's words without the protocol match module iptables-save adds
+/// (`-p tcp -m tcp --dport 80`): how a planned rule and a dumped one compare.
+pub fn spec_tokens(spec: &str) -> Vec<&str> {
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    let mut kept = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let module = words.get(i + 1).copied();
+        if words[i] == "-m" && matches!(module, Some("tcp" | "udp" | "sctp")) {
+            i += 2;
+            continue;
+        }
+        kept.push(words[i]);
+        i += 1;
+    }
+    kept
+}
+
 /// The `*table` ... lines of an `iptables-save` dump, without the `COMMIT` line.
-fn table_section<'a>(save: &'a str, table: &str) -> Option<&'a str> {
+pub(super) fn table_section<'a>(save: &'a str, table: &str) -> Option<&'a str> {
     let header = format!("*{table}\n");
     let start = save.find(&header)?;
     let rest = &save[start..];

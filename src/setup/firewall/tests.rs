@@ -11,6 +11,7 @@ fn router(nat: Option<&[Rule]>) -> Wanted {
         egress: "macvlan0".into(),
         replies: Some(Inbound::On("eth0".into())),
         nat: nat.map(|rules| (NatChains::Builtin, rules.to_vec())),
+        names: Vec::new(),
         vrrp: None,
     }
 }
@@ -227,6 +228,7 @@ fn a_plugin_setup_keeps_its_nat_in_chains_of_its_own_and_deletes_them_whole() {
         egress: "net1".into(),
         replies: Some(Inbound::NotOn("net1".into())),
         nat: Some((NatChains::Own, nat)),
+        names: Vec::new(),
         vrrp: None,
     };
     let script = restore_script("*nat\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n", &wanted);

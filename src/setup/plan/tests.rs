@@ -46,6 +46,7 @@ fn router(mode: RouterMode, egress: Vec<EgressPair>, destinations: &str) -> Inte
         },
         backend: BackendChoice::Auto,
         metrics: crate::config::metrics_address::MetricsAddress::Off,
+        allow_unresolved: false,
         ha: None,
     })
 }
@@ -488,6 +489,7 @@ fn a_plugin_pod_without_a_cluster_default_has_nothing_to_keep() {
         egress: "net1".into(),
         replies: Some(Inbound::NotOn("net1".into())),
         nat: None,
+        names: Vec::new(),
         vrrp: None,
     };
     intent.families[0].replies_required = false;
