@@ -107,6 +107,20 @@ check "the IPv6 tools work in the image, with the NAT targets" bash -c \
     "podman run --rm --network none --user 0 --cap-add NET_ADMIN --entrypoint /usr/sbin/ip6tables-nft '$IMAGE' \
          -t nat -A POSTROUTING -j SNAT --to-source 2001:db8:1::99 \
      && podman run --rm --network none --user 0 --cap-add NET_ADMIN --entrypoint /usr/sbin/ip6tables-legacy-save '$IMAGE' >/dev/null"
+# every match and target the setup's rules use (the guard's ICMP matches, the name
+# entries' statistic, mark, MARK and REJECT) loads in the image, in each family
+extension_loads() { # TOOL ARGS...: `TOOL ARGS... -h` in the image
+    local tool=$1; shift
+    podman run --rm --network none --user 0 --entrypoint "/usr/sbin/$tool" "$IMAGE" "$@" -h >/dev/null 2>&1
+}
+for spec in "-p icmp -m icmp" "-m statistic" "-m mark" "-j MARK" "-j REJECT" "-m conntrack" "-j CONNMARK"; do
+    # shellcheck disable=SC2086
+    check "iptables extension loads in the image: $spec" extension_loads iptables-nft $spec
+done
+for spec in "-p ipv6-icmp -m icmp6" "-m statistic" "-m mark" "-j REJECT"; do
+    # shellcheck disable=SC2086
+    check "ip6tables extension loads in the image: $spec" extension_loads ip6tables-nft $spec
+done
 check "bad input: one error line, exit 2" bash -c \
     "out=\$(podman run --rm --network none -e EGRESS_SOURCE=198.51.100.300 '$IMAGE' 2>&1); rc=\$?; \
      [[ \$rc -eq 2 && \$out == *'EGRESS_SOURCE'*'198.51.100.300'* ]]"
