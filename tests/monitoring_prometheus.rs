@@ -11,14 +11,19 @@
 //! cut, a report-mode denial) are active. Then broken, one thing at a time, each turns
 //! its alert on for the pod it concerns: a DNS proxy target with no backend, a list file
 //! that does not parse (pending, before their `for:`), the default route deleted
-//! (firing at once). These tests FAIL (never skip) without root or without Prometheus.
+//! (firing at once). High availability's metrics, the rules and the queries that read
+//! them come from an HA pair in tests/monitoring_ha.rs. These tests FAIL (never skip)
+//! without root or without Prometheus.
 
 mod common;
 
 use common::dns::Dns;
 use common::http::{client, connect_tunnel, echo, echo_then_report};
 use common::lists::ListDir;
-use common::monitoring::{as_prometheus_query, dashboard_queries, rules_file, used_metric_names};
+use common::monitoring::{
+    as_prometheus_query, dashboard_queries, is_ha_metric, rules_file, used_metric_names,
+    uses_ha_metrics,
+};
 use common::prometheus::{ActiveAlert, Prometheus, Target, summary};
 use common::promql::metric_names;
 use common::*;
@@ -157,9 +162,11 @@ fn traffic(t: &Topology, dns: &Dns) {
 /// Every metric name the rules and the dashboard use is in what `prometheus` scraped
 /// (waiting up to 20 s for the traffic's series), every alerting rule as loaded
 /// evaluates without error on scraped names only, and every dashboard query answers
-/// with data (a counter needs two samples in the window for its rate: a few seconds).
+/// with data (a counter needs two samples in the window for its rate: a few seconds);
+/// high availability's names and queries aside (no pod here has `EGRESS_HA_VRID`).
 fn assert_everything_used_is_scraped_and_answers(prometheus: &Prometheus) {
-    let used = used_metric_names();
+    let mut used = used_metric_names();
+    used.retain(|name| !is_ha_metric(name));
     eventually(
         Duration::from_secs(20),
         "every metric used, scraped",
@@ -180,10 +187,15 @@ fn assert_everything_used_is_scraped_and_answers(prometheus: &Prometheus) {
     let scraped = prometheus.names();
     for (name, query, health, error) in &rules {
         assert_eq!(health, "ok", "{name}: {error}");
-        let unknown: Vec<String> = metric_names(query).difference(&scraped).cloned().collect();
+        let unknown: Vec<String> = metric_names(query)
+            .difference(&scraped)
+            .filter(|name| !is_ha_metric(name))
+            .cloned()
+            .collect();
         assert!(unknown.is_empty(), "{name} uses {unknown:?}, never scraped");
     }
-    for query in dashboard_queries() {
+    let queries = dashboard_queries().into_iter();
+    for query in queries.filter(|q| !uses_ha_metrics(&as_prometheus_query(q))) {
         eventually(
             Duration::from_secs(10),
             &format!("data for {query}"),

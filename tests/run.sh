@@ -29,7 +29,7 @@ if ((${#missing[@]})); then
     apt_install "${missing[@]}"
 fi
 # prometheus: promtool and the server of the monitoring tests (tests/monitoring_rules.rs,
-# tests/monitoring_prometheus.rs), without the node exporter it recommends; apt_install
+# tests/monitoring_prometheus.rs, tests/monitoring_ha.rs), without the node exporter it recommends; apt_install
 # starts neither (the tests run their own server, in a namespace, and stop it)
 if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed"; then
     apt_install --no-install-recommends prometheus

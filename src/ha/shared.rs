@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::config::family::Family;
-use crate::vrrp::machine::{Reason, State};
+use crate::vrrp::machine::{Reason, State, TRANSITIONS};
 use crate::vrrp::packet::Ignored;
 
 /// `vrid`, `family` and `state` of `ha_state`.
@@ -68,14 +68,38 @@ pub struct HaShared {
 
 impl HaShared {
     /// The shared state of virtual router `vrid`, its instances (one a family) in
-    /// Initialize.
+    /// Initialize. Every counter series exists from the start at 0 (each transition
+    /// the machine makes, each family's advertisements and reasons to ignore one):
+    /// Prometheus never sees the first increase of a series born at 1, and the alerts
+    /// watch these for increases.
     pub fn new(vrid: u8, families: &[Family]) -> Self {
         let shared = HaShared {
             vrid,
             ..HaShared::default()
         };
+        for (to, reason) in TRANSITIONS {
+            let labels = TransitionLabels {
+                to: to.label(),
+                reason: reason.label(),
+            };
+            drop(shared.transitions.get_or_create_owned(&labels));
+        }
         for family in families {
             shared.set(*family, State::Initialize);
+            let family = family_label(*family);
+            drop(shared.sent.get_or_create_owned(&FamilyLabels { family }));
+            drop(
+                shared
+                    .received
+                    .get_or_create_owned(&FamilyLabels { family }),
+            );
+            for reason in Ignored::ALL {
+                let labels = IgnoredLabels {
+                    family,
+                    reason: reason.label(),
+                };
+                drop(shared.ignored.get_or_create_owned(&labels));
+            }
         }
         shared
     }
@@ -214,6 +238,11 @@ mod tests {
             "egress_router_ha_state{vrid=\"51\",family=\"ipv4\",state=\"master\"} 1",
             "egress_router_ha_state{vrid=\"51\",family=\"ipv4\",state=\"backup\"} 0",
             "egress_router_ha_transitions_total{to=\"master\",reason=\"master-down\"} 2",
+            // the series the alerts watch for increases exist from the start at 0
+            "egress_router_ha_transitions_total{to=\"backup\",reason=\"preempted\"} 0",
+            "egress_router_ha_advertisements_ignored_total{family=\"ipv6\",reason=\"checksum\"} 0",
+            "egress_router_ha_advertisements_received_total{family=\"ipv4\"} 0",
+            "egress_router_ha_advertisements_sent_total{family=\"ipv6\"} 0",
         ] {
             assert!(text.contains(line), "{line}\n{text}");
         }

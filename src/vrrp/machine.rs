@@ -80,6 +80,16 @@ impl fmt::Display for Reason {
     }
 }
 
+/// Every transition the machine makes: the state taken and why (for series that
+/// exist from the start).
+pub const TRANSITIONS: [(State, Reason); 5] = [
+    (State::Backup, Reason::Startup),
+    (State::Master, Reason::MasterDown),
+    (State::Master, Reason::Handover),
+    (State::Backup, Reason::Preempted),
+    (State::Initialize, Reason::Shutdown),
+];
+
 /// What the machine asks of the one who runs it, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

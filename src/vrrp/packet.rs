@@ -66,6 +66,19 @@ pub enum Ignored {
 }
 
 impl Ignored {
+    /// Every reason, for series that exist from the start.
+    pub const ALL: [Ignored; 9] = [
+        Ignored::Malformed,
+        Ignored::Version,
+        Ignored::Type,
+        Ignored::Checksum,
+        Ignored::Ttl,
+        Ignored::Vrid,
+        Ignored::Own,
+        Ignored::NotPeer,
+        Ignored::Interval,
+    ];
+
     /// The metric label.
     pub fn label(self) -> &'static str {
         match self {

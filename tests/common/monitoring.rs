@@ -127,6 +127,18 @@ pub fn used_metric_names() -> BTreeSet<String> {
         .collect()
 }
 
+/// Whether metric `name` is one of high availability's, which only a pod with
+/// `EGRESS_HA_VRID` exports: tests/monitoring_ha.rs scrapes them, from an HA pair.
+pub fn is_ha_metric(name: &str) -> bool {
+    name.starts_with("egress_router_ha_")
+}
+
+/// Whether `expr` (a rule's expression, or a dashboard query as Prometheus takes it)
+/// reads any metric of high availability's.
+pub fn uses_ha_metrics(expr: &str) -> bool {
+    promql::metric_names(expr).iter().any(|n| is_ha_metric(n))
+}
+
 /// The metric names of the table in docs/operations.md's Metrics section (each
 /// `egress_router_...` in its first column), a histogram's with `_bucket`, `_sum` and
 /// `_count`.

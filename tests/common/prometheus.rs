@@ -1,10 +1,12 @@
 //! A real Prometheus server (Debian's `prometheus` package) for the monitoring tests:
-//! started in a namespace of the topology, listening there on loopback only, scraping
+//! started in a namespace of the topology (or of the HA LAN), listening there on
+//! loopback only, scraping
 //! the given targets every second and evaluating a rule file every second (so an alert
 //! whose expression turns true is pending within about two seconds, whatever its
 //! `for:`); its configuration and data live in a temporary directory removed on drop.
 //! Asked through its HTTP API.
 
+use super::ha::HaLan;
 use super::{ChildGuard, Topology, enter_netns, eventually};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -53,12 +55,31 @@ impl Prometheus {
     /// Starts Prometheus in the namespace of `role`, scraping `targets` and evaluating
     /// `rules`; returns once it is ready to answer.
     pub fn start(t: &Topology, role: &str, targets: &[Target], rules: &Path) -> Prometheus {
+        let spawn = |args: &[String]| t.spawn(role, args, &[]);
+        Prometheus::launch(&t.prefix, t.ns(role), spawn, targets, rules)
+    }
+
+    /// [`Prometheus::start`] in the namespace of `role` of the HA LAN.
+    pub fn start_on_lan(lan: &HaLan, role: &str, targets: &[Target], rules: &Path) -> Prometheus {
+        let spawn = |args: &[String]| lan.spawn(role, args, &[]);
+        Prometheus::launch(&lan.prefix, lan.ns(role), spawn, targets, rules)
+    }
+
+    /// Starts the server with `spawn` (the command line in the namespace `ns`), its
+    /// directory named after `prefix`.
+    fn launch(
+        prefix: &str,
+        ns: String,
+        spawn: impl FnOnce(&[String]) -> ChildGuard,
+        targets: &[Target],
+        rules: &Path,
+    ) -> Prometheus {
         let binary = "/usr/bin/prometheus";
         assert!(
             Path::new(binary).exists(),
             "{binary} missing: install Debian's prometheus package (tests/run.sh does)"
         );
-        let dir = std::env::temp_dir().join(format!("egress-prometheus-{}", t.prefix));
+        let dir = std::env::temp_dir().join(format!("egress-prometheus-{prefix}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("prometheus.yml"), config(targets, rules)).unwrap();
@@ -69,18 +90,14 @@ impl Prometheus {
             format!("--web.listen-address={LISTEN}"),
             "--storage.tsdb.retention.time=1h".into(),
         ];
-        let mut server = t.spawn(role, &args, &[]);
+        let mut server = spawn(&args);
         server.wait_ready(
             "prometheus",
             "Server is ready to receive web requests",
             1,
             Duration::from_secs(30),
         );
-        Prometheus {
-            server,
-            dir,
-            ns: t.ns(role),
-        }
+        Prometheus { server, dir, ns }
     }
 
     /// `GET path` on the API: the `data` of a successful answer, or what went wrong.
@@ -164,13 +181,25 @@ impl Prometheus {
         name: &str,
         pod: &str,
         labels: &[(&str, &str)],
+        poke: impl FnMut(),
+    ) -> ActiveAlert {
+        let mut all = vec![("pod", pod)];
+        all.extend_from_slice(labels);
+        self.alert_with_labels_turns_on(name, &all, poke)
+    }
+
+    /// Waits (at most 20 s, `poke` run before each look) until alert `name` is active
+    /// with the labels `labels`; returns it.
+    pub fn alert_with_labels_turns_on(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
         mut poke: impl FnMut(),
     ) -> ActiveAlert {
-        let wanted =
-            |a: &ActiveAlert| a.label("pod") == pod && labels.iter().all(|(k, v)| a.label(k) == *v);
+        let wanted = |a: &ActiveAlert| labels.iter().all(|(k, v)| a.label(k) == *v);
         eventually(
             Duration::from_secs(20),
-            &format!("{name} for {pod}"),
+            &format!("{name} with {labels:?}"),
             || {
                 poke();
                 let found = self.active(name).into_iter().find(wanted);
@@ -209,11 +238,21 @@ impl Drop for Prometheus {
     }
 }
 
-/// `alerts`, one `NAME state pod` each, for failure messages.
+/// `alerts`, one `NAME state pod` each (a group's `vrid` and `family` for an alert
+/// without a pod), for failure messages.
 pub fn summary(alerts: &[ActiveAlert]) -> String {
     let shown: Vec<String> = alerts
         .iter()
-        .map(|a| format!("{} {} {}", a.name, a.state, a.label("pod")))
+        .map(|a| match a.label("pod") {
+            "" => format!(
+                "{} {} vrid {} {}",
+                a.name,
+                a.state,
+                a.label("vrid"),
+                a.label("family")
+            ),
+            pod => format!("{} {} {pod}", a.name, a.state),
+        })
         .collect();
     shown.join(", ")
 }
