@@ -4,7 +4,7 @@
 mod common;
 
 use common::ha::{
-    HA_SOURCE, HA_SOURCE6, HaLan, env, keepalived, leaves_from_source, server, start,
+    HA_SOURCE, HA_SOURCE6, HaLan, endpoint, env, keepalived, leaves_from_source, server, start,
 };
 use common::*;
 use std::time::{Duration, Instant};
@@ -218,4 +218,78 @@ fn a_dual_stack_router_runs_one_instance_a_family_and_both_fail_over() {
             .unwrap_or_else(|| panic!("no {line}:\n{}", r1.stderr()));
     }
     r1.stop();
+}
+
+#[test]
+fn after_a_partition_heals_one_dual_stack_router_holds_both_families() {
+    let _x = xtables_shared();
+    let lan = HaLan::new(2, true);
+    let _server = server(&lan, 80);
+    // Equal priorities, and addresses that break the tie each way: r1 has the higher
+    // IPv4 address, r0 the higher link-local address. Each family alone would elect
+    // another router; IPv4's election decides for both.
+    for (i, link_local) in [(0, "fe80::200/64"), (1, "fe80::100/64")] {
+        let r = format!("r{i}");
+        lan.sh(
+            &r,
+            &["sysctl", "-qw", "net.ipv6.conf.macvlan0.addr_gen_mode=1"],
+        );
+        lan.sh(
+            &r,
+            &[
+                "ip", "-6", "addr", "flush", "dev", "macvlan0", "scope", "link",
+            ],
+        );
+        lan.sh(
+            &r,
+            &["ip", "addr", "add", link_local, "dev", "macvlan0", "nodad"],
+        );
+    }
+    let dual = [
+        ("EGRESS_SOURCE", "198.51.100.99,2001:db8:1::99/64"),
+        ("EGRESS_GATEWAY", "198.51.100.1,2001:db8:1::1"),
+    ];
+    let r0 = start(&lan, 0, "100", &dual);
+    lan.wait_holder(0, HA_SOURCE, Duration::from_secs(5));
+    lan.wait_holder(0, HA_SOURCE6, Duration::from_secs(5));
+    let r1 = start(&lan, 1, "100", &dual);
+    // A partition of both families: each router becomes master of both.
+    let script = "add table bridge partition\n\
+                  add chain bridge partition forward { type filter hook forward priority 0; }\n\
+                  add rule bridge partition forward meta l4proto 112 drop\n";
+    let out = lan.run(
+        "lan",
+        &["sh", "-c", &format!("printf '{script}' | nft -f -")],
+        &[],
+    );
+    assert!(out.status.success(), "nft:\n{}", output_text(&out));
+    eventually(
+        Duration::from_secs(3),
+        "two masters of each family",
+        || match (lan.holders(HA_SOURCE).len(), lan.holders(HA_SOURCE6).len()) {
+            (2, 2) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    lan.heal();
+    let holder = eventually(
+        Duration::from_secs(5),
+        "one router holding both",
+        || match (
+            lan.holders(HA_SOURCE).as_slice(),
+            lan.holders(HA_SOURCE6).as_slice(),
+        ) {
+            ([a], [b]) if a == b => Ok(*a),
+            other => Err(format!("IPv4 held by {:?}, IPv6 by {:?}", other.0, other.1)),
+        },
+    );
+    assert_eq!(
+        holder, 1,
+        "the IPv4 election decided: r1 has the higher IPv4 address"
+    );
+    assert_eq!(endpoint(&lan, 1, "/readyz").0, 200, "the holder is ready");
+    let line = "VRRP IPv6 virtual router 51: master -> backup (other-family)";
+    r0.wait_line(|l| l.contains(line), Duration::from_secs(2))
+        .unwrap_or_else(|| panic!("no {line:?}:\n{}", r0.stderr()));
+    drop((r0, r1));
 }

@@ -18,7 +18,7 @@ use crate::setup::announce::{Announced, SECOND_ANNOUNCEMENT_DELAY};
 use crate::setup::{Intent, Namespace};
 use crate::sys::arp::Announcement;
 use crate::sys::vrrp::VrrpSocket;
-use crate::vrrp::machine::{Action, Machine, State};
+use crate::vrrp::machine::{Action, Machine, Reason, State};
 use crate::vrrp::packet::{Addresses, Advertisement, Ignored};
 
 /// One family's virtual router.
@@ -47,6 +47,10 @@ pub struct Instance {
     pub applied: State,
     /// Whether the last advertisement could not be sent (logged once, not each time).
     pub failing: bool,
+    /// When an advertisement of another router (priority above 0) last arrived.
+    pub heard: Option<Instant>,
+    /// When it last handed over because the pod is backup in IPv4 (IPv6 only).
+    pub resigned: Option<Instant>,
 }
 
 impl Instance {
@@ -105,6 +109,9 @@ impl Instance {
             Err(reason) => shared.ignored(self.family, reason),
             Ok(advert) => {
                 shared.received(self.family);
+                if advert.priority > 0 {
+                    self.heard = Some(Instant::now());
+                }
                 let interval = Duration::from_millis(u64::from(advert.interval_centis) * 10);
                 let from = received.addresses.source;
                 let now = Instant::now().into_std();
@@ -184,6 +191,37 @@ impl Instance {
                     }
                 }
             }
+        }
+    }
+
+    /// On a dual-stack router the IPv4 election decides for both families: an IPv6
+    /// master hands over (priority 0) while the pod is backup in IPv4, so that after a
+    /// partition heals with equal priorities one pod holds both sources rather than each
+    /// pod one (and neither ready). It does so once a time the pod is backup in IPv4:
+    /// when nobody took IPv6 over and it became master again, it hands over again only
+    /// after hearing another router of its family.
+    pub async fn follow_ipv4(
+        &mut self,
+        ipv4_backup: bool,
+        ns: &Namespace,
+        intent: &Intent,
+        shared: &HaShared,
+    ) {
+        if self.family != Family::V6 {
+            return;
+        }
+        if !ipv4_backup {
+            self.resigned = None;
+            return;
+        }
+        let again = self
+            .resigned
+            .is_none_or(|at| self.heard.is_some_and(|heard| heard > at));
+        if self.machine.state() == State::Master && again {
+            let now = Instant::now();
+            self.resigned = Some(now);
+            let actions = self.machine.resign(now.into_std(), Reason::OtherFamily);
+            self.act(actions, ns, intent, shared).await;
         }
     }
 

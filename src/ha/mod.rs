@@ -148,6 +148,8 @@ async fn prepare(
             again: None,
             applied: State::Initialize,
             failing: false,
+            heard: None,
+            resigned: None,
         };
         let actions = instance.machine.start(std::time::Instant::now());
         instance.act(actions, &ns, &intent, shared).await;
@@ -262,6 +264,12 @@ async fn run(
                     instance.due(ns, intent, shared).await;
                 }
             }
+        }
+        let ipv4_backup = instances
+            .iter()
+            .any(|i| i.family == Family::V4 && i.machine.state() == State::Backup);
+        for instance in &mut instances {
+            instance.follow_ipv4(ipv4_backup, ns, intent, shared).await;
         }
     }
     for instance in &mut instances {

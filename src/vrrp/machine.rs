@@ -59,6 +59,9 @@ pub enum Reason {
     Preempted,
     /// The process stops.
     Shutdown,
+    /// The pod is backup in IPv4: its IPv6 master hands over, so that one pod holds
+    /// both families.
+    OtherFamily,
 }
 
 impl Reason {
@@ -70,6 +73,7 @@ impl Reason {
             Reason::Handover => "handover",
             Reason::Preempted => "preempted",
             Reason::Shutdown => "shutdown",
+            Reason::OtherFamily => "other-family",
         }
     }
 }
@@ -82,12 +86,13 @@ impl fmt::Display for Reason {
 
 /// Every transition the machine makes: the state taken and why (for series that
 /// exist from the start).
-pub const TRANSITIONS: [(State, Reason); 5] = [
+pub const TRANSITIONS: [(State, Reason); 6] = [
     (State::Backup, Reason::Startup),
     (State::Master, Reason::MasterDown),
     (State::Master, Reason::Handover),
     (State::Backup, Reason::Preempted),
     (State::Initialize, Reason::Shutdown),
+    (State::Backup, Reason::OtherFamily),
 ];
 
 /// What the machine asks of the one who runs it, in order.
@@ -229,6 +234,19 @@ impl Machine {
             }
             State::Master => Vec::new(),
         }
+    }
+
+    /// A master hands over and keeps running as backup (`reason`): it sends priority 0,
+    /// so that a backup takes over after its `Skew_Time`, and waits for a master as a
+    /// backup does. Nothing in another state.
+    pub fn resign(&mut self, now: Instant, reason: Reason) -> Vec<Action> {
+        if self.state != State::Master {
+            return Vec::new();
+        }
+        self.state = State::Backup;
+        self.master_interval = self.params.interval;
+        self.deadline = Some(now + self.down_interval());
+        vec![Action::Send(0), Action::Become(State::Backup, reason)]
     }
 
     /// Shutdown: a master sends priority 0 first; every state goes to Initialize.

@@ -206,3 +206,23 @@ fn shutdown_sends_priority_0_from_a_master_only() {
     );
     assert!(b.timer(now).is_empty());
 }
+
+#[test]
+fn a_resigning_master_sends_priority_0_and_waits_as_a_backup() {
+    let now = Instant::now();
+    let mut machine = master(100, "2001:db8:1::12", now);
+    let later = now + 50 * MS;
+    assert_eq!(
+        machine.resign(later, Reason::OtherFamily),
+        [
+            Action::Send(0),
+            Action::Become(State::Backup, Reason::OtherFamily)
+        ]
+    );
+    assert_eq!(machine.state(), State::Backup);
+    assert_eq!(machine.deadline(), Some(later + machine.down_interval()));
+    assert!(
+        machine.resign(later, Reason::OtherFamily).is_empty(),
+        "only a master resigns"
+    );
+}
