@@ -5,6 +5,8 @@
 //! - [`plugin`]: the entry point: request in, command, answer out.
 //! - [`attach`]: ADD; [`detach`]: DEL and CHECK.
 //! - [`host`]: master, gateway and interface names on the node (pure).
+//! - [`routed`]: the node side of `routed` and `aws-elastic-ip` (a veth pair the
+//!   node routes); [`aws`]: the EC2 side of `aws-elastic-ip`.
 //! - [`request`]: `CNI_*` variables and stdin into a [`request::Request`].
 //! - [`config`]: the network configuration ([`config::NetConf`]); [`ip`]: its `ip` /
 //!   `podIP` part, the choice for a pod, and the plugin's NAT rules;
@@ -13,6 +15,7 @@
 //! - [`version`]: supported CNI versions; [`result`]: ADD, VERSION and error answers.
 
 pub mod attach;
+pub mod aws;
 pub mod code;
 pub mod config;
 pub mod detach;
@@ -23,4 +26,5 @@ pub mod log_file;
 pub mod plugin;
 pub mod request;
 pub mod result;
+pub mod routed;
 pub mod version;

@@ -48,7 +48,9 @@ fn the_documented_example_parses_with_defaults() {
         InterfaceSpec {
             kind: InterfaceKind::Macvlan(MacvlanMode::Bridge),
             master: None,
-            mtu: None
+            mtu: None,
+            proxy_arp: false,
+            aws: None,
         }
     );
     assert_eq!((conf.log_file.as_ref(), conf.log_level), (None, None));
