@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use netlink_packet_route::route::RouteHeader;
 
 use super::plan::{NodeFamily, NodeObserved, wanted_sysctls};
-use super::{Holder, NODE_RULE_PRIORITY, NODE_TABLES, NodeIntent, host_len};
+use super::{Holder, NODE_PROTOCOL, NODE_RULE_PRIORITY, NODE_TABLES, NodeIntent, host_len};
 use crate::cni::host::Owner;
 use crate::config::family::Family;
 use crate::error::Result;
@@ -73,15 +73,29 @@ async fn observe_source(node: &Namespace, container: &str, source: IpAddr) -> Re
             protocol: r.protocol,
         })
         .collect();
-    let mut used_tables: BTreeSet<u32> = nl
+    let named: BTreeSet<u32> = nl
         .rules(family)
         .await?
         .iter()
         .map(netlink::rule_table)
+        .collect();
+    let mut used_tables: BTreeSet<u32> = named
+        .iter()
+        .copied()
         .chain(routes.iter().map(netlink::route_table))
         .filter(|t| NODE_TABLES.contains(t))
         .collect();
     used_tables.extend(rules.iter().map(|r| r.table));
+    let orphans = routes
+        .iter()
+        .filter(|r| {
+            let table = netlink::route_table(r);
+            NODE_TABLES.contains(&table)
+                && !named.contains(&table)
+                && netlink::route_protocol(r) == NODE_PROTOCOL
+        })
+        .cloned()
+        .collect();
     let table_routes = routes
         .into_iter()
         .filter(|r| {
@@ -107,6 +121,7 @@ async fn observe_source(node: &Namespace, container: &str, source: IpAddr) -> Re
         used_tables,
         nat_dump,
         proxies,
+        orphans,
     })
 }
 

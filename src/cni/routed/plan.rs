@@ -49,6 +49,9 @@ pub struct NodeFamily {
     pub nat_dump: String,
     /// The interfaces with a proxy entry of the source.
     pub proxies: Vec<u32>,
+    /// Routes of ours (`proto 69`) of the family in tables of [`NODE_TABLES`] that no
+    /// rule names: left by a rule removed by hand, useless to any attachment.
+    pub orphans: Vec<RouteMessage>,
 }
 
 /// The sysctls the node needs (key, value): forwarding from the node end and the
@@ -226,7 +229,8 @@ pub fn problems(intent: &NodeIntent, observed: &NodeObserved) -> Vec<String> {
 
 /// The steps of DEL: each source's rules and table routes of ours, its `nat`
 /// exemption and (with `proxy_arp`) its proxy entries, unless another attachment
-/// holds the source (then they are its own). The host route goes with the node end.
+/// holds the source (then they are its own); and routes of ours in tables no rule
+/// names. The host route goes with the node end.
 pub fn teardown(observed: &NodeObserved, proxy_arp: bool) -> Vec<Step> {
     let mut steps = Vec::new();
     for found in &observed.families {
@@ -252,6 +256,7 @@ pub fn teardown(observed: &NodeObserved, proxy_arp: bool) -> Vec<Step> {
                 address: found.source,
             }));
         }
+        steps.extend(found.orphans.iter().cloned().map(Step::DeleteRoute));
     }
     steps
 }

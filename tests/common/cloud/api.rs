@@ -295,6 +295,19 @@ impl Api {
         })
     }
 
+    /// Assigns the IPv6 address `ip` to `eni` as an operator would.
+    pub fn assign6(&self, eni: &str, ip: &str) {
+        let (eni, ip) = (eni.to_string(), ip.to_string());
+        self.call(|ec2| async move {
+            ec2.assign_ipv6_addresses()
+                .network_interface_id(eni)
+                .ipv6_addresses(ip)
+                .send()
+                .await
+                .unwrap();
+        })
+    }
+
     /// Disassociates the Elastic IP `allocation` (a CHECK test).
     pub fn disassociate(&self, allocation: &str) {
         let allocation = allocation.to_string();

@@ -78,6 +78,63 @@ pub fn from_pod(cloud: &Cloud, node: Node, server: &str) -> Result<String, Strin
     })
 }
 
+/// A further pod namespace (`lo` alone: a container on the plugin's network only),
+/// removed on drop.
+pub struct PodNs {
+    /// Its name.
+    pub name: String,
+}
+
+impl PodNs {
+    /// The namespace `PREFIX-suffix`.
+    pub fn new(cloud: &Cloud, suffix: &str) -> PodNs {
+        let pod = PodNs {
+            name: format!("{}-{suffix}", cloud.prefix),
+        };
+        crate::common::cni::cmd(&["ip", "netns", "add", &pod.name]);
+        crate::common::cni::cmd(&["ip", "-n", &pod.name, "link", "set", "lo", "up"]);
+        pod
+    }
+
+    /// Its path, as `CNI_NETNS` names it.
+    pub fn netns(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// The address the server saw for a connection from it.
+    pub fn seen(&self) -> Result<String, String> {
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            crate::common::enter_netns(&name);
+            connect(CLOUD_SERVER)
+        })
+        .join()
+        .unwrap()
+        .map(|line| line.split_whitespace().next().unwrap_or("").to_string())
+    }
+}
+
+impl Drop for PodNs {
+    fn drop(&mut self) {
+        crate::common::cni::remove_netns(&self.name);
+    }
+}
+
+/// A TCP connection to `server`'s port 80 from this thread's namespace.
+fn connect(server: &str) -> Result<String, String> {
+    let to: SocketAddr = match server.contains(':') {
+        true => format!("[{server}]:80").parse().unwrap(),
+        false => format!("{server}:80").parse().unwrap(),
+    };
+    let limit = Duration::from_secs(3);
+    let mut s = TcpStream::connect_timeout(&to, limit).map_err(|e| format!("connect {to}: {e}"))?;
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .map_err(|e| format!("read from {to}: {e}"))?;
+    Ok(text.trim().to_string())
+}
+
 /// The address the server saw for a connection from `node`'s pod.
 pub fn seen_from(cloud: &Cloud, node: Node) -> Result<String, String> {
     from_pod(cloud, node, CLOUD_SERVER)

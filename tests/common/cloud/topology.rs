@@ -247,6 +247,9 @@ impl Cloud {
 
     /// What a node shows of the plugin's kind of pieces, for before/after comparisons:
     /// rules, routes of every table, proxy entries, `nat` rules of both families, links.
+    /// Left out: link-local and multicast routes, and the subnet-router anycast
+    /// addresses the kernel adds once IPv6 forwarding is on (the plugin turns
+    /// forwarding on and leaves it on).
     pub fn node_state(&self, node: Node) -> String {
         let mut state = String::new();
         for line in [
@@ -262,7 +265,12 @@ impl Cloud {
             let text = self.sh(node.role, line);
             let kept: Vec<&str> = text
                 .lines()
-                .filter(|l| !l.starts_with('#') && !l.contains("fe80::") && !l.contains(" ff00::"))
+                .filter(|l| {
+                    !l.starts_with('#')
+                        && !l.contains("fe80::")
+                        && !l.contains(" ff00::")
+                        && !l.starts_with("anycast ")
+                })
                 .map(|l| l.split(" [").next().unwrap_or(l))
                 .collect();
             state.push_str(&format!("## {line}\n{}\n", kept.join("\n")));
