@@ -121,6 +121,8 @@ pub fn rollback_plan(
     eip: Option<&ElasticIpState>,
 ) -> Vec<ApiStep> {
     let mut steps = Vec::new();
+    // IPv6 addresses on this ENI once the steps planned so far are made
+    let mut ipv6 = ours.ipv6.clone();
     for step in attempted.iter().rev() {
         match step {
             ApiStep::Associate { private, .. } => {
@@ -141,13 +143,14 @@ pub fn rollback_plan(
                     },
                 });
             }
-            ApiStep::AssignV6 { address, .. } if ours.ipv6.contains(address) => {
+            ApiStep::AssignV6 { address, .. } if ipv6.contains(address) => {
+                ipv6.retain(|a| a != address);
                 steps.push(ApiStep::UnassignV6 {
                     eni: ours.id.clone(),
                     address: *address,
                 });
             }
-            ApiStep::UnassignV6 { eni, address } if !ours.ipv6.contains(address) => {
+            ApiStep::UnassignV6 { eni, address } if !ipv6.contains(address) => {
                 steps.push(ApiStep::AssignV6 {
                     eni: eni.clone(),
                     address: *address,
