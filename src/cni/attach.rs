@@ -82,7 +82,7 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
     let ip = config.ip_config(container.pod.name.as_deref())?;
     one_address_a_family(ip)?;
     if config.interface.kind.is_routed() {
-        return super::routed::commands::add(container, netns, config, ip).await;
+        return super::routed::add::add(container, netns, config, ip).await;
     }
     let pod = open_pod(netns)?;
     let node_nl = Netlink::connect(&Netns::current()?)?;

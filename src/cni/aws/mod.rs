@@ -6,11 +6,13 @@
 //! CHECK names what EC2 lacks.
 //!
 //! - [`model`]: the data; [`decide`]: which calls (pure); [`retry`]: limits and
-//!   retries (pure decisions); [`flow`]: the phases over the [`Ec2`] boundary;
+//!   retries (pure decisions); [`flow`]: the phases over the [`Ec2`] boundary and
+//!   [`lookup`] their lookups;
 //!   [`sdk`]: [`Ec2`] through the AWS SDK for Rust.
 
 pub mod decide;
 pub mod flow;
+pub mod lookup;
 pub mod model;
 pub mod retry;
 pub mod sdk;

@@ -286,3 +286,6 @@ fn parse_mtu(value: &Value) -> Result<u16> {
             )
         })
 }
+
+#[cfg(test)]
+mod tests;

@@ -216,56 +216,6 @@ fn every_bad_field_is_named_with_its_value_quoted() {
             "ip: \"192.0.2.99\" is not an object",
         ),
         (
-            json!({"interfaceType": "aws-elastic-ip", "interfaceArgs": {"mode": "l2"}}),
-            7,
-            "interfaceArgs.mode: is not an argument of interfaceType aws-elastic-ip",
-        ),
-        (
-            json!({"interfaceType": "routed", "interfaceArgs": {"allocationId": "eipalloc-12345678"}}),
-            7,
-            "interfaceArgs.allocationId: is not an argument of interfaceType routed",
-        ),
-        (
-            json!({"interfaceType": "routed", "interfaceArgs": {"proxyARP": true}}),
-            7,
-            "interfaceArgs.proxyARP: is not an argument of interfaceType routed",
-        ),
-        (
-            json!({"interfaceArgs": {"proxyArp": true}}),
-            7,
-            "interfaceArgs.proxyArp: is not an argument of interfaceType macvlan",
-        ),
-        (
-            json!({"interfaceType": "routed", "interfaceArgs": {"proxyArp": "yes"}}),
-            7,
-            "interfaceArgs.proxyArp: \"yes\" is not true or false",
-        ),
-        (
-            json!({"interfaceType": "aws-elastic-ip", "interfaceArgs": {"networkInterfaceId": "eni-XYZ"}}),
-            7,
-            "interfaceArgs.networkInterfaceId: \"eni-XYZ\" is not an ID of the form eni-",
-        ),
-        (
-            json!({"interfaceType": "aws-elastic-ip", "interfaceArgs": {"allocationId": "eipalloc-123"}}),
-            7,
-            "interfaceArgs.allocationId: \"eipalloc-123\" is not an ID of the form eipalloc-",
-        ),
-        (
-            json!({"interfaceType": "aws-elastic-ip", "interfaceArgs": {"publicIp": "203.0.113.300"}}),
-            7,
-            "interfaceArgs.publicIp: \"203.0.113.300\" is not an IPv4 unicast address",
-        ),
-        (
-            json!({"interfaceType": "aws-elastic-ip", "interfaceArgs": {"publicIp": "2001:db8::1"}}),
-            7,
-            "interfaceArgs.publicIp: \"2001:db8::1\" is not an IPv4 unicast address",
-        ),
-        (
-            json!({"interfaceType": "aws-elastic-ip", "interfaceArgs": {"allocationId": "eipalloc-12345678", "publicIp": "203.0.113.10"}}),
-            7,
-            "interfaceArgs.publicIp: give allocationId or publicIp, not both",
-        ),
-        (
             json!({"interfaceType": "vxlan"}),
             7,
             "interfaceType: \"vxlan\" is not supported: macvlan, ipvlan, routed or aws-elastic-ip",
@@ -359,67 +309,5 @@ fn malformed_json_is_a_decode_failure() {
             matches!(err, Error::Cni { code: 6, .. }),
             "{text:?} -> {err:?}"
         );
-    }
-}
-
-#[test]
-fn the_routed_kinds_and_their_arguments() {
-    let routed = conf(json!({"interfaceType": "routed", "interfaceArgs": {"proxyArp": true, "mtu": 9001, "master": "eth1"}})).unwrap();
-    assert_eq!(
-        routed.interface,
-        InterfaceSpec {
-            kind: InterfaceKind::Routed,
-            master: Some("eth1".into()),
-            mtu: Some(9001),
-            proxy_arp: true,
-            aws: None,
-        }
-    );
-    assert!(routed.interface.kind.is_routed());
-    let aws = conf(json!({
-        "interfaceType": "aws-elastic-ip",
-        "interfaceArgs": {"networkInterfaceId": "eni-0123456789abcdef0", "allocationId": "eipalloc-89abcdef"}
-    }))
-    .unwrap();
-    assert_eq!(aws.interface.kind, InterfaceKind::AwsElasticIp);
-    assert_eq!(
-        aws.interface.aws,
-        Some(AwsArgs {
-            network_interface_id: Some("eni-0123456789abcdef0".into()),
-            elastic_ip: Some(ElasticIp::Allocation("eipalloc-89abcdef".into())),
-        })
-    );
-    let by_address = conf(
-        json!({"interfaceType": "aws-elastic-ip", "interfaceArgs": {"publicIp": "203.0.113.10"}}),
-    )
-    .unwrap();
-    assert_eq!(
-        by_address.interface.aws.unwrap().elastic_ip,
-        Some(ElasticIp::PublicIp("203.0.113.10".parse().unwrap()))
-    );
-    let plain = conf(json!({"interfaceType": "aws-elastic-ip"})).unwrap();
-    assert_eq!(
-        plain.interface.aws,
-        Some(AwsArgs::default()),
-        "no Elastic IP: the private address only"
-    );
-    assert!(!plain.interface.proxy_arp);
-    // macvlan keeps accepting keys it does not know, as it always did
-    assert!(conf(json!({"interfaceArgs": {"foo": 1}})).is_ok());
-}
-
-#[test]
-fn aws_ids_are_a_prefix_and_8_or_17_hex_digits() {
-    assert!(is_aws_id("eni-12345678", "eni"));
-    assert!(is_aws_id("eni-0123456789abcdef0", "eni"));
-    for bad in [
-        "eni-1234567",
-        "eni-0123456789ABCDEF0",
-        "eni-123456789",
-        "eni12345678",
-        "eipalloc-12345678",
-        "eni-1234567g",
-    ] {
-        assert!(!is_aws_id(bad, "eni"), "{bad}");
     }
 }

@@ -23,9 +23,10 @@
 //! source another live attachment holds and replaces what a gone one left.
 //!
 //! - [`firewall`]: the `nat` scripts (pure); [`plan`]: the steps and the problems
-//!   (pure); [`observe`]: reading the node; [`commands`]: ADD, DEL and CHECK of the
-//!   routed kinds.
+//!   (pure); [`observe`]: reading the node; [`add`]: ADD, [`commands`]: DEL and
+//!   CHECK of the routed kinds.
 
+pub mod add;
 pub mod commands;
 pub mod firewall;
 pub mod observe;

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::*;
+use crate::cni::aws::model::{EipLookup, ElasticIpState, Eni};
 use crate::cni::config::ElasticIp;
 
 #[derive(Default)]
