@@ -143,6 +143,8 @@ impl Cloud {
             "netns", &p,
         ]);
         for line in [
+            // strict reverse path filtering, as many distributions set it
+            "sysctl -qw net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.default.rp_filter=1 net.ipv4.conf.eth0.rp_filter=1".to_string(),
             format!("ip addr add {}/25 dev eth0", node.ip),
             format!("ip -6 addr add {}/64 dev eth0 nodad", node.ip6),
             "ip link set eth0 up".into(),
