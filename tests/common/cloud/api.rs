@@ -1,13 +1,13 @@
 //! The cloud's EC2 API: `tests/cloud/ec2.py` started in the cloud namespace on
 //! 203.0.113.100:5000 from the virtual environment `target/moto-venv` (moto[server]
 //! 5.2.5, made by tests/run.sh), its fault file, and a client the test makes its own
-//! calls with (the VPC, the nodes' ENIs, an Elastic IP; what EC2 shows).
+//! calls with (what EC2 shows, an operator's changes; the VPC itself: `world`).
 
-use super::topology::{Cloud, NODE_A, NODE_B};
+use super::topology::Cloud;
 use crate::common::{ChildGuard, PATH};
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_ec2::types::{DomainType, Filter, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::Filter;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,19 +21,6 @@ pub const MOTO_PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/moto-
 pub const EC2_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cloud/ec2.py");
 /// The region of the test's EC2.
 pub const REGION: &str = "us-east-1";
-
-/// The EC2 world of a test: the ENIs of both nodes and an Elastic IP.
-#[derive(Debug, Clone)]
-pub struct World {
-    /// Node A's ENI.
-    pub eni_a: String,
-    /// Node B's ENI.
-    pub eni_b: String,
-    /// The Elastic IP's allocation ID.
-    pub allocation: String,
-    /// Its address.
-    pub public_ip: String,
-}
 
 /// The API's process (stopped on drop) and the fault file it reads.
 pub struct Api {
@@ -142,75 +129,6 @@ impl Api {
         })
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    }
-
-    /// The VPC (192.0.2.0/24), its subnet (192.0.2.0/25), each node's ENI (tagged with
-    /// its cloud link, its primary addresses; its MAC given to the node's `eth0`) and
-    /// the Elastic IP 198.51.100.10.
-    pub fn world(&self, cloud: &Cloud) -> World {
-        let (a, b, macs, allocation, public_ip) = self.call(|ec2| async move {
-            let vpc = ec2
-                .create_vpc()
-                .cidr_block("192.0.2.0/24")
-                .send()
-                .await
-                .unwrap();
-            let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-            let subnet = ec2
-                .create_subnet()
-                .vpc_id(&vpc)
-                .cidr_block("192.0.2.0/25")
-                .send()
-                .await
-                .unwrap();
-            let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
-            let mut ids = Vec::new();
-            let mut macs = Vec::new();
-            for node in [NODE_A, NODE_B] {
-                let tag = TagSpecification::builder()
-                    .resource_type(ResourceType::NetworkInterface)
-                    .tags(Tag::builder().key("cloud-link").value(node.link).build())
-                    .build();
-                let eni = ec2
-                    .create_network_interface()
-                    .subnet_id(&subnet)
-                    .private_ip_address(node.ip)
-                    .ipv6_addresses(
-                        aws_sdk_ec2::types::InstanceIpv6Address::builder()
-                            .ipv6_address(node.ip6)
-                            .build(),
-                    )
-                    .tag_specifications(tag)
-                    .send()
-                    .await
-                    .unwrap();
-                let eni = eni.network_interface().unwrap();
-                ids.push(eni.network_interface_id().unwrap().to_string());
-                macs.push(eni.mac_address().unwrap().to_string());
-            }
-            let eip = ec2
-                .allocate_address()
-                .domain(DomainType::Vpc)
-                .address("198.51.100.10")
-                .send()
-                .await
-                .unwrap();
-            (
-                ids[0].clone(),
-                ids[1].clone(),
-                macs,
-                eip.allocation_id().unwrap().to_string(),
-                eip.public_ip().unwrap().to_string(),
-            )
-        });
-        cloud.set_mac(NODE_A, &macs[0]);
-        cloud.set_mac(NODE_B, &macs[1]);
-        World {
-            eni_a: a,
-            eni_b: b,
-            allocation,
-            public_ip,
-        }
     }
 
     /// The secondary IPv4 and the IPv6 addresses of `eni`, as EC2 shows them.

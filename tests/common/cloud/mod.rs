@@ -26,13 +26,14 @@
 //! address. Everything is removed on drop.
 //!
 //! - [`topology`]: the namespaces; [`api`]: the EC2 API's process, its faults and a
-//!   client for the test's own calls; [`attach`]: the plugin's configurations and
-//!   attachments on the nodes.
+//!   client for the test's own calls; [`world`]: the VPC, ENIs and Elastic IP made
+//!   through it; [`attach`]: the plugin's configurations and attachments on the nodes.
 
 mod api;
 mod attach;
 mod topology;
+mod world;
 
 // Not every suite uses every module (see `common`).
 #[allow(unused_imports)]
-pub use self::{api::*, attach::*, topology::*};
+pub use self::{api::*, attach::*, topology::*, world::*};
