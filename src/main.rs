@@ -60,6 +60,13 @@ HTTP proxy: EGRESS_HTTP_PROXY_DESTINATION, EGRESS_HTTP_PROXY_MODE (enforce | rep
   file instead: EGRESS_HTTP_PROXY_DESTINATION_FILE, EGRESS_DNS_PROXY_DESTINATION_FILE
   (followed while running; SIGHUP reloads).
 
+CNI plugin: CNI_* and the configuration on stdin (docs/cni-plugin.md); interfaceType
+  aws-elastic-ip reads credentials, region and endpoint from the AWS SDK's standard
+  chain: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
+  AWS_ENDPOINT_URL, AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, AWS_PROFILE and
+  AWS_CONFIG_FILE, else the instance profile (IMDSv2; AWS_EC2_METADATA_DISABLED=true
+  turns it off) (docs/cloud-egress.md).
+
 Exit status: 0 on success, 2 for bad input, 1 for any other failure.";
 
 #[derive(Parser)]

@@ -22,7 +22,9 @@
 #   once; ADD failing before any change and after the interface moved into the pod
 #   (rolled back), each making `podman run` fail with the plugin's message; after each
 #   teardown: DEL logged by the plugin, no link left on the node, no network namespace
-#   left, no CNI result cached; and the Kubernetes examples of examples/kubernetes/cni/
+#   left, no CNI result cached; interfaceType routed with proxyArp (a veth pair, the
+#   node's host route, rule, proxy entry, traffic from the source, nothing left after
+#   DEL); and the Kubernetes examples of examples/kubernetes/cni/
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -368,6 +370,37 @@ check "the failure came with net1 in the pod" grep -q ': net1[@:]' "$WORK/at-fai
 check "the plugin logged the failed ADD as an error" grep -q "ERROR egress-router ADD container=.*simulated failure" "$log"
 check "nothing left after the rolled-back ADD" nothing_left
 quiet podman rm -f -t 0 "$P-delta" || true
+
+say "routed: a veth pair the node routes, proxyArp on the egress LAN (interfaceType routed)"
+# The egress LAN learns the source only by ARP: the node answers for it on uplink0
+# (proxyArp), routes it to the pod's veth and sends what comes from it via the
+# gateway (a rule and a table of its own), exempt from any masquerade.
+NET=$P-routed
+conflist "$NET" '"interfaceType": "routed", "interfaceArgs": {"proxyArp": true},
+    "ip": {"addresses": ["198.51.100.97/24"], "gateway": "198.51.100.1"}'
+check "podman run --network $NET:interface_name=net1 succeeds (plugin ADD, routed)" run "$P-routed" "$NET"
+id=$(podman inspect --format '{{.Id}}' "$P-routed")
+sandbox=$(sandbox_of "$P-routed")
+check "the plugin logged ADD ok" logged ADD "$id"
+check "net1 is the pod end of a veth pair" present 'veth' in_ns "$sandbox" ip -d -o link show dev net1
+check "net1 has 198.51.100.97/24" present 'inet 198\.51\.100\.97/24' in_ns "$sandbox" ip -o -4 addr show dev net1
+routes=$(inside "$P-routed" ip -4 route show)
+echo "  routes in the container:"; sed 's/^/    /' <<<"$routes"
+check "default route via 198.51.100.1 on net1" has_line "$routes" 'default via 198\.51\.100\.1 dev net1 .*'
+check "no on-link route of 198.51.100.0/24: everything goes via the gateway" absent '^198\.51\.100\.0/24' echo "$routes"
+node_end=$(ip -n "$N" -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep '^egv' || true)
+echo "  the node end: ${node_end:-none}"
+check "the node end egv... is on the node" test -n "$node_end"
+check "the node routes 198.51.100.97 to it" present "198\.51\.100\.97 dev $node_end" ip -n "$N" route show
+check "a rule sends 198.51.100.97 to a table of its own" present 'from 198\.51\.100\.97 lookup 4553' ip -n "$N" rule
+check "the node answers ARP for 198.51.100.97 on uplink0" present '198\.51\.100\.97 dev uplink0' ip -n "$N" neigh show proxy
+check "traffic to 203.0.113.5 leaves from 198.51.100.97" seen_by_server "$P-routed" 203.0.113.5 198.51.100.97
+check "podman rm -f removes the container (plugin DEL)" quiet podman rm -f -t 0 "$P-routed"
+check "the plugin logged DEL ok" logged DEL "$id"
+check "no rule of the plugin left on the node" absent '198\.51\.100\.97' ip -n "$N" rule
+check "no proxy entry left on the node" absent '198\.51\.100\.97' ip -n "$N" neigh show proxy
+check "no nat chain of the plugin left on the node" absent 'EGRESS-ROUTER' in_ns "/run/netns/$N" iptables-save -t nat
+check "nothing left after the routed container" nothing_left
 
 say "Kubernetes manifests (examples/kubernetes/cni/)"
 # kubernetes-validate knows the built-in kinds; it has no schema for Multus's

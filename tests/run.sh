@@ -16,7 +16,8 @@ fi
 # busybox-static: the only binary of the CNI test's container image;
 # containernetworking-plugins: bridge and host-local, the CNI test's cluster network;
 # keepalived: the VRRP peer of the high-availability tests; nftables: their partitions
-# of the egress LAN (VRRP dropped on its bridge)
+# of the egress LAN (VRRP dropped on its bridge), and the cloud of the routed CNI tests
+# (tests/common/cloud/)
 packages=(iproute2 iptables socat tcpdump iputils-arping procps dnsmasq-base bind9-dnsutils openssl
     podman runc debootstrap python3-venv busybox-static containernetworking-plugins keepalived nftables)
 missing=()
@@ -35,6 +36,16 @@ if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok i
     apt_install --no-install-recommends prometheus
 fi
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo not found; install Rust (rustup.rs)" >&2; exit 1; }
+
+# The EC2 API of the routed CNI tests (tests/cloud/ec2.py): moto's server, pinned, in a
+# virtual environment under target/ (the tests fail, naming it, when it is missing)
+MOTO=moto[server]==5.2.5
+if ! target/moto-venv/bin/python -c 'import moto, sys; sys.exit(moto.__version__ != "5.2.5")' 2>/dev/null; then
+    echo "installing $MOTO into target/moto-venv"
+    mkdir -p target
+    python3 -m venv target/moto-venv
+    target/moto-venv/bin/pip install --quiet "$MOTO"
+fi
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

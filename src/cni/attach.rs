@@ -25,7 +25,7 @@ use crate::config::redirect::forwards;
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{Inbound, NatChains, Wanted};
-use crate::setup::{self, FamilyIntent, Intent, Namespace, PodSide, announce};
+use crate::setup::{self, FamilyIntent, Intent, Namespace, PodSide, RoutedLink, announce};
 use crate::sys::netlink::{self, Netlink};
 use crate::sys::netns::Netns;
 
@@ -34,8 +34,15 @@ use crate::sys::netns::Netns;
 /// interfaces are the cluster side, NAT in chains of our own, the interface guarded in
 /// every family (only replies come in from it); a family whose default
 /// routes the pod had when ADD ran (`owner`) keeps them in the reply table (a
-/// container on this network alone has none).
-pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -> Intent {
+/// container on this network alone has none). `routed`: the interface is the pod end
+/// of a routed attachment's veth pair.
+pub fn intent(
+    ip: &IpConfig,
+    ifname: &str,
+    gateways: &[IpAddr],
+    owner: &Owner,
+    routed: Option<RoutedLink>,
+) -> Intent {
     let families = ip
         .sources
         .iter()
@@ -71,20 +78,16 @@ pub fn intent(ip: &IpConfig, ifname: &str, gateways: &[IpAddr], owner: &Owner) -
         egress: ifname.into(),
         pod: PodSide::AllButEgress,
         source_field: "ip.addresses",
+        routed,
     }
 }
 
 /// Runs ADD and returns the result to print.
 pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Result<SuccessResult> {
     let ip = config.ip_config(container.pod.name.as_deref())?;
-    if let Some((field, address)) = ip.additional.first() {
-        return Err(Error::cni(
-            code::UNSUPPORTED_FIELD,
-            format!(
-                "{field}: {address} is a second {} address: one address a family per attachment is supported",
-                address.family()
-            ),
-        ));
+    one_address_a_family(ip)?;
+    if config.interface.kind.is_routed() {
+        return super::routed::add::add(container, netns, config, ip).await;
     }
     let pod = open_pod(netns)?;
     let node_nl = Netlink::connect(&Netns::current()?)?;
@@ -106,7 +109,7 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
         replies4: has_own_default(&ns.nl, Family::V4).await?,
         replies6: has_own_default(&ns.nl, Family::V6).await?,
     };
-    let intent = intent(ip, &container.ifname, &gateways, &owner);
+    let intent = intent(ip, &container.ifname, &gateways, &owner, None);
     let index = create_link(&node_nl, config, &master, &owner).await?;
     let moved = node_nl.move_link(index, &ns.netns, &container.ifname).await;
     let done = match moved {
@@ -146,6 +149,20 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
         ip,
         &gateways,
     ))
+}
+
+/// Refuses a second address of a family (code 2, naming its field).
+pub fn one_address_a_family(ip: &IpConfig) -> Result<()> {
+    match ip.additional.first() {
+        Some((field, address)) => Err(Error::cni(
+            code::UNSUPPORTED_FIELD,
+            format!(
+                "{field}: {address} is a second {} address: one address a family per attachment is supported",
+                address.family()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The pod's network namespace; a path that does not open, or is no namespace, is an
@@ -191,7 +208,7 @@ pub async fn node_side(
 /// Whether the pod has a default route of `family` of its own, through one of its
 /// interfaces (the cluster side, before the plugin's interface is there): the route
 /// replies need.
-async fn has_own_default(nl: &Netlink, family: Family) -> Result<bool> {
+pub async fn has_own_default(nl: &Netlink, family: Family) -> Result<bool> {
     let links = nl.links().await?;
     let routes = nl
         .routes(family, u32::from(RouteHeader::RT_TABLE_MAIN))
@@ -206,7 +223,7 @@ async fn has_own_default(nl: &Netlink, family: Family) -> Result<bool> {
 
 /// The node's addresses (link-local ones left out) and main-table default routes of
 /// both families, by interface name.
-async fn node_view(nl: &Netlink) -> Result<(Vec<HostAddress>, Vec<HostDefault>)> {
+pub async fn node_view(nl: &Netlink) -> Result<(Vec<HostAddress>, Vec<HostDefault>)> {
     let links = nl.links().await?;
     let name_of = |index: u32| {
         links
@@ -268,6 +285,12 @@ async fn create_link(nl: &Netlink, config: &NetConf, master: &str, owner: &Owner
                 IpvlanMode::L3s => IpVlanMode::L3S,
             };
             LinkIpVlan::new(&name, master_index, mode).build()
+        }
+        InterfaceKind::Routed | InterfaceKind::AwsElasticIp => {
+            return Err(Error::State(format!(
+                "interfaceType {}: a veth pair, not made here",
+                config.interface.kind.type_name()
+            )));
         }
     };
     if let Some(mtu) = config.interface.mtu {

@@ -4,10 +4,16 @@
 //! Unknown keys are accepted and ignored; `ipConfig` is refused as unsupported.
 //! Every error is one line naming the JSON field and quoting the value.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::cni::ip::{Addressing, IpConfig};
-use crate::cni::json::{Fields, invalid, parse_object, quote};
+
+mod interface;
+
+use crate::cni::json::{Fields, invalid, parse_object};
+pub use interface::{
+    AwsArgs, ElasticIp, InterfaceKind, InterfaceSpec, IpvlanMode, MacvlanMode, is_aws_id,
+};
 
 use crate::cni::version::CniVersion;
 use crate::error::Result;
@@ -34,60 +40,6 @@ pub struct NetConf {
     pub log_level: Option<LogLevel>,
     /// `prevResult`, as given (CHECK and DEL).
     pub prev_result: Option<Value>,
-}
-
-/// The interface to create and its arguments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InterfaceKind {
-    /// `macvlan` (the default), with its mode.
-    Macvlan(MacvlanMode),
-    /// `ipvlan`, with its mode.
-    Ipvlan(IpvlanMode),
-}
-
-impl InterfaceKind {
-    /// The `interfaceType` (and kernel link type) it is.
-    pub fn type_name(self) -> &'static str {
-        match self {
-            InterfaceKind::Macvlan(_) => "macvlan",
-            InterfaceKind::Ipvlan(_) => "ipvlan",
-        }
-    }
-}
-
-/// `interfaceArgs.mode` of a macvlan interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MacvlanMode {
-    /// `bridge` (the default).
-    Bridge,
-    /// `private`.
-    Private,
-    /// `vepa`.
-    Vepa,
-    /// `passthru`.
-    Passthru,
-}
-
-/// `interfaceArgs.mode` of an ipvlan interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpvlanMode {
-    /// `l2` (the default).
-    L2,
-    /// `l3`.
-    L3,
-    /// `l3s`.
-    L3s,
-}
-
-/// `interfaceType` and `interfaceArgs`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InterfaceSpec {
-    /// The kind of interface and its mode.
-    pub kind: InterfaceKind,
-    /// `master`: the host interface; when absent the setup picks it.
-    pub master: Option<String>,
-    /// `mtu` (68 to 65535); when absent the master's.
-    pub mtu: Option<u16>,
 }
 
 /// `log_level`, as the Go plugin names its levels.
@@ -139,80 +91,6 @@ impl NetConf {
     pub fn ip_config(&self, pod: Option<&str>) -> Result<&IpConfig> {
         self.addressing.select(pod)
     }
-}
-
-impl InterfaceSpec {
-    fn parse(conf: &Fields<'_>) -> Result<Self> {
-        let none = Map::new();
-        let args = Fields::new(
-            conf.object("interfaceArgs")?.unwrap_or(&none),
-            "interfaceArgs",
-        );
-        let mode_text = args.string("mode")?;
-        let mode = mode_text.map(str::to_ascii_lowercase);
-        let bad_mode = |kind: &str, modes: &str| {
-            let text = mode_text.unwrap_or_default();
-            invalid(
-                "interfaceArgs.mode",
-                format!("{text:?} is not {kind} mode: {modes}"),
-            )
-        };
-        let kind = match conf.string("interfaceType")?.unwrap_or("macvlan") {
-            "macvlan" => InterfaceKind::Macvlan(match mode.as_deref() {
-                None | Some("bridge") => MacvlanMode::Bridge,
-                Some("private") => MacvlanMode::Private,
-                Some("vepa") => MacvlanMode::Vepa,
-                Some("passthru") => MacvlanMode::Passthru,
-                Some(_) => return Err(bad_mode("a macvlan", "bridge, private, vepa or passthru")),
-            }),
-            "ipvlan" => InterfaceKind::Ipvlan(match mode.as_deref() {
-                None | Some("l2") => IpvlanMode::L2,
-                Some("l3") => IpvlanMode::L3,
-                Some("l3s") => IpvlanMode::L3s,
-                Some(_) => return Err(bad_mode("an ipvlan", "l2, l3 or l3s")),
-            }),
-            other => {
-                return Err(invalid(
-                    "interfaceType",
-                    format!("{other:?} is not supported: macvlan or ipvlan"),
-                ));
-            }
-        };
-        let master = args.string("master")?;
-        if let Some(name) = master.filter(|name| !is_interface_name(name)) {
-            return Err(invalid(
-                "interfaceArgs.master",
-                format!("{name:?} is not an interface name"),
-            ));
-        }
-        Ok(InterfaceSpec {
-            kind,
-            master: master.map(str::to_owned),
-            mtu: args.get("mtu").map(parse_mtu).transpose()?,
-        })
-    }
-}
-
-/// `interfaceArgs.mtu`: a number, or a string of digits as the Go plugin took it.
-fn parse_mtu(value: &Value) -> Result<u16> {
-    let number = match value {
-        Value::Number(n) => n.as_u64(),
-        Value::String(text)
-            if text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0') =>
-        {
-            text.parse().ok()
-        }
-        _ => None,
-    };
-    number
-        .filter(|n| (68..=65535).contains(n))
-        .map(|n| n as u16)
-        .ok_or_else(|| {
-            invalid(
-                "interfaceArgs.mtu",
-                format!("{} is not a whole number from 68 to 65535", quote(value)),
-            )
-        })
 }
 
 impl LogLevel {

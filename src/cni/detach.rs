@@ -1,4 +1,5 @@
-//! DEL and CHECK. DEL removes what this container's ADD made and puts back the pod's
+//! DEL and CHECK (the routed kinds': [`routed::commands`]). DEL removes what this
+//! container's ADD made and puts back the pod's
 //! routes; it succeeds when things are already gone, when the namespace is gone, and
 //! when repeated, and it leaves alone an interface another ADD made. CHECK observes
 //! and reports precisely what differs from the intended state.
@@ -13,6 +14,7 @@ use super::code;
 use super::config::NetConf;
 use super::host::{self, Owner};
 use super::request::Container;
+use super::routed;
 use crate::config::family::Family;
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
@@ -23,7 +25,10 @@ use crate::sys::netns::Netns;
 use crate::sys::sysctl;
 
 /// Runs DEL.
-pub async fn del(container: &Container, netns: Option<&Path>) -> Result<()> {
+pub async fn del(container: &Container, netns: Option<&Path>, config: &NetConf) -> Result<()> {
+    if config.interface.kind.is_routed() {
+        return routed::commands::del(container, netns, config).await;
+    }
     let node_nl = Netlink::connect(&Netns::current()?)?;
     remove_if_ours(
         &node_nl,
@@ -31,14 +36,39 @@ pub async fn del(container: &Container, netns: Option<&Path>) -> Result<()> {
         &container.id,
     )
     .await?;
+    let errors = teardown_pod(container, netns).await?;
+    finish(container, errors)
+}
+
+/// DEL's outcome: success, or an error listing what was left behind.
+pub fn finish(container: &Container, errors: Vec<Error>) -> Result<()> {
+    match errors.len() {
+        0 => {
+            info!(container = %container.id, interface = %container.ifname, "detached");
+            Ok(())
+        }
+        _ => Err(Error::Setup {
+            cause: Box::new(Error::cni(
+                code::PLUGIN_FAILURE,
+                format!("DEL of {} left things behind", container.ifname),
+            )),
+            rollback: errors,
+        }),
+    }
+}
+
+/// Removes from the pod (when its namespace is there) what this container's ADD made
+/// in it: the chains, the interface, the reply routing, putting the kept default
+/// routes back; the errors met, every piece tried.
+pub async fn teardown_pod(container: &Container, netns: Option<&Path>) -> Result<Vec<Error>> {
     let Some(path) = netns else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let pod = match Netns::open_if_present(path) {
         Ok(Some(pod)) => pod,
         Ok(None) => {
-            info!(container = %container.id, netns = %path.display(), "namespace gone: nothing to remove");
-            return Ok(());
+            info!(container = %container.id, netns = %path.display(), "namespace gone: nothing to remove in it");
+            return Ok(Vec::new());
         }
         Err(e) => {
             return Err(Error::cni(
@@ -52,7 +82,7 @@ pub async fn del(container: &Container, netns: Option<&Path>) -> Result<()> {
     let link = match ns.nl.find_link(&container.ifname).await? {
         Some((_, alias)) if Owner::of(alias.as_deref(), &container.id).is_none() => {
             info!(interface = %container.ifname, "not made by this container's ADD: left as it is");
-            return Ok(());
+            return Ok(Vec::new());
         }
         found => found.map(|(link, _)| link),
     };
@@ -87,19 +117,7 @@ pub async fn del(container: &Container, netns: Option<&Path>) -> Result<()> {
             errors.push(e);
         }
     }
-    match errors.len() {
-        0 => {
-            info!(container = %container.id, interface = %container.ifname, "detached");
-            Ok(())
-        }
-        _ => Err(Error::Setup {
-            cause: Box::new(Error::cni(
-                code::PLUGIN_FAILURE,
-                format!("DEL of {} left things behind", container.ifname),
-            )),
-            rollback: errors,
-        }),
-    }
+    Ok(errors)
 }
 
 /// Puts the default routes of `family` kept in the reply table back into the main
@@ -134,7 +152,7 @@ async fn restore_routes(nl: &Netlink, family: Family) -> Vec<Error> {
 
 /// Deletes interface `name` of the namespace of `nl` when it carries this container's
 /// mark (an ADD interrupted before the interface moved into the pod).
-async fn remove_if_ours(nl: &Netlink, name: &str, container: &str) -> Result<()> {
+pub async fn remove_if_ours(nl: &Netlink, name: &str, container: &str) -> Result<()> {
     match nl.find_link(name).await? {
         Some((link, alias)) if Owner::of(alias.as_deref(), container).is_some() => {
             nl.delete_link(link.index).await
@@ -145,6 +163,9 @@ async fn remove_if_ours(nl: &Netlink, name: &str, container: &str) -> Result<()>
 
 /// Runs CHECK: every piece of the attachment that is not in place, as one error.
 pub async fn check(container: &Container, netns: &Path, config: &NetConf) -> Result<()> {
+    if config.interface.kind.is_routed() {
+        return routed::commands::check(container, netns, config).await;
+    }
     let ip = config.ip_config(container.pod.name.as_deref())?;
     let pod = open_pod(netns)?;
     let node_nl = Netlink::connect(&Netns::current()?)?;
@@ -158,7 +179,7 @@ pub async fn check(container: &Container, netns: &Path, config: &NetConf) -> Res
                 container.ifname
             )],
             Some(owner) => {
-                let intent = intent(ip, &container.ifname, &gateways, &owner);
+                let intent = intent(ip, &container.ifname, &gateways, &owner, None);
                 setup::check(&ns, &intent).await?
             }
         },
@@ -166,6 +187,11 @@ pub async fn check(container: &Container, netns: &Path, config: &NetConf) -> Res
     if let Some(prev) = &config.prev_result {
         problems.extend(attach::differs_from_previous(prev, &ns, &container.ifname).await?);
     }
+    check_outcome(problems)
+}
+
+/// CHECK's outcome: success, or one error naming every problem.
+pub fn check_outcome(problems: Vec<String>) -> Result<()> {
     match problems.is_empty() {
         true => Ok(()),
         false => Err(Error::cni(

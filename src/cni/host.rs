@@ -157,12 +157,23 @@ pub fn choose_gateway(
 /// The interface's name while it is created on the node, before it moves into the
 /// pod: unique per container, so that ADDs of different pods never collide.
 pub fn temporary_name(container_id: &str) -> String {
+    format!("egr{:012x}", container_hash(container_id))
+}
+
+/// The name of the node end of a routed attachment's veth pair (it stays on the
+/// node): `egv` and the same 12 hex digits as [`temporary_name`].
+pub fn node_end_name(container_id: &str) -> String {
+    format!("egv{:012x}", container_hash(container_id))
+}
+
+/// 48 bits of the FNV-1a hash of a container ID.
+fn container_hash(container_id: &str) -> u64 {
     let hash = container_id
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
-    format!("egr{:012x}", hash & 0xffff_ffff_ffff)
+    hash & 0xffff_ffff_ffff
 }
 
 /// Who made an interface, as its alias records it (`ip link show` shows it): the

@@ -6,6 +6,8 @@
 //! - [`attach`]: ADD (after [`preflight`]: one egress-router setup a pod); [`detach`]:
 //!   DEL and CHECK.
 //! - [`host`]: master, gateway and interface names on the node (pure).
+//! - [`routed`]: the node side of `routed` and `aws-elastic-ip` (a veth pair the
+//!   node routes); [`aws`]: the EC2 side of `aws-elastic-ip`.
 //! - [`request`]: `CNI_*` variables and stdin into a [`request::Request`].
 //! - [`config`]: the network configuration ([`config::NetConf`]); [`ip`]: its `ip` /
 //!   `podIP` part, the choice for a pod, and the plugin's NAT rules;
@@ -14,6 +16,7 @@
 //! - [`version`]: supported CNI versions; [`result`]: ADD, VERSION and error answers.
 
 pub mod attach;
+pub mod aws;
 pub mod code;
 pub mod config;
 pub mod detach;
@@ -25,4 +28,5 @@ pub mod plugin;
 pub mod preflight;
 pub mod request;
 pub mod result;
+pub mod routed;
 pub mod version;

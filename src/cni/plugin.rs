@@ -70,7 +70,7 @@ async fn execute(request: &Request) -> Result<Option<String>> {
                 tracing::warn!(error = %e, "DEL goes on without the log file");
                 None
             });
-            let outcome = detach::del(container, netns.as_deref()).await;
+            let outcome = detach::del(container, netns.as_deref(), config).await;
             logged(config, log, "DEL", &container.id, outcome).map(|()| None)
         }
         Action::Check {

@@ -9,6 +9,7 @@ use netlink_packet_route::rule::RuleMessage;
 use tracing::debug;
 
 use super::announce::Announced;
+use super::step::SourceRuleSpec;
 use super::{Namespace, Step};
 use crate::config::family::Family;
 use crate::config::router::SourceAddress;
@@ -21,14 +22,36 @@ use crate::sys::sysctl::{self, Sysctl};
 
 /// One applied change and how to undo it.
 enum Undo {
-    Address { index: u32, source: SourceAddress },
-    ReAddAddress { index: u32, source: SourceAddress },
+    Address {
+        index: u32,
+        source: SourceAddress,
+    },
+    Neighbour {
+        index: u32,
+        address: IpAddr,
+    },
+    ReAddAddress {
+        index: u32,
+        source: SourceAddress,
+    },
     LinkDown(u32),
     DeleteRoute(RouteMessage),
     AddRoute(RouteMessage),
     DeleteRule(RuleMessage),
-    Sysctl { key: String, old: String },
-    Firewall { family: Family, script: String },
+    AddSourceRule(SourceRuleSpec),
+    Proxy {
+        index: u32,
+        address: IpAddr,
+        add: bool,
+    },
+    Sysctl {
+        key: String,
+        old: String,
+    },
+    Firewall {
+        family: Family,
+        script: String,
+    },
 }
 
 /// The kernel's answer to removing an address that is not there.
@@ -61,9 +84,21 @@ impl Journal {
                         .await
                 }
                 Undo::LinkDown(index) => ns.nl.set_up(index, false).await,
+                // Taking the link down (a later undo) flushed it too: gone is undone.
+                Undo::Neighbour { index, address } => match ns.nl.neighbour(index, address).await {
+                    Ok(Some(_)) => ns.nl.del_neighbour(index, address).await,
+                    other => other.map(|_| ()),
+                },
                 Undo::DeleteRoute(route) => ns.nl.del_route(route).await,
                 Undo::AddRoute(route) => ns.nl.add_route(route).await,
                 Undo::DeleteRule(rule) => ns.nl.del_rule(rule).await,
+                Undo::AddSourceRule(rule) => add_source_rule(ns, &rule).await,
+                Undo::Proxy {
+                    index,
+                    address,
+                    add: true,
+                } => ns.nl.add_proxy(index, address).await,
+                Undo::Proxy { index, address, .. } => ns.nl.del_proxy(index, address).await,
                 Undo::Sysctl { key, old } => sysctl::write(&ns.netns, &key, &old),
                 // Without --noflush: each table the script names is put back whole as it
                 // was (our chains and jumps gone, its own rules back), not merged into.
@@ -87,9 +122,13 @@ pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Res
     for step in steps {
         debug!(%step, "applying");
         let undo = match step {
-            Step::AddAddress { index, source } => {
+            Step::AddAddress {
+                index,
+                source,
+                prefix_route,
+            } => {
                 ns.nl
-                    .add_address(*index, source.address, source.prefix_len)
+                    .add_address(*index, source.address, source.prefix_len, *prefix_route)
                     .await?;
                 Undo::Address {
                     index: *index,
@@ -114,6 +153,17 @@ pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Res
                     source: *source,
                 }
             }
+            Step::SetNeighbour {
+                index,
+                address,
+                mac,
+            } => {
+                ns.nl.set_neighbour(*index, *address, *mac).await?;
+                Undo::Neighbour {
+                    index: *index,
+                    address: *address,
+                }
+            }
             Step::LinkUp(index) => {
                 ns.nl.set_up(*index, true).await?;
                 Undo::LinkDown(*index)
@@ -134,6 +184,36 @@ pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Res
             } => {
                 await_address(ns, *index, interface, *address, field).await?;
                 continue;
+            }
+            Step::AddSourceRule(rule) => {
+                add_source_rule(ns, rule).await?;
+                match find_source_rule(ns, rule).await? {
+                    Some(message) => Undo::DeleteRule(message),
+                    None => continue,
+                }
+            }
+            Step::DeleteSourceRule(rule) => match find_source_rule(ns, rule).await? {
+                Some(message) => {
+                    ns.nl.del_rule(message).await?;
+                    Undo::AddSourceRule(*rule)
+                }
+                None => continue,
+            },
+            Step::AddProxy { index, address } => {
+                ns.nl.add_proxy(*index, *address).await?;
+                Undo::Proxy {
+                    index: *index,
+                    address: *address,
+                    add: false,
+                }
+            }
+            Step::DeleteProxy { index, address } => {
+                ns.nl.del_proxy(*index, *address).await?;
+                Undo::Proxy {
+                    index: *index,
+                    address: *address,
+                    add: true,
+                }
             }
             Step::AddReplyRule(family) => {
                 ns.nl
@@ -201,6 +281,23 @@ pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Res
         journal.0.push(undo);
     }
     Ok(announced)
+}
+
+async fn add_source_rule(ns: &Namespace, rule: &SourceRuleSpec) -> Result<()> {
+    ns.nl
+        .add_source_rule(rule.source, rule.table, rule.priority, rule.protocol)
+        .await
+}
+
+/// The rule `rule` describes (its protocol aside), as the kernel lists it.
+async fn find_source_rule(ns: &Namespace, rule: &SourceRuleSpec) -> Result<Option<RuleMessage>> {
+    Ok(ns
+        .nl
+        .source_rules(Family::of(rule.source))
+        .await?
+        .into_iter()
+        .find(|r| r.source == rule.source && r.table == rule.table && r.priority == rule.priority)
+        .map(|r| r.message))
 }
 
 /// Waits until `address` on interface `index` (named `interface`) has passed duplicate

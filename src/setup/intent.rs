@@ -40,6 +40,20 @@ pub struct Intent {
     pub pod: PodSide,
     /// The variable or field that gave the source addresses, for errors about them.
     pub source_field: &'static str,
+    /// Set when the egress interface is routed (the CNI plugin's veth pair, SPEC
+    /// section 11) rather than on the gateways' link (macvlan, ipvlan).
+    pub routed: Option<RoutedLink>,
+}
+
+/// An egress interface whose only neighbour is a router of its own (the node end of
+/// the CNI plugin's veth pair): the sources carry their prefix without its on-link
+/// route, so everything, the source's subnet included, leaves via the gateway, and
+/// each gateway is pinned to the router's link-layer address (a permanent neighbour
+/// entry), since nothing on the link is the gateway itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutedLink {
+    /// The router's (the node end's) link-layer address.
+    pub gateway_mac: [u8; 6],
 }
 
 /// The intended state of one address family.
@@ -154,6 +168,7 @@ impl Intent {
             egress: MACVLAN.into(),
             pod: PodSide::Interface(firewall::POD_INTERFACE.into()),
             source_field: "EGRESS_SOURCE",
+            routed: None,
         }
     }
 

@@ -20,12 +20,12 @@ pub mod release;
 pub mod step;
 
 pub use apply::{Journal, apply};
-pub use intent::{FamilyIntent, Intent, MACVLAN, PodSide};
+pub use intent::{FamilyIntent, Intent, MACVLAN, PodSide, RoutedLink};
 pub use observe::{Observed, observe};
 pub use plan::{announcements, plan};
 pub use problems::problems;
 pub use release::release;
-pub use step::Step;
+pub use step::{SourceRuleSpec, Step};
 
 use crate::config::router::BackendChoice;
 use crate::error::Result;

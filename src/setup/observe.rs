@@ -7,7 +7,7 @@ use super::intent::{FamilyIntent, Intent, PodSide};
 use crate::config::family::Family;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE, Rule};
-use crate::sys::netlink::{AddressState, Link, route_destination, route_interface};
+use crate::sys::netlink::{self, AddressState, Link, Neighbour, route_interface};
 use crate::sys::sysctl::{self, Sysctl};
 
 const RP_FILTER_ALL: &str = "net/ipv4/conf/all/rp_filter";
@@ -136,6 +136,13 @@ pub struct ObservedFamily {
     pub reply_rule: bool,
     /// The family's forwarding sysctl.
     pub forwarding: String,
+    /// On a routed egress interface: the gateway's neighbour entry there, if any
+    /// (not read otherwise).
+    pub gateway_neighbour: Option<Neighbour>,
+    /// On a routed egress interface: main-table routes of the source's subnet
+    /// through it (the on-link route the address would add), which must not be
+    /// there (not read otherwise).
+    pub prefix_routes: Vec<RouteMessage>,
 }
 
 /// Reads every piece of the setup separately; fails when an interface is missing.
@@ -220,7 +227,7 @@ async fn observe_family(
         .iter()
         .find(|r| {
             r.header.destination_prefix_length == family.max_prefix()
-                && route_destination(r) == Some(wanted.gateway)
+                && netlink::route_destination_ip(r) == Some(wanted.gateway)
                 && route_interface(r) == Some(egress)
         })
         .cloned();
@@ -242,7 +249,27 @@ async fn observe_family(
     }
     let gateway_via_egress =
         wanted.gateway_link_local() || nl.route_interface(wanted.gateway).await? == Some(egress);
+    let (gateway_neighbour, prefix_routes) = match intent.routed {
+        None => (None, Vec::new()),
+        Some(_) => {
+            let subnet = wanted.source.network();
+            let main = nl
+                .routes(family, u32::from(RouteHeader::RT_TABLE_MAIN))
+                .await?;
+            let on_link = main
+                .into_iter()
+                .filter(|r| {
+                    netlink::route_interface(r) == Some(egress)
+                        && netlink::route_gateway(r).is_none()
+                        && netlink::route_destination(r) == Some(subnet)
+                })
+                .collect();
+            (nl.neighbour(egress, wanted.gateway).await?, on_link)
+        }
+    };
     Ok(ObservedFamily {
+        gateway_neighbour,
+        prefix_routes,
         source: nl.address_state(egress, wanted.source.address).await?,
         disabled,
         unsettled,

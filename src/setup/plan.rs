@@ -81,6 +81,7 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
             None => steps.push(Step::AddAddress {
                 index,
                 source: wanted.source,
+                prefix_route: intent.routed.is_none(),
             }),
             Some(AddressState::Duplicate) => {
                 return Err(duplicate(
@@ -107,6 +108,7 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
         }
     }
     for (wanted, found) in pairs() {
+        routed_steps(&mut steps, intent, wanted, found, index);
         family_steps(&mut steps, &intent.egress, wanted, found, observed)?;
     }
     // Strict mode (1) drops client packets whose source the main table now routes via
@@ -118,6 +120,38 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
         }));
     }
     Ok(steps)
+}
+
+/// On a routed egress interface (`index`): no on-link route of the source's subnet,
+/// and the gateway pinned to the router's link-layer address.
+fn routed_steps(
+    steps: &mut Vec<Step>,
+    intent: &Intent,
+    wanted: &FamilyIntent,
+    found: &ObservedFamily,
+    index: u32,
+) {
+    let Some(routed) = intent.routed else { return };
+    steps.extend(found.prefix_routes.iter().cloned().map(Step::DeleteRoute));
+    if !gateway_pinned(intent, found) {
+        steps.push(Step::SetNeighbour {
+            index,
+            address: wanted.gateway,
+            mac: routed.gateway_mac,
+        });
+    }
+}
+
+/// Whether the gateway is pinned as a routed egress interface needs it (always, on
+/// any other).
+pub(super) fn gateway_pinned(intent: &Intent, found: &ObservedFamily) -> bool {
+    match (intent.routed, found.gateway_neighbour) {
+        (None, _) => true,
+        (Some(routed), Some(neighbour)) => {
+            neighbour.permanent && neighbour.mac == Some(routed.gateway_mac)
+        }
+        (Some(_), None) => false,
+    }
 }
 
 /// One family's routes, reply routing and forwarding, on the egress interface `egress`.

@@ -4,8 +4,8 @@
 use super::intent::{FamilyIntent, Intent};
 use super::observe::{Observed, ObservedFamily, ObservedFirewall};
 use super::plan::{
-    default_in_place, describe_all, forwarding_off, pod_defaults, pod_names, reply_route_kept,
-    strict_pod_links,
+    default_in_place, describe_all, forwarding_off, gateway_pinned, pod_defaults, pod_names,
+    reply_route_kept, strict_pod_links,
 };
 use crate::config::family::Family;
 use crate::setup::firewall::{self, REPLY_MARK, REPLY_TABLE, Wanted};
@@ -86,6 +86,29 @@ fn routing_problems(
 ) {
     let (address, gateway, egress) = (wanted.source.address, wanted.gateway, &intent.egress);
     let (ip, of_family) = (ip_command(wanted.family()), wanted.family().qualifier());
+    if let Some(routed) = intent.routed {
+        for route in &found.prefix_routes {
+            problems.push(format!(
+                "{egress} has the on-link route {}: a routed interface reaches its subnet via the gateway",
+                describe_all(std::slice::from_ref(route), egress, observed)
+            ));
+        }
+        if !gateway_pinned(intent, found) {
+            let found = match found.gateway_neighbour {
+                None => "none".to_string(),
+                Some(n) => format!(
+                    "lladdr {}{}",
+                    n.mac
+                        .map_or("none".into(), |m| crate::sys::netlink::show_mac(&m)),
+                    if n.permanent { " permanent" } else { "" }
+                ),
+            };
+            problems.push(format!(
+                "the gateway {gateway} is not pinned to {} on {egress} (`{ip} neigh ... nud permanent`; found: {found})",
+                crate::sys::netlink::show_mac(&routed.gateway_mac)
+            ));
+        }
+    }
     if wanted.held && !found.gateway_via_egress {
         problems.push(format!(
             "the route to gateway {gateway} does not use {egress}"

@@ -21,6 +21,9 @@ pub enum Step {
         index: u32,
         /// The address and prefix length.
         source: SourceAddress,
+        /// Whether the kernel adds the on-link route of its prefix (not on a routed
+        /// egress interface: `noprefixroute`).
+        prefix_route: bool,
     },
     /// Add the source address to interface `index` without duplicate address
     /// detection: a high-availability master's (VRRP decided who holds it).
@@ -56,6 +59,33 @@ pub enum Step {
     AddRoute(RouteMessage),
     /// Delete a route.
     DeleteRoute(RouteMessage),
+    /// Pin `address` on interface `index` to `mac` (a permanent neighbour entry).
+    SetNeighbour {
+        /// Interface index.
+        index: u32,
+        /// The next hop's address.
+        address: IpAddr,
+        /// Its link-layer address.
+        mac: [u8; 6],
+    },
+    /// Add the rule `from SOURCE lookup TABLE priority PRIORITY proto PROTOCOL`.
+    AddSourceRule(SourceRuleSpec),
+    /// Delete the rule `from SOURCE lookup TABLE priority PRIORITY` (of any protocol).
+    DeleteSourceRule(SourceRuleSpec),
+    /// Add the proxy neighbour entry of `address` on interface `index`.
+    AddProxy {
+        /// Interface index.
+        index: u32,
+        /// The address answered for.
+        address: IpAddr,
+    },
+    /// Delete the proxy neighbour entry of `address` on interface `index`.
+    DeleteProxy {
+        /// Interface index.
+        index: u32,
+        /// The address.
+        address: IpAddr,
+    },
     /// Add the fwmark rule of a family that sends replies to the reply table.
     AddReplyRule(Family),
     /// Set a sysctl.
@@ -85,10 +115,55 @@ pub enum Step {
     },
 }
 
+/// A rule by source address, as plain data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceRuleSpec {
+    /// The source address it matches (a host prefix).
+    pub source: IpAddr,
+    /// The table it looks up.
+    pub table: u32,
+    /// Its priority.
+    pub priority: u32,
+    /// Its protocol (`proto`), which marks whose it is.
+    pub protocol: u8,
+}
+
+impl fmt::Display for SourceRuleSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let SourceRuleSpec {
+            source,
+            table,
+            priority,
+            protocol,
+        } = self;
+        let qualifier = Family::of(*source).qualifier();
+        write!(
+            f,
+            "{qualifier}rule from {source} lookup {table} priority {priority} proto {protocol}"
+        )
+    }
+}
+
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::AddAddress { source, index } => write!(f, "add address {source} to #{index}"),
+            Step::AddAddress {
+                source,
+                index,
+                prefix_route: true,
+            } => write!(f, "add address {source} to #{index}"),
+            Step::AddAddress { source, index, .. } => {
+                write!(f, "add address {source} to #{index} noprefixroute")
+            }
+            Step::SetNeighbour {
+                index,
+                address,
+                mac,
+            } => write!(
+                f,
+                "add neighbour {address} lladdr {} on #{index}",
+                netlink::show_mac(mac)
+            ),
             Step::AddHeldAddress { source, index } => {
                 write!(f, "add address {source} to #{index} (no DAD)")
             }
@@ -104,6 +179,14 @@ impl fmt::Display for Step {
             ),
             Step::AddRoute(r) => write!(f, "add route {}", netlink::describe_route(r)),
             Step::DeleteRoute(r) => write!(f, "delete route {}", netlink::describe_route(r)),
+            Step::AddSourceRule(rule) => write!(f, "add {rule}"),
+            Step::DeleteSourceRule(rule) => write!(f, "delete {rule}"),
+            Step::AddProxy { index, address } => {
+                write!(f, "add neighbour proxy {address} on #{index}")
+            }
+            Step::DeleteProxy { index, address } => {
+                write!(f, "delete neighbour proxy {address} on #{index}")
+            }
             Step::AddReplyRule(family) => write!(
                 f,
                 "add {}rule fwmark {REPLY_MARK:#x}/{REPLY_MARK:#x} lookup {REPLY_TABLE} priority {REPLY_RULE_PRIORITY}",

@@ -8,18 +8,20 @@
 //! HTTP/1.1 client and origin server for the proxy tests; `ipv6`: IPv6 added to the
 //! topology; `lists`: list files and the reloads they cause; `proxy`: checks shared by the
 //! proxy roles (idle timeout, SIGTERM); `cni`:
-//! the CNI plugin run as a runtime runs it, and its pods; `monitoring`: the alert rules,
-//! the dashboard and `promtool`; `promql`: the metric names an expression selects;
+//! the CNI plugin run as a runtime runs it, and its pods; `cloud`: a VPC of two nodes
+//! driven by an EC2 API, for the routed kinds; `monitoring`: the alert rules, the
+//! dashboard and `promtool`; `promql`: the metric names an expression selects;
 //! `prometheus`: a real Prometheus server in a namespace of the topology.
 //!
 //! Every item of these modules but `dns`, `egress_lan`, `ha`, `http`, `ipv6`, `lists`,
-//! `proxy`, `cni`, `monitoring`, `promql` and `prometheus` is
+//! `proxy`, `cni`, `cloud`, `monitoring`, `promql` and `prometheus` is
 //! re-exported here, so a suite takes them with `use common::*`.
 //!
 //! Only documentation addresses are used (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
 //! 2001:db8::/32), always inside namespaces created by the test itself.
 #![allow(dead_code)]
 
+pub mod cloud;
 pub mod cni;
 pub mod dns;
 pub mod egress_lan;

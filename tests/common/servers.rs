@@ -90,11 +90,18 @@ impl Server {
         port: u16,
         handler: Handler,
     ) -> Server {
+        Server::tcp_in_netns(&topo.ns(role), ip, port, handler)
+    }
+
+    /// A TCP server on IP:PORT in the network namespace named `ns`.
+    pub fn tcp_in_netns(ns: &str, ip: &'static str, port: u16, handler: Handler) -> Server {
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let (tx, rx) = std::sync::mpsc::channel();
         let (st, count) = (stop.clone(), accepted.clone());
-        let t = topo.in_ns(role, move || {
+        let name = ns.to_string();
+        let t = thread::spawn(move || {
+            super::enter_netns(&name);
             let l = TcpListener::bind((ip, port));
             let l = match l {
                 Ok(l) => l,
@@ -109,7 +116,7 @@ impl Server {
         });
         rx.recv_timeout(Duration::from_secs(5))
             .expect("tcp server thread")
-            .unwrap_or_else(|e| panic!("tcp server bind {ip}:{port} in {role}: {e}"));
+            .unwrap_or_else(|e| panic!("tcp server bind {ip}:{port} in {ns}: {e}"));
         Server {
             stop,
             accepted,

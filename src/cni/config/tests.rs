@@ -48,7 +48,9 @@ fn the_documented_example_parses_with_defaults() {
         InterfaceSpec {
             kind: InterfaceKind::Macvlan(MacvlanMode::Bridge),
             master: None,
-            mtu: None
+            mtu: None,
+            proxy_arp: false,
+            aws: None,
         }
     );
     assert_eq!((conf.log_file.as_ref(), conf.log_level), (None, None));
@@ -214,9 +216,9 @@ fn every_bad_field_is_named_with_its_value_quoted() {
             "ip: \"192.0.2.99\" is not an object",
         ),
         (
-            json!({"interfaceType": "aws-elastic-ip"}),
+            json!({"interfaceType": "vxlan"}),
             7,
-            "interfaceType: \"aws-elastic-ip\" is not supported",
+            "interfaceType: \"vxlan\" is not supported: macvlan, ipvlan, routed or aws-elastic-ip",
         ),
         (
             json!({"interfaceType": "Macvlan"}),

@@ -23,6 +23,13 @@ impl SourceAddress {
     pub fn family(&self) -> Family {
         Family::of(self.address)
     }
+
+    /// The subnet its prefix names (`198.51.100.0/24` of `198.51.100.99/24`).
+    pub fn network(&self) -> ipnet::IpNet {
+        ipnet::IpNet::new(self.address, self.prefix_len)
+            .map(|net| net.trunc())
+            .unwrap_or_else(|_| ipnet::IpNet::from(self.address))
+    }
 }
 
 impl fmt::Display for SourceAddress {

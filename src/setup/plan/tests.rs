@@ -118,6 +118,8 @@ fn fresh_family(pod_default: RouteMessage) -> ObservedFamily {
         reply_routes: Vec::new(),
         reply_rule: false,
         forwarding: "0".into(),
+        gateway_neighbour: None,
+        prefix_routes: Vec::new(),
     }
 }
 
@@ -200,7 +202,8 @@ fn a_fresh_pod_gets_every_piece_in_order() {
         vec![
             Step::AddAddress {
                 index: MAC,
-                source: v4_pair().source
+                source: v4_pair().source,
+                prefix_route: true,
             },
             Step::LinkUp(MAC),
             Step::AddRoute(netlink::host_route(MAC, ip("198.51.100.1"))),
@@ -240,7 +243,8 @@ fn an_address_from_ipam_does_not_count_as_done() {
         vec![
             Step::AddAddress {
                 index: MAC,
-                source: v4_pair().source
+                source: v4_pair().source,
+                prefix_route: true,
             },
             Step::AddRoute(netlink::in_table(&pod_default(), REPLY_TABLE)),
             Step::DeleteRoute(pod_default()),
@@ -264,6 +268,7 @@ fn each_missing_piece_alone_gets_its_own_step() {
             vec![Step::AddAddress {
                 index: MAC,
                 source: v4_pair().source,
+                prefix_route: true,
             }],
         ),
         (

@@ -99,11 +99,23 @@ impl Netlink {
             }))
     }
 
-    /// Adds `address/prefix_len` to interface `index`.
-    pub async fn add_address(&self, index: u32, address: IpAddr, prefix_len: u8) -> Result<()> {
-        self.handle
-            .address()
-            .add(index, address, prefix_len)
+    /// Adds `address/prefix_len` to interface `index`; without `prefix_route`, the
+    /// kernel adds no on-link route for its prefix (`noprefixroute`).
+    pub async fn add_address(
+        &self,
+        index: u32,
+        address: IpAddr,
+        prefix_len: u8,
+        prefix_route: bool,
+    ) -> Result<()> {
+        let mut request = self.handle.address().add(index, address, prefix_len);
+        if !prefix_route {
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Noprefixroute));
+        }
+        request
             .execute()
             .await
             .map_err(|e| Error::netlink(format!("adding address {address}/{prefix_len}"), e))

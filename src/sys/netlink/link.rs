@@ -3,7 +3,7 @@
 
 use futures::TryStreamExt;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use rtnetlink::LinkUnspec;
+use rtnetlink::{LinkUnspec, LinkVeth};
 use std::os::fd::AsRawFd;
 
 use super::{Link, Netlink};
@@ -47,6 +47,37 @@ impl Netlink {
         Ok(Some((link, alias)))
     }
 
+    /// The name and alias of interface `index`, if it exists.
+    pub async fn link_name(&self, index: u32) -> Result<Option<(String, Option<String>)>> {
+        let found = self
+            .handle
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_next()
+            .await;
+        let message = match found {
+            Ok(Some(message)) => message,
+            Ok(None) | Err(rtnetlink::Error::NetlinkError(_)) => return Ok(None),
+            Err(e) => return Err(Error::netlink(format!("looking up interface #{index}"), e)),
+        };
+        let text = |f: fn(&LinkAttribute) -> Option<&String>| {
+            message.attributes.iter().find_map(f).cloned()
+        };
+        Ok(text(|a| match a {
+            LinkAttribute::IfName(name) => Some(name),
+            _ => None,
+        })
+        .map(|name| {
+            let alias = text(|a| match a {
+                LinkAttribute::IfAlias(alias) => Some(alias),
+                _ => None,
+            });
+            (name, alias)
+        }))
+    }
+
     /// Every interface with an Ethernet address, by name.
     pub async fn links(&self) -> Result<Vec<(String, Link)>> {
         let all: Vec<LinkMessage> = self
@@ -78,6 +109,49 @@ impl Netlink {
             .await
             .map_err(|e| Error::netlink(format!("creating interface {name}"), e))?;
         Ok(self.link(name).await?.index)
+    }
+
+    /// Creates the veth pair `name` and `peer` (down), both with `mtu` when given,
+    /// and returns their indexes.
+    pub async fn add_veth(&self, name: &str, peer: &str, mtu: Option<u32>) -> Result<(u32, u32)> {
+        let index = self
+            .add_link(LinkVeth::new(name, peer).build(), name)
+            .await?;
+        let peer_index = self.link(peer).await?.index;
+        if let Some(mtu) = mtu {
+            for (i, n) in [(index, name), (peer_index, peer)] {
+                let message = LinkUnspec::new_with_index(i).mtu(mtu).build();
+                if let Err(e) = self
+                    .set_link(message, || format!("setting the MTU of {n} to {mtu}"))
+                    .await
+                {
+                    let _ = self.delete_link(index).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok((index, peer_index))
+    }
+
+    /// The MTU of interface `index`.
+    pub async fn mtu(&self, index: u32) -> Result<u32> {
+        let message = self
+            .handle
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_next()
+            .await
+            .map_err(|e| Error::netlink(format!("looking up interface #{index}"), e))?;
+        message
+            .and_then(|m| {
+                m.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Mtu(mtu) => Some(*mtu),
+                    _ => None,
+                })
+            })
+            .ok_or_else(|| Error::State(format!("interface #{index} has no MTU")))
     }
 
     /// Moves interface `index` into namespace `to`, renamed `name`.

@@ -1,11 +1,14 @@
 //! Thin rtnetlink layer: reads link/address/route/rule state of one network
 //! namespace and performs single changes. Decisions live in `setup`; interfaces in
 //! `link`, addresses in `address`; building and reading route messages (pure) in
-//! `route`.
+//! `route`; rules by source address in `rule`; neighbour and proxy entries in
+//! `neighbour`.
 
 mod address;
 mod link;
+mod neighbour;
 mod route;
+mod rule;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -20,10 +23,13 @@ use crate::error::{Error, Result};
 use crate::sys::netns::Netns;
 
 pub use address::AddressState;
+pub use neighbour::Neighbour;
 pub use route::{
-    default_route, describe_route, describe_route_named, host_route, in_table, route_destination,
-    route_gateway, route_interface, route_pref_source, route_table,
+    default_route, default_via, describe_route, describe_route_named, host_route, in_table,
+    route_destination, route_destination_ip, route_gateway, route_interface, route_pref_source,
+    route_protocol, route_table, with_protocol,
 };
+pub use rule::{SourceRule, rule_table};
 
 /// What the router needs to know about a network interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +40,12 @@ pub struct Link {
     pub mac: [u8; 6],
     /// Whether the interface is administratively up.
     pub up: bool,
+}
+
+/// A link-layer address as `ip link` shows it: `aa:bb:cc:dd:ee:ff`.
+pub fn show_mac(mac: &[u8; 6]) -> String {
+    let bytes: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    bytes.join(":")
 }
 
 /// The kernel's answer for an address family it does not have (IPv6 off at boot).
@@ -87,6 +99,16 @@ impl Netlink {
     /// The unicast routes of `family` in routing table `table` (none when the kernel
     /// has no such family: it answers a dump of one it lacks with every family's).
     pub async fn routes(&self, family: Family, table: u32) -> Result<Vec<RouteMessage>> {
+        Ok(self
+            .all_routes(family)
+            .await?
+            .into_iter()
+            .filter(|r| route_table(r) == table)
+            .collect())
+    }
+
+    /// The unicast routes of `family` in every routing table.
+    pub async fn all_routes(&self, family: Family) -> Result<Vec<RouteMessage>> {
         let query = match family {
             Family::V4 => RouteMessageBuilder::<Ipv4Addr>::new().build(),
             Family::V6 => RouteMessageBuilder::<Ipv6Addr>::new().build(),
@@ -103,7 +125,6 @@ impl Netlink {
             .into_iter()
             .filter(|r| {
                 r.header.address_family == address_family(family)
-                    && route_table(r) == table
                     && r.header.kind == RouteType::Unicast
             })
             .collect())

@@ -52,6 +52,24 @@ fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
     }
 }
 
+/// The destination of a route (`0.0.0.0/0`, `::/0` for a default route).
+pub fn route_destination(route: &RouteMessage) -> Option<ipnet::IpNet> {
+    let length = route.header.destination_prefix_length;
+    let address = route
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Destination(address) => ip_of(address),
+            _ => None,
+        })
+        .or(match route.header.address_family {
+            netlink_packet_route::AddressFamily::Inet => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            netlink_packet_route::AddressFamily::Inet6 => Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+            _ => None,
+        })?;
+    ipnet::IpNet::new(address, length).ok()
+}
+
 /// The gateway of a route.
 pub fn route_gateway(route: &RouteMessage) -> Option<IpAddr> {
     route.attributes.iter().find_map(|a| match a {
@@ -60,8 +78,9 @@ pub fn route_gateway(route: &RouteMessage) -> Option<IpAddr> {
     })
 }
 
-/// The destination of a route (none for a default route).
-pub fn route_destination(route: &RouteMessage) -> Option<IpAddr> {
+/// The destination address of a route, without its prefix length (none for a default
+/// route).
+pub fn route_destination_ip(route: &RouteMessage) -> Option<IpAddr> {
     route.attributes.iter().find_map(|a| match a {
         RouteAttribute::Destination(address) => ip_of(address),
         _ => None,
@@ -95,6 +114,31 @@ pub fn default_route(index: u32, gateway: IpAddr, source: IpAddr) -> RouteMessag
             .push(RouteAttribute::PrefSource(source.into()));
     }
     route
+}
+
+/// `default via gateway dev index` in the main table.
+pub fn default_via(index: u32, gateway: IpAddr) -> RouteMessage {
+    match gateway {
+        IpAddr::V4(gateway) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gateway)
+            .output_interface(index)
+            .build(),
+        IpAddr::V6(gateway) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .gateway(gateway)
+            .output_interface(index)
+            .build(),
+    }
+}
+
+/// `route` marked with `protocol` (`proto N`).
+pub fn with_protocol(mut route: RouteMessage, protocol: u8) -> RouteMessage {
+    route.header.protocol = protocol.into();
+    route
+}
+
+/// The protocol (`proto`) of a route.
+pub fn route_protocol(route: &RouteMessage) -> u8 {
+    route.header.protocol.into()
 }
 
 /// A copy of `route` placed in routing table `table`, without an expiry (a route a

@@ -129,6 +129,8 @@ pub struct Attachment {
     pub container: String,
     pub pod: String,
     pub config: String,
+    /// Further variables of every call (the AWS SDK's, for `aws-elastic-ip`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Attachment {
@@ -140,6 +142,7 @@ impl Attachment {
             container: container_id(1),
             pod: "egress-router-cni-deployment-575465c75c-z2tcd".into(),
             config: config.into(),
+            env: Vec::new(),
         }
     }
 
@@ -160,6 +163,7 @@ impl Attachment {
         if let Some(netns) = netns {
             vars.push(("CNI_NETNS".into(), netns.into()));
         }
+        vars.extend(self.env.iter().cloned());
         vars
     }
 
