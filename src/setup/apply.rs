@@ -9,7 +9,7 @@ use netlink_packet_route::rule::RuleMessage;
 use tracing::debug;
 
 use super::announce::Announced;
-use super::step::SourceRuleSpec;
+use super::step::{FirewallUndo, SourceRuleSpec};
 use super::{Namespace, Step};
 use crate::config::family::Family;
 use crate::config::router::SourceAddress;
@@ -51,6 +51,7 @@ enum Undo {
     Firewall {
         family: Family,
         script: String,
+        noflush: bool,
     },
 }
 
@@ -100,10 +101,15 @@ impl Journal {
                 } => ns.nl.add_proxy(index, address).await,
                 Undo::Proxy { index, address, .. } => ns.nl.del_proxy(index, address).await,
                 Undo::Sysctl { key, old } => sysctl::write(&ns.netns, &key, &old),
-                // Without --noflush: each table the script names is put back whole as it
-                // was (our chains and jumps gone, its own rules back), not merged into.
-                Undo::Firewall { family, script } => match ns.backend.for_family(family) {
-                    Ok(backend) => backend.restore(&ns.netns, &script, false),
+                // Without --noflush, each table the script names is put back whole as it
+                // was (our chains and jumps gone, its own rules back), not merged into;
+                // with it, the script deletes only what the step added.
+                Undo::Firewall {
+                    family,
+                    script,
+                    noflush,
+                } => match ns.backend.for_family(family) {
+                    Ok(backend) => backend.restore(&ns.netns, &script, noflush),
                     Err(e) => Err(e),
                 },
             };
@@ -240,20 +246,29 @@ pub async fn apply(ns: &Namespace, steps: &[Step], journal: &mut Journal) -> Res
                 before,
             } => {
                 let backend = ns.backend.for_family(*family)?;
-                let undo = Undo::Firewall {
+                let undo = match undo {
+                    FirewallUndo::Tables(script) => Some((script, false)),
+                    FirewallUndo::Rules(script) => Some((script, true)),
+                    FirewallUndo::Nothing => None,
+                }
+                .map(|(script, noflush)| Undo::Firewall {
                     family: *family,
-                    script: undo.clone(),
-                };
+                    script: script.clone(),
+                    noflush,
+                });
                 if let Err(e) = backend.restore(&ns.netns, script, true) {
                     // A restore is atomic per table, but say so only when the rules show it.
                     let now = backend.save_all(&ns.netns)?;
                     let tables = ["filter", "mangle", "nat"];
                     if !firewall::same_rules(before, &now, &tables) {
-                        journal.0.push(undo);
+                        journal.0.extend(undo);
                     }
                     return Err(e);
                 }
-                undo
+                match undo {
+                    Some(undo) => undo,
+                    None => continue,
+                }
             }
             Step::Announce {
                 index,

@@ -25,7 +25,7 @@ pub use observe::{Observed, observe};
 pub use plan::{announcements, plan};
 pub use problems::problems;
 pub use release::release;
-pub use step::{SourceRuleSpec, Step};
+pub use step::{FirewallUndo, SourceRuleSpec, Step};
 
 use crate::config::router::BackendChoice;
 use crate::error::Result;

@@ -12,7 +12,7 @@ use super::intent::{FamilyIntent, Intent};
 use super::observe::{
     Observed, ObservedFamily, PodLink, forwarding_key, ipv6_disabled_key, rp_filter_key,
 };
-use super::step::Step;
+use super::step::{FirewallUndo, Step};
 use crate::config::family::Family;
 use crate::error::{Error, Result};
 use crate::setup::firewall::{self, REPLY_TABLE};
@@ -44,7 +44,10 @@ pub fn plan(intent: &Intent, observed: &Observed) -> Result<Vec<Step>> {
             Some(Step::Firewall {
                 family: wanted.family,
                 script: firewall::restore_script(dump, wanted),
-                undo: firewall::rollback_script(dump, &firewall::tables(wanted)),
+                undo: FirewallUndo::Tables(firewall::rollback_script(
+                    dump,
+                    &firewall::tables(wanted),
+                )),
                 before: dump.clone(),
             })
         })

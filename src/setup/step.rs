@@ -91,15 +91,15 @@ pub enum Step {
     /// Set a sysctl.
     SetSysctl(Sysctl),
     /// Apply an `iptables-restore --noflush` script (`ip6tables-restore` for IPv6);
-    /// `undo` puts the tables back as `before` (the dump the script was planned from)
-    /// had them.
+    /// `undo` takes it back should a later step fail; `before` is the dump the script
+    /// was planned from.
     Firewall {
         /// The family whose tools apply it.
         family: Family,
         /// The script.
         script: String,
-        /// The script that restores the changed tables.
-        undo: String,
+        /// How the script is taken back.
+        undo: FirewallUndo,
         /// The `iptables-save` dump before.
         before: String,
     },
@@ -144,6 +144,18 @@ impl fmt::Display for SourceRuleSpec {
     }
 }
 
+/// How a firewall step is taken back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirewallUndo {
+    /// Restore, without `--noflush`, every table the script names as it was: for the
+    /// pod's namespace, whose tables nobody else changes meanwhile.
+    Tables(String),
+    /// Restore with `--noflush` a script that deletes only what the step added: for the
+    /// node, whose tables kube-proxy and others change at any time.
+    Rules(String),
+    /// Nothing to take back (a teardown step).
+    Nothing,
+}
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

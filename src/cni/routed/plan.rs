@@ -13,7 +13,7 @@ use super::{Holder, NODE_PROTOCOL, NODE_RULE_PRIORITY, NODE_TABLES, NodeIntent};
 use crate::cni::code;
 use crate::config::family::Family;
 use crate::error::{Error, Result};
-use crate::setup::{SourceRuleSpec, Step};
+use crate::setup::{FirewallUndo, SourceRuleSpec, Step};
 use crate::sys::netlink::{self, Link};
 use crate::sys::sysctl::Sysctl;
 
@@ -160,7 +160,7 @@ pub fn plan(intent: &NodeIntent, observed: &NodeObserved) -> Result<Vec<Step>> {
             steps.push(Step::Firewall {
                 family: Family::of(source),
                 script,
-                undo,
+                undo: FirewallUndo::Rules(undo),
                 before: found.nat_dump.clone(),
             });
         }
@@ -246,7 +246,7 @@ pub fn teardown(observed: &NodeObserved, proxy_arp: bool) -> Vec<Step> {
             steps.push(Step::Firewall {
                 family: Family::of(found.source),
                 script,
-                undo: String::new(),
+                undo: FirewallUndo::Nothing,
                 before: found.nat_dump.clone(),
             });
         }

@@ -156,6 +156,24 @@ fn a_fresh_node_gets_every_piece_in_order() {
 }
 
 #[test]
+fn the_node_exemption_is_taken_back_rule_by_rule_never_by_restoring_the_table() {
+    let steps = plan(&intent(false), &fresh()).unwrap();
+    let Some(Step::Firewall { undo, .. }) =
+        steps.iter().find(|s| matches!(s, Step::Firewall { .. }))
+    else {
+        panic!("no firewall step in {steps:?}");
+    };
+    let FirewallUndo::Rules(script) = undo else {
+        panic!("the node's nat table would be restored whole: {undo:?}");
+    };
+    assert!(
+        script.contains(&format!("-D {NODE_CHAIN} -s 192.0.2.50/32")),
+        "{script}"
+    );
+    assert!(script.contains(&format!("-X {NODE_CHAIN}")), "{script}");
+}
+
+#[test]
 fn a_node_in_place_needs_nothing_and_has_no_problem() {
     assert_eq!(plan(&intent(true), &done()).unwrap(), Vec::new());
     assert_eq!(problems(&intent(true), &done()), Vec::<String>::new());
