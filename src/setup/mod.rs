@@ -13,14 +13,16 @@ pub mod apply;
 pub mod egress;
 pub mod firewall;
 pub mod intent;
+pub mod journal;
 pub mod observe;
 pub mod plan;
 pub mod problems;
 pub mod release;
 pub mod step;
 
-pub use apply::{Journal, apply};
+pub use apply::apply;
 pub use intent::{FamilyIntent, Intent, MACVLAN, PodSide, RoutedLink};
+pub use journal::Journal;
 pub use observe::{Observed, observe};
 pub use plan::{announcements, plan};
 pub use problems::problems;
