@@ -3,7 +3,8 @@
 //! it throttles) or does not answer at all, before or after the address is assigned:
 //! each a clear CNI error, ADD within 15 s, nothing left on the node, in the pod or in
 //! the API; DEL whose API cleanup fails fails, with the node clean, and a later DEL
-//! finishes it. FAILS (never skips) without root or without the EC2 API's virtual
+//! finishes it; each command counted by result in a `metrics_file` for node_exporter.
+//! FAILS (never skips) without root or without the EC2 API's virtual
 //! environment.
 
 mod common;
@@ -182,4 +183,91 @@ fn del_fails_while_the_api_fails_and_a_later_del_finishes() {
     pod.del().ok_silent();
     nothing_left(&cloud, &api, &before, "the repeated DEL");
     assert_eq!(api.association(&world.allocation), None);
+}
+
+/// node_exporter's textfile directory for one test: created when missing (and then
+/// removed, with every directory made for it), this test's file removed in any case.
+struct TextfileDir {
+    file: std::path::PathBuf,
+    made: Vec<std::path::PathBuf>,
+}
+
+impl TextfileDir {
+    const DIR: &'static str = "/var/lib/node_exporter/textfile_collector";
+
+    fn new() -> Self {
+        let mut made = Vec::new();
+        let mut path = std::path::PathBuf::from("/");
+        for part in Self::DIR.split('/').skip(1) {
+            path.push(part);
+            if !path.exists() {
+                std::fs::create_dir(&path).unwrap();
+                made.push(path.clone());
+            }
+        }
+        let file = path.join(format!("egress-router-test-{}.prom", std::process::id()));
+        TextfileDir { file, made }
+    }
+}
+
+impl Drop for TextfileDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+        for dir in self.made.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+#[test]
+fn commands_are_counted_for_node_exporter_by_result() {
+    let _x = xtables_shared();
+    let textfile = TextfileDir::new();
+    let (cloud, api, _world, before) = setup();
+    let mut config: serde_json::Value = serde_json::from_str(&cloud_config(
+        "aws-elastic-ip",
+        json!({"allocationId": "eipalloc-0123456789abcdef0"}),
+    ))
+    .unwrap();
+    config["metrics_file"] = json!(textfile.file.to_str().unwrap());
+    let pod = cloud_pod(&cloud, NODE_A, 1, &config.to_string());
+    pod.add().error(7, &["InvalidAllocationID.NotFound"]);
+    pod.add().error(7, &["InvalidAllocationID.NotFound"]);
+    nothing_left(&cloud, &api, &before, "unknown allocation, counted");
+    pod.del().ok_silent();
+    let text = std::fs::read_to_string(&textfile.file).expect("the metrics file written");
+    let series = |command: &str, result: &str| {
+        format!(
+            "egress_router_cni_commands_total{{command=\"{command}\",interface_type=\"aws-elastic-ip\",result=\"{result}\"}}"
+        )
+    };
+    assert!(
+        text.contains(&format!("{} 2\n", series("ADD", "7"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{} 1\n", series("DEL", "ok"))),
+        "{text}"
+    );
+    assert!(!text.contains(&series("ADD", "ok")), "{text}");
+    // what node_exporter reads: valid text format, by Prometheus's own checker
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&textfile.file).unwrap())
+        .output()
+        .expect("promtool (Debian's prometheus package) runs");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // a path outside the directory: ADD refused before any change, naming the field
+    config["metrics_file"] = json!("/etc/cron.d/egress-router.prom");
+    let pod = cloud_pod(&cloud, NODE_A, 2, &config.to_string());
+    pod.add()
+        .error(7, &["metrics_file", "/etc/cron.d/egress-router.prom"]);
+    assert!(!std::path::Path::new("/etc/cron.d/egress-router.prom").exists());
+    nothing_left(&cloud, &api, &before, "metrics_file refused");
 }

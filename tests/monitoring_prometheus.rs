@@ -21,8 +21,8 @@ use common::dns::Dns;
 use common::http::{client, connect_tunnel, echo, echo_then_report};
 use common::lists::ListDir;
 use common::monitoring::{
-    as_prometheus_query, dashboard_queries, is_ha_metric, rules_file, used_metric_names,
-    uses_ha_metrics,
+    as_prometheus_query, dashboard_queries, is_cni_metric, is_ha_metric, rules_file,
+    used_metric_names, uses_ha_metrics,
 };
 use common::prometheus::{ActiveAlert, Prometheus, Target, summary};
 use common::promql::metric_names;
@@ -163,10 +163,11 @@ fn traffic(t: &Topology, dns: &Dns) {
 /// (waiting up to 20 s for the traffic's series), every alerting rule as loaded
 /// evaluates without error on scraped names only, and every dashboard query answers
 /// with data (a counter needs two samples in the window for its rate: a few seconds);
-/// high availability's names and queries aside (no pod here has `EGRESS_HA_VRID`).
+/// high availability's names and queries aside (no pod here has `EGRESS_HA_VRID`), and
+/// the CNI plugin's (node_exporter exposes them from its `metrics_file`).
 fn assert_everything_used_is_scraped_and_answers(prometheus: &Prometheus) {
     let mut used = used_metric_names();
-    used.retain(|name| !is_ha_metric(name));
+    used.retain(|name| !is_ha_metric(name) && !is_cni_metric(name));
     eventually(
         Duration::from_secs(20),
         "every metric used, scraped",
@@ -189,7 +190,7 @@ fn assert_everything_used_is_scraped_and_answers(prometheus: &Prometheus) {
         assert_eq!(health, "ok", "{name}: {error}");
         let unknown: Vec<String> = metric_names(query)
             .difference(&scraped)
-            .filter(|name| !is_ha_metric(name))
+            .filter(|name| !is_ha_metric(name) && !is_cni_metric(name))
             .cloned()
             .collect();
         assert!(unknown.is_empty(), "{name} uses {unknown:?}, never scraped");

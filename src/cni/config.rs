@@ -38,6 +38,11 @@ pub struct NetConf {
     pub log_file: Option<String>,
     /// `log_level`.
     pub log_level: Option<LogLevel>,
+    /// `metrics_file` as given: where to count commands for node_exporter, once
+    /// [`MetricsFile::parse`] takes it (checked like `log_file`).
+    ///
+    /// [`MetricsFile::parse`]: crate::cni::metrics_file::MetricsFile::parse
+    pub metrics_file: Option<String>,
     /// `prevResult`, as given (CHECK and DEL).
     pub prev_result: Option<Value>,
 }
@@ -75,6 +80,7 @@ impl NetConf {
         let interface = InterfaceSpec::parse(&conf)?;
         let log_file = conf.string("log_file")?;
         let log_level = conf.string("log_level")?.map(LogLevel::parse).transpose()?;
+        let metrics_file = conf.string("metrics_file")?;
         Ok(NetConf {
             cni_version,
             name: name.to_owned(),
@@ -83,6 +89,7 @@ impl NetConf {
             interface,
             log_file: log_file.map(str::to_owned),
             log_level,
+            metrics_file: metrics_file.map(str::to_owned),
             prev_result: conf.get("prevResult").cloned(),
         })
     }

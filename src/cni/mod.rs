@@ -12,7 +12,8 @@
 //! - [`config`]: the network configuration ([`config::NetConf`]); [`ip`]: its `ip` /
 //!   `podIP` part, the choice for a pod, and the plugin's NAT rules;
 //!   [`json`]: strict JSON reading with errors naming the field.
-//! - [`log_file`]: the `log_file` rules (pure) and opening it beneath `/var/log`.
+//! - [`log_file`]: the `log_file` rules (pure) and opening it beneath `/var/log`;
+//!   [`metrics_file`]: the command counts for node_exporter's textfile collector.
 //! - [`version`]: supported CNI versions; [`result`]: ADD, VERSION and error answers.
 
 pub mod attach;
@@ -24,6 +25,7 @@ pub mod host;
 pub mod ip;
 pub mod json;
 pub mod log_file;
+pub mod metrics_file;
 pub mod plugin;
 pub mod preflight;
 pub mod request;

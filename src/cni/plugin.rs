@@ -1,7 +1,8 @@
 //! The plugin's entry point: read the invocation, run the command, answer the CNI way
 //! (a result or an error object on stdout, a non-zero exit on failure, logs on stderr
 //! and, when the configuration names one, in `log_file` at `log_level`, a file beneath
-//! `/var/log` opened before anything changes: see [`super::log_file`]).
+//! `/var/log` opened before anything changes: see [`super::log_file`]), and, when it
+//! names a `metrics_file`, the command counted there ([`super::metrics_file`]).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -10,11 +11,13 @@ use super::attach;
 use super::config::{LogLevel, NetConf};
 use super::detach;
 use super::log_file::LogFile;
+use super::metrics_file::{Counts, METRICS_DIR, MetricsFile, Series};
 use super::request::{Action, Request};
 use super::result::{ErrorResult, VersionResult};
 use super::version::peek_version;
 use crate::config::vars::Vars;
 use crate::error::{Error, Result};
+use crate::sys::textfile;
 
 /// Runs the plugin for the invocation in `vars` and on stdin. On failure the error
 /// object is already on stdout; the error is returned for the exit status.
@@ -56,7 +59,9 @@ async fn execute(request: &Request) -> Result<Option<String>> {
             config,
         } => {
             let log = log_file(config)?;
+            let metrics = metrics_file(config)?;
             let outcome = attach::add(container, netns, config).await;
+            counted(config, metrics, "ADD", &outcome);
             logged(config, log, "ADD", &container.id, outcome).map(|r| Some(r.to_json()))
         }
         Action::Del {
@@ -70,7 +75,12 @@ async fn execute(request: &Request) -> Result<Option<String>> {
                 tracing::warn!(error = %e, "DEL goes on without the log file");
                 None
             });
+            let metrics = metrics_file(config).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "DEL goes on without the metrics file");
+                None
+            });
             let outcome = detach::del(container, netns.as_deref(), config).await;
+            counted(config, metrics, "DEL", &outcome);
             logged(config, log, "DEL", &container.id, outcome).map(|()| None)
         }
         Action::Check {
@@ -79,7 +89,9 @@ async fn execute(request: &Request) -> Result<Option<String>> {
             config,
         } => {
             let log = log_file(config)?;
+            let metrics = metrics_file(config)?;
             let outcome = detach::check(container, netns, config).await;
+            counted(config, metrics, "CHECK", &outcome);
             logged(config, log, "CHECK", &container.id, outcome).map(|()| None)
         }
         // Ready whenever it can run; the node holds nothing of this plugin to collect.
@@ -98,6 +110,33 @@ fn log_file(config: &NetConf) -> Result<Option<File>> {
         return Ok(None);
     }
     file.open().map(Some)
+}
+
+/// The configuration's `metrics_file`, checked ([`MetricsFile`]).
+fn metrics_file(config: &NetConf) -> Result<Option<MetricsFile>> {
+    config
+        .metrics_file
+        .as_deref()
+        .map(MetricsFile::parse)
+        .transpose()
+}
+
+/// Counts the command's outcome in `metrics`; a file that cannot be written is logged
+/// and never fails the command.
+fn counted<T>(config: &NetConf, metrics: Option<MetricsFile>, command: &str, outcome: &Result<T>) {
+    let Some(file) = metrics else {
+        return;
+    };
+    let code = outcome.as_ref().err().map(super::code::of);
+    let series = Series::new(command, config.interface.kind.type_name(), code);
+    let written = textfile::replace(std::path::Path::new(METRICS_DIR), file.name(), |old| {
+        let mut counts = Counts::read(old);
+        counts.count(series);
+        counts.render()
+    });
+    if let Err(e) = written {
+        tracing::warn!(metrics_file = %file.path().display(), error = %e, "cannot count the command");
+    }
 }
 
 /// Writes the outcome to stderr and to the opened `log` at the configuration's

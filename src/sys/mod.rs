@@ -3,7 +3,8 @@
 //! routes and rules; [`iptables`] the rule tools; [`sysctl`]; [`arp`] announcements on
 //! a packet socket, [`ndp`] their IPv6 counterpart, [`fd`] their sockets handed to a
 //! child; [`lock`] a lock scoped to the network namespace; [`beneath`] a file opened
-//! beneath a directory without following a symbolic link; [`vrrp`] raw VRRP sockets.
+//! beneath a directory without following a symbolic link; [`textfile`] a file replaced
+//! whole under a lock (node_exporter's textfile collector); [`vrrp`] raw VRRP sockets.
 
 pub mod arp;
 pub mod beneath;
@@ -14,4 +15,5 @@ pub mod ndp;
 pub mod netlink;
 pub mod netns;
 pub mod sysctl;
+pub mod textfile;
 pub mod vrrp;

@@ -133,6 +133,12 @@ pub fn is_ha_metric(name: &str) -> bool {
     name.starts_with("egress_router_ha_")
 }
 
+/// Whether `name` is the CNI plugin's, which node_exporter's textfile collector
+/// exposes (tests/cni_aws_failures.rs checks the file with `promtool check metrics`).
+pub fn is_cni_metric(name: &str) -> bool {
+    name.starts_with("egress_router_cni_")
+}
+
 /// Whether `expr` (a rule's expression, or a dashboard query as Prometheus takes it)
 /// reads any metric of high availability's.
 pub fn uses_ha_metrics(expr: &str) -> bool {

@@ -1,0 +1,96 @@
+use super::*;
+
+fn refusal(text: &str) -> String {
+    let error = MetricsFile::parse(text).unwrap_err();
+    assert_eq!(crate::cni::code::of(&error), 7, "{error}");
+    let shown = error.to_string();
+    assert!(shown.contains("metrics_file"), "{shown}");
+    shown
+}
+
+#[test]
+fn only_a_plain_prom_name_directly_in_the_directory_is_taken() {
+    let file = MetricsFile::parse(&format!("{METRICS_DIR}/egress-router.prom")).unwrap();
+    assert_eq!(file.name(), "egress-router.prom");
+    assert_eq!(
+        file.path(),
+        Path::new(METRICS_DIR).join("egress-router.prom")
+    );
+    for text in [
+        "/etc/cron.d/x.prom".to_string(),
+        format!("{METRICS_DIR}/../../../etc/x.prom"),
+        format!("{METRICS_DIR}/sub/x.prom"),
+        format!("{METRICS_DIR}x.prom"),
+        format!("{METRICS_DIR}/x.txt"),
+        format!("{METRICS_DIR}/.prom"),
+        format!("{METRICS_DIR}/.hidden.prom"),
+        format!("{METRICS_DIR}/a b.prom"),
+        format!("{METRICS_DIR}/x.prom\0"),
+        format!("{METRICS_DIR}/"),
+        "egress-router.prom".to_string(),
+    ] {
+        refusal(&text);
+    }
+    assert!(refusal("/tmp/x.prom").contains(METRICS_DIR));
+}
+
+#[test]
+fn counts_survive_the_file_and_only_grow() {
+    let add_ok = Series::new("ADD", "aws-elastic-ip", None);
+    let add_failed = Series::new("ADD", "aws-elastic-ip", Some(7));
+    let mut counts = Counts::default();
+    counts.count(add_ok.clone());
+    counts.count(add_failed.clone());
+    counts.count(add_failed.clone());
+    let text = counts.render();
+    assert!(
+        text.contains(&format!("# TYPE {COMMANDS} counter\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{COMMANDS}{{command=\"ADD\",interface_type=\"aws-elastic-ip\",result=\"7\"}} 2\n"
+        )),
+        "{text}"
+    );
+    let mut again = Counts::read(&text);
+    assert_eq!(again, counts);
+    again.count(add_ok.clone());
+    assert_eq!(again.get(&add_ok), Some(2));
+    assert_eq!(again.get(&add_failed), Some(2));
+}
+
+#[test]
+fn lines_it_would_not_write_are_left_out() {
+    let text = format!(
+        "# HELP x\nother_metric 5\n\
+         {COMMANDS}{{command=\"ADD\",interface_type=\"routed\",result=\"ok\"}} 3\n\
+         {COMMANDS}{{command=\"ADD\",interface_type=\"routed\",result=\"ok\",extra=\"1\"}} 9\n\
+         {COMMANDS}{{command=\"ADD\",interface_type=\"rou\\\"ted\",result=\"ok\"}} 9\n\
+         {COMMANDS}{{command=\"ADD\",command=\"DEL\",result=\"ok\"}} 9\n\
+         {COMMANDS}{{command=\"DEL\",interface_type=\"routed\",result=\"ok\"}} many\n"
+    );
+    let counts = Counts::read(&text);
+    assert_eq!(
+        counts
+            .render()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count(),
+        1,
+        "{counts:?}"
+    );
+    assert_eq!(counts.get(&Series::new("ADD", "routed", None)), Some(3));
+}
+
+#[test]
+fn series_are_capped() {
+    let mut counts = Counts::default();
+    for code in 0..200 {
+        counts.count(Series::new("ADD", "routed", Some(code)));
+    }
+    assert_eq!(counts.0.len(), MAX_SERIES);
+    counts.count(Series::new("ADD", "routed", Some(0)));
+    assert_eq!(counts.get(&Series::new("ADD", "routed", Some(0))), Some(2));
+    assert_eq!(counts.get(&Series::new("ADD", "routed", Some(199))), None);
+}
