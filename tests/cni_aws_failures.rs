@@ -186,9 +186,10 @@ fn del_fails_while_the_api_fails_and_a_later_del_finishes() {
 }
 
 /// node_exporter's textfile directory for one test: created when missing (and then
-/// removed, with every directory made for it), this test's file removed in any case.
+/// removed, with every directory made for it); the plugin's file put back as it was.
 struct TextfileDir {
     file: std::path::PathBuf,
+    before: Option<Vec<u8>>,
     made: Vec<std::path::PathBuf>,
 }
 
@@ -205,14 +206,19 @@ impl TextfileDir {
                 made.push(path.clone());
             }
         }
-        let file = path.join(format!("egress-router-test-{}.prom", std::process::id()));
-        TextfileDir { file, made }
+        let file = path.join("egress-router.prom");
+        let before = std::fs::read(&file).ok();
+        let _ = std::fs::remove_file(&file);
+        TextfileDir { file, before, made }
     }
 }
 
 impl Drop for TextfileDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.file);
+        if let Some(before) = &self.before {
+            let _ = std::fs::write(&self.file, before);
+        }
         for dir in self.made.iter().rev() {
             let _ = std::fs::remove_dir(dir);
         }
@@ -236,9 +242,17 @@ fn commands_are_counted_for_node_exporter_by_result() {
     nothing_left(&cloud, &api, &before, "unknown allocation, counted");
     pod.del().ok_silent();
     let text = std::fs::read_to_string(&textfile.file).expect("the metrics file written");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&textfile.file).unwrap().permissions(),
+    );
+    assert_eq!(
+        mode & 0o777,
+        0o644,
+        "readable by a node_exporter of another user"
+    );
     let series = |command: &str, result: &str| {
         format!(
-            "egress_router_cni_commands_total{{command=\"{command}\",interface_type=\"aws-elastic-ip\",result=\"{result}\"}}"
+            "egress_router_cni_commands_total{{network=\"egress\",command=\"{command}\",interface_type=\"aws-elastic-ip\",result=\"{result}\"}}"
         )
     };
     assert!(
@@ -263,11 +277,11 @@ fn commands_are_counted_for_node_exporter_by_result() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // a path outside the directory: ADD refused before any change, naming the field
-    config["metrics_file"] = json!("/etc/cron.d/egress-router.prom");
+    // another collector's file: ADD refused before any change, naming the field
+    let other = format!("{}/smartmon.prom", TextfileDir::DIR);
+    config["metrics_file"] = json!(other);
     let pod = cloud_pod(&cloud, NODE_A, 2, &config.to_string());
-    pod.add()
-        .error(7, &["metrics_file", "/etc/cron.d/egress-router.prom"]);
-    assert!(!std::path::Path::new("/etc/cron.d/egress-router.prom").exists());
+    pod.add().error(7, &["metrics_file", &other]);
+    assert!(!std::path::Path::new(&other).exists());
     nothing_left(&cloud, &api, &before, "metrics_file refused");
 }

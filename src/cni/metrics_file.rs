@@ -3,12 +3,14 @@
 //! cloud API refusing or not answering, a node piece that cannot be made) would show
 //! only as a pod that does not start or a cleanup the runtime retries. With
 //! `metrics_file` set, every ADD, CHECK and DEL adds one to
-//! `egress_router_cni_commands_total{command, interface_type, result}` (`result`: `ok`,
-//! or the CNI error code) in that file, which node_exporter exposes with the node's
-//! metrics. The path is held to [`METRICS_DIR`] (a plain `*.prom` name in it: the
-//! plugin runs as root and the path comes from whoever may write a
-//! NetworkAttachmentDefinition); the rules and the file's content are pure, the
-//! locked replacement is [`crate::sys::textfile`].
+//! `egress_router_cni_commands_total{network, command, interface_type, result}`
+//! (`result`: `ok`, or the CNI error code) in that file, which node_exporter exposes
+//! with the node's metrics. The path can only be [`METRICS_FILE`]: the plugin runs as
+//! root and the path comes from whoever may write a NetworkAttachmentDefinition, who
+//! must not replace another collector's file, and every network of a node shares the
+//! one file (two files holding the same series would break node_exporter's scrape).
+//! The rules and the file's content are pure, the locked replacement is
+//! [`crate::sys::textfile`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,59 +19,53 @@ use std::path::{Path, PathBuf};
 use crate::cni::json::invalid;
 use crate::error::Result;
 
-/// The one directory a metrics file may be in: node_exporter's usual
+/// The directory of the metrics file: node_exporter's usual
 /// `--collector.textfile.directory`.
 pub const METRICS_DIR: &str = "/var/lib/node_exporter/textfile_collector";
+/// The metrics file's name in [`METRICS_DIR`].
+const NAME: &str = "egress-router.prom";
+/// The only metrics file.
+pub const METRICS_FILE: &str = "/var/lib/node_exporter/textfile_collector/egress-router.prom";
 /// The counter's name.
 pub const COMMANDS: &str = "egress_router_cni_commands_total";
-/// At most this many series are kept (command x interface type x result is far
-/// fewer); a new one beyond it is not counted.
-const MAX_SERIES: usize = 64;
+/// At most this many series are kept (a node has few networks, and command x
+/// interface type x result is far fewer); a new one beyond it is not counted.
+const MAX_SERIES: usize = 256;
 
-/// A valid `metrics_file`: a name directly in [`METRICS_DIR`].
+/// A valid `metrics_file`: [`METRICS_FILE`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetricsFile {
-    name: String,
-}
+pub struct MetricsFile;
 
 impl MetricsFile {
-    /// Checks `text` against the rules; an error names `metrics_file` and quotes `text`.
+    /// Checks `text` against the rule; an error names `metrics_file` and quotes `text`.
     pub fn parse(text: &str) -> Result<Self> {
-        let bad = |why: &str| invalid("metrics_file", format!("{text:?} {why}"));
-        let Some(name) = text
-            .strip_prefix(METRICS_DIR)
-            .and_then(|rest| rest.strip_prefix('/'))
-        else {
-            return Err(bad(&format!(
-                "is not a file directly in {METRICS_DIR}/, the only directory a metrics file may be in"
-            )));
-        };
-        let plain = name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        let stem = name.strip_suffix(".prom").unwrap_or_default();
-        if !plain || stem.is_empty() || stem.starts_with('.') {
-            return Err(bad(
-                "must be NAME.prom directly in the directory, NAME of letters, digits, `_`, `-` and `.`, not starting with `.`",
-            ));
+        match text == METRICS_FILE {
+            true => Ok(MetricsFile),
+            false => Err(invalid(
+                "metrics_file",
+                format!(
+                    "{text:?} is not {METRICS_FILE}, the only metrics file (shared by every network of the node)"
+                ),
+            )),
         }
-        Ok(MetricsFile { name: name.into() })
     }
 
     /// The file's name in [`METRICS_DIR`].
-    pub fn name(&self) -> &str {
-        &self.name
+    pub fn name(&self) -> &'static str {
+        NAME
     }
 
     /// The whole path.
     pub fn path(&self) -> PathBuf {
-        Path::new(METRICS_DIR).join(&self.name)
+        Path::new(METRICS_DIR).join(NAME)
     }
 }
 
-/// One series: a command, the interface type it was for, and how it ended.
+/// One series: a network, a command, the interface type it was for, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Series {
+    /// The network's `name`.
+    pub network: String,
     /// `ADD`, `CHECK` or `DEL`.
     pub command: String,
     /// `macvlan`, `ipvlan`, `routed`, `aws-elastic-ip`.
@@ -79,10 +75,16 @@ pub struct Series {
 }
 
 impl Series {
-    /// The series of `command` for `interface_type` ending with `error_code`
-    /// (`None`: success).
-    pub fn new(command: &str, interface_type: &str, error_code: Option<u32>) -> Series {
+    /// The series of `command` on `network` for `interface_type` ending with
+    /// `error_code` (`None`: success).
+    pub fn new(
+        network: &str,
+        command: &str,
+        interface_type: &str,
+        error_code: Option<u32>,
+    ) -> Series {
         Series {
+            network: network.into(),
             command: command.into(),
             interface_type: interface_type.into(),
             result: error_code.map_or_else(|| "ok".into(), |code| code.to_string()),
@@ -118,13 +120,13 @@ impl Counts {
     /// The file's text, in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut text = format!(
-            "# HELP {COMMANDS} CNI commands the egress-router plugin ran on this node, by command, interface type and result (ok, or the CNI error code).\n# TYPE {COMMANDS} counter\n"
+            "# HELP {COMMANDS} CNI commands the egress-router plugin ran on this node, by network, command, interface type and result (ok, or the CNI error code).\n# TYPE {COMMANDS} counter\n"
         );
         for (s, value) in &self.0 {
             let _ = writeln!(
                 text,
-                "{COMMANDS}{{command=\"{}\",interface_type=\"{}\",result=\"{}\"}} {value}",
-                s.command, s.interface_type, s.result
+                "{COMMANDS}{{network=\"{}\",command=\"{}\",interface_type=\"{}\",result=\"{}\"}} {value}",
+                s.network, s.command, s.interface_type, s.result
             );
         }
         text
@@ -147,11 +149,12 @@ fn parse_line(line: &str) -> Option<(Series, u64)> {
     }
     let label = |key: &str| found.get(key).map(|v| v.to_string());
     let series = Series {
+        network: label("network")?,
         command: label("command")?,
         interface_type: label("interface_type")?,
         result: label("result")?,
     };
-    (found.len() == 3).then_some(())?;
+    (found.len() == 4).then_some(())?;
     Some((series, value.trim().parse().ok()?))
 }
 

@@ -128,7 +128,12 @@ fn counted<T>(config: &NetConf, metrics: Option<MetricsFile>, command: &str, out
         return;
     };
     let code = outcome.as_ref().err().map(super::code::of);
-    let series = Series::new(command, config.interface.kind.type_name(), code);
+    let series = Series::new(
+        &config.name,
+        command,
+        config.interface.kind.type_name(),
+        code,
+    );
     let written = textfile::replace(std::path::Path::new(METRICS_DIR), file.name(), |old| {
         let mut counts = Counts::read(old);
         counts.count(series);

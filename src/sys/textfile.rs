@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag, open, openat, renameat};
-use nix::sys::stat::{Mode, SFlag, fstat};
+use nix::sys::stat::{Mode, SFlag, fchmod, fstat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use crate::error::{Error, Result};
@@ -54,8 +54,13 @@ pub fn replace(dir: &Path, name: &str, change: impl FnOnce(&str) -> String) -> R
         Mode::from_bits_truncate(0o644),
     )
     .map_err(|e| fail("creating the temporary file of", e))?;
-    File::from(fd)
-        .write_all(text.as_bytes())
+    let mut file = File::from(fd);
+    // the mode whatever the umask (node_exporter often runs as another user), and on
+    // disk before it takes the name
+    fchmod(&file, Mode::from_bits_truncate(0o644))
+        .map_err(|e| fail("setting the mode of the temporary file of", e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
         .map_err(|e| Error::io(format!("writing the temporary file of {name}"), e))?;
     renameat(at, temporary.as_str(), at, name).map_err(|e| fail("renaming over", e))
 }

@@ -9,35 +9,28 @@ fn refusal(text: &str) -> String {
 }
 
 #[test]
-fn only_a_plain_prom_name_directly_in_the_directory_is_taken() {
-    let file = MetricsFile::parse(&format!("{METRICS_DIR}/egress-router.prom")).unwrap();
-    assert_eq!(file.name(), "egress-router.prom");
-    assert_eq!(
-        file.path(),
-        Path::new(METRICS_DIR).join("egress-router.prom")
-    );
+fn only_the_one_file_is_taken() {
+    let file = MetricsFile::parse(METRICS_FILE).unwrap();
+    assert_eq!(file.path(), Path::new(METRICS_FILE));
+    assert_eq!(Path::new(METRICS_DIR).join(file.name()), file.path());
     for text in [
         "/etc/cron.d/x.prom".to_string(),
-        format!("{METRICS_DIR}/../../../etc/x.prom"),
-        format!("{METRICS_DIR}/sub/x.prom"),
-        format!("{METRICS_DIR}x.prom"),
-        format!("{METRICS_DIR}/x.txt"),
-        format!("{METRICS_DIR}/.prom"),
-        format!("{METRICS_DIR}/.hidden.prom"),
-        format!("{METRICS_DIR}/a b.prom"),
-        format!("{METRICS_DIR}/x.prom\0"),
-        format!("{METRICS_DIR}/"),
+        format!("{METRICS_DIR}/smartmon.prom"),
+        format!("{METRICS_DIR}/../../../etc/egress-router.prom"),
+        format!("{METRICS_DIR}/sub/egress-router.prom"),
+        format!("{METRICS_DIR}//egress-router.prom"),
+        format!("{METRICS_FILE}/"),
+        format!("{METRICS_FILE}\0"),
         "egress-router.prom".to_string(),
     ] {
-        refusal(&text);
+        assert!(refusal(&text).contains(METRICS_FILE), "{text}");
     }
-    assert!(refusal("/tmp/x.prom").contains(METRICS_DIR));
 }
 
 #[test]
 fn counts_survive_the_file_and_only_grow() {
-    let add_ok = Series::new("ADD", "aws-elastic-ip", None);
-    let add_failed = Series::new("ADD", "aws-elastic-ip", Some(7));
+    let add_ok = Series::new("egress", "ADD", "aws-elastic-ip", None);
+    let add_failed = Series::new("egress", "ADD", "aws-elastic-ip", Some(7));
     let mut counts = Counts::default();
     counts.count(add_ok.clone());
     counts.count(add_failed.clone());
@@ -49,7 +42,7 @@ fn counts_survive_the_file_and_only_grow() {
     );
     assert!(
         text.contains(&format!(
-            "{COMMANDS}{{command=\"ADD\",interface_type=\"aws-elastic-ip\",result=\"7\"}} 2\n"
+            "{COMMANDS}{{network=\"egress\",command=\"ADD\",interface_type=\"aws-elastic-ip\",result=\"7\"}} 2\n"
         )),
         "{text}"
     );
@@ -64,11 +57,12 @@ fn counts_survive_the_file_and_only_grow() {
 fn lines_it_would_not_write_are_left_out() {
     let text = format!(
         "# HELP x\nother_metric 5\n\
-         {COMMANDS}{{command=\"ADD\",interface_type=\"routed\",result=\"ok\"}} 3\n\
-         {COMMANDS}{{command=\"ADD\",interface_type=\"routed\",result=\"ok\",extra=\"1\"}} 9\n\
-         {COMMANDS}{{command=\"ADD\",interface_type=\"rou\\\"ted\",result=\"ok\"}} 9\n\
-         {COMMANDS}{{command=\"ADD\",command=\"DEL\",result=\"ok\"}} 9\n\
-         {COMMANDS}{{command=\"DEL\",interface_type=\"routed\",result=\"ok\"}} many\n"
+         {COMMANDS}{{network=\"n\",command=\"ADD\",interface_type=\"routed\",result=\"ok\"}} 3\n\
+         {COMMANDS}{{command=\"ADD\",interface_type=\"routed\",result=\"ok\"}} 9\n\
+         {COMMANDS}{{network=\"n\",command=\"ADD\",interface_type=\"routed\",result=\"ok\",extra=\"1\"}} 9\n\
+         {COMMANDS}{{network=\"n\",command=\"ADD\",interface_type=\"rou\\\"ted\",result=\"ok\"}} 9\n\
+         {COMMANDS}{{network=\"n\",command=\"ADD\",command=\"DEL\",result=\"ok\"}} 9\n\
+         {COMMANDS}{{network=\"n\",command=\"DEL\",interface_type=\"routed\",result=\"ok\"}} many\n"
     );
     let counts = Counts::read(&text);
     assert_eq!(
@@ -80,17 +74,26 @@ fn lines_it_would_not_write_are_left_out() {
         1,
         "{counts:?}"
     );
-    assert_eq!(counts.get(&Series::new("ADD", "routed", None)), Some(3));
+    assert_eq!(
+        counts.get(&Series::new("n", "ADD", "routed", None)),
+        Some(3)
+    );
 }
 
 #[test]
 fn series_are_capped() {
     let mut counts = Counts::default();
-    for code in 0..200 {
-        counts.count(Series::new("ADD", "routed", Some(code)));
+    for code in 0..300 {
+        counts.count(Series::new("net_1.a", "ADD", "routed", Some(code)));
     }
     assert_eq!(counts.0.len(), MAX_SERIES);
-    counts.count(Series::new("ADD", "routed", Some(0)));
-    assert_eq!(counts.get(&Series::new("ADD", "routed", Some(0))), Some(2));
-    assert_eq!(counts.get(&Series::new("ADD", "routed", Some(199))), None);
+    counts.count(Series::new("net_1.a", "ADD", "routed", Some(0)));
+    assert_eq!(
+        counts.get(&Series::new("net_1.a", "ADD", "routed", Some(0))),
+        Some(2)
+    );
+    assert_eq!(
+        counts.get(&Series::new("net_1.a", "ADD", "routed", Some(299))),
+        None
+    );
 }
