@@ -82,6 +82,26 @@ pub fn intent(
     }
 }
 
+/// The attachment's owner in the pod `ns` (whether the pod has its own default route a
+/// family, where replies then go); an error, before anything changes, when the pod
+/// already has an interface named `CNI_IFNAME`.
+pub async fn owner_in_pod(ns: &Namespace, container: &Container) -> Result<Owner> {
+    if ns.nl.find_link(&container.ifname).await?.is_some() {
+        return Err(Error::cni(
+            code::PLUGIN_FAILURE,
+            format!(
+                "the pod already has an interface {}: nothing was changed",
+                container.ifname
+            ),
+        ));
+    }
+    Ok(Owner {
+        container: container.id.clone(),
+        replies4: has_own_default(&ns.nl, Family::V4).await?,
+        replies6: has_own_default(&ns.nl, Family::V6).await?,
+    })
+}
+
 /// Runs ADD and returns the result to print.
 pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Result<SuccessResult> {
     let ip = config.ip_config(container.pod.name.as_deref())?;
@@ -94,21 +114,8 @@ pub async fn add(container: &Container, netns: &Path, config: &NetConf) -> Resul
     let (master, gateways) = node_side(&node_nl, config, ip).await?;
     let _lock = setup::lock(&pod).await?;
     let (ns, _) = Namespace::open(pod, BackendChoice::Auto)?;
-    if ns.nl.find_link(&container.ifname).await?.is_some() {
-        return Err(Error::cni(
-            code::PLUGIN_FAILURE,
-            format!(
-                "the pod already has an interface {}: nothing was changed",
-                container.ifname
-            ),
-        ));
-    }
+    let owner = owner_in_pod(&ns, container).await?;
     preflight::refuse_a_second_setup(&ns)?;
-    let owner = Owner {
-        container: container.id.clone(),
-        replies4: has_own_default(&ns.nl, Family::V4).await?,
-        replies6: has_own_default(&ns.nl, Family::V6).await?,
-    };
     let intent = intent(ip, &container.ifname, &gateways, &owner, None);
     let index = create_link(&node_nl, config, &master, &owner).await?;
     let moved = node_nl.move_link(index, &ns.netns, &container.ifname).await;

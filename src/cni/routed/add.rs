@@ -13,7 +13,7 @@ use tracing::info;
 use super::commands::{ADD_API_TIME, UNDO_API_TIME, load_ec2, lock_node, open_node, target};
 use super::observe::observe;
 use super::{NodeIntent, plan};
-use crate::cni::attach::{self, has_own_default, node_side, open_pod};
+use crate::cni::attach::{self, node_side, open_pod, owner_in_pod};
 use crate::cni::aws::flow;
 use crate::cni::code;
 use crate::cni::config::{InterfaceKind, NetConf};
@@ -21,7 +21,6 @@ use crate::cni::host::{self, Owner};
 use crate::cni::ip::IpConfig;
 use crate::cni::request::Container;
 use crate::cni::result::{Interface, SuccessResult};
-use crate::config::family::Family;
 use crate::config::router::BackendChoice;
 use crate::error::{Error, Result};
 use crate::setup::{self, Journal, Namespace, RoutedLink, Step, announce};
@@ -64,32 +63,8 @@ pub async fn add(
     let _node_lock = lock_node(&node).await?;
     let _lock = setup::lock(&pod).await?;
     let (ns, _) = Namespace::open(pod, BackendChoice::Auto)?;
-    if ns.nl.find_link(&container.ifname).await?.is_some() {
-        return Err(Error::cni(
-            code::PLUGIN_FAILURE,
-            format!(
-                "the pod already has an interface {}: nothing was changed",
-                container.ifname
-            ),
-        ));
-    }
-    let owner = Owner {
-        container: container.id.clone(),
-        replies4: has_own_default(&ns.nl, Family::V4).await?,
-        replies6: has_own_default(&ns.nl, Family::V6).await?,
-    };
-    let node_intent = NodeIntent {
-        container: container.id.clone(),
-        node_end: host::node_end_name(&container.id),
-        master: master.clone(),
-        sources: ip
-            .sources
-            .iter()
-            .map(|s| s.address)
-            .zip(gateways.iter().copied())
-            .collect(),
-        proxy_arp: config.interface.proxy_arp,
-    };
+    let owner = owner_in_pod(&ns, container).await?;
+    let node_intent = NodeIntent::new(container, &master, ip, &gateways, config);
     let mtu = match config.interface.mtu {
         Some(mtu) => u32::from(mtu),
         None => node.nl.mtu(node.nl.link(&master).await?.index).await?,

@@ -198,18 +198,7 @@ pub async fn check(container: &Container, netns: &Path, config: &NetConf) -> Res
     let pod = open_pod(netns)?;
     let node = open_node()?;
     let (master, gateways) = node_side(&node.nl, config, ip).await?;
-    let node_intent = NodeIntent {
-        container: container.id.clone(),
-        node_end: host::node_end_name(&container.id),
-        master: master.clone(),
-        sources: ip
-            .sources
-            .iter()
-            .map(|s| s.address)
-            .zip(gateways.iter().copied())
-            .collect(),
-        proxy_arp: config.interface.proxy_arp,
-    };
+    let node_intent = NodeIntent::new(container, &master, ip, &gateways, config);
     let observed = observe(&node, &node_intent).await?;
     let mut problems: Vec<String> = plan::problems(&node_intent, &observed)
         .into_iter()

@@ -35,6 +35,11 @@ pub mod plan;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
+use crate::cni::config::NetConf;
+use crate::cni::host;
+use crate::cni::ip::IpConfig;
+use crate::cni::request::Container;
+
 /// Priority of the node's rules `from SOURCE lookup TABLE` (after the low priorities
 /// cluster network plugins use, before the main table's 32766; the router's reply
 /// rule, 4552, lives in pods, never on the node).
@@ -59,6 +64,31 @@ pub struct NodeIntent {
     pub sources: Vec<(IpAddr, IpAddr)>,
     /// `interfaceArgs.proxyArp`.
     pub proxy_arp: bool,
+}
+
+impl NodeIntent {
+    /// What `container`'s attachment with `ip` needs on the node: its sources leaving
+    /// by `master` through `gateways` (one a source, in order).
+    pub fn new(
+        container: &Container,
+        master: &str,
+        ip: &IpConfig,
+        gateways: &[IpAddr],
+        config: &NetConf,
+    ) -> NodeIntent {
+        NodeIntent {
+            container: container.id.clone(),
+            node_end: host::node_end_name(&container.id),
+            master: master.to_string(),
+            sources: ip
+                .sources
+                .iter()
+                .map(|s| s.address)
+                .zip(gateways.iter().copied())
+                .collect(),
+            proxy_arp: config.interface.proxy_arp,
+        }
+    }
 }
 
 /// Who holds a source on the node: where its host route leads.
