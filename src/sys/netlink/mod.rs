@@ -16,7 +16,7 @@ use futures::TryStreamExt;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
-use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
+use rtnetlink::{Handle, RouteMessageBuilder};
 
 use crate::config::family::Family;
 use crate::error::{Error, Result};
@@ -160,21 +160,7 @@ impl Netlink {
         mark: u32,
         table: u32,
     ) -> Result<Option<RuleMessage>> {
-        let version = match family {
-            Family::V4 => IpVersion::V4,
-            Family::V6 => IpVersion::V6,
-        };
-        let listed: std::result::Result<Vec<RuleMessage>, _> = self
-            .handle
-            .rule()
-            .get(version)
-            .execute()
-            .try_collect()
-            .await;
-        let rules = match listed.map_err(|e| Error::netlink("listing rules", e)) {
-            Err(e) if e.errno() == Some(EAFNOSUPPORT) => return Ok(None),
-            other => other?,
-        };
+        let rules = self.rules(family).await?;
         Ok(rules.into_iter().find(|rule| {
             let attr = |f: fn(&RuleAttribute) -> Option<u32>| rule.attributes.iter().find_map(f);
             attr(|a| {
